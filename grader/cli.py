@@ -1,0 +1,86 @@
+"""The `dli-grade` command: grade a submission (the default), or check the installation."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from grader import __version__
+from grader.errors import EXIT_INTERNAL, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from tasks import TASK_IDS
+
+
+class DefaultToGrade(click.Group):
+    """A group whose first argument, when it names no subcommand, is a path to grade."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["grade", *args]
+        return super().parse_args(ctx, args)
+
+
+def _task_list(ctx, param, value):
+    if not value:
+        return list(TASK_IDS)
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [task for task in ids if task not in TASK_IDS]
+    if unknown:
+        raise click.BadParameter(f"unknown task id(s) {', '.join(unknown)}; choose from {', '.join(TASK_IDS)}")
+    return ids
+
+
+@click.group(cls=DefaultToGrade, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dli-grade")
+def main():
+    """Grade the DLI 'Generative AI with Diffusion Models' assessment.
+
+    dli-grade SUBMISSION grades one notebook (.ipynb) or module (.py).
+    """
+
+
+@main.command()
+@click.argument("submission", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, json (dli-grade/result/v1) for machines")
+@click.option("--tasks", "task_ids", callback=_task_list, default="",
+              help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed for every random draw")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="seconds allowed to each cell and each task's check")
+@click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
+def grade(submission, output_format, task_ids, device, seed, timeout, quiet):
+    """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
+    from grader.report import render_json, render_text
+    from grader.runner import grade as run_grade
+
+    def progress(message):
+        if not quiet:
+            click.echo(f"dli-grade: {message}", err=True)
+
+    try:
+        result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
+                           progress=progress)
+    except UnusableInput as error:
+        click.echo(f"dli-grade: error: {error}", err=True)
+        sys.exit(EXIT_UNUSABLE)
+    except Exception as error:  # never a bare traceback for users; say it is our fault
+        click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    click.echo(render_json(result) if output_format == "json" else render_text(result))
+    if any(task.status == "error" for task in result.tasks):
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(EXIT_PASSED if result.passed else EXIT_NOT_PASSED)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
+def selfcheck(as_json):
+    """Check versions, device, data checksums, the judge's accuracy and the reference U-Net."""
+    from grader.selfcheck import render_selfcheck, run_selfcheck
+
+    report = run_selfcheck()
+    click.echo(json.dumps(report, indent=2) if as_json else render_selfcheck(report))
+    sys.exit(0 if report["ok"] else 1)

@@ -1,0 +1,17 @@
+"""Errors the grader raises, each mapped to the command line's exit code."""
+
+EXIT_PASSED = 0
+EXIT_NOT_PASSED = 1
+EXIT_UNUSABLE = 2
+EXIT_INTERNAL = 3
+
+
+class UnusableInput(Exception):
+    """The submission or the arguments cannot be graded (exit code 2).
+
+    The message is one line that names the file and the problem; no traceback is shown.
+    """
+
+
+class GraderError(Exception):
+    """Something went wrong inside the grader itself, not in the student's code (exit code 3)."""

@@ -1,0 +1,83 @@
+"""The result of grading: per-task results and the whole grade, with their JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SCHEMA = "dli-grade/result/v1"
+STATUSES = ("passed", "failed", "error", "skipped")
+
+
+@dataclass
+class Location:
+    """Where in the submission a finding points: 1-based cell number and line within the cell."""
+
+    cell: int | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.cell is None:
+            return ""
+        return f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
+
+
+@dataclass
+class TaskResult:
+    """One task's verdict. `status` is passed, failed, error (the grader failed) or skipped."""
+
+    id: str
+    title: str
+    score: float
+    max_score: float
+    status: str
+    message: str = ""
+    hints: list[str] = field(default_factory=list)
+    location: Location | None = None
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+
+
+@dataclass
+class GradeResult:
+    """Everything `dli-grade` says about one submission."""
+
+    submission: str
+    sha256: str
+    layout: str
+    device: str
+    tasks: list[TaskResult]
+    integrity: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return round(sum(task.score for task in self.tasks), 2)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(task.max_score for task in self.tasks if task.status != "skipped"), 2)
+
+    @property
+    def passed(self) -> bool:
+        """Passed when every graded task passed (skipped tasks don't count)."""
+        graded = [task for task in self.tasks if task.status != "skipped"]
+        return bool(graded) and all(task.status == "passed" for task in graded)
+
+    def to_json(self) -> dict:
+        """The `dli-grade/result/v1` document."""
+        return {
+            "schema": SCHEMA,
+            "submission": self.submission,
+            "sha256": self.sha256,
+            "layout": self.layout,
+            "device": self.device,
+            "score": self.score,
+            "max_score": self.max_score,
+            "passed": self.passed,
+            "tasks": [asdict(task) for task in self.tasks],
+            "integrity": list(self.integrity),
+            "duration_s": round(self.duration_s, 2),
+        }

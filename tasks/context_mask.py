@@ -1,0 +1,73 @@
+"""Task `context_mask`: get_context_mask's one-hot and Bernoulli keep-mask (one FIXME)."""
+
+from __future__ import annotations
+
+import torch
+
+from tasks.base import Evidence, Verdict, require, save
+
+ID = "context_mask"
+TITLE = "Context mask get_context_mask(c, drop_prob)"
+POINTS = 1
+NEEDS = ("get_context_mask",)
+N_LABELS = 1000
+PROBABILITIES = (0.0, 0.1, 0.5, 1.0)
+
+
+def probe(namespace: dict, out_dir: str) -> dict:
+    """Call the student's function at several drop probabilities, twice at 0.1 to see randomness."""
+    get_context_mask = require(namespace, "get_context_mask")
+    labels = torch.arange(N_LABELS) % 10
+    tensors = {"labels": labels}
+    for name, p in [(str(p), p) for p in PROBABILITIES] + [("0.1-again", 0.1)]:
+        result = get_context_mask(labels, p)
+        if not (isinstance(result, (tuple, list)) and len(result) == 2
+                and all(isinstance(part, torch.Tensor) for part in result)):
+            return {"returned": type(result).__name__}
+        tensors[f"c_hot.{name}"], tensors[f"c_mask.{name}"] = result
+    # The preview passes float labels (torch.Tensor([preview_c])): that must work too.
+    get_context_mask(torch.Tensor([3.0]), 0.0)
+    save(out_dir, ID, tensors)
+    return {"returned": "pair"}
+
+
+def judge(evidence: Evidence) -> Verdict:
+    """c_hot is the one-hot; the mask is binary, random, shaped like c_hot, keeping 1 - drop_prob."""
+    verdict = Verdict(POINTS, location=evidence.locate("get_context_mask"))
+    if evidence.value["returned"] != "pair":
+        verdict.check(False, POINTS, f"get_context_mask returned a {evidence.value['returned']}, expected (c_hot, c_mask)")
+        return verdict
+    data = evidence.tensors(ID)
+    one_hot = torch.nn.functional.one_hot(data["labels"], 10)
+    hot, mask = data["c_hot.0.1"], data["c_mask.0.1"]
+    problems = []
+    if hot.shape != one_hot.shape or not torch.equal(hot.long(), one_hot):
+        problems.append(("c_hot is not the one-hot encoding of c", "c_hot = F.one_hot(c.long(), N_CLASSES)"))
+    if mask.shape != hot.shape:
+        problems.append((f"c_mask has shape {tuple(mask.shape)}, expected the shape of c_hot {tuple(hot.shape)}",
+                         "draw one keep/drop value per element of c_hot"))
+    masks = {p: data[f"c_mask.{p}"].double() for p in map(str, PROBABILITIES)}
+    if not all(((m == 0) | (m == 1)).all() for m in masks.values()):
+        values = torch.unique(masks["0.1"])[:4].tolist()
+        problems.append((f"c_mask is not binary (values such as {values})",
+                         "draw it with torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob)"))
+    elif not problems:
+        kept = {p: m.mean().item() for p, m in masks.items()}
+        verdict.details["kept_fraction"] = kept
+        if torch.equal(masks["0.1"], data["c_mask.0.1-again"].double()):
+            problems.append(("c_mask is not random: two calls gave the same mask",
+                             "torch.round or a fixed threshold is not a draw; use torch.bernoulli"))
+        elif kept["0.0"] != 1.0 or kept["1.0"] != 0.0:
+            problems.append((f"with drop_prob 0 it keeps {kept['0.0']:.0%} and with 1 it keeps {kept['1.0']:.0%}; "
+                             "expected all and none", "keep each element with probability 1 - drop_prob"))
+        elif abs(kept["0.1"] - 0.9) > 0.03 or abs(kept["0.5"] - 0.5) > 0.04:
+            problems.append((f"with drop_prob 0.1 it keeps {kept['0.1']:.0%} of the context (expected about 90%)",
+                             "keep each element with probability 1 - drop_prob"))
+        elif (masks["0.5"] == masks["0.5"][:, :1]).all():
+            verdict.note("c_mask drops whole rows (one draw per sample); the course draws each element, "
+                         "which also trains guidance")
+    for failure, hint in problems[:1]:
+        verdict.check(False, POINTS, failure, hint)
+    if not problems:
+        verdict.check(True, POINTS, "")
+    return verdict

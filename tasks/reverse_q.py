@@ -1,0 +1,121 @@
+"""Task `reverse_q`: one reverse step, mean plus sqrt(B[t-1]) noise, bare mean at t = 0 (three FIXMEs)."""
+
+from __future__ import annotations
+
+import torch
+
+from tasks._schedule_ref import notebook_T, notebook_device, schedules_to_try, student_schedule
+from tasks.base import Evidence, Verdict, close, require, save
+
+ID = "reverse_q"
+TITLE = "Reverse diffusion step reverse_q(x_t, t, e_t)"
+POINTS = 3
+NEEDS = ("reverse_q",)
+BATCH = 32
+STEPS = (0, 1, 2, 75)  # 1 and 2 tell B[t-1] from B[t] apart; 75 is a typical middle step
+
+
+def probe(namespace: dict, out_dir: str) -> dict:
+    """Call the student's reverse_q at a few timesteps with t shaped (N, 1, 1, 1), as sampling does."""
+    reverse_q = require(namespace, "reverse_q")
+    T, device = notebook_T(namespace), notebook_device(namespace)
+    x_t = torch.randn(BATCH, 1, 28, 28, device=device)
+    e_t = torch.randn(BATCH, 1, 28, 28, device=device)
+    tensors = {"x_t": x_t, "e_t": e_t}
+    for step in STEPS:
+        t = torch.full((BATCH, 1, 1, 1), min(step, T - 1), device=device, dtype=torch.long)
+        out = reverse_q(x_t, t, e_t)
+        if not isinstance(out, torch.Tensor):
+            return {"returned": type(out).__name__, "T": T}
+        tensors[f"out.{step}"] = out
+    tensors.update({f"schedule.{k}": v for k, v in student_schedule(namespace).items()})
+    save(out_dir, ID, tensors)
+    return {"returned": "tensor", "T": T}
+
+
+def _describe_variance(variance: float, B: torch.Tensor, step: int) -> str:
+    """Name the variance the student used, when it is one of the usual mistakes."""
+    candidates = {
+        "B[t]": B[step].item(),
+        "B[t-1] squared (the square root is applied twice or the noise is scaled by B, not sqrt(B))": B[step - 1].item() ** 2,
+        "sqrt(B[t-1]) (the noise is scaled by B[t-1] ** 0.25)": B[step - 1].item() ** 0.5,
+        "1 (the noise is added unscaled)": 1.0,
+    }
+    for name, value in candidates.items():
+        if abs(variance - value) <= 0.05 * value:
+            return f"the added noise has variance {name}"
+    return f"the added noise has variance {variance:.3g}"
+
+
+def _fit(out: torch.Tensor, x_t: torch.Tensor, e_t: torch.Tensor):
+    """Least-squares weights (alpha, beta) of out ~ alpha * x_t + beta * e_t, and the residual."""
+    design = torch.stack((x_t.flatten(), e_t.flatten()), dim=1)
+    weights = torch.linalg.lstsq(design, out.flatten().unsqueeze(1)).solution.flatten()
+    residual = out - weights[0] * x_t - weights[1] * e_t
+    return weights[0].item(), weights[1].item(), residual
+
+
+def _mean_weights(schedule, step):
+    inverse = schedule["sqrt_a_inv"].double()[step].item()
+    return inverse, -inverse * schedule["pred_noise_coeff"].double()[step].item()
+
+
+def _fits(weights, expected, residual) -> bool:
+    tolerance = 1e-3 + 5 * residual.std().item() / residual.numel() ** 0.5
+    return all(abs(w - e) <= tolerance * max(1.0, abs(e)) for w, e in zip(weights, expected))
+
+
+def judge(evidence: Evidence) -> Verdict:
+    """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1]."""
+    verdict = Verdict(POINTS, location=evidence.locate("reverse_q"))
+    if evidence.value["returned"] != "tensor":
+        verdict.check(False, POINTS, f"reverse_q returned a {evidence.value['returned']}, expected a tensor")
+        return verdict
+    data = evidence.tensors(ID)
+    x_t, e_t = data["x_t"].double(), data["e_t"].double()
+    outputs = {step: data[f"out.{step}"].double() for step in STEPS}
+    if any(out.shape != x_t.shape for out in outputs.values()):
+        verdict.check(False, POINTS, f"reverse_q returned shape {tuple(outputs[0].shape)} for x_t of shape {tuple(x_t.shape)}")
+        return verdict
+    fits = {step: _fit(out, x_t, e_t) for step, out in outputs.items()}
+
+    # The mean part: the weights on x_t and e_t, under the reference or else the student's schedule.
+    chosen = None
+    for source, schedule in schedules_to_try(evidence.value["T"], data):
+        if all(_fits(fit[:2], _mean_weights(schedule, step), fit[2]) for step, fit in fits.items()):
+            chosen = schedule
+            if source == "yours":
+                verdict.note("reverse_q is right given your schedule tensors; the schedule task reports what differs")
+            break
+    if chosen is None:
+        schedule = next(schedules_to_try(evidence.value["T"], data))[1]
+        alpha, beta = _mean_weights(schedule, 75)
+        if _fits(fits[75][:2], (beta, alpha), fits[75][2]):
+            failure, hint = ("reverse_q swaps x_t and e_t: it computes sqrt_a_inv * (e_t - pred_noise_coeff * x_t)",
+                             "u_t = sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)")
+        else:
+            failure, hint = ("the mean of reverse_q is not sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)",
+                             "index sqrt_a_inv and pred_noise_coeff with t")
+        verdict.check(False, POINTS, failure, hint)
+        return verdict
+    verdict.check(True, 1, "")
+
+    at_zero = fits[0][2]
+    verdict.check(at_zero.abs().max().item() < 1e-4, 1,
+                  f"at t = 0 reverse_q adds noise (std {at_zero.std().item():.3g}) instead of returning the mean",
+                  "if t[0] == 0: return u_t")
+
+    B = chosen["B"].double()
+    wrong = []
+    for step in STEPS[1:]:
+        variance, expected = fits[step][2].var().item(), B[step - 1].item()
+        verdict.details[f"noise_variance_t{step}"] = variance
+        if not 0.9 * expected < variance < 1.1 * expected:
+            wrong.append((step, variance))
+    if wrong:
+        step, variance = wrong[0]
+        verdict.check(False, 1, f"at t = {step}, {_describe_variance(variance, B, step)}; expected B[t-1] = {B[step - 1].item():.3g}",
+                      "add torch.sqrt(B[t - 1]) * torch.randn_like(x_t) when t > 0")
+    else:
+        verdict.check(True, 1, "")
+    return verdict

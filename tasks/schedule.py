@@ -1,0 +1,120 @@
+"""Task `schedule`: the tensors derived from the betas B (five FIXMEs)."""
+
+from __future__ import annotations
+
+import torch
+
+from tasks.base import Evidence, Verdict, close, save
+
+ID = "schedule"
+TITLE = "DDPM schedule (a, a_bar, square roots, pred_noise_coeff)"
+POINTS = 5
+NEEDS = ("B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
+DERIVED = NEEDS[1:]
+BETA_START, BETA_END = 0.0001, 0.02
+
+
+def probe(namespace: dict, out_dir: str) -> dict:
+    """Record every schedule name as the student left it: type, device, dtype, shape, values."""
+    found, info = {}, {}
+    for name in NEEDS:
+        if name not in namespace:
+            continue
+        value = namespace[name]
+        if isinstance(value, torch.Tensor):
+            found[name] = value
+            info[name] = {"type": "tensor", "device": str(value.device),
+                          "dtype": str(value.dtype), "shape": list(value.shape)}
+        else:
+            info[name] = {"type": type(value).__name__}
+    save(out_dir, ID, found)
+    return {"names": info, "device": str(namespace.get("device", "cpu"))}
+
+
+def _expected_from(student: dict[str, torch.Tensor], name: str):
+    """What `name` should be, computed from the student's own upstream tensors (None if unknown)."""
+    a, a_bar = student.get("a"), student.get("a_bar")
+    formulas = {
+        "a": lambda: 1 - student["B"],
+        "a_bar": lambda: torch.cumprod(a, dim=0),
+        "sqrt_a_bar": lambda: torch.sqrt(a_bar),
+        "sqrt_one_minus_a_bar": lambda: torch.sqrt(1 - a_bar),
+        "sqrt_a_inv": lambda: torch.sqrt(1 / a),
+        "pred_noise_coeff": lambda: (1 - a) / torch.sqrt(1 - a_bar),
+    }
+    try:
+        return formulas[name]().double()
+    except (KeyError, TypeError, RuntimeError):
+        return None
+
+
+# Known wrong answers: name -> (wrong formula from upstream tensors, what to tell the student).
+DIAGNOSES = {
+    "a_bar": [(lambda s: torch.cumsum(s["a"], dim=0),
+               "a_bar is the cumulative sum of a; it must be the cumulative product: torch.cumprod(a, dim=0)")],
+    "sqrt_a_bar": [(lambda s: s["a_bar"], "sqrt_a_bar equals a_bar: the square root is missing")],
+    "sqrt_one_minus_a_bar": [
+        (lambda s: 1 - s["a_bar"], "sqrt_one_minus_a_bar equals 1 - a_bar: the square root is missing"),
+        (lambda s: 1 - torch.sqrt(s["a_bar"]), "sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)"),
+    ],
+    "sqrt_a_inv": [(lambda s: 1 / s["a"], "sqrt_a_inv equals 1 / a: the square root is missing"),
+                   (lambda s: torch.sqrt(s["a"]), "sqrt_a_inv is sqrt(a); it must be sqrt(1 / a)")],
+    "pred_noise_coeff": [
+        (lambda s: (1 - s["a"]) / (1 - s["a_bar"]),
+         "pred_noise_coeff divides by 1 - a_bar: the square root is missing (use sqrt(1 - a_bar))"),
+    ],
+}
+
+
+def _diagnose(name: str, value: torch.Tensor, student: dict) -> str | None:
+    for wrong, message in DIAGNOSES.get(name, []):
+        try:
+            if close(value.double(), wrong(student).double()):
+                return message
+        except (KeyError, RuntimeError, TypeError):
+            continue
+    return None
+
+
+def judge(evidence: Evidence) -> Verdict:
+    """Each derived tensor: defined, a tensor, shape (T,), on the notebook's device, right values."""
+    verdict = Verdict(POINTS)
+    info, student = evidence.value["names"], evidence.tensors(ID)
+    notebook_device = torch.device(evidence.value["device"]).type
+    worth = POINTS / len(DERIVED)
+    B = student.get("B")
+    T = B.shape[0] if B is not None and B.dim() == 1 else 150
+    reference_B = torch.linspace(BETA_START, BETA_END, T)
+    if B is not None and not close(B, reference_B):
+        verdict.note("B is not the course's torch.linspace(0.0001, 0.02, T); the other tensors are checked against your B")
+    elif B is None:
+        student["B"] = reference_B
+
+    for name in DERIVED:
+        where = evidence.locate(name)
+        if name not in info:
+            verdict.check(False, worth, f"{name} is not defined", location=where)
+            continue
+        if info[name]["type"] != "tensor" or name not in student:
+            verdict.check(False, worth, f"{name} is a {info[name]['type']}, not a tensor", location=where)
+            continue
+        value = student[name]
+        if tuple(value.shape) != (T,):
+            verdict.check(False, worth, f"{name} has shape {tuple(value.shape)}, expected ({T},)",
+                          "keep every schedule tensor one-dimensional, one entry per timestep", where)
+            continue
+        device = torch.device(info[name]["device"]).type
+        if device != notebook_device:
+            verdict.check(False, worth, f"{name} is on {device} but the notebook's device is {notebook_device}",
+                          "build the schedule from B, which is moved to device, so every tensor follows it", where)
+            continue
+        expected = _expected_from(student, name)
+        if expected is not None and close(value.double(), expected):
+            verdict.check(True, worth, "")
+            continue
+        diagnosis = _diagnose(name, value, student)
+        verdict.check(False, worth, diagnosis or f"{name} does not match its formula "
+                      f"(max difference {float((value.double() - expected).abs().max()) if expected is not None else float('nan'):.3g})",
+                      None if diagnosis else "compare with the formulas in the notebook's markdown", where)
+    verdict.earned = round(verdict.earned, 2)
+    return verdict
