@@ -45,6 +45,28 @@ TENSOR_NAMES = (
 )
 
 
+def schedule_from_betas(B, device: str | torch.device | None = None) -> Schedule:
+    """The schedule for any 1-D tensor of betas, each strictly between 0 and 1."""
+    B = torch.as_tensor(B, device=device)
+    if not B.is_floating_point():
+        B = B.float()
+    if B.dim() != 1 or B.numel() < 2:
+        raise ValueError(f"B must be a 1-D tensor of at least two betas, got shape {tuple(B.shape)}")
+    if not ((B > 0) & (B < 1)).all():
+        raise ValueError("every beta must lie strictly between 0 and 1")
+    a = 1.0 - B
+    a_bar = torch.cumprod(a, dim=0)
+    return Schedule(
+        B=B,
+        a=a,
+        a_bar=a_bar,
+        sqrt_a_bar=torch.sqrt(a_bar),
+        sqrt_one_minus_a_bar=torch.sqrt(1.0 - a_bar),
+        sqrt_a_inv=torch.sqrt(1.0 / a),
+        pred_noise_coeff=(1.0 - a) / torch.sqrt(1.0 - a_bar),
+    )
+
+
 def make_schedule(
     T: int = COURSE_T,
     beta_start: float = BETA_START,
@@ -58,15 +80,4 @@ def make_schedule(
         raise ValueError(
             f"betas must satisfy 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}"
         )
-    B = torch.linspace(beta_start, beta_end, T, device=device)
-    a = 1.0 - B
-    a_bar = torch.cumprod(a, dim=0)
-    return Schedule(
-        B=B,
-        a=a,
-        a_bar=a_bar,
-        sqrt_a_bar=torch.sqrt(a_bar),
-        sqrt_one_minus_a_bar=torch.sqrt(1.0 - a_bar),
-        sqrt_a_inv=torch.sqrt(1.0 / a),
-        pred_noise_coeff=(1.0 - a) / torch.sqrt(1.0 - a_bar),
-    )
+    return schedule_from_betas(torch.linspace(beta_start, beta_end, T, device=device))
