@@ -81,6 +81,8 @@ def reverse_q(
     mean, index = reverse_mean(x_t, t, e_t, schedule)
     if noise is None:
         noise = torch.randn_like(x_t)
+    elif noise.shape != x_t.shape:
+        raise ValueError(f"noise shape {tuple(noise.shape)} differs from x_t {tuple(x_t.shape)}")
     std = torch.sqrt(schedule.B[(index - 1).clamp(min=0)]) * (index > 0)
     return mean + std.reshape(-1, 1, 1, 1) * noise
 

@@ -64,7 +64,7 @@ def classify(judge: JudgeNet, images: torch.Tensor, batch_size: int = 1000) -> t
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
 
 
-def test_accuracy(judge: JudgeNet | None = None) -> float:
+def mnist_test_accuracy(judge: JudgeNet | None = None) -> float:
     """The judge's accuracy on the 10,000 MNIST test images."""
     from reference import mnist
 

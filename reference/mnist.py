@@ -98,12 +98,13 @@ def load(split: str = "train", directory: Path | None = None):
 
 
 def torchvision_root(root: Path) -> Path:
-    """Write the uncompressed files to `root/MNIST/raw/`, where torchvision's MNIST looks."""
+    """Write the uncompressed files to `root/MNIST/raw/`, where torchvision's MNIST looks.
+
+    Existing files are overwritten: a student's interrupted download must not shadow the data.
+    """
     raw = Path(root) / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     directory = str(data_dir())
     for name in SHA256:
-        target = raw / name[: -len(".gz")]
-        if not target.exists():
-            target.write_bytes(_verified_bytes(directory, name))
+        (raw / name[: -len(".gz")]).write_bytes(_verified_bytes(directory, name))
     return Path(root)
