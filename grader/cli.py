@@ -50,19 +50,27 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for every random draw")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="seconds allowed to each cell and each task's check")
+@click.option("--train-steps", type=click.IntRange(min=1), default=None,
+              help="generation on a GPU: training steps from scratch (default 2000)")
+@click.option("--samples-per-digit", type=click.IntRange(min=1), default=None,
+              help="generation: size of the larger sample per digit (default 50 on GPU, 10 on CPU)")
+@click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=str),
+              default="dli-grade-artifacts", show_default=True,
+              help="where the generation task writes its PNG grid of samples")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
-def grade(submission, output_format, task_ids, device, seed, timeout, quiet):
+def grade(submission, output_format, task_ids, device, seed, timeout, train_steps,
+          samples_per_digit, artifacts_dir, quiet):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
+    from grader.progress import ProgressReporter
     from grader.report import render_json, render_text
     from grader.runner import grade as run_grade
 
-    def progress(message):
-        if not quiet:
-            click.echo(f"dli-grade: {message}", err=True)
-
+    progress = ProgressReporter(enabled=not quiet)
+    generation = {"train_steps": train_steps, "per_digit": samples_per_digit, "artifacts_dir": artifacts_dir}
     try:
         result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
-                           progress=progress)
+                           progress=progress, generation=generation)
+        progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)
         sys.exit(EXIT_UNUSABLE)

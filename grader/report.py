@@ -13,6 +13,28 @@ def _points(value: float) -> str:
     return f"{value:g}"
 
 
+def _generation_lines(details: dict) -> list[str]:
+    """The figures behind the generation verdict: official bar, larger sample, grid."""
+    low, high = details["accuracy_ci95"]
+    lines = [
+        f"official check ({details['profile']} profile, w = {details['w']}): "
+        f"{details['official_accuracy']:.0%} of 50, {'passed' if details['official_passed'] else 'not passed'} (48 needed)",
+        f"larger sample: {details['accuracy']:.1%} of {details['samples']} (95% interval {low:.1%} to {high:.1%}); "
+        f"the grader's own sampler: {details['reference_sampler_accuracy']:.0%}",
+    ]
+    weak = {d: a for d, a in details["per_digit_accuracy"].items() if a < 1.0}
+    if weak:
+        lines.append("per digit: " + ", ".join(f"{d}: {a:.0%}" for d, a in sorted(weak.items())))
+    lines += details.get("confusions", [])[:3]
+    if "short_training" in details:
+        st = details["short_training"]
+        lines.append(f"short training ({st['steps']} steps): held-out loss {st['heldout_loss']:.3f}, "
+                     f"reference {st['reference_heldout_loss']:.3f}")
+    if details.get("grid"):
+        lines.append(f"samples: {details['grid']}")
+    return lines
+
+
 def render_text(result: GradeResult) -> str:
     """A table of tasks, then each failure's message, location and hint, then the score line."""
     width = max(len(task.id) for task in result.tasks) if result.tasks else 10
@@ -20,12 +42,14 @@ def render_text(result: GradeResult) -> str:
     for task in result.tasks:
         points = f"{_points(task.score)}/{_points(task.max_score)}"
         lines.append(f"  {MARKS[task.status]:<5} {task.id:<{width}}  {points:>7}  {task.title}")
-        if task.status != "passed" or "(" in task.message:
+        if task.status != "passed" or "(" in task.message or task.id == "generation":
             detail = task.message if task.status != "passed" else task.message.replace("correct ", "", 1)
             where = f" [{task.location}]" if task.location and task.location.cell else ""
             lines.append(f"        {detail}{where}")
             for hint in task.hints:
                 lines.append(f"        hint: {hint}")
+        if task.id == "generation" and "official_accuracy" in task.details:
+            lines.extend(f"        {line}" for line in _generation_lines(task.details))
     for note in result.integrity:
         lines.append(f"  integrity: {note}")
     verdict = "PASSED" if result.passed else "NOT PASSED"

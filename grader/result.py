@@ -51,6 +51,7 @@ class GradeResult:
     tasks: list[TaskResult]
     integrity: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (a task's includes starting the child)
 
     @property
     def score(self) -> float:
@@ -80,4 +81,14 @@ class GradeResult:
             "tasks": [asdict(task) for task in self.tasks],
             "integrity": list(self.integrity),
             "duration_s": round(self.duration_s, 2),
+            "timings": {phase: round(seconds, 2) for phase, seconds in self.timings.items()},
+            **self._official(),
         }
+
+    def _official(self) -> dict:
+        """The official grader's verdict, when the generation task ran."""
+        for task in self.tasks:
+            if task.id == "generation" and "official_accuracy" in task.details:
+                return {"official_accuracy": task.details["official_accuracy"],
+                        "official_passed": task.details["official_passed"]}
+        return {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,20 @@ import matplotlib
 import matplotlib.pyplot as plt
 """
 START_TIMEOUT = 120.0
+
+
+def memory_limit_mb(device: str) -> int | None:
+    """Address-space cap for the child: 3/4 of this machine's memory on CPU, none with CUDA.
+
+    CUDA reserves huge virtual ranges, so RLIMIT_AS cannot be used beside it.
+    """
+    if device != "cpu":
+        return None
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+    return int(pages * page_size * 3 / 4 / 1024**2)
 
 
 def choose_device(requested: str) -> str:
@@ -72,8 +87,10 @@ def defining_line(tree: ast.Module | None, name: str) -> int | None:
 class Grading:
     """One grading run: owns the child, the cell results and the per-task outcomes."""
 
-    def __init__(self, path, device: str, seed: int, timeout: float, workdir: Path, progress=None):
+    def __init__(self, path, device: str, seed: int, timeout: float, workdir: Path, progress=None,
+                 options: dict | None = None):
         self.submission = load_submission(path)
+        self.options = options or {}  # task id -> keyword options for its prepare and judge
         self.analysis: Analysis = analyse(self.submission)
         self.device, self.seed, self.timeout = device, seed, timeout
         self.workdir = workdir
@@ -82,30 +99,48 @@ class Grading:
         self.sandbox = Sandbox(SandboxConfig(
             workdir=workdir / "work", log_path=workdir / "student-output.log", device=device,
             seed=seed, sys_path=[str(course_path())], preamble=PREAMBLE,
+            memory_limit_mb=memory_limit_mb(device),
             start_timeout=START_TIMEOUT,
         ))
         self.child_ready = False
+        self.task_integrity: list[str] = []
+        self.timings: dict[str, float] = {}  # phase -> seconds, for the report and benchmarks
 
     # -- the child --------------------------------------------------------------------------
     def _start_child(self) -> str | None:
         """Start a child and run every cell's definitions; a message if the child cannot start."""
+        started = time.perf_counter()
+        try:
+            return self._start_child_and_run_cells()
+        finally:
+            self.timings["child_start_and_cells"] = (
+                self.timings.get("child_start_and_cells", 0.0) + time.perf_counter() - started)
+
+    def _start_child_and_run_cells(self) -> str | None:
         self.progress("starting the student's code")
         outcome = self.sandbox.start()
         if not outcome.ok:
             return f"the grader could not start Python for the student's code: {outcome.error}"
         self.cell_errors.clear()
+        ran: list[tuple[str, str]] = []  # (code, filename) of the cells that left the child alive
         for facts in self.analysis.cells:
             code = self.analysis.executable_code(facts)
             if not code.strip():
                 continue
-            outcome = self.sandbox.exec(code, f"<cell {facts.cell.number}>", self.timeout)
+            filename = f"<cell {facts.cell.number}>"
+            outcome = self.sandbox.exec(code, filename, self.timeout)
             if outcome.child_lost:
+                # Go on without the cell that killed the child: a fresh one replays the cells before it.
                 self.cell_errors[facts.cell.number] = [{"error": outcome.error, "line": None}]
-                outcome = self.sandbox.start()  # go on without the cell that killed the child
+                outcome = self.sandbox.start()
                 if not outcome.ok:
                     return f"the grader could not restart Python for the student's code: {outcome.error}"
-            elif outcome.ok and outcome.value:
+                for earlier_code, earlier_filename in ran:
+                    self.sandbox.exec(earlier_code, earlier_filename, self.timeout)
+                continue
+            if outcome.ok and outcome.value:
                 self.cell_errors[facts.cell.number] = outcome.value
+            ran.append((code, filename))
         self.child_ready = True
         return None
 
@@ -165,9 +200,21 @@ class Grading:
             if problem:
                 return self._result(task, "error", 0.0, problem)
         out_dir = Path(tempfile.mkdtemp(prefix=f"{task_id}-", dir=self.workdir))
-        kwargs = task.prepare(out_dir, self.seed, self.analysis) if hasattr(task, "prepare") else {}
+        options = self.options.get(task_id, {})
+        kwargs = task.prepare(out_dir, self.seed, self.analysis, **options) if hasattr(task, "prepare") else {}
         self.progress(f"checking {task_id}")
-        outcome = self.sandbox.call(f"tasks.{task_id}:probe", out_dir, self.timeout, **kwargs)
+        progress_file = out_dir / "progress.txt"
+
+        def report_progress():
+            if progress_file.exists():
+                phase, _, counts = progress_file.read_text().strip().partition("\t")
+                done, _, total = counts.partition("\t")
+                if done.isdigit() and total.isdigit():
+                    self.progress((task_id, phase, int(done), int(total)))
+
+        timeout = options.get("timeout", self.timeout)
+        outcome = self.sandbox.call(f"tasks.{task_id}:probe", out_dir, timeout,
+                                    on_wait=report_progress, **kwargs)
         if outcome.child_lost:
             self.child_ready = False
             return self._result(task, "failed", 0.0, f"while checking {task_id}, {outcome.error}",
@@ -181,37 +228,71 @@ class Grading:
             where = None
             if outcome.filename and outcome.filename.startswith("<cell "):
                 where = Location(int(outcome.filename[6:-1]), outcome.line)
-            return self._result(task, "failed", 0.0, f"the student's code raised {outcome.error}",
+            # The child words sys.exit as "the code called sys.exit(...)": not "raised".
+            what = (f"while checking {task_id}, the student's {outcome.error.removeprefix('the ')}"
+                    if outcome.error_type == "SystemExit" else f"the student's code raised {outcome.error}")
+            return self._result(task, "failed", 0.0, what,
                                 location=where or (self.locate(task.NEEDS[0]) if task.NEEDS else None))
         evidence = Evidence(value=outcome.value, out_dir=out_dir, locate=self.locate, seed=self.seed)
-        verdict = task.judge(evidence)
+        verdict = task.judge(evidence, **options) if options else task.judge(evidence)
+        if task_id == "generation" and verdict.passed:
+            verdict.earned = task.POINTS
         message = verdict.message("correct")
         if verdict.notes:
             message += " (" + "; ".join(verdict.notes) + ")"
-        return self._result(task, "passed" if verdict.passed else "failed", verdict.earned,
+        self.task_integrity += verdict.details.pop("integrity", [])
+        return self._result(task, "passed" if verdict.passed else "failed",
+                            verdict.earned if verdict.passed or task_id != "generation" else 0.0,
                             message, verdict.hints, verdict.location, verdict.details)
 
     def integrity_notes(self) -> list[str]:
-        return [f"cell {facts.cell.number} imports the grader's own packages (grader, tasks or reference)"
-                for facts in self.analysis.cells if facts.imports_grader]
+        notes = [f"cell {facts.cell.number} imports the grader's own packages (grader, tasks or reference)"
+                 for facts in self.analysis.cells if facts.imports_grader]
+        return notes + self.task_integrity
 
     def close(self):
         self.sandbox.close()
 
 
+def generation_options(device: str, train_steps: int | None = None, per_digit: int | None = None,
+                       artifacts_dir: Path | None = None, stem: str = "submission") -> dict:
+    """Budgets of the generation task for the device's profile (GPU: train; CPU: reference weights)."""
+    gpu = device == "cuda"
+    return {
+        "profile": "gpu" if gpu else "cpu",
+        "train_steps": train_steps or GPU_TRAIN_STEPS,
+        "per_digit": per_digit or (50 if gpu else 10),
+        "grader_per_digit": 10 if gpu else 1,
+        "check_steps": 0 if gpu else CPU_CHECK_STEPS,
+        "artifacts_dir": artifacts_dir,
+        "stem": stem,
+        "timeout": 900.0,
+    }
+
+
+GPU_TRAIN_STEPS = 2000  # DESIGN.md: ~1000 eager steps reach 98-99.6% at w = 1 on an H100; 2000 for margin
+CPU_CHECK_STEPS = 40
+
+
 def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: float = 60.0,
-          progress=None) -> GradeResult:
-    """Grade the submission at `path` on the selected tasks (all unit tasks by default)."""
+          progress=None, generation: dict | None = None) -> GradeResult:
+    """Grade the submission at `path` on the selected tasks (all of them by default).
+
+    `generation` overrides the generation task's budgets (see `generation_options`).
+    """
     started = time.perf_counter()
     device = choose_device(device)
     task_ids = list(task_ids or TASK_IDS)
     with tempfile.TemporaryDirectory(prefix="dli-grade-") as workdir:
-        grading = Grading(path, device, seed, timeout, Path(workdir), progress)
+        options = {"generation": generation_options(device, stem=Path(path).stem, **(generation or {}))}
+        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options)
         try:
             results = []
             for task_id in task_ids:
                 try:
+                    task_started = time.perf_counter()
                     results.append(grading.grade_task(task_id))
+                    grading.timings[task_id] = time.perf_counter() - task_started
                 except Exception as error:  # a grader bug: report it on this task, keep grading
                     task = load_task(task_id)
                     results.append(TaskResult(task.ID, task.TITLE, 0.0, task.POINTS, "error",
@@ -221,8 +302,9 @@ def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: flo
         integrity = grading.integrity_notes()
         if grading.sandbox.config.isolate_network and not grading.sandbox.network_isolated:
             integrity.append("the student's code ran with network access (no network namespace here)")
-    return GradeResult(
+    result = GradeResult(
         submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
         device=device, tasks=results, integrity=integrity,
-        duration_s=time.perf_counter() - started,
+        duration_s=time.perf_counter() - started, timings=grading.timings,
     )
+    return result

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 OUTPUT_LIMIT_BYTES = 512 * 1024**2  # per file the child writes, its log included
@@ -73,13 +74,15 @@ class SandboxConfig:
 def _limit_child(config: SandboxConfig):
     """Runs in the child between fork and exec: resource limits and, if possible, no network."""
     def apply():
+        libc = ctypes.CDLL(None, use_errno=True)
+        # If the grader dies (killed, Ctrl-C), the child must not live on burning CPU.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES))
         if config.memory_limit_mb:
             limit = config.memory_limit_mb * 1024**2
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if config.isolate_network:
-            libc = ctypes.CDLL(None, use_errno=True)
             # A fresh network namespace has only a downed loopback: no connection can leave.
             if libc.unshare(CLONE_NEWNET) != 0:
                 libc.unshare(CLONE_NEWUSER | CLONE_NEWNET)
@@ -113,6 +116,7 @@ class Sandbox:
         self._replies = None
         self._commands = None
         self._buffer = b""
+        self._reply_closed = False
         self.network_isolated = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -195,13 +199,17 @@ class Sandbox:
         """Run code in the student namespace; `filename` (e.g. '<cell 12>') labels tracebacks."""
         return self._send({"op": "exec", "code": code, "filename": filename}, timeout)
 
-    def call(self, function: str, out_dir: Path, timeout: float, **kwargs) -> Outcome:
-        """Call a probe `module:function(namespace, out_dir, **kwargs)` inside the child."""
+    def call(self, function: str, out_dir: Path, timeout: float, on_wait=None, **kwargs) -> Outcome:
+        """Call a probe `module:function(namespace, out_dir, **kwargs)` inside the child.
+
+        `on_wait()` is called about once a second while the child works (for progress).
+        """
         return self._send(
-            {"op": "call", "function": function, "out_dir": str(out_dir), "kwargs": kwargs}, timeout
+            {"op": "call", "function": function, "out_dir": str(out_dir), "kwargs": kwargs},
+            timeout, on_wait,
         )
 
-    def _send(self, command: dict, timeout: float) -> Outcome:
+    def _send(self, command: dict, timeout: float, on_wait=None) -> Outcome:
         started = time.monotonic()
         if not self.alive:
             return Outcome("died", error=self._death_message(), seconds=0.0)
@@ -210,13 +218,14 @@ class Sandbox:
             self._commands.flush()
         except (BrokenPipeError, OSError):
             return Outcome("died", error=self._death_message(), seconds=0.0)
-        line = self._read_line(started + timeout)
+        line = self._read_line(started + timeout, on_wait)
         seconds = time.monotonic() - started
         if line is None:
-            if self.alive:
-                self._kill()
-                return Outcome("timeout", error=f"did not finish within {timeout:g} s", seconds=seconds)
-            return Outcome("died", error=self._death_message(), seconds=seconds)
+            if self._reply_closed or not self.alive:
+                # The child closed its end: it is exiting or gone. Its exit status says why.
+                return Outcome("died", error=self._death_message(), seconds=seconds)
+            self._kill()
+            return Outcome("timeout", error=f"did not finish within {timeout:g} s", seconds=seconds)
         reply = json.loads(line)
         if reply.get("ok"):
             return Outcome("ok", value=reply.get("value"), seconds=seconds)
@@ -226,7 +235,9 @@ class Sandbox:
             traceback=reply.get("traceback"), seconds=seconds,
         )
 
-    def _read_line(self, deadline: float) -> bytes | None:
+    def _read_line(self, deadline: float, on_wait=None) -> bytes | None:
+        """The next reply line, or None at the deadline or when the child closes the pipe."""
+        self._reply_closed = False
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -235,9 +246,12 @@ class Sandbox:
             if not ready:
                 if not self.alive:
                     return None
+                if on_wait is not None:
+                    on_wait()
                 continue
             chunk = os.read(self._replies, 1 << 16)
             if not chunk:
+                self._reply_closed = True
                 return None
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")

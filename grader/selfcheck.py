@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from reference import mnist
-from reference.judge import load_judge, test_accuracy
+from reference.judge import load_judge, mnist_test_accuracy
 from reference.unet import course_unet
 from reference.weights import UNET_FILE, load_into, weights_path
 
@@ -27,7 +27,7 @@ def run_selfcheck() -> dict:
     report["data_files"] = files
     report["data_ok"] = all(files.values())
     try:
-        report["judge_test_accuracy"] = round(test_accuracy(load_judge()), 4)
+        report["judge_test_accuracy"] = round(mnist_test_accuracy(load_judge()), 4)
         report["judge_ok"] = report["judge_test_accuracy"] >= JUDGE_MINIMUM
     except Exception as error:  # report every failure, don't stop at the first
         report["judge_test_accuracy"] = 0.0

@@ -7,9 +7,10 @@ that runs in the grader and turns those outputs into a verdict.
 
 from importlib import import_module
 
-TASK_IDS = (
+UNIT_TASK_IDS = (
     "schedule", "q", "reverse_q", "blocks", "context_mask", "loss", "training_loop", "guidance",
 )
+TASK_IDS = UNIT_TASK_IDS + ("generation",)
 
 
 def load_task(task_id: str):

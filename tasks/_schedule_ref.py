@@ -37,3 +37,35 @@ def schedules_to_try(T: int, tensors: dict[str, torch.Tensor]):
            if f"schedule.{name}" in tensors}
     if len(own) == len(SCHEDULE_NAMES) and all(v.shape == (T,) for v in own.values()):
         yield "yours", own
+
+
+class course_schedule:
+    """Context manager (child side): the course's schedule tensors bound in the student's namespace.
+
+    A student's q or reverse_q reads the schedule from globals; running it once more with the
+    course's tensors in their place judges the function alone, so a schedule bug (a wrong shape,
+    NaN, another device) is charged to the schedule task only. Every name is restored after.
+    """
+
+    def __init__(self, namespace: dict, T: int, device: torch.device):
+        self.namespace = namespace
+        self.tensors = make_schedule(T, device=device).as_dict()
+        self.saved: dict = {}
+
+    def __enter__(self):
+        self.saved = {name: self.namespace[name] for name in self.tensors if name in self.namespace}
+        self.namespace.update(self.tensors)
+        return self
+
+    def __exit__(self, *exc_info):
+        for name in self.tensors:
+            if name in self.saved:
+                self.namespace[name] = self.saved[name]
+            else:
+                self.namespace.pop(name, None)
+        return False
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line naming an exception raised by student code."""
+    return f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]

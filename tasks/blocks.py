@@ -74,6 +74,18 @@ def _student_classes(namespace: dict) -> dict[str, type]:
     }
 
 
+def _trial(cls, arguments, state, inputs) -> torch.Tensor:
+    """Build `cls` with a kind's arguments, load the kind's reference weights strictly, run it."""
+    module = cls(*arguments)
+    module.load_state_dict(state, strict=True)
+    module.eval()
+    with torch.no_grad():
+        out = module(*inputs)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"forward returned a {type(out).__name__}")
+    return out
+
+
 def probe(namespace: dict, out_dir: str) -> dict:
     """Try every student class as every kind; save outputs, report what failed and why."""
     setup = torch.load(Path(out_dir) / SETUP_FILE, map_location="cpu", weights_only=True)
@@ -84,13 +96,22 @@ def probe(namespace: dict, out_dir: str) -> dict:
             state = {k.split("/", 2)[2]: v for k, v in setup.items() if k.startswith(f"{kind}/state/")}
             inputs = [v for k, v in sorted(setup.items()) if k.startswith(f"{kind}/input/")]
             try:
-                module = cls(*arguments)
-                module.load_state_dict(state, strict=True)
-                module.eval()
-                with torch.no_grad():
-                    out = module(*inputs)
-                if not isinstance(out, torch.Tensor):
-                    raise TypeError(f"forward returned a {type(out).__name__}")
+                try:
+                    out = _trial(cls, arguments, state, inputs)
+                except TypeError as error:
+                    if "super(" not in str(error):
+                        raise
+                    # `super(DownBlock, self)` in a body named otherwise: tried as DownBlock, run
+                    # it with the name bound to it, as if the student had called it so.
+                    had, old = kind in namespace, namespace.get(kind)
+                    namespace[kind] = cls
+                    try:
+                        out = _trial(cls, arguments, state, inputs)
+                    finally:
+                        if had:
+                            namespace[kind] = old
+                        else:
+                            namespace.pop(kind, None)
                 outputs[f"{name}/{kind}"] = out
                 trials[name][kind] = "ran"
             except Exception as error:  # a wrong class fails in any way; that is the finding
@@ -115,7 +136,7 @@ def judge(evidence: Evidence) -> Verdict:
 
     def where(name):
         location = evidence.locate(name)
-        return f" in {location}" if location and location.cell else ""
+        return f" in cell {location.cell}" if location and location.cell else ""
 
     for kind in KINDS:
         if kind in matches and kind in matches[kind]:
@@ -127,7 +148,8 @@ def judge(evidence: Evidence) -> Verdict:
             failure = f"{kind} is not defined"
             if holders:
                 failure += f"; the class named {holders[0]}{where(holders[0])} computes {WHAT_IT_COMPUTES[kind]}: that is {kind}"
-            verdict.check(False, 1, failure, f"name the class that computes {WHAT_IT_COMPUTES[kind]} {kind}")
+            verdict.check(False, 1, failure, f"name the class that computes {WHAT_IT_COMPUTES[kind]} {kind}",
+                          evidence.locate(holders[0]) if holders else None)
             continue
         own = [k for k in matches[kind] if k != kind]
         if own:

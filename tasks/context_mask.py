@@ -48,7 +48,7 @@ def judge(evidence: Evidence) -> Verdict:
                          "draw one keep/drop value per element of c_hot"))
     masks = {p: data[f"c_mask.{p}"].double() for p in map(str, PROBABILITIES)}
     if not all(((m == 0) | (m == 1)).all() for m in masks.values()):
-        values = torch.unique(masks["0.1"])[:4].tolist()
+        values = [round(v, 4) for v in torch.unique(masks["0.1"])[:4].tolist()]
         problems.append((f"c_mask is not binary (values such as {values})",
                          "draw it with torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob)"))
     elif not problems:

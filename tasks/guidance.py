@@ -84,6 +84,7 @@ def _solve(e_t: torch.Tensor, keep: torch.Tensor, drop: torch.Tensor):
 
 
 def _formula(alpha: float, beta: float) -> str:
+    alpha, beta = (0.0 if abs(v) < 1e-9 else v for v in (alpha, beta))  # least-squares dust
     return f"{alpha:.3g} * e_t_keep_c {'-' if beta < 0 else '+'} {abs(beta):.3g} * e_t_drop_c"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from tasks._schedule_ref import notebook_T, notebook_device, schedules_to_try, student_schedule
-from tasks.base import Evidence, Verdict, close, require, save
+from tasks._schedule_ref import (course_schedule, describe_failure, notebook_T, notebook_device,
+                                 schedules_to_try, student_schedule)
+from tasks.base import Evidence, Verdict, require, save
 
 ID = "reverse_q"
 TITLE = "Reverse diffusion step reverse_q(x_t, t, e_t)"
@@ -15,22 +16,48 @@ BATCH = 32
 STEPS = (0, 1, 2, 75)  # 1 and 2 tell B[t-1] from B[t] apart; 75 is a typical middle step
 
 
+def _call(reverse_q, x_t: torch.Tensor, e_t: torch.Tensor, T: int, device) -> tuple[dict, dict]:
+    """Call the student's reverse_q at each step: what it returned, and the outputs."""
+    outputs = {}
+    for step in STEPS:
+        t = torch.full((BATCH, 1, 1, 1), min(step, T - 1), device=device, dtype=torch.long)
+        out = reverse_q(x_t.clone(), t, e_t.clone())
+        if not isinstance(out, torch.Tensor):
+            return {"returned": type(out).__name__}, {}
+        if out.device.type == "meta":
+            return {"returned": "tensor on the meta device (no values)"}, {}
+        outputs[f"out.{step}"] = out
+    return {"returned": "tensor"}, outputs
+
+
 def probe(namespace: dict, out_dir: str) -> dict:
-    """Call the student's reverse_q at a few timesteps with t shaped (N, 1, 1, 1), as sampling does."""
+    """Call the student's reverse_q at a few timesteps with t shaped (N, 1, 1, 1), as sampling does.
+
+    It runs twice: with the student's schedule tensors as they are, then with the course's bound
+    in their place, so that reverse_q itself can be judged even when the schedule is broken.
+    """
     reverse_q = require(namespace, "reverse_q")
     T, device = notebook_T(namespace), notebook_device(namespace)
     x_t = torch.randn(BATCH, 1, 28, 28, device=device)
     e_t = torch.randn(BATCH, 1, 28, 28, device=device)
     tensors = {"x_t": x_t, "e_t": e_t}
-    for step in STEPS:
-        t = torch.full((BATCH, 1, 1, 1), min(step, T - 1), device=device, dtype=torch.long)
-        out = reverse_q(x_t, t, e_t)
-        if not isinstance(out, torch.Tensor):
-            return {"returned": type(out).__name__, "T": T}
-        tensors[f"out.{step}"] = out
     tensors.update({f"schedule.{k}": v for k, v in student_schedule(namespace).items()})
+    runs = {}
+    try:
+        runs["yours"], outputs = _call(reverse_q, x_t, e_t, T, device)
+    except Exception as error:  # judged with the course's schedule below; re-raised if that fails too
+        runs["yours"], outputs = {"raised": describe_failure(error)}, {}
+    tensors.update({f"yours.{k}": v for k, v in outputs.items()})
+    with course_schedule(namespace, T, device):
+        try:
+            runs["course"], outputs = _call(reverse_q, x_t, e_t, T, device)
+        except Exception:
+            if "raised" in runs["yours"]:
+                raise
+            runs["course"], outputs = {"raised": "raised"}, {}
+    tensors.update({f"course.{k}": v for k, v in outputs.items()})
     save(out_dir, ID, tensors)
-    return {"returned": "tensor", "T": T}
+    return {"runs": runs, "T": T}
 
 
 def _describe_variance(variance: float, B: torch.Tensor, step: int) -> str:
@@ -65,31 +92,39 @@ def _fits(weights, expected, residual) -> bool:
     return all(abs(w - e) <= tolerance * max(1.0, abs(e)) for w, e in zip(weights, expected))
 
 
-def judge(evidence: Evidence) -> Verdict:
-    """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1]."""
+def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
+    """The verdict on one run: `yours` is checked against the course's schedule, then the student's;
+    `course` (run with the course's schedule bound) against the course's only."""
     verdict = Verdict(POINTS, location=evidence.locate("reverse_q"))
-    if evidence.value["returned"] != "tensor":
-        verdict.check(False, POINTS, f"reverse_q returned a {evidence.value['returned']}, expected a tensor")
+    returned = evidence.value["runs"][run]["returned"]
+    if returned != "tensor":
+        verdict.check(False, POINTS, f"reverse_q returned a {returned}, expected a tensor")
         return verdict
-    data = evidence.tensors(ID)
     x_t, e_t = data["x_t"].double(), data["e_t"].double()
-    outputs = {step: data[f"out.{step}"].double() for step in STEPS}
+    outputs = {step: data[f"{run}.out.{step}"].double() for step in STEPS}
     if any(out.shape != x_t.shape for out in outputs.values()):
-        verdict.check(False, POINTS, f"reverse_q returned shape {tuple(outputs[0].shape)} for x_t of shape {tuple(x_t.shape)}")
+        shape = next(out.shape for out in outputs.values() if out.shape != x_t.shape)
+        verdict.check(False, POINTS, f"reverse_q returned shape {tuple(shape)} for x_t of shape {tuple(x_t.shape)}")
+        return verdict
+    broken = [step for step, out in outputs.items() if not torch.isfinite(out).all()]
+    if broken:
+        verdict.check(False, POINTS, f"reverse_q returns NaN or infinite values at t = {broken[0]}")
         return verdict
     fits = {step: _fit(out, x_t, e_t) for step, out in outputs.items()}
 
     # The mean part: the weights on x_t and e_t, under the reference or else the student's schedule.
+    schedules = list(schedules_to_try(evidence.value["T"], data))
+    if run == "course":
+        schedules = schedules[:1]
     chosen = None
-    for source, schedule in schedules_to_try(evidence.value["T"], data):
+    for source, schedule in schedules:
         if all(_fits(fit[:2], _mean_weights(schedule, step), fit[2]) for step, fit in fits.items()):
             chosen = schedule
             if source == "yours":
                 verdict.note("reverse_q is right given your schedule tensors; the schedule task reports what differs")
             break
     if chosen is None:
-        schedule = next(schedules_to_try(evidence.value["T"], data))[1]
-        alpha, beta = _mean_weights(schedule, 75)
+        alpha, beta = _mean_weights(schedules[0][1], 75)
         if _fits(fits[75][:2], (beta, alpha), fits[75][2]):
             failure, hint = ("reverse_q swaps x_t and e_t: it computes sqrt_a_inv * (e_t - pred_noise_coeff * x_t)",
                              "u_t = sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)")
@@ -119,3 +154,21 @@ def judge(evidence: Evidence) -> Verdict:
     else:
         verdict.check(True, 1, "")
     return verdict
+
+
+def judge(evidence: Evidence) -> Verdict:
+    """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1].
+
+    reverse_q is judged as the student's schedule leaves it; when that fails, it is judged again
+    as it ran with the course's schedule, so a schedule bug is charged to the schedule task only.
+    """
+    runs, data = evidence.value["runs"], evidence.tensors(ID)
+    yours = None if "raised" in runs["yours"] else _judge_run(evidence, data, "yours")
+    if (yours is not None and yours.passed) or "raised" in runs["course"]:
+        return yours
+    course = _judge_run(evidence, data, "course")
+    if course.passed:
+        how = f"it raises {runs['yours']['raised']}" if yours is None else yours.failures[0]
+        course.note(f"reverse_q is right with the course's schedule tensors, not with yours ({how}); "
+                    "the schedule task reports what differs")
+    return course

@@ -1,0 +1,230 @@
+"""The `dli-grade` command line: exit codes, the JSON document, stdout hygiene, progress, help.
+
+Grading runs go through the installed `dli-grade` script in a subprocess (what users and CI
+run); argument and input errors, which never start a child, go through click's CliRunner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from click.testing import CliRunner
+from nbformat.v4 import new_markdown_cell, new_notebook
+
+from grader.cli import main
+import tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "submission.py"
+SCRIPT = shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade")
+TASK_FIELDS = {"id", "title", "score", "max_score", "status", "message", "hints", "location", "details"}
+DOCUMENT_FIELDS = {"schema", "submission", "sha256", "layout", "device", "score", "max_score",
+                   "passed", "tasks", "integrity", "duration_s"}
+UNIT_TASKS = tuple(getattr(tasks, "UNIT_TASK_IDS", tasks.TASK_IDS))  # generation samples: too slow here
+SECRET = "STUDENT-PRINT-7f3a"  # printed by the mutant's code: must never reach stdout
+
+
+def dli_grade(*args, timeout=900):
+    """Run the installed script; return (exit code, stdout, stderr)."""
+    done = subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+    return done.returncode, done.stdout, done.stderr
+
+
+def mutant(tmp_path) -> Path:
+    """The example with q's coefficients swapped, printing from q, from a cell and to stderr."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    old = ("def q(x_0, t):\n    t = t.int()\n",
+           "    x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise\n")
+    assert text.count(old[0]) == 1 and text.count(old[1]) == 1 and text.count("IMG_SIZE = 28\n") == 1
+    text = text.replace(old[0], old[0] + f"    print('{SECRET} in q')\n"
+                                         f"    import os, sys; print('{SECRET} err', file=sys.stderr)\n"
+                                         f"    os.write(1, b'{SECRET} fd 1\\n'); os.write(2, b'{SECRET} fd 2\\n')\n")
+    text = text.replace(old[1], "    x_t = sqrt_one_minus_a_bar_t * x_0 + sqrt_a_bar_t * noise\n")
+    # an assignment, so that the line runs when the grader executes the cell
+    text = text.replace("IMG_SIZE = 28\n", f"IMG_SIZE = 28\n_shown = print('{SECRET} in a cell')\n")
+    path = tmp_path / "mutant.py"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check_document(document: dict, submission: Path, task_ids) -> None:
+    """The dli-grade/result/v1 schema, field by field."""
+    assert DOCUMENT_FIELDS <= set(document)
+    assert document["schema"] == "dli-grade/result/v1"
+    assert document["submission"] == str(submission)
+    assert len(document["sha256"]) == 64 and int(document["sha256"], 16) >= 0
+    assert document["sha256"] == hashlib.sha256(submission.read_bytes()).hexdigest()
+    assert document["layout"] in ("A", "B")
+    assert document["device"] in ("cpu", "cuda")
+    assert isinstance(document["passed"], bool)
+    assert isinstance(document["integrity"], list)
+    assert isinstance(document["duration_s"], (int, float)) and document["duration_s"] > 0
+    assert [task["id"] for task in document["tasks"]] == list(task_ids)
+    for task in document["tasks"]:
+        assert set(task) >= TASK_FIELDS - {"details"}
+        assert task["status"] in ("passed", "failed", "error", "skipped")
+        assert isinstance(task["title"], str) and task["title"]
+        assert isinstance(task["message"], str) and task["message"]
+        assert isinstance(task["hints"], list)
+        assert 0 <= task["score"] <= task["max_score"]
+        assert task["location"] is None or set(task["location"]) == {"cell", "line"}
+    assert document["score"] == pytest.approx(sum(task["score"] for task in document["tasks"]))
+    assert document["max_score"] == pytest.approx(sum(task["max_score"] for task in document["tasks"]))
+
+
+# -- grading through the installed script ---------------------------------------------------
+
+def test_example_passes_with_one_json_document_and_no_subcommand():
+    code, out, err = dli_grade(EXAMPLE, "--format", "json", "-q", "--device", "cpu",
+                               "--tasks", ",".join(UNIT_TASKS))
+    assert code == 0, err
+    document = json.loads(out)  # the whole of stdout is one JSON document
+    check_document(document, EXAMPLE, UNIT_TASKS)
+    assert document["passed"] is True and document["layout"] == "B" and document["device"] == "cpu"
+    assert all(task["status"] == "passed" for task in document["tasks"])
+    assert document["score"] == document["max_score"] == 22
+    assert err == ""  # -q silences progress
+
+
+def test_mutant_fails_grades_only_the_chosen_tasks_and_keeps_stdout_clean(tmp_path):
+    path = mutant(tmp_path)
+    code, out, err = dli_grade("grade", path, "--tasks", "q,loss", "--format", "json", "--device", "cpu")
+    assert code == 1, err
+    assert SECRET not in out and SECRET not in err
+    document = json.loads(out)
+    check_document(document, path, ["q", "loss"])
+    q, loss = document["tasks"]
+    assert q["status"] == "failed" and "swaps its coefficients" in q["message"]
+    assert q["location"]["cell"] is not None
+    assert loss["status"] == "passed"
+    assert document["passed"] is False
+    assert "dli-grade: checking q" in err and "dli-grade: checking loss" in err  # progress on stderr
+    assert "checking schedule" not in err
+
+
+def test_text_report_names_the_failure(tmp_path):
+    path = mutant(tmp_path)
+    code, out, err = dli_grade(path, "--tasks", "q", "-q", "--device", "cpu")
+    assert code == 1, err
+    assert err == "" and SECRET not in out
+    assert "FAIL" in out and "swaps its coefficients" in out and "NOT PASSED" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+
+
+def test_unusable_input_through_the_script(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("print('hello')\n", encoding="utf-8")
+    code, out, err = dli_grade(path)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("dli-grade: error: ")
+    assert "expected a .ipynb notebook or a .py module" in err
+
+
+def test_help_through_the_script():
+    code, out, _ = dli_grade("--help")
+    assert code == 0 and "Usage:" in out and "grade" in out
+    code, out, _ = dli_grade("grade", "--help")
+    assert code == 0 and "--format" in out and "--tasks" in out and "--timeout" in out
+
+
+# -- input and argument errors (no child is started) ----------------------------------------
+
+def _malformed(tmp_path, kind: str) -> Path:
+    if kind == "not_json":
+        path = tmp_path / "sub.ipynb"
+        path.write_text("{this is not json", encoding="utf-8")
+    elif kind == "empty":
+        path = tmp_path / "sub.ipynb"
+        path.write_bytes(b"")
+    elif kind == "binary":
+        path = tmp_path / "sub.ipynb"
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "binary_py":
+        path = tmp_path / "sub.py"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(64))
+    elif kind == "no_code_cells":
+        path = tmp_path / "sub.ipynb"
+        nbformat.write(new_notebook(cells=[new_markdown_cell("# only words")]), path)
+    elif kind == "missing":
+        path = tmp_path / "absent.ipynb"
+    elif kind == "txt":
+        path = tmp_path / "sub.txt"
+        path.write_text("import torch\n", encoding="utf-8")
+    elif kind == "directory":
+        path = tmp_path / "folder"
+        path.mkdir()
+    else:
+        raise ValueError(kind)
+    return path
+
+
+MALFORMED = {
+    "not_json": "not valid JSON",
+    "empty": "empty file",
+    "binary": "binary file",
+    "binary_py": "binary file",
+    "no_code_cells": "no code cells",
+    "missing": "no such file",
+    "txt": "got .txt",
+    "directory": "is a directory",
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED))
+@pytest.mark.parametrize("with_subcommand", [False, True], ids=["bare", "grade"])
+def test_malformed_input_exits_2_with_one_line(tmp_path, kind, with_subcommand):
+    path = _malformed(tmp_path, kind)
+    args = (["grade"] if with_subcommand else []) + [str(path), "--format", "json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"dli-grade: error: {path}")
+    assert MALFORMED[kind] in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unknown_task_exits_2():
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--tasks", "bogus"])
+    assert result.exit_code == 2
+    assert "bogus" in result.stderr and result.stdout == ""
+
+
+def test_one_unknown_task_among_known_ones_exits_2():
+    result = CliRunner().invoke(main, ["grade", str(EXAMPLE), "--tasks", "q,bogus,loss"])
+    assert result.exit_code == 2 and "bogus" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_without_cuda_exits_2():
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--device", "cuda"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("dli-grade: error: ") and "CUDA" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_unknown_format_exits_2():
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "yaml"])
+    assert result.exit_code == 2
+
+
+def test_help_and_version():
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0 and "grade" in top.stdout and "selfcheck" in top.stdout
+    sub = runner.invoke(main, ["grade", "--help"])
+    assert sub.exit_code == 0 and "SUBMISSION" in sub.stdout and "--quiet" in sub.stdout
+    version = runner.invoke(main, ["--version"])
+    assert version.exit_code == 0 and "dli-grade" in version.stdout

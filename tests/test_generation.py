@@ -1,0 +1,110 @@
+"""The generation task's verdicts: the official bar, the larger sample, integrity flags.
+
+Fast tests feed real MNIST digits (or wrong ones) to the judge side as if a model drew them;
+the slow end-to-end tests grade whole submissions through the child on the CPU profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reference import mnist
+from tasks import generation
+from tasks.base import Evidence
+
+pytestmark = pytest.mark.skipif(
+    not Path(generation.__file__).parent.parent.joinpath("reference", "data", "judge.pt").exists(),
+    reason="judge weights not built",
+)
+
+
+def _digits(split: str, per_digit: int, offset: int = 0, shift: int = 0) -> torch.Tensor:
+    """per_digit real images of each digit 0..9, in digit order; `shift` draws d + shift instead."""
+    images, labels = mnist.load(split)
+    rows = []
+    for digit in range(10):
+        wanted = (digit + shift) % 10
+        rows.append(images[labels == wanted][offset:offset + per_digit])
+    return torch.cat(rows)
+
+
+def _evidence(tmp_path: Path, official, extra=None, grader=None, **value) -> Evidence:
+    tensors = {"official": official, "grader": grader if grader is not None else official[::5]}
+    if extra is not None:
+        tensors["extra"] = extra
+    torch.save(tensors, tmp_path / "generation.pt")
+    value = {"stage": "done", "profile": "cpu", "w": 1.0, "timings": {}, **value}
+    return Evidence(value=value, out_dir=tmp_path, locate=lambda name: None, seed=0)
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = generation.wilson_interval(48, 50)
+    assert low == pytest.approx(0.8654, abs=1e-3) and high == pytest.approx(0.9890, abs=1e-3)
+    assert generation.wilson_interval(0, 0) == (0.0, 1.0)
+    assert generation.wilson_interval(10, 10)[1] == 1.0
+
+
+def test_recognisable_digits_pass_with_figures_and_grid(tmp_path):
+    evidence = _evidence(tmp_path, _digits("test", 5), extra=_digits("test", 5, offset=5))
+    verdict = generation.judge(evidence, artifacts_dir=tmp_path / "artifacts", stem="alice")
+    details = verdict.details
+    assert verdict.passed, verdict.failures
+    assert details["official_accuracy"] >= 0.95 and details["official_passed"] is True
+    assert details["samples"] == 100
+    low, high = details["accuracy_ci95"]
+    assert low <= details["accuracy"] <= high
+    assert set(details["per_digit_accuracy"]) == {str(d) for d in range(10)}
+    assert Path(details["grid"]) == tmp_path / "artifacts" / "alice.samples.png"
+    assert Path(details["grid"]).stat().st_size > 1000
+    assert details["integrity"] == []
+
+
+def test_wrong_digits_fail_naming_the_confusion(tmp_path):
+    official = _digits("test", 5)
+    official[15:20] = _digits("test", 5, shift=5)[15:20]  # digit 3 drawn as 8
+    official[20:25] = _digits("test", 5, shift=5)[20:25]  # digit 4 drawn as 9
+    verdict = generation.judge(_evidence(tmp_path, official))
+    assert not verdict.passed
+    message = verdict.failures[0]
+    assert "40 of 50" in message
+    assert "digits drawn for 3 are classified as 8 in 5 of 5" in message \
+        or "digits drawn for 4 are classified as 9 in 5 of 5" in message
+    assert verdict.details["official_passed"] is False
+
+
+def test_blank_or_nan_samples_fail_with_a_note(tmp_path):
+    official = torch.full((50, 1, 28, 28), float("nan"))
+    verdict = generation.judge(_evidence(tmp_path, official))
+    assert not verdict.passed
+    assert any("NaN" in note for note in verdict.notes)
+
+
+def test_copies_of_training_images_are_flagged(tmp_path):
+    copies = _digits("train", 5)
+    verdict = generation.judge(_evidence(tmp_path, copies))
+    assert verdict.passed  # the judge reads them as the right digits...
+    assert any("near copies" in note for note in verdict.details["integrity"])  # ...but it is flagged
+
+
+def test_sampler_that_ignores_the_model_is_flagged(tmp_path):
+    good = _digits("test", 5)
+    noise = torch.rand(10, 1, 28, 28)  # what the grader's own sampler got from the same model
+    verdict = generation.judge(_evidence(tmp_path, good, grader=noise))
+    assert any("sample_w uses the model" in note for note in verdict.details["integrity"])
+
+
+def test_weights_that_do_not_fit_fail_listing_keys(tmp_path):
+    problem = {"missing": ["down0.conv1.model.0.weight"], "unexpected": ["down0.c1.weight"], "wrong_shape": []}
+    evidence = Evidence(value={"stage": "weights", "problem": problem, "profile": "cpu", "w": 1.0},
+                        out_dir=tmp_path, locate=lambda name: None)
+    verdict = generation.judge(evidence)
+    assert not verdict.passed
+    assert "down0.conv1.model.0.weight" in verdict.failures[0] and "down0.c1.weight" in verdict.failures[0]
+
+
+def test_missing_w_is_noted(tmp_path):
+    verdict = generation.judge(_evidence(tmp_path, _digits("test", 5), w=None))
+    assert any("w is not set" in note for note in verdict.notes)

@@ -1,0 +1,167 @@
+"""Grade the corpus of tests/corpus/mutants.py and check the exact verdict of every task.
+
+Each case is written to a temporary folder (a mutant is the example with exact text edits),
+graded on all eight unit tasks through `grader.runner.grade`, and checked task by task: the
+status, phrases of the message and hints, and the cell (and line) the location points to.
+
+Grading is mostly the child's start (imports, the student's cells), so the cases selected in a
+run are graded up front, two at a time in worker processes (DLI_GRADE_TEST_WORKERS changes
+that), each child on one thread so that two of them share a 2-core machine without thrashing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import tasks
+from grader.runner import grade
+from grader.submission import load_submission
+
+
+def _load_corpus():
+    """tests/corpus/mutants.py, imported by path (tests/ is not a package)."""
+    name = "dli_grade_test_corpus"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "corpus" / "mutants.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+corpus = _load_corpus()
+CASES, CORRECT, MUTANTS, SOURCES = corpus.CASES, corpus.CORRECT, corpus.MUTANTS, corpus.SOURCES
+Case, apply_edits, write_case = corpus.Case, corpus.apply_edits, corpus.write_case
+
+# The eight unit tasks (the generation task, which samples digits, is not part of this corpus).
+UNIT_TASKS = tuple(getattr(tasks, "UNIT_TASK_IDS", tasks.TASK_IDS))
+CELL_REFERENCE = re.compile(r"\{cell:([^}]+)\}")
+
+
+def cell_holding(path, snippet: str) -> int:
+    """The number of the one code cell whose source contains `snippet`."""
+    cells = [cell.number for cell in load_submission(path).cells if snippet in cell.source]
+    assert len(cells) == 1, f"{snippet!r} is in cells {cells} of {path.name}, expected exactly one"
+    return cells[0]
+
+
+def expand(text: str, path) -> str:
+    """Replace each {cell:SNIPPET} by the number of the cell holding SNIPPET."""
+    return CELL_REFERENCE.sub(lambda match: str(cell_holding(path, match.group(1))), text)
+
+
+def check(case: Case, result, path) -> None:
+    """Every task's status, message phrases, hints and location, as the case expects."""
+    by_id = {task.id: task for task in result.tasks}
+    assert list(by_id) == list(UNIT_TASKS)
+    summary = "\n".join(f"{t.id}: {t.status}: {t.message} {t.hints} {t.location}" for t in result.tasks)
+    for task_id, task in by_id.items():
+        if task_id in case.failed:
+            assert task.status == "failed", summary
+            assert task.score < task.max_score, summary
+            for phrase in case.failed[task_id]:
+                assert expand(phrase, path) in task.message, summary
+        else:
+            assert task.status == "passed", summary
+            assert task.score == task.max_score, summary
+            assert task.message.startswith("correct"), summary
+            expected_notes = case.passed_with.get(task_id, ())
+            for phrase in expected_notes:
+                assert phrase in task.message, summary
+            if not expected_notes:
+                assert task.message == "correct", summary
+        for phrase in case.absent.get(task_id, ()):
+            assert phrase not in task.message, summary
+        for phrase in case.hints.get(task_id, ()):
+            assert any(phrase in hint for hint in task.hints), summary
+        if task_id not in case.hints and task.status == "passed":
+            assert not task.hints, summary
+        if task_id in case.at:
+            snippet, line = case.at[task_id]
+            assert task.location is not None, summary
+            assert task.location.cell == cell_holding(path, snippet), summary
+            if line is not None:
+                assert task.location.line == line, summary
+    assert result.passed == (not case.failed)
+
+
+def _param(case: Case):
+    marks = [pytest.mark.slow] if case.slow else []
+    if case.xfail:
+        marks.append(pytest.mark.xfail(reason=case.xfail, strict=True))
+    return pytest.param(case, id=case.name, marks=marks)
+
+
+WORKERS = int(os.environ.get("DLI_GRADE_TEST_WORKERS", min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="module")
+def graded(request, tmp_path_factory):
+    """Grade every corpus case selected in this run; name -> (path, GradeResult or the exception)."""
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_case" and item.module is request.module]
+    folder = tmp_path_factory.mktemp("corpus")
+    paths = {case.name: write_case(case, folder) for case in selected}
+    outcomes = {}
+    with pytest.MonkeyPatch.context() as patch:
+        # Workers inherit this environment, and the sandbox hands it on to the student's child.
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            patch.setenv(name, "1")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max(1, WORKERS), mp_context=context) as pool:
+            futures = {case.name: pool.submit(grade, str(paths[case.name]), task_ids=UNIT_TASKS,
+                                              timeout=case.timeout, device="cpu")
+                       for case in selected}
+            for name, future in futures.items():
+                try:
+                    outcomes[name] = future.result()
+                except Exception as error:  # reported by the case's own test
+                    outcomes[name] = error
+    return {name: (paths[name], outcomes[name]) for name in paths}
+
+
+@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+def test_case(case, graded):
+    path, result = graded[case.name]
+    if isinstance(result, Exception):
+        raise result
+    check(case, result, path)
+
+
+# -- the corpus itself ----------------------------------------------------------------------
+
+def test_case_names_are_unique():
+    assert len({case.name for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in CASES])
+def test_every_edit_changes_the_source(case, tmp_path):
+    """A mutant differs from its source, and every expected task id exists."""
+    path = write_case(case, tmp_path)
+    named = set(case.failed) | set(case.passed_with) | set(case.hints) | set(case.at) | set(case.absent)
+    assert named <= set(UNIT_TASKS)
+    if case.edits:
+        assert path.read_bytes() != SOURCES[case.source].read_bytes()
+
+
+def test_every_task_has_a_mutant():
+    failing = {task for case in MUTANTS for task in case.failed}
+    assert failing == set(UNIT_TASKS)
+    assert all(len(case.failed) == 1 for case in MUTANTS)
+    assert all(not case.failed for case in CORRECT)
+
+
+def test_apply_edits_refuses_a_missing_or_repeated_target():
+    with pytest.raises(AssertionError):
+        apply_edits("a = 1\n", [("b = 2", "b = 3")])
+    with pytest.raises(AssertionError):
+        apply_edits("a = 1\na = 1\n", [("a = 1", "a = 2")])
+    assert apply_edits("a = 1\n", [("a = 1", "a = 2")]) == "a = 2\n"
