@@ -49,7 +49,7 @@ def main():
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for every random draw")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="seconds allowed to each cell and each task's check")
+              help="seconds allowed to each cell and each unit task's check (generation: 15 min)")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,
               help="generation on a GPU: training steps from scratch (default 2000)")
 @click.option("--samples-per-digit", type=click.IntRange(min=1), default=None,

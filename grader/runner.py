@@ -235,14 +235,11 @@ class Grading:
                                 location=where or (self.locate(task.NEEDS[0]) if task.NEEDS else None))
         evidence = Evidence(value=outcome.value, out_dir=out_dir, locate=self.locate, seed=self.seed)
         verdict = task.judge(evidence, **options) if options else task.judge(evidence)
-        if task_id == "generation" and verdict.passed:
-            verdict.earned = task.POINTS
         message = verdict.message("correct")
         if verdict.notes:
             message += " (" + "; ".join(verdict.notes) + ")"
         self.task_integrity += verdict.details.pop("integrity", [])
-        return self._result(task, "passed" if verdict.passed else "failed",
-                            verdict.earned if verdict.passed or task_id != "generation" else 0.0,
+        return self._result(task, "passed" if verdict.passed else "failed", verdict.earned,
                             message, verdict.hints, verdict.location, verdict.details)
 
     def integrity_notes(self) -> list[str]:
@@ -252,6 +249,11 @@ class Grading:
 
     def close(self):
         self.sandbox.close()
+
+
+GPU_TRAIN_STEPS = 2000  # DESIGN.md: ~1000 eager steps reach 98-99.6% at w = 1 on an H100; 2000 for margin
+CPU_CHECK_STEPS = 40
+GENERATION_TIMEOUT = 900.0
 
 
 def generation_options(device: str, train_steps: int | None = None, per_digit: int | None = None,
@@ -266,12 +268,8 @@ def generation_options(device: str, train_steps: int | None = None, per_digit: i
         "check_steps": 0 if gpu else CPU_CHECK_STEPS,
         "artifacts_dir": artifacts_dir,
         "stem": stem,
-        "timeout": 900.0,
+        "timeout": GENERATION_TIMEOUT,
     }
-
-
-GPU_TRAIN_STEPS = 2000  # DESIGN.md: ~1000 eager steps reach 98-99.6% at w = 1 on an H100; 2000 for margin
-CPU_CHECK_STEPS = 40
 
 
 def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: float = 60.0,
@@ -302,9 +300,8 @@ def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: flo
         integrity = grading.integrity_notes()
         if grading.sandbox.config.isolate_network and not grading.sandbox.network_isolated:
             integrity.append("the student's code ran with network access (no network namespace here)")
-    result = GradeResult(
+    return GradeResult(
         submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
         device=device, tasks=results, integrity=integrity,
         duration_s=time.perf_counter() - started, timings=grading.timings,
     )
-    return result

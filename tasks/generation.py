@@ -104,23 +104,30 @@ def _train_through_cell(namespace, model, device, steps, training, seed, progres
     student_loss = namespace.get("get_loss")
     student_mask = namespace.get("get_context_mask")
     seen = {"batches": 0, "masks": []}
+    made = {}  # id of a mask get_context_mask returned (and "latest") -> what it was made from
 
     def counting_loss(*args, **kwargs):
         if seen["batches"] >= steps:
             raise _harness.StopTraining
         seen["batches"] += 1
         progress(phase, seen["batches"], steps)
+        # Only masks that reach get_loss describe training; the preview's own mask does not.
+        used = made.get(id(args[4])) if len(args) > 4 else None
+        seen["masks"].append(used or made.get("latest") or {"drop_prob": None, "labels_from_batch": False})
+        made.clear()  # ids can be reused once tensors are freed
         return student_loss(*args, **kwargs)
 
     def recording_mask(c, drop_prob, *args, **kwargs):
         labels_now = loader.current[1] if loader.current is not None else None
         c_tensor = torch.as_tensor(c)
-        seen["masks"].append({
-            "drop_prob": float(drop_prob) if isinstance(drop_prob, (int, float)) else None,
-            "labels_from_batch": bool(labels_now is not None and c_tensor.shape == labels_now.shape
-                                      and torch.equal(c_tensor.to(labels_now.device).long(), labels_now)),
-        })
-        return student_mask(c, drop_prob, *args, **kwargs)
+        result = student_mask(c, drop_prob, *args, **kwargs)
+        if isinstance(result, (tuple, list)) and len(result) == 2:
+            made[id(result[1])] = made["latest"] = {
+                "drop_prob": float(drop_prob) if isinstance(drop_prob, (int, float)) else None,
+                "labels_from_batch": bool(labels_now is not None and c_tensor.shape == labels_now.shape
+                                          and torch.equal(c_tensor.to(labels_now.device).long(), labels_now)),
+            }
+        return result
 
     torch.manual_seed(seed)
     model.train()
@@ -421,6 +428,7 @@ def judge(evidence: Evidence, artifacts_dir=None, stem: str = "submission", chec
                   "check the guidance formula and your w" if grader_accuracy > official_accuracy + 0.3 else None)
     if info.get("profile") == "cpu" and "narrow" in info:
         _check_short_training(verdict, info["narrow"], data, evidence.seed, check_steps)
+    verdict.earned = POINTS if verdict.passed else 0.0  # all or nothing, like the official grader
     return verdict
 
 

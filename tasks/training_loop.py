@@ -9,14 +9,13 @@ it takes effect, batch by batch, not read off the line that sets it.
 
 from __future__ import annotations
 
-import ast
-import traceback
 
 import torch
 import torch.nn.functional as F
 
-from reference.conditioning import get_context_mask as reference_mask
 from grader.result import Location
+from reference.conditioning import get_context_mask as reference_mask
+from tasks import _harness
 from tasks.base import Evidence, Verdict
 
 ID = "training_loop"
@@ -26,32 +25,6 @@ NEEDS = ()
 BATCHES_PER_EPOCH = 4
 STAND_IN_BATCH = 4
 MAX_TRAINING_BATCHES = 60  # enough to see two epochs of any loop; stops runaway epoch counts
-
-
-class StopTraining(Exception):
-    """Raised by the recorder once enough batches were seen."""
-
-
-class StandInLoader:
-    """A DataLoader look-alike: a few fixed batches of (images, labels), counting epochs."""
-
-    def __init__(self, device):
-        generator = torch.Generator().manual_seed(0)
-        self.batches = [
-            (torch.rand(STAND_IN_BATCH, 1, 28, 28, generator=generator).to(device),
-             torch.randint(0, 10, (STAND_IN_BATCH,), generator=generator).to(device))
-            for _ in range(BATCHES_PER_EPOCH)
-        ]
-        self.epoch, self.step, self.current = -1, -1, None
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __iter__(self):
-        self.epoch += 1
-        for self.step, batch in enumerate(self.batches):
-            self.current = batch
-            yield list(batch)
 
 
 class TinyModel(torch.nn.Module):
@@ -67,39 +40,13 @@ class TinyModel(torch.nn.Module):
         return self.conv(x) + context
 
 
-class _Anything:
-    """Absorbs any attribute access or call: stands in for plotting modules."""
-
-    def __getattr__(self, name):
-        return self
-
-    def __call__(self, *args, **kwargs):
-        return self
-
-    def __iter__(self):
-        return iter((self, self))
-
-
-def loader_names(tree: ast.AST) -> list[str]:
-    """Names a cell iterates over in for loops, directly or through enumerate()/tqdm()."""
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.For):
-            iterable = node.iter
-            while isinstance(iterable, ast.Call) and iterable.args:
-                iterable = iterable.args[0]
-            if isinstance(iterable, ast.Name):
-                names.append(iterable.id)
-    return names
-
-
 def prepare(out_dir, seed: int, analysis) -> dict:
     """Hand the child the training cell's code (unfiltered: it must run as written)."""
     facts = analysis.training_cell()
     if facts is None or facts.tree is None:
         return {"code": None}
     return {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>",
-            "loaders": [n for n in loader_names(facts.tree) if n not in ("range",)]}
+            "loaders": _harness.loader_names(facts.tree)}
 
 
 def probe(namespace: dict, out_dir: str, code: str | None = None, filename: str = "",
@@ -110,7 +57,11 @@ def probe(namespace: dict, out_dir: str, code: str | None = None, filename: str 
     device = torch.device("cpu")
     if isinstance(namespace.get("device"), (str, torch.device)):
         device = torch.device(namespace["device"])
-    loader = StandInLoader(device)
+    generator = torch.Generator().manual_seed(0)
+    loader = _harness.BatchLoader(
+        torch.rand(4 * STAND_IN_BATCH, 1, 28, 28, generator=generator).to(device),
+        torch.randint(0, 10, (4 * STAND_IN_BATCH,), generator=generator).to(device),
+        STAND_IN_BATCH, BATCHES_PER_EPOCH)
     mask_calls, batches = [], []
     drop_of_mask = {}
 
@@ -132,32 +83,15 @@ def probe(namespace: dict, out_dir: str, code: str | None = None, filename: str 
         call = drop_of_mask.get(id(model_args[1])) if len(model_args) > 1 else None
         batches.append({"epoch": loader.epoch, "step": loader.step, "mask_call": call})
         if len(batches) >= MAX_TRAINING_BATCHES:
-            raise StopTraining
+            raise _harness.StopTraining
         prediction = model(x_0, t, *model_args)
         return F.mse_loss(prediction, torch.zeros_like(prediction))
 
-    def blank_sample(model, c, *args, **kwargs):
-        rows = c.shape[0] if isinstance(c, torch.Tensor) and c.dim() else 1
-        return torch.zeros(rows, 1, 28, 28, device=device)
-
-    scratch = dict(namespace)
-    scratch.update(
-        get_context_mask=recording_mask, get_loss=recording_loss, model=TinyModel().to(device),
-        BATCH_SIZE=STAND_IN_BATCH, sample_w=blank_sample, sample_images=blank_sample,
-        plt=_Anything(), other_utils=_Anything(), run_assessment=_Anything(), display=_Anything(),
-        show_tensor_image=_Anything(), plot_generated_images=_Anything(), save_animation=_Anything(),
-        clear_output=_Anything(),
+    error = _harness.run_training_cell(
+        namespace, code, filename, loaders, loader,
+        {"get_context_mask": recording_mask, "get_loss": recording_loss,
+         "model": TinyModel().to(device), "BATCH_SIZE": STAND_IN_BATCH},
     )
-    for name in loaders:
-        scratch[name] = loader
-    error = None
-    try:
-        exec(compile(code, filename, "exec"), scratch)
-    except StopTraining:
-        pass
-    except Exception as exc:  # the student's loop may fail anywhere; report where
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
-        error = {"error": f"{type(exc).__name__}: {exc}"[:300], "line": frames[-1].lineno if frames else None}
     return {"found": True, "mask_calls": mask_calls, "batches": batches, "error": error}
 
 

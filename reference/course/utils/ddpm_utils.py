@@ -10,7 +10,7 @@ import torch
 
 from reference import diffusion
 from reference.conditioning import guided_noise
-from reference.schedule import TENSOR_NAMES, Schedule, schedule_from_betas
+from reference.schedule import TENSOR_NAMES, schedule_from_betas
 
 from . import other_utils
 

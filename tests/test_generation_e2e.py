@@ -1,0 +1,59 @@
+"""End to end on the CPU profile: the example passes `generation`, broken submissions fail it.
+
+Each case grades the generation task alone through the child (about two minutes on a 2-core
+CPU), so the module is marked slow: `python -m pytest -m slow tests/test_generation_e2e.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.runner import grade
+
+pytestmark = pytest.mark.slow
+
+
+def _corpus():
+    name = "dli_grade_test_corpus"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "corpus" / "mutants.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+CASES = {case.name: case for case in _corpus().CASES}
+
+# case name -> phrases the generation message must contain (None: the task must pass)
+EXPECTED = {
+    "example_script": None,
+    "guidance_sign_flipped": ("official check", "48 needed"),
+    "shifted_guidance_w0": ("official check", "48 needed"),
+    "q_swapped_coefficients": ("predicts the noise worse than the reference pipeline",),
+    "context_constant": ("other than the batch's labels",),
+    "drop_prob_circulated_decay": ("c_drop_prob values of 0 or 1",),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_generation_verdict(name, tmp_path):
+    path = _corpus().write_case(CASES[name], tmp_path)
+    result = grade(path, ["generation"], device="cpu",
+                   generation={"artifacts_dir": tmp_path / "artifacts"})
+    (task,) = result.tasks
+    details = task.details
+    assert details["profile"] == "cpu"
+    if EXPECTED[name] is None:
+        assert task.status == "passed", task.message
+        assert task.score == 28
+        assert result.to_json()["official_passed"] is True
+        assert Path(details["grid"]).is_file()
+    else:
+        assert task.status == "failed" and task.score == 0
+        for phrase in EXPECTED[name]:
+            assert phrase in task.message, task.message
