@@ -50,6 +50,8 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for every random draw")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="seconds allowed to each cell and each unit task's check (generation: 15 min)")
+@click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+              help="seconds for the whole grade; tasks not started by then fail as not graded")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,
               help="generation on a GPU: training steps from scratch (default 2000)")
 @click.option("--samples-per-digit", type=click.IntRange(min=1), default=None,
@@ -58,7 +60,7 @@ def main():
               default="dli-grade-artifacts", show_default=True,
               help="where the generation task writes its PNG grid of samples")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
-def grade(submission, output_format, task_ids, device, seed, timeout, train_steps,
+def grade(submission, output_format, task_ids, device, seed, timeout, total_timeout, train_steps,
           samples_per_digit, artifacts_dir, quiet):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
     from grader.progress import ProgressReporter
@@ -69,7 +71,7 @@ def grade(submission, output_format, task_ids, device, seed, timeout, train_step
     generation = {"train_steps": train_steps, "per_digit": samples_per_digit, "artifacts_dir": artifacts_dir}
     try:
         result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
-                           progress=progress, generation=generation)
+                           progress=progress, generation=generation, total_timeout=total_timeout)
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)

@@ -15,6 +15,7 @@ from grader.errors import UnusableInput
 from grader.result import GradeResult, Location, TaskResult
 from grader.sandbox import Sandbox, SandboxConfig
 from grader.submission import load_submission
+from reference import mnist
 from reference.course_path import course_path
 from tasks import TASK_IDS, load_task
 from tasks.base import Evidence
@@ -118,6 +119,8 @@ class Grading:
 
     def _start_child_and_run_cells(self) -> str | None:
         self.progress("starting the student's code")
+        # The notebook's own MNIST("./data/", download=True) must find the data, offline.
+        mnist.torchvision_root(self.sandbox.config.workdir / "data")
         outcome = self.sandbox.start()
         if not outcome.ok:
             return f"the grader could not start Python for the student's code: {outcome.error}"
@@ -273,10 +276,11 @@ def generation_options(device: str, train_steps: int | None = None, per_digit: i
 
 
 def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: float = 60.0,
-          progress=None, generation: dict | None = None) -> GradeResult:
+          progress=None, generation: dict | None = None, total_timeout: float = 1800.0) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
-    `generation` overrides the generation task's budgets (see `generation_options`).
+    `generation` overrides the generation task's budgets (see `generation_options`); tasks not
+    started within `total_timeout` seconds fail as not graded.
     """
     started = time.perf_counter()
     device = choose_device(device)
@@ -287,6 +291,11 @@ def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: flo
         try:
             results = []
             for task_id in task_ids:
+                if time.perf_counter() - started > total_timeout:
+                    task = load_task(task_id)
+                    results.append(TaskResult(task.ID, task.TITLE, 0.0, task.POINTS, "failed",
+                                              f"not graded: the overall time limit of {total_timeout:g} s was reached"))
+                    continue
                 try:
                     task_started = time.perf_counter()
                     results.append(grading.grade_task(task_id))

@@ -1,0 +1,40 @@
+"""What the child finds around the student's code, and the whole-grade time limit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.runner import Grading, grade
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+
+
+def test_notebook_mnist_loader_works_offline_in_the_child(tmp_path):
+    grading = Grading(EXAMPLE, "cpu", 0, 60, tmp_path)
+    try:
+        assert grading._start_child() is None
+        outcome = grading.sandbox.exec(
+            "_train = torchvision.datasets.MNIST('./data/', download=True, train=False)\n"
+            "assert len(_train) == 10000, len(_train)\n", "<probe>", 60)
+        assert outcome.ok and not outcome.value, outcome.value  # no statement failed
+    finally:
+        grading.close()
+
+
+def test_tasks_past_the_overall_limit_fail_as_not_graded():
+    result = grade(EXAMPLE, ["schedule", "q"], device="cpu", total_timeout=1e-9)
+    assert [task.status for task in result.tasks] == ["failed", "failed"]
+    assert all("overall time limit" in task.message for task in result.tasks)
+    assert not result.passed
+
+
+def test_selfcheck_json_reports_data_and_judge():
+    outcome = CliRunner().invoke(main, ["selfcheck", "--json"])
+    report = json.loads(outcome.stdout)
+    assert outcome.exit_code == 0, outcome.stdout
+    assert report["data_ok"] is True and report["unet_ok"] is True
+    assert 0.99 <= report["judge_test_accuracy"] <= 1.0
