@@ -69,3 +69,22 @@ class course_schedule:
 def describe_failure(error: BaseException) -> str:
     """One line naming an exception raised by student code."""
     return f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
+
+
+def judge_yours_then_course(evidence, task_id: str, judge_run):
+    """Judge the run with the student's schedule; if that fails, the run with the course's.
+
+    `judge_run(evidence, tensors, run)` judges one run ("yours" or "course") of the probe. A
+    function that is right only with the course's tensors passes with a note, so a schedule
+    bug is charged to the schedule task alone.
+    """
+    runs, data = evidence.value["runs"], evidence.tensors(task_id)
+    yours = None if "raised" in runs["yours"] else judge_run(evidence, data, "yours")
+    if (yours is not None and yours.passed) or "raised" in runs["course"]:
+        return yours  # the probe re-raises when both runs raised, so one of them exists
+    course = judge_run(evidence, data, "course")
+    if course.passed:
+        how = f"it raises {runs['yours']['raised']}" if yours is None else yours.failures[0]
+        course.note(f"{task_id} is right with the course's schedule tensors, not with yours ({how}); "
+                    "the schedule task reports what differs")
+    return course

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tasks._schedule_ref import (course_schedule, describe_failure, notebook_T, notebook_device,
-                                 schedules_to_try, student_schedule)
+from tasks._schedule_ref import (course_schedule, describe_failure, judge_yours_then_course, notebook_T,
+                                 notebook_device, schedules_to_try, student_schedule)
 from tasks.base import Evidence, Verdict, close, require, save
 
 ID = "q"
@@ -114,13 +114,4 @@ def judge(evidence: Evidence) -> Verdict:
     q is judged as the student's schedule leaves it; when that fails, it is judged again as it
     ran with the course's schedule, so a schedule bug is charged to the schedule task only.
     """
-    runs, data = evidence.value["runs"], evidence.tensors(ID)
-    yours = None if "raised" in runs["yours"] else _judge_run(evidence, data, "yours")
-    if (yours is not None and yours.passed) or "raised" in runs["course"]:
-        return yours
-    course = _judge_run(evidence, data, "course")
-    if course.passed:
-        how = f"it raises {runs['yours']['raised']}" if yours is None else yours.failures[0]
-        course.note(f"q is right with the course's schedule tensors, not with yours ({how}); "
-                    "the schedule task reports what differs")
-    return course
+    return judge_yours_then_course(evidence, ID, _judge_run)
