@@ -42,10 +42,9 @@ def render_text(result: GradeResult) -> str:
     for task in result.tasks:
         points = f"{_points(task.score)}/{_points(task.max_score)}"
         lines.append(f"  {MARKS[task.status]:<5} {task.id:<{width}}  {points:>7}  {task.title}")
-        if task.status != "passed" or "(" in task.message or task.id == "generation":
-            detail = task.message if task.status != "passed" else task.message.replace("correct ", "", 1)
+        if task.message != "correct" or task.id == "generation":
             where = f" [{task.location}]" if task.location and task.location.cell else ""
-            lines.append(f"        {detail}{where}")
+            lines.append(f"        {task.message}{where}")
             for hint in task.hints:
                 lines.append(f"        hint: {hint}")
         if task.id == "generation" and "official_accuracy" in task.details:
