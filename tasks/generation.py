@@ -11,6 +11,7 @@ Parent side: the judge classifies the raw samples exactly as the official grader
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -299,21 +300,21 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+@lru_cache(maxsize=1)
+def _judge_net():
+    """The shipped judge, loaded once per grader process (batch grading reuses it)."""
+    from reference.judge import load_judge
+
+    return load_judge()
+
+
 def _classify(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    from reference.judge import classify, load_judge
+    """The judge's predictions, with non-finite pixels blanked; also whether all were finite."""
+    from reference.judge import classify
 
     finite = bool(torch.isfinite(images).all())
     images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
-    return classify(_judge_net(load_judge), images), finite
-
-
-_JUDGE = []
-
-
-def _judge_net(loader):
-    if not _JUDGE:
-        _JUDGE.append(loader())
-    return _JUDGE[0]
+    return classify(_judge_net(), images), finite
 
 
 def _by_digit(official: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
