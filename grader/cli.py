@@ -47,7 +47,8 @@ def main():
 @click.option("--tasks", "task_ids", callback=_task_list, default="",
               help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="seed for every random draw")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="seed for every random draw (default: a new one each grade, reported in the result)")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="seconds allowed to each cell and each unit task's check (generation: 15 min)")
 @click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from grader.result import GradeResult
+from grader.sanitize import one_line
 
 MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
@@ -50,7 +51,7 @@ def render_text(result: GradeResult) -> str:
         if task.id == "generation" and "official_accuracy" in task.details:
             lines.extend(f"        {line}" for line in _generation_lines(task.details))
     for note in result.integrity:
-        lines.append(f"  integrity: {note}")
+        lines.append(f"  integrity: {one_line(note)}")
     verdict = "PASSED" if result.passed else "NOT PASSED"
     lines += ["", f"Score {_points(result.score)}/{_points(result.max_score)}: {verdict} "
                   f"({result.duration_s:.1f} s; cells are counted from the top, markdown included)"]
@@ -59,4 +60,4 @@ def render_text(result: GradeResult) -> str:
 
 def render_json(result: GradeResult) -> str:
     """The dli-grade/result/v1 document, one JSON object."""
-    return json.dumps(result.to_json(), indent=2)
+    return json.dumps(result.to_json(), indent=2, allow_nan=False)

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from grader.sanitize import one_line, strict_json_value
+from tasks.base import Location
+
 SCHEMA = "dli-grade/result/v1"
 STATUSES = ("passed", "failed", "error", "skipped")
-
-
-@dataclass
-class Location:
-    """Where in the submission a finding points: 1-based cell number and line within the cell."""
-
-    cell: int | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        if self.cell is None:
-            return ""
-        return f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
 
 
 @dataclass
@@ -38,6 +28,9 @@ class TaskResult:
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
+        # Messages and hints may quote student code's exceptions: one clean line each.
+        self.message = one_line(self.message, 1000)
+        self.hints = [one_line(hint, 500) for hint in self.hints]
 
 
 @dataclass
@@ -50,6 +43,9 @@ class GradeResult:
     device: str
     tasks: list[TaskResult]
     integrity: list[str] = field(default_factory=list)
+    seed: int | None = None
+    sandbox: dict = field(default_factory=dict)    # containment layer -> {held, detail}
+    profile: str | None = None                     # generation profile, when generation ran
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (a task's includes starting the child)
 
@@ -68,7 +64,13 @@ class GradeResult:
         return bool(graded) and all(task.status == "passed" for task in graded)
 
     def to_json(self) -> dict:
-        """The `dli-grade/result/v1` document."""
+        """The `dli-grade/result/v1` document; strict JSON (no NaN), student text on one line."""
+        notes: list[str] = []
+        document = strict_json_value(self._document(), notes)
+        document["integrity"] += [f"not a number: {note}" for note in notes[:5]]
+        return document
+
+    def _document(self) -> dict:
         return {
             "schema": SCHEMA,
             "submission": self.submission,
@@ -79,7 +81,10 @@ class GradeResult:
             "max_score": self.max_score,
             "passed": self.passed,
             "tasks": [asdict(task) for task in self.tasks],
-            "integrity": list(self.integrity),
+            "integrity": [one_line(note, 500) for note in self.integrity],
+            "seed": self.seed,
+            "sandbox": self.sandbox,
+            "profile": self.profile,
             "duration_s": round(self.duration_s, 2),
             "timings": {phase: round(seconds, 2) for phase, seconds in self.timings.items()},
             **self._official(),

@@ -1,24 +1,32 @@
-"""Grade one submission: load it, run its definitions in a child, probe and judge each task."""
+"""Grade one submission: load it, run its definitions in a contained child, check each task.
+
+The runner owns the child and one deadline for the whole grade. Tasks check through a
+`Context`: the grader makes every input, the child runs the student's code on it, and the
+raw values come back for the task to judge. A crash, a hang or a broken protocol fails the
+task that was running, and a fresh child (cells replayed) takes the rest.
+"""
 
 from __future__ import annotations
 
 import ast
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from grader import containment
 from grader.analysis import Analysis, analyse
 from grader.errors import UnusableInput
-from grader.result import GradeResult, Location, TaskResult
-from grader.sandbox import Sandbox, SandboxConfig
+from grader.result import GradeResult, TaskResult
+from grader.sandbox import Outcome, Sandbox, SandboxConfig
 from grader.submission import load_submission
 from reference import mnist
 from reference.course_path import course_path
 from tasks import TASK_IDS, load_task
-from tasks.base import Evidence
+from tasks.base import Location, MissingName, StudentRaised, TaskFailure, derive_seed, generator
 
 # The imports every version of the notebook makes before its FIXME cells; layout A lacks
 # `math` and `Rearrange`, which its block cells use, so the child always provides them.
@@ -36,6 +44,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 """
 START_TIMEOUT = 120.0
+
+
+class ChildLost(Exception):
+    """The child hung, died or broke the protocol during a task; the outcome says how."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.reason)
+        self.outcome = outcome
 
 
 def memory_limit_mb(device: str) -> int | None:
@@ -85,31 +101,84 @@ def defining_line(tree: ast.Module | None, name: str) -> int | None:
     return found
 
 
+class Context:
+    """What a task checks through: inputs made here, student code run in the child."""
+
+    def __init__(self, grading: "Grading", task_id: str, options: dict):
+        self.grading, self.task_id, self.options = grading, task_id, options
+        self.seed = grading.seed
+        self.device = torch.device(grading.device)
+        self.analysis = grading.analysis
+        self.timeout = options.get("timeout", grading.timeout)
+
+    def generator(self, *labels: str) -> torch.Generator:
+        return generator(self.seed, *labels)
+
+    def locate(self, name: str) -> Location | None:
+        return self.grading.locate(name)
+
+    def progress(self, phase: str, done: int, total: int) -> None:
+        self.grading.progress((self.task_id, phase, done, total))
+
+    def ask(self, op: str, **payload):
+        """Send one command; its (value, records). Student exceptions raise StudentRaised."""
+        on_progress = lambda phase, done, total: self.progress(str(phase)[:60], int(done), int(total))  # noqa: E731
+        outcome = self.grading.request(op, self.timeout, on_progress, **payload)
+        if outcome.child_lost:
+            raise ChildLost(outcome)
+        if outcome.status == "error":
+            if outcome.error.get("type") == "MissingName":
+                raise MissingName(str(outcome.error.get("message", "")).split(": ", 1)[-1].strip("'\""))
+            raise StudentRaised(outcome.error)
+        return outcome.value, outcome.records
+
+    def call(self, target: str, *args, bind=None, no_grad: bool = False, **kwargs):
+        return self.ask("call", target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
+
+    def get(self, *names: str) -> dict:
+        value, _ = self.ask("get", names=list(names))
+        return value if isinstance(value, dict) else {}
+
+    def describe(self, *names: str) -> dict:
+        value, _ = self.ask("describe", names=list(names))
+        return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
+
+
 class Grading:
-    """One grading run: owns the child, the cell results and the per-task outcomes."""
+    """One grading run: owns the child, the cell results, the deadline and the per-task outcomes."""
 
     def __init__(self, path, device: str, seed: int, timeout: float, workdir: Path, progress=None,
-                 options: dict | None = None):
+                 options: dict | None = None, deadline: float | None = None, contain: bool = True):
         self.submission = load_submission(path)
-        self.options = options or {}  # task id -> keyword options for its prepare and judge
+        self.options = options or {}  # task id -> options for its check
         self.analysis: Analysis = analyse(self.submission)
         self.device, self.seed, self.timeout = device, seed, timeout
+        self.deadline = deadline if deadline is not None else time.monotonic() + 3600
         self.workdir = workdir
         self.progress = progress or (lambda message: None)
         self.cell_errors: dict[int, list[dict]] = {}
+        data_dir = workdir / "data"
+        mnist.torchvision_root(data_dir)  # the notebook's MNIST("./data/", download=True), offline
         self.sandbox = Sandbox(SandboxConfig(
-            workdir=workdir / "work", log_path=workdir / "student-output.log", device=device,
-            seed=seed, sys_path=[str(course_path())], preamble=PREAMBLE,
-            memory_limit_mb=memory_limit_mb(device),
-            start_timeout=START_TIMEOUT,
+            workdir=workdir / "child", data_dir=data_dir, course_dir=course_path(),
+            view=containment.view_config(Path(path)), device=device,
+            seed=derive_seed(seed, "child"), preamble=PREAMBLE, memory_limit_mb=memory_limit_mb(device),
+            contain=contain,
         ))
         self.child_ready = False
-        self.task_integrity: list[str] = []
+        self.integrity: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds, for the report and benchmarks
 
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def request(self, op: str, timeout: float, on_progress=None, **payload) -> Outcome:
+        """One command, bounded by its own timeout and by what is left of the whole grade."""
+        return self.sandbox.request(op, max(0.0, min(timeout, self.left())), on_progress, **payload)
+
     # -- the child --------------------------------------------------------------------------
-    def _start_child(self) -> str | None:
-        """Start a child and run every cell's definitions; a message if the child cannot start."""
+    def start_child(self) -> str | None:
+        """Start a child and run every cell's definitions; a message if that is not possible."""
         started = time.perf_counter()
         try:
             return self._start_child_and_run_cells()
@@ -117,13 +186,18 @@ class Grading:
             self.timings["child_start_and_cells"] = (
                 self.timings.get("child_start_and_cells", 0.0) + time.perf_counter() - started)
 
+    def _start(self) -> str | None:
+        outcome = self.sandbox.start(max(0.0, min(START_TIMEOUT, self.left())))
+        if not outcome.ok:
+            why = outcome.reason or (outcome.error or {}).get("message", "")
+            return f"the grader could not start Python for the student's code: {why}"
+        return None
+
     def _start_child_and_run_cells(self) -> str | None:
         self.progress("starting the student's code")
-        # The notebook's own MNIST("./data/", download=True) must find the data, offline.
-        mnist.torchvision_root(self.sandbox.config.workdir / "data")
-        outcome = self.sandbox.start()
-        if not outcome.ok:
-            return f"the grader could not start Python for the student's code: {outcome.error}"
+        problem = self._start()
+        if problem:
+            return problem
         self.cell_errors.clear()
         ran: list[tuple[str, str]] = []  # (code, filename) of the cells that left the child alive
         for facts in self.analysis.cells:
@@ -131,28 +205,28 @@ class Grading:
             if not code.strip():
                 continue
             filename = f"<cell {facts.cell.number}>"
-            outcome = self.sandbox.exec(code, filename, self.timeout)
+            outcome = self.request("exec", self.timeout, code=code, filename=filename)
             if outcome.child_lost:
                 # Go on without the cell that killed the child: a fresh one replays the cells before it.
-                self.cell_errors[facts.cell.number] = [{"error": outcome.error, "line": None}]
-                outcome = self.sandbox.start()
-                if not outcome.ok:
-                    return f"the grader could not restart Python for the student's code: {outcome.error}"
+                why = "did not finish within the time limit" if outcome.status == "timeout" else outcome.reason
+                self.cell_errors[facts.cell.number] = [{"message": why, "line": None}]
+                if self.left() <= 0:
+                    return "the overall time limit was reached while running the cells"
+                problem = self._start()
+                if problem:
+                    return problem
                 for earlier_code, earlier_filename in ran:
-                    self.sandbox.exec(earlier_code, earlier_filename, self.timeout)
+                    self.request("exec", self.timeout, code=earlier_code, filename=earlier_filename)
                 continue
-            if outcome.ok and outcome.value:
-                self.cell_errors[facts.cell.number] = outcome.value
+            if outcome.ok and isinstance(outcome.value, list) and outcome.value:
+                self.cell_errors[facts.cell.number] = [e for e in outcome.value if isinstance(e, dict)]
             ran.append((code, filename))
         self.child_ready = True
         return None
 
     # -- locations --------------------------------------------------------------------------
     def locate(self, name: str) -> Location | None:
-        """Where the submission defines `name` (the training loop for '__training_cell__')."""
-        if name == "__training_cell__":
-            facts = self.analysis.training_cell()
-            return Location(facts.cell.number, None) if facts else None
+        """Where the submission defines `name`."""
         facts = self.analysis.defining(name)
         if facts is None:
             return None
@@ -166,29 +240,24 @@ class Grading:
         if facts.syntax_error:
             return f"{name} is not defined: {facts.syntax_error}", where
         for error in self.cell_errors.get(facts.cell.number, []):
-            return (f"{name} is not defined: cell {facts.cell.number} raised {error['error']}"
-                    + (f" at line {error['line']}" if error.get("line") else ""),
-                    Location(facts.cell.number, error.get("line")))
+            line = error.get("line") if type(error.get("line")) is int else None
+            return (f"{name} is not defined: cell {facts.cell.number} raised {error.get('message')}"
+                    + (f" at line {line}" if line else ""), Location(facts.cell.number, line))
         return f"{name} is not defined after running cell {facts.cell.number}", where
 
     def _not_attempted(self, task) -> TaskResult | None:
         cells = [self.analysis.defining(name) for name in task.NEEDS]
-        if task.ID == "training_loop":
+        if getattr(task, "USES_TRAINING_CELL", False):
             cells.append(self.analysis.training_cell())
         for facts in cells:
             if facts is not None and facts.fixmes:
-                return self._result(task, "failed", 0.0,
-                                    f"not attempted: FIXME left in cell {facts.cell.number}, line {facts.fixmes[0]}",
-                                    location=Location(facts.cell.number, facts.fixmes[0]),
-                                    hints=["replace every FIXME with your answer"])
+                return _result(task, "failed", 0.0,
+                               f"not attempted: FIXME left in cell {facts.cell.number}, line {facts.fixmes[0]}",
+                               location=Location(facts.cell.number, facts.fixmes[0]),
+                               hints=["replace every FIXME with your answer"])
         return None
 
     # -- tasks ------------------------------------------------------------------------------
-    def _result(self, task, status, score, message, hints=(), location=None, details=None):
-        return TaskResult(id=task.ID, title=task.TITLE, score=round(score, 2), max_score=task.POINTS,
-                          status=status, message=message, hints=list(hints), location=location,
-                          details=details or {})
-
     def grade_task(self, task_id: str) -> TaskResult:
         task = load_task(task_id)
         skipped = self._not_attempted(task)
@@ -196,121 +265,157 @@ class Grading:
             return skipped
         for name in task.NEEDS:
             if self.analysis.defining(name) is None:
-                return self._result(task, "failed", 0.0, f"no cell defines {name}",
-                                    hints=[f"define {name} as the notebook asks"])
+                return _result(task, "failed", 0.0, f"no cell defines {name}",
+                               hints=[f"define {name} as the notebook asks"])
         if not self.child_ready:
-            problem = self._start_child()
+            problem = self.start_child()
             if problem:
-                return self._result(task, "error", 0.0, problem)
-        out_dir = Path(tempfile.mkdtemp(prefix=f"{task_id}-", dir=self.workdir))
-        options = self.options.get(task_id, {})
-        kwargs = task.prepare(out_dir, self.seed, self.analysis, **options) if hasattr(task, "prepare") else {}
+                return _result(task, "error" if "could not start" in problem else "failed", 0.0, problem)
         self.progress(f"checking {task_id}")
-        progress_file = out_dir / "progress.txt"
-
-        def report_progress():
-            if progress_file.exists():
-                phase, _, counts = progress_file.read_text().strip().partition("\t")
-                done, _, total = counts.partition("\t")
-                if done.isdigit() and total.isdigit():
-                    self.progress((task_id, phase, int(done), int(total)))
-
-        timeout = options.get("timeout", self.timeout)
-        outcome = self.sandbox.call(f"tasks.{task_id}:probe", out_dir, timeout,
-                                    on_wait=report_progress, **kwargs)
-        if outcome.child_lost:
+        context = Context(self, task_id, self.options.get(task_id, {}))
+        first_name = task.NEEDS[0] if task.NEEDS else None
+        try:
+            delegation = self._delegation(task)
+            if delegation:
+                self.integrity.append(delegation)
+                return _result(task, "failed", 0.0, delegation, location=self.locate(first_name),
+                               hints=["write your own answer in the notebook's cell"])
+            verdict = task.check(context)
+        except MissingName as missing:
+            message, where = self._why_missing(str(missing))
+            return _result(task, "failed", 0.0, message, location=where)
+        except StudentRaised as raised:
+            return _result(task, "failed", 0.0, *self._raised_message(task_id, raised, first_name))
+        except TaskFailure as failure:
+            return _result(task, "failed", 0.0, failure.message, hints=[failure.hint] if failure.hint else [],
+                           location=failure.location or self.locate(first_name))
+        except ChildLost as lost:
             self.child_ready = False
-            return self._result(task, "failed", 0.0, f"while checking {task_id}, {outcome.error}",
-                                hints=["look for infinite loops, sys.exit/os._exit or huge allocations"],
-                                location=self.locate(task.NEEDS[0]) if task.NEEDS else None)
-        if not outcome.ok:
-            if outcome.error_type == "MissingName":
-                name = outcome.error.split(": ", 1)[-1].strip("'\"")
-                message, where = self._why_missing(name)
-                return self._result(task, "failed", 0.0, message, location=where)
-            where = None
-            if outcome.filename and outcome.filename.startswith("<cell "):
-                where = Location(int(outcome.filename[6:-1]), outcome.line)
-            # The child words sys.exit as "the code called sys.exit(...)": not "raised".
-            what = (f"while checking {task_id}, the student's {outcome.error.removeprefix('the ')}"
-                    if outcome.error_type == "SystemExit" else f"the student's code raised {outcome.error}")
-            return self._result(task, "failed", 0.0, what,
-                                location=where or (self.locate(task.NEEDS[0]) if task.NEEDS else None))
-        evidence = Evidence(value=outcome.value, out_dir=out_dir, locate=self.locate, seed=self.seed)
-        verdict = task.judge(evidence, **options) if options else task.judge(evidence)
+            return _result(task, "failed", 0.0, self._lost_message(task_id, lost.outcome, context.timeout),
+                           hints=["look for infinite loops, sys.exit/os._exit or huge allocations"],
+                           location=self.locate(first_name) if first_name else None)
         message = verdict.message("correct")
         if verdict.notes:
             message += " (" + "; ".join(verdict.notes) + ")"
-        self.task_integrity += verdict.details.pop("integrity", [])
-        return self._result(task, "passed" if verdict.passed else "failed", verdict.earned,
-                            message, verdict.hints, verdict.location, verdict.details)
+        self.integrity += verdict.integrity
+        return _result(task, "passed" if verdict.passed else "failed", verdict.earned,
+                       message, verdict.hints, verdict.location, verdict.details)
+
+    def _delegation(self, task) -> str | None:
+        """A graded function that is the course helper's own (e.g. q = ddpm.q): not an answer."""
+        if not task.NEEDS or task.ID == "schedule":
+            return None
+        for name, info in Context(self, task.ID, {}).describe(*task.NEEDS).items():
+            module = str(info.get("module", ""))
+            if info.get("type") in ("function", "method", "builtin_function_or_method") and module != "__main__":
+                return f"{name} is {module}.{info.get('qualname')}, not a function your notebook defines"
+        return None
+
+    def _raised_message(self, task_id: str, raised: StudentRaised, first_name) -> tuple:
+        cell, line = raised.error.get("cell"), raised.error.get("line")
+        where = None
+        if isinstance(cell, str) and cell.startswith("<cell ") and cell[6:-1].isdigit():
+            where = Location(int(cell[6:-1]), line if type(line) is int else None)
+        if raised.type == "SystemExit":
+            text = f"while checking {task_id}, the student's {raised.describe().removeprefix('the ')}"
+        else:
+            text = f"the student's code raised {raised.describe()}"
+        return text, [], where or (self.locate(first_name) if first_name else None)
+
+    def _lost_message(self, task_id: str, outcome: Outcome, timeout: float) -> str:
+        if outcome.status == "timeout":
+            limit = "the overall time limit" if self.left() <= 0 else f"{timeout:g} s"
+            return f"while checking {task_id}, the student's code did not finish within {limit}"
+        if outcome.status == "broken":
+            self.integrity.append(f"while checking {task_id}, {outcome.reason}")
+            return f"while checking {task_id}, {outcome.reason}"
+        return f"while checking {task_id}, {outcome.reason}"
 
     def integrity_notes(self) -> list[str]:
         notes = [f"cell {facts.cell.number} imports the grader's own packages (grader, tasks or reference)"
                  for facts in self.analysis.cells if facts.imports_grader]
-        return notes + self.task_integrity
+        if self.sandbox.attempted_imports:
+            notes.append("the student's code tried to import " + ", ".join(sorted(set(self.sandbox.attempted_imports))[:5]))
+        return notes + self.integrity
 
     def close(self):
         self.sandbox.close()
 
 
-GPU_TRAIN_STEPS = 2000  # DESIGN.md: ~1000 eager steps reach 98-99.6% at w = 1 on an H100; 2000 for margin
+def _result(task, status, score, message, hints=(), location=None, details=None) -> TaskResult:
+    return TaskResult(id=task.ID, title=task.TITLE, score=round(score, 2), max_score=task.POINTS,
+                      status=status, message=message, hints=list(hints), location=location,
+                      details=details or {})
+
+
+GPU_TRAIN_STEPS = 2000  # about 1,000 eager steps reach 98-99.6% at w = 1 on an H100 (docs/calibration.md)
 CPU_CHECK_STEPS = 40
 GENERATION_TIMEOUT = 900.0
 
 
-def generation_options(device: str, train_steps: int | None = None, per_digit: int | None = None,
-                       artifacts_dir: Path | None = None, stem: str = "submission") -> dict:
-    """Budgets of the generation task for the device's profile (GPU: train; CPU: reference weights)."""
-    gpu = device == "cuda"
+def generation_options(device: str, profile: str = "auto", train_steps: int | None = None,
+                       per_digit: int | None = None, artifacts_dir: Path | None = None,
+                       stem: str = "submission") -> dict:
+    """Budgets of the generation task for its profile (train: from scratch; transplant: reference weights)."""
+    if profile == "auto":
+        profile = "train" if device == "cuda" else "transplant"
+    train = profile == "train"
     return {
-        "profile": "gpu" if gpu else "cpu",
+        "profile": profile,
         "train_steps": train_steps or GPU_TRAIN_STEPS,
-        "per_digit": per_digit or (50 if gpu else 10),
-        "grader_per_digit": 10 if gpu else 1,
-        "check_steps": 0 if gpu else CPU_CHECK_STEPS,
+        "per_digit": per_digit or (50 if device == "cuda" else 10),
+        "grader_per_digit": 10 if device == "cuda" else 1,
+        "check_steps": 0 if train else CPU_CHECK_STEPS,
         "artifacts_dir": artifacts_dir,
         "stem": stem,
         "timeout": GENERATION_TIMEOUT,
     }
 
 
-def grade(path, task_ids=None, device: str = "auto", seed: int = 0, timeout: float = 60.0,
-          progress=None, generation: dict | None = None, total_timeout: float = 1800.0) -> GradeResult:
+def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, timeout: float = 60.0,
+          progress=None, generation: dict | None = None, total_timeout: float = 1800.0,
+          contain: bool = True) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
-    `generation` overrides the generation task's budgets (see `generation_options`); tasks not
-    started within `total_timeout` seconds fail as not graded.
+    `seed` None draws one for this grade (the child can't predict the grader's inputs); the
+    result records it, so `seed=` reproduces the grade. `generation` overrides the generation
+    task's budgets (see `generation_options`). One deadline, `total_timeout` seconds from now,
+    bounds everything: cells, restarts, replays and checks; tasks not reached fail as not graded.
     """
     started = time.perf_counter()
+    deadline = time.monotonic() + total_timeout
     device = choose_device(device)
-    task_ids = list(task_ids or TASK_IDS)
-    with tempfile.TemporaryDirectory(prefix="dli-grade-") as workdir:
+    seed = secrets.randbits(63) if seed is None else seed
+    wanted = set(task_ids or TASK_IDS)
+    order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
+    with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
         options = {"generation": generation_options(device, stem=Path(path).stem, **(generation or {}))}
-        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options)
+        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain)
         try:
             results = []
-            for task_id in task_ids:
-                if time.perf_counter() - started > total_timeout:
+            for task_id in order:
+                if grading.left() <= 0:
                     task = load_task(task_id)
-                    results.append(TaskResult(task.ID, task.TITLE, 0.0, task.POINTS, "failed",
-                                              f"not graded: the overall time limit of {total_timeout:g} s was reached"))
+                    results.append(_result(task, "failed", 0.0,
+                                           f"not graded: the overall time limit of {total_timeout:g} s was reached"))
                     continue
+                task_started = time.perf_counter()
                 try:
-                    task_started = time.perf_counter()
                     results.append(grading.grade_task(task_id))
-                    grading.timings[task_id] = time.perf_counter() - task_started
                 except Exception as error:  # a grader bug: report it on this task, keep grading
-                    task = load_task(task_id)
-                    results.append(TaskResult(task.ID, task.TITLE, 0.0, task.POINTS, "error",
-                                              f"internal grader error: {type(error).__name__}: {error}"))
+                    results.append(_result(load_task(task_id), "error", 0.0,
+                                           f"internal grader error: {type(error).__name__}: {error}"))
+                grading.timings[task_id] = time.perf_counter() - task_started
         finally:
             grading.close()
         integrity = grading.integrity_notes()
-        if grading.sandbox.config.isolate_network and not grading.sandbox.network_isolated:
-            integrity.append("the student's code ran with network access (no network namespace here)")
+        sandbox = grading.sandbox.layers
+        missing = [name for name, layer in sandbox.items() if not layer.get("held")]
+        if missing:
+            integrity.append("the student's code ran without these containment layers: " + ", ".join(missing))
     return GradeResult(
         submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
-        device=device, tasks=results, integrity=integrity,
+        device=device, tasks=results, integrity=integrity, seed=seed, sandbox=sandbox,
+        profile=options["generation"]["profile"] if "generation" in wanted else None,
         duration_s=time.perf_counter() - started, timings=grading.timings,
     )

@@ -1,9 +1,8 @@
-"""Parent side of the trust boundary: start a child process, send it commands, survive it.
+"""Parent side of the trust boundary: start a contained child, send it commands, survive it.
 
-Every command has a deadline. If the child hangs it is killed; if it dies (os._exit, a signal,
-running out of memory) the outcome says how, and the caller may start a fresh one. Nothing the
-child returns is unpickled: replies are JSON and raw outputs are files read with
-`torch.load(weights_only=True)` by the tasks.
+The child is started through grader/launcher.py, which contains it and reports which layers
+held. Every command has a deadline; a child that hangs is killed, one that dies is reported
+with how, one that breaks the protocol is killed too, and the caller may start a fresh one.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import resource
 import select
 import signal
 import subprocess
@@ -20,31 +18,33 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-OUTPUT_LIMIT_BYTES = 512 * 1024**2  # per file the child writes, its log included
+from grader.protocol import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame
+
+LAUNCHER = Path(__file__).with_name("launcher.py")
+EXECUTOR = Path(__file__).with_name("executor")
+PR_SET_DUMPABLE = 4
+FILE_LIMIT_MB = 512
+PROCESS_LIMIT = 256
 SIGNAL_MEANINGS = {
     signal.SIGKILL: "was killed (out of memory, or a limit was hit)",
     signal.SIGXFSZ: "wrote more than the output limit (512 MiB in one file)",
     signal.SIGSEGV: "crashed with a segmentation fault",
     signal.SIGABRT: "aborted",
     signal.SIGXCPU: "used more than its CPU time limit",
+    signal.SIGSYS: "made a forbidden system call",
 }
 
 
 @dataclass
 class Outcome:
-    """What one command did: `status` is ok, error (student code raised), timeout or died."""
+    """What one command did: `status` is ok, error (student code raised), timeout, died or broken
+    (the child broke the protocol)."""
 
     status: str
     value: object = None
-    error: str | None = None
-    error_type: str | None = None
-    filename: str | None = None
-    line: int | None = None
-    traceback: str | None = None
-    seconds: float = 0.0
+    records: dict = field(default_factory=dict)
+    error: dict | None = None   # {type, message, cell, line} for status "error"
+    reason: str = ""            # why the child is gone, for timeout, died and broken
 
     @property
     def ok(self) -> bool:
@@ -52,139 +52,131 @@ class Outcome:
 
     @property
     def child_lost(self) -> bool:
-        """True when the child no longer exists and must be restarted."""
-        return self.status in ("timeout", "died")
+        return self.status in ("timeout", "died", "broken")
 
 
 @dataclass
 class SandboxConfig:
     """Limits and environment of the child."""
 
-    workdir: Path
-    log_path: Path
-    device: str = "cpu"            # "cpu" hides CUDA from the child
+    workdir: Path               # the grader's own folder for this child (never read back)
+    data_dir: Path              # MNIST laid out for torchvision, bound read-only as ./data
+    course_dir: Path            # the course helper stand-ins, bound read-only on sys.path
+    view: dict                  # hide / expose / uid / gid, from grader.containment
+    device: str = "cpu"
     seed: int = 0
     memory_limit_mb: int | None = None
-    sys_path: list[str] = field(default_factory=list)
+    tmp_size_mb: int = 1024
+    threads: int = 0
     preamble: str = ""
-    start_timeout: float = 60.0
-    isolate_network: bool = True
-
-
-def _limit_child(config: SandboxConfig):
-    """Runs in the child between fork and exec: resource limits and, if possible, no network."""
-    def apply():
-        libc = ctypes.CDLL(None, use_errno=True)
-        # If the grader dies (killed, Ctrl-C), the child must not live on burning CPU.
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES))
-        if config.memory_limit_mb:
-            limit = config.memory_limit_mb * 1024**2
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if config.isolate_network:
-            # A fresh network namespace has only a downed loopback: no connection can leave.
-            if libc.unshare(CLONE_NEWNET) != 0:
-                libc.unshare(CLONE_NEWUSER | CLONE_NEWNET)
-    return apply
+    contain: bool = True
 
 
 def _child_environment(config: SandboxConfig) -> dict[str, str]:
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(config.workdir),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
         "MPLBACKEND": "Agg",
-        "PYTHONHASHSEED": str(config.seed),
-        "PYTHONUNBUFFERED": "1",
-        "TMPDIR": str(config.workdir),
+        "PYTHONHASHSEED": str(config.seed % 2**32),
+        "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     }
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if name in os.environ:
             env[name] = os.environ[name]
+    # The operator's choice of GPU is kept; on the CPU profile the child sees none.
     if config.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
+    elif "CUDA_VISIBLE_DEVICES" in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     return env
 
 
 class Sandbox:
-    """One child process and the commands sent to it."""
+    """One contained child process and the commands sent to it."""
 
     def __init__(self, config: SandboxConfig):
         self.config = config
         self.process: subprocess.Popen | None = None
-        self._replies = None
-        self._commands = None
-        self._buffer = b""
-        self._reply_closed = False
-        self.network_isolated = False
+        self.layers: dict = {}
+        self.setup_reply: dict = {}
+        self.attempted_imports: list[str] = []
+        self._commands = self._replies = None
+        self._reader = FrameReader()
+        self._next_id = 0
 
     # -- life cycle -------------------------------------------------------------------------
-    def start(self) -> Outcome:
-        """Spawn the child and run its setup (imports, seeds, the course's preamble)."""
+    def start(self, timeout: float) -> Outcome:
+        """Spawn the launcher, read which layers held, and run the executor's setup."""
         self.close()
+        _make_grader_undumpable()
         config = self.config
         config.workdir.mkdir(parents=True, exist_ok=True)
         command_read, command_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        log = open(config.log_path, "ab")
+        launcher_config = {
+            **config.view, "grader_pid": os.getpid(), "contain": config.contain,
+            "tmp_size_mb": config.tmp_size_mb, "file_limit_mb": FILE_LIMIT_MB, "process_limit": PROCESS_LIMIT,
+            "memory_limit_mb": config.memory_limit_mb, "reply_fd": reply_write,
+            "mounts": {"executor": str(EXECUTOR), "course": str(config.course_dir), "data": str(config.data_dir)},
+            "fallback_workdir": str(config.workdir), "python": sys.executable,
+            "env": _child_environment(config),
+            "executor": {"in_fd": command_read, "out_fd": reply_write},
+        }
+        log = open(config.workdir / "child-output.log", "ab")  # the grader never reads it back
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-m", "grader.child", str(command_read), str(reply_write)],
+                [sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps(launcher_config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(command_read, reply_write), cwd=config.workdir,
-                env=_child_environment(config), start_new_session=True,
-                preexec_fn=_limit_child(config),
+                pass_fds=(command_read, reply_write), cwd="/", start_new_session=True,
+                env={"PATH": "/usr/bin:/bin"},
             )
         finally:
             log.close()
             os.close(command_read)
             os.close(reply_write)
-        self._commands = os.fdopen(command_write, "w", encoding="utf-8")
-        self._replies = reply_read
-        self._buffer = b""
-        outcome = self._send(
-            {"op": "setup", "workdir": str(config.workdir), "sys_path": config.sys_path,
-             "seed": config.seed, "preamble": config.preamble},
-            config.start_timeout,
-        )
-        self.network_isolated = config.isolate_network and self._in_own_network_namespace()
-        return outcome
-
-    def _in_own_network_namespace(self) -> bool:
+        self._commands, self._replies = command_write, reply_read
+        os.set_blocking(self._replies, False)
+        self._reader = FrameReader()
+        deadline = time.monotonic() + timeout
         try:
-            return os.readlink(f"/proc/{self.process.pid}/ns/net") != os.readlink("/proc/self/ns/net")
-        except OSError:
-            return False
+            status = self._read_frame(deadline)
+        except ProtocolError as error:
+            self._kill()
+            return Outcome("broken", reason=f"the sandbox did not start: {error}")
+        if status is None:
+            return self._lost(deadline)
+        self.layers = status[0].get("sandbox", {}) if isinstance(status[0].get("sandbox"), dict) else {}
+        outcome = self.request("setup", max(1.0, deadline - time.monotonic()), seed=config.seed,
+                               preamble=config.preamble, device=config.device, threads=config.threads,
+                               gpu_fraction=0.9 if config.device == "cuda" else 0.0)
+        if outcome.ok and isinstance(outcome.value, dict):
+            self.setup_reply = outcome.value
+        return outcome
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def close(self) -> None:
-        """Ask the child to leave, then make sure its whole process group is gone."""
+        """Ask the child to leave, then make sure it and everything it started are gone."""
         if self.process is None:
             return
         try:
             if self.alive:
-                self._commands.write('{"op": "exit"}\n')
-                self._commands.flush()
-                self.process.wait(timeout=2)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
+                os.write(self._commands, encode_frame({"op": "exit"}))
+                self.process.wait(timeout=1)
+        except (OSError, subprocess.TimeoutExpired):
             pass
         self._kill()
-        for stream in (self._commands,):
+        for fd in (self._commands, self._replies):
             try:
-                stream.close()
+                os.close(fd)
             except OSError:
                 pass
-        try:
-            os.close(self._replies)
-        except OSError:
-            pass
         self.process = None
 
     def _kill(self) -> None:
+        # The launcher's death takes its PID namespace, and so every process in it, along.
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -195,50 +187,84 @@ class Sandbox:
             pass
 
     # -- commands ---------------------------------------------------------------------------
-    def exec(self, code: str, filename: str, timeout: float) -> Outcome:
-        """Run code in the student namespace; `filename` (e.g. '<cell 12>') labels tracebacks."""
-        return self._send({"op": "exec", "code": code, "filename": filename}, timeout)
-
-    def call(self, function: str, out_dir: Path, timeout: float, on_wait=None, **kwargs) -> Outcome:
-        """Call a probe `module:function(namespace, out_dir, **kwargs)` inside the child.
-
-        `on_wait()` is called about once a second while the child works (for progress).
-        """
-        return self._send(
-            {"op": "call", "function": function, "out_dir": str(out_dir), "kwargs": kwargs},
-            timeout, on_wait,
-        )
-
-    def _send(self, command: dict, timeout: float, on_wait=None) -> Outcome:
-        started = time.monotonic()
+    def request(self, op: str, timeout: float, on_progress=None, **payload) -> Outcome:
+        """Send one command and wait for its answer (progress frames go to `on_progress`)."""
+        deadline = time.monotonic() + max(0.0, timeout)
         if not self.alive:
-            return Outcome("died", error=self._death_message(), seconds=0.0)
+            return Outcome("died", reason=self._death_message())
         try:
-            self._commands.write(json.dumps(command) + "\n")
-            self._commands.flush()
-        except (BrokenPipeError, OSError):
-            return Outcome("died", error=self._death_message(), seconds=0.0)
-        line = self._read_line(started + timeout, on_wait)
-        seconds = time.monotonic() - started
-        if line is None:
-            if self._reply_closed or not self.alive:
-                # The child closed its end: it is exiting or gone. Its exit status says why.
-                return Outcome("died", error=self._death_message(), seconds=seconds)
+            self._check_no_stray_data()
+        except ProtocolError as error:
             self._kill()
-            return Outcome("timeout", error=f"did not finish within {timeout:g} s", seconds=seconds)
-        reply = json.loads(line)
-        if reply.get("ok"):
-            return Outcome("ok", value=reply.get("value"), seconds=seconds)
-        return Outcome(
-            "error", error=reply.get("error"), error_type=reply.get("error_type"),
-            filename=reply.get("filename"), line=reply.get("line"),
-            traceback=reply.get("traceback"), seconds=seconds,
-        )
+            return Outcome("broken", reason=str(error))
+        self._next_id += 1
+        encoder = ArgumentEncoder()
+        header = {"id": self._next_id, "op": op, **{k: encoder.encode(v) for k, v in payload.items()}}
+        try:
+            self._write_all(encode_frame(header, encoder.blobs), deadline)
+        except (BrokenPipeError, OSError):
+            return self._lost(deadline)
+        try:
+            while True:
+                frame = self._read_frame(deadline)
+                if frame is None:
+                    return self._lost(deadline)
+                header, blobs = frame
+                if "progress" in header:
+                    progress = header["progress"]
+                    if on_progress and isinstance(progress, list) and len(progress) == 3:
+                        on_progress(*progress)
+                    continue
+                return self._reply(header, blobs)
+        except ProtocolError as error:
+            self._kill()
+            return Outcome("broken", reason=f"the child broke the protocol: {error}")
 
-    def _read_line(self, deadline: float, on_wait=None) -> bytes | None:
-        """The next reply line, or None at the deadline or when the child closes the pipe."""
-        self._reply_closed = False
-        while b"\n" not in self._buffer:
+    def _reply(self, header: dict, blobs: list[bytes]) -> Outcome:
+        if header.get("id") != self._next_id:
+            raise ProtocolError("an answer to a command that was not sent")
+        reply = decode_value(header.get("reply"), blobs)
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise ProtocolError("an answer without a status")
+        imports = reply.get("attempted_imports")
+        if isinstance(imports, list):
+            self.attempted_imports += [str(name)[:100] for name in imports if str(name) not in self.attempted_imports][:20]
+        self._check_no_stray_data()
+        if reply["ok"]:
+            records = reply.get("records")
+            return Outcome("ok", value=reply.get("value"), records=records if isinstance(records, dict) else {})
+        error = reply.get("error")
+        return Outcome("error", error=error if isinstance(error, dict) else {"type": "?", "message": "?"})
+
+    def _check_no_stray_data(self) -> None:
+        """Bytes nobody asked for (a forged or extra answer) break the protocol."""
+        if self._reader.buffer:
+            raise ProtocolError("data after an answer")
+        try:
+            data = os.read(self._replies, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            return
+        if data:
+            raise ProtocolError("data nobody asked for")
+
+    def _write_all(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.alive:
+                raise OSError("the child did not read its command")
+            _, writable, _ = select.select([], [self._commands], [], min(remaining, 1.0))
+            if writable:
+                view = view[os.write(self._commands, view[: 1 << 16]):]
+
+    def _read_frame(self, deadline: float):
+        """The next frame, or None at the deadline or when the child closed the pipe."""
+        while True:
+            frame = self._reader.next_frame()
+            if frame is not None:
+                return frame
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -246,25 +272,39 @@ class Sandbox:
             if not ready:
                 if not self.alive:
                     return None
-                if on_wait is not None:
-                    on_wait()
                 continue
-            chunk = os.read(self._replies, 1 << 16)
+            try:
+                chunk = os.read(self._replies, 1 << 20)
+            except BlockingIOError:
+                continue
             if not chunk:
-                self._reply_closed = True
                 return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
+            self._reader.feed(chunk)
+
+    def _lost(self, deadline: float) -> Outcome:
+        if self.alive and time.monotonic() >= deadline:
+            self._kill()
+            return Outcome("timeout", reason="did not finish in time")
+        self._kill()
+        return Outcome("died", reason=self._death_message())
 
     def _death_message(self) -> str:
         if self.process is None:
             return "the child process was not running"
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        code = self.process.poll()
+        if code is None:
             return "the child process stopped answering"
         if code < 0:
             meaning = SIGNAL_MEANINGS.get(-code, f"was stopped by signal {-code}")
             return f"the student's code {meaning}"
+        if code == 70:
+            return "the sandbox could not be set up"
         return f"the student's code ended the process (exit code {code})"
+
+
+def _make_grader_undumpable() -> None:
+    """No process of the same uid may read this one's memory or /proc entries."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

@@ -1,52 +1,107 @@
-"""What task modules share: the verdict they build, and the evidence they judge from.
+"""What task modules share: the context they check through, and the verdict they build.
 
-Child side (probes): `require` fetches a student name or raises MissingName, `save` writes raw
-tensors. Parent side (judges): `Evidence` loads them back with `weights_only=True`, `Verdict`
-collects failures with their hints, in the spirit of PrairieLearn's Feedback helpers.
+A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define) and
+`check(context) -> Verdict`. The context (implemented by the grader's runner) makes every
+input here, in the grader, asks the contained child to run student code on it, and hands
+back raw values; the task decides the verdict from those alone. Nothing of a task runs in
+the child. Verdicts collect failures with their hints, in the spirit of PrairieLearn's
+Feedback helpers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 
-class MissingName(LookupError):
-    """A name the task needs is not defined by the student's code (raised in the child)."""
-
-
-def require(namespace: dict, name: str):
-    """The student's object called `name`, or MissingName."""
-    if name not in namespace:
-        raise MissingName(name)
-    return namespace[name]
-
-
-def save(out_dir: str, name: str, tensors: dict) -> None:
-    """Write raw tensors for the parent (plain tensors only, so it can load them safely)."""
-    clean = {key: value.detach().cpu().clone() for key, value in tensors.items()
-             if isinstance(value, torch.Tensor) and value.device.type != "meta"}
-    torch.save(clean, Path(out_dir) / f"{name}.pt")
-
-
 @dataclass
-class Evidence:
-    """What the parent knows when judging: the probe's JSON reply and the files it wrote."""
+class Location:
+    """Where in the submission a finding points: 1-based cell number and line within the cell."""
 
-    value: dict
-    out_dir: Path
-    locate: object  # callable(name) -> Location | None, from the submission's analysis
-    seed: int = 0
+    cell: int | None = None
+    line: int | None = None
 
-    def tensors(self, name: str) -> dict[str, torch.Tensor]:
-        """Tensors a probe saved under `name`, loaded without unpickling code."""
-        path = self.out_dir / f"{name}.pt"
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise ValueError(f"probe output {path.name} is not a dict of tensors")
-        return state
+    def __str__(self) -> str:
+        if self.cell is None:
+            return ""
+        return f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
+
+
+class TaskFailure(Exception):
+    """A finding that ends a task's check: what the student's code returned is unusable."""
+
+    def __init__(self, message: str, hint: str | None = None, location: Location | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.location = message, hint, location
+
+
+class StudentRaised(Exception):
+    """Student code raised while the grader ran it; `error` is {type, message, cell, line}."""
+
+    def __init__(self, error: dict):
+        super().__init__(error.get("message", "?"))
+        self.error = error
+
+    @property
+    def type(self) -> str:
+        return str(self.error.get("type", ""))
+
+    def describe(self) -> str:
+        return str(self.error.get("message", "an exception")).strip().splitlines()[0][:300]
+
+
+class MissingName(Exception):
+    """The child has no object under a name the grader asked for."""
+
+
+def stub(kind: str, id: str | None = None, **args) -> dict:
+    """An argument the child builds from the grader's values: a recording model or function
+    (the kinds are in grader/executor/stubs.py). Its records come back under `id`."""
+    return {"$stub": kind, "id": id or kind, "args": args}
+
+
+def named(name: str) -> dict:
+    """An argument that is an object already in the child: a student name or a model built there."""
+    return {"$name": name}
+
+
+def derive_seed(seed: int, *labels: str) -> int:
+    """An independent 63-bit seed for each use, so knowing one tells nothing of the others."""
+    digest = hashlib.sha256(":".join([str(seed), *labels]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def generator(seed: int, *labels: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, *labels))
+
+
+def kind_of(value) -> str:
+    """What a returned value is, in words: its type, or what the child said it was."""
+    return "None" if value is None else str(value) if type(value).__name__ == "Opaque" else type(value).__name__
+
+
+def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = True) -> torch.Tensor:
+    """`value` as a tensor the grader can judge, or a TaskFailure that says what it was.
+
+    `what` reads before the finding: "reverse_q returned" gives "reverse_q returned a list, ..."."""
+    if not isinstance(value, torch.Tensor):
+        verb = "" if what.endswith("returned") else " is"
+        raise TaskFailure(f"{what}{verb} a {kind_of(value)}, expected a tensor")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise TaskFailure(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}")
+    if finite and value.is_floating_point() and not torch.isfinite(value).all():
+        raise TaskFailure(f"{what} contains NaN or infinite values")
+    return value
+
+
+def pair_of_tensors(value, what: str, names: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A returned (tensor, tensor) pair, or a TaskFailure naming what came back instead."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TaskFailure(f"{what} returned a {kind_of(value)}, expected ({names})")
+    first, second = names.split(", ")
+    return plain_tensor(value[0], first, finite=False), plain_tensor(value[1], second, finite=False)
 
 
 @dataclass
@@ -60,6 +115,7 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     location: object = None
     details: dict = field(default_factory=dict)
+    integrity: list[str] = field(default_factory=list)
 
     def check(self, ok: bool, worth: float, failure: str, hint: str | None = None,
               location=None) -> bool:
@@ -68,7 +124,7 @@ class Verdict:
             self.earned += worth
         else:
             self.failures.append(failure)
-            if hint:
+            if hint and hint not in self.hints:
                 self.hints.append(hint)
             if location is not None and self.location is None:
                 self.location = location

@@ -8,18 +8,15 @@ names are missing or swapped, the matches say which body sits under which name.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from reference import blocks as reference_blocks
-from tasks.base import Evidence, Verdict, close, save
+from tasks.base import Verdict, close, kind_of, named
 
 ID = "blocks"
 TITLE = "U-Net blocks (the seven classes)"
 POINTS = 7
 NEEDS = ()
-SETUP_FILE = "blocks_setup.pt"
 
 # kind -> (constructor arguments, input shapes of forward); small so that every trial is quick
 KINDS = {
@@ -54,88 +51,75 @@ def _inputs(kind: str, seed: int) -> list[torch.Tensor]:
     return [torch.randn(*shape, generator=generator) for shape in KINDS[kind][1]]
 
 
-def prepare(out_dir: Path, seed: int, analysis) -> dict:
-    """Write the reference weights and inputs the child loads (parent side, before the probe)."""
-    setup = {}
-    for number, kind in enumerate(KINDS):
-        module = _reference_module(kind, seed + number)
-        setup.update({f"{kind}/state/{key}": value for key, value in module.state_dict().items()})
-        setup.update({f"{kind}/input/{i}": value for i, value in enumerate(_inputs(kind, seed + number))})
-    torch.save(setup, Path(out_dir) / SETUP_FILE)
-    return {}
+def _student_classes(context) -> tuple[list[str], list[str]]:
+    """nn.Module classes of the student's own cells (not the UNet); and those that only extend
+    a course helper's class (delegation: not the student's answer)."""
+    classes = context.ask("classes")[0]
+    own = sorted(name for name in classes if name != "UNet")
+    delegating = [name for name in own if any(module.startswith("utils") for module in classes[name])]
+    return own, delegating
 
 
-def _student_classes(namespace: dict) -> dict[str, type]:
-    """nn.Module classes defined by the student's own cells (not imported ones, not the UNet)."""
-    return {
-        name: value for name, value in namespace.items()
-        if isinstance(value, type) and issubclass(value, torch.nn.Module)
-        and value.__module__ == "__main__" and name != "UNet"
-    }
+def _trials(context, names: list[str]) -> tuple[dict, dict]:
+    """Every class tried as every kind, in one round trip; a `super(Kind, self)` class retried
+    with the kind's name bound to it, as if the student had called it so."""
+    commands, keys = [], []
+    for name in names:
+        for number, kind in enumerate(KINDS):
+            module = _reference_module(kind, context.seed + number)
+            commands.append({"op": "module", "target": name, "args": list(KINDS[kind][0]),
+                             "state": dict(module.state_dict()), "inputs": _inputs(kind, context.seed + number)})
+            keys.append((name, kind))
+    trials, outputs = {name: {} for name in names}, {}
+    answers = context.ask("batch", commands=commands)[0] if commands else []
+    retry = []
+    for (name, kind), command, answer in zip(keys, commands, answers):
+        error = (answer.get("error") or {}).get("message", "")
+        if not answer.get("ok") and "super(" in error:
+            retry.append(((name, kind), {**command, "bind": {kind: named(name)}}))
+        _record(trials, outputs, name, kind, answer)
+    if retry:
+        answers = context.ask("batch", commands=[command for _, command in retry])[0]
+        for ((name, kind), _), answer in zip(retry, answers):
+            _record(trials, outputs, name, kind, answer)
+    return trials, outputs
 
 
-def _trial(cls, arguments, state, inputs) -> torch.Tensor:
-    """Build `cls` with a kind's arguments, load the kind's reference weights strictly, run it."""
-    module = cls(*arguments)
-    module.load_state_dict(state, strict=True)
-    module.eval()
-    with torch.no_grad():
-        out = module(*inputs)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"forward returned a {type(out).__name__}")
-    return out
+def _record(trials, outputs, name, kind, answer) -> None:
+    if answer.get("ok") and isinstance(answer.get("value"), torch.Tensor):
+        outputs[f"{name}/{kind}"] = answer["value"]
+        trials[name][kind] = "ran"
+    elif answer.get("ok"):
+        trials[name][kind] = f"forward returned a {kind_of(answer.get('value'))}"
+    else:
+        trials[name][kind] = str((answer.get("error") or {}).get("message", "failed"))[:300]
 
 
-def probe(namespace: dict, out_dir: str) -> dict:
-    """Try every student class as every kind; save outputs, report what failed and why."""
-    setup = torch.load(Path(out_dir) / SETUP_FILE, map_location="cpu", weights_only=True)
-    trials, outputs = {}, {}
-    for name, cls in sorted(_student_classes(namespace).items()):
-        trials[name] = {}
-        for kind, (arguments, _) in KINDS.items():
-            state = {k.split("/", 2)[2]: v for k, v in setup.items() if k.startswith(f"{kind}/state/")}
-            inputs = [v for k, v in sorted(setup.items()) if k.startswith(f"{kind}/input/")]
-            try:
-                try:
-                    out = _trial(cls, arguments, state, inputs)
-                except TypeError as error:
-                    if "super(" not in str(error):
-                        raise
-                    # `super(DownBlock, self)` in a body named otherwise: tried as DownBlock, run
-                    # it with the name bound to it, as if the student had called it so.
-                    had, old = kind in namespace, namespace.get(kind)
-                    namespace[kind] = cls
-                    try:
-                        out = _trial(cls, arguments, state, inputs)
-                    finally:
-                        if had:
-                            namespace[kind] = old
-                        else:
-                            namespace.pop(kind, None)
-                outputs[f"{name}/{kind}"] = out
-                trials[name][kind] = "ran"
-            except Exception as error:  # a wrong class fails in any way; that is the finding
-                trials[name][kind] = f"{type(error).__name__}: {error}"[:300]
-    save(out_dir, ID, outputs)
-    return {"trials": trials}
-
-
-def judge(evidence: Evidence) -> Verdict:
+def check(context) -> Verdict:
     """One point per block name whose class computes what the reference block computes."""
+    names, delegating = _student_classes(context)
+    trials, outputs = _trials(context, names)
+    verdict = judge(trials, outputs, context, set(delegating))
+    for name in delegating:
+        verdict.integrity.append(f"{name} extends the course helper's class instead of defining the block")
+    return verdict
+
+
+def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
+    """Points for each kind whose class, under its own name, computes what the reference computes."""
     verdict = Verdict(POINTS)
-    trials, outputs = evidence.value["trials"], evidence.tensors(ID)
-    seed = evidence.seed
+    seed = context.seed
     expected = {}
     for number, kind in enumerate(KINDS):
         with torch.no_grad():
             expected[kind] = _reference_module(kind, seed + number)(*_inputs(kind, seed + number))
-    matches = {name: [kind for kind in KINDS if trials[name].get(kind) == "ran"
+    matches = {name: [kind for kind in KINDS if trials[name].get(kind) == "ran" and name not in delegating
                       and close(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)]
                for name in trials}
     verdict.details["matches"] = matches
 
     def where(name):
-        location = evidence.locate(name)
+        location = context.locate(name)
         return f" in cell {location.cell}" if location and location.cell else ""
 
     for kind in KINDS:
@@ -149,7 +133,7 @@ def judge(evidence: Evidence) -> Verdict:
             if holders:
                 failure += f"; the class named {holders[0]}{where(holders[0])} computes {WHAT_IT_COMPUTES[kind]}: that is {kind}"
             verdict.check(False, 1, failure, f"name the class that computes {WHAT_IT_COMPUTES[kind]} {kind}",
-                          evidence.locate(holders[0]) if holders else None)
+                          context.locate(holders[0]) if holders else None)
             continue
         own = [k for k in matches[kind] if k != kind]
         if own:
@@ -157,10 +141,10 @@ def judge(evidence: Evidence) -> Verdict:
                        f"that is {own[0]}")
             if holders:
                 failure += f"; the {kind} body is under the name {holders[0]}{where(holders[0])}"
-            verdict.check(False, 1, failure, "match each class name to its body", evidence.locate(kind))
+            verdict.check(False, 1, failure, "match each class name to its body", context.locate(kind))
             continue
         reason = trials[kind].get(kind)
         detail = "its output differs from the course's" if reason == "ran" else f"it fails: {reason}"
         verdict.check(False, 1, f"{kind}{where(kind)} does not behave like the course's {kind}: {detail}",
-                      f"{kind} should compute {WHAT_IT_COMPUTES[kind]}", evidence.locate(kind))
+                      f"{kind} should compute {WHAT_IT_COMPUTES[kind]}", context.locate(kind))
     return verdict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Evidence, Verdict, require, save
+from tasks.base import TaskFailure, Verdict, pair_of_tensors
 
 ID = "context_mask"
 TITLE = "Context mask get_context_mask(c, drop_prob)"
@@ -14,30 +14,27 @@ N_LABELS = 1000
 PROBABILITIES = (0.0, 0.1, 0.5, 1.0)
 
 
-def probe(namespace: dict, out_dir: str) -> dict:
-    """Call the student's function at several drop probabilities, twice at 0.1 to see randomness."""
-    get_context_mask = require(namespace, "get_context_mask")
-    labels = torch.arange(N_LABELS) % 10
-    tensors = {"labels": labels}
-    for name, p in [(str(p), p) for p in PROBABILITIES] + [("0.1-again", 0.1)]:
-        result = get_context_mask(labels, p)
-        if not (isinstance(result, (tuple, list)) and len(result) == 2
-                and all(isinstance(part, torch.Tensor) for part in result)):
-            return {"returned": type(result).__name__}
-        tensors[f"c_hot.{name}"], tensors[f"c_mask.{name}"] = result
-    # The preview passes float labels (torch.Tensor([preview_c])): that must work too.
-    get_context_mask(torch.Tensor([3.0]), 0.0)
-    save(out_dir, ID, tensors)
-    return {"returned": "pair"}
+def check(context) -> Verdict:
+    """Call the student's function at several drop probabilities (twice at 0.1, to see that it
+    draws), and once with float labels as the notebook's preview does; judge what came back."""
+    labels = torch.randperm(N_LABELS, generator=context.generator(ID)) % 10
+    calls = [(str(p), p) for p in PROBABILITIES] + [("0.1-again", 0.1)]
+    data = {"labels": labels}
+    for name, p in calls:
+        value, _ = context.call("get_context_mask", labels, p)
+        try:
+            data[f"c_hot.{name}"], data[f"c_mask.{name}"] = pair_of_tensors(value, "get_context_mask", "c_hot, c_mask")
+        except TaskFailure as failure:
+            verdict = Verdict(POINTS, location=context.locate("get_context_mask"))
+            verdict.check(False, POINTS, failure.message)
+            return verdict
+    context.call("get_context_mask", torch.tensor([3.0]), 0.0)  # must not raise
+    return judge(data, context)
 
 
-def judge(evidence: Evidence) -> Verdict:
+def judge(data: dict, context) -> Verdict:
     """c_hot is the one-hot; the mask is binary, random, shaped like c_hot, keeping 1 - drop_prob."""
-    verdict = Verdict(POINTS, location=evidence.locate("get_context_mask"))
-    if evidence.value["returned"] != "pair":
-        verdict.check(False, POINTS, f"get_context_mask returned a {evidence.value['returned']}, expected (c_hot, c_mask)")
-        return verdict
-    data = evidence.tensors(ID)
+    verdict = Verdict(POINTS, location=context.locate("get_context_mask"))
     one_hot = torch.nn.functional.one_hot(data["labels"], 10)
     hot, mask = data["c_hot.0.1"], data["c_mask.0.1"]
     problems = []

@@ -17,229 +17,277 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tasks import _harness
-from tasks._schedule_ref import notebook_T, notebook_device
-from tasks.base import Evidence, Verdict, require, save
+from reference.unet import UNet
+from tasks import guidance
+from tasks.base import StudentRaised, Verdict, derive_seed, kind_of, plain_tensor
 
 ID = "generation"
 TITLE = "Generated digits recognised by the judge (official bar: 48 of 50)"
 POINTS = 28
 NEEDS = ("sample_w", "model")
+USES_TRAINING_CELL = True
 OFFICIAL_PER_DIGIT = 5
 OFFICIAL_BAR = 0.95
 NARROW_CHS = (32, 32, 64)  # the course's 32 GroupNorm groups need at least 32 channels everywhere
-HELDOUT_FILE = "heldout.pt"
+COURSE_CHS = (64, 64, 128)
 
 
-# -- child side ------------------------------------------------------------------------------
-class _Progress:
-    """Writes 'phase done total' to a file the grader polls for its progress bar."""
+# -- driving the child ------------------------------------------------------------------------
+class StageFailure(Exception):
+    """The model could not be made or sampled; `info` says at which stage and why."""
 
-    def __init__(self, out_dir: str):
-        self.path = Path(out_dir) / "progress.txt"
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        self.path.write_text(f"{phase}\t{done}\t{total}\n")
+    def __init__(self, stage: str, problem):
+        super().__init__(stage)
+        self.stage, self.problem = stage, problem
 
 
-class _Bfloat16(torch.nn.Module):
-    """Runs the wrapped model under CPU bf16 autocast (AMX makes sampling ~4x faster)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.inner = model
-
-    def forward(self, *args, **kwargs):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.inner(*args, **kwargs).float()
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:  # a sampler may read attributes of the model, such as T
-            return getattr(self.inner, name)
+def _bf16_here() -> bool:
+    return bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
 
 
-def _fast_on_cpu(model, device):
-    """The model wrapped for bf16 autocast where the CPU supports it; unchanged elsewhere."""
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    return _Bfloat16(model) if device.type == "cpu" and supported() else model
+def _training_cell(context) -> dict | None:
+    facts = context.analysis.training_cell()
+    if facts is None or facts.tree is None:
+        return None
+    return {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>",
+            "epochs": _harness_epochs(facts.tree)}
 
 
-def _unwrap(model):
-    return getattr(model, "_orig_mod", model)  # a torch.compile wrapper keeps the module here
+def _harness_epochs(tree) -> int | None:
+    """The constant the cell assigns to `epochs`, if any (to split a batch budget over epochs)."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
+                and any(isinstance(t, ast.Name) and t.id == "epochs" for t in node.targets) \
+                and isinstance(node.value.value, int) and node.value.value > 0:
+            return node.value.value
+    return None
 
 
-def _student_w(namespace: dict):
-    w = namespace.get("w")
-    return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None
-
-
-def _draw(sample_w, model, per_digit: int, w: float, device, progress, phase) -> torch.Tensor:
-    """per_digit samples of each digit 0..9, called as the official grader calls sample_w."""
+def _draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool) -> torch.Tensor:
+    """per_digit samples of each digit through the student's sample_w, checked and on the CPU."""
+    value, _ = context.ask("sample", target=target, per_digit=per_digit, w=w, bf16=bf16, phase=phase,
+                           seed=derive_seed(context.seed, ID, phase))
+    if not (isinstance(value, list) and len(value) == 10):
+        raise StageFailure("sampling", f"sample_w returned {kind_of(value)} values, expected images")
     images = []
-    for digit in range(10):
-        c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float().to(device)
-        out = sample_w(model, c_hot, w=w)
-        if isinstance(out, (tuple, list)):  # some samplers also return their stored steps
-            out = out[0]
-        images.append(torch.as_tensor(out).detach().float().cpu().reshape(per_digit, 1, 28, 28))
-        progress(phase, digit + 1, 10)
+    for digit, out in enumerate(value):
+        out = plain_tensor(out, f"the images sample_w returned for digit {digit}", finite=False)
+        if out.numel() != per_digit * 28 * 28:
+            raise StageFailure("sampling", f"sample_w returned shape {tuple(out.shape)} for {per_digit} "
+                               f"images of digit {digit}; expected ({per_digit}, 1, 28, 28)")
+        images.append(out.float().reshape(per_digit, 1, 28, 28))
     return torch.cat(images)
 
 
-def _build(cls, namespace, down_chs):
-    return cls(notebook_T(namespace), namespace.get("IMG_CH", 1), namespace.get("IMG_SIZE", 28),
-               down_chs=down_chs, t_embed_dim=8, c_embed_dim=namespace.get("N_CLASSES", 10))
+def _train(context, target: str, steps: int, training: dict, batch_size: int, bf16: bool) -> dict:
+    """Train a model in the child through the student's cell on the grader's shuffled epochs."""
+    batches_per_epoch = max(1, -(-steps // (training.get("epochs") or 1)))
+    order = _order(context, target, steps, batch_size)
+    info, _ = context.ask("train", target=target, code=training["code"], filename=training["filename"],
+                          order=order, batch_size=batch_size, batches_per_epoch=batches_per_epoch, steps=steps,
+                          seed=derive_seed(context.seed, ID, "train", target), bf16=bf16)
+    if not isinstance(info, dict):
+        raise StageFailure("training", "the training run returned no records")
+    return {**info, "batches_per_epoch": batches_per_epoch}
 
 
-def _train_through_cell(namespace, model, device, steps, training, seed, progress, phase):
-    """Train `model` for `steps` batches by running the student's training cell on real MNIST."""
+def _order(context, target: str, steps: int, batch_size: int) -> torch.Tensor:
+    """Shuffled epochs of the 70,000 images, as the course's DataLoader(shuffle=True) draws them."""
+    generator = context.generator(ID, "order", target)
+    epochs = -(-(steps + 1) * batch_size // 70_000)
+    return torch.cat([torch.randperm(70_000, generator=generator) for _ in range(epochs)])
+
+
+def _load_or_fail(context, target: str, state: dict) -> None:
+    value, _ = context.ask("load", target=target, state=state)
+    if isinstance(value, dict) and "mismatch" in value:
+        raise StageFailure("weights", value["mismatch"])
+    if isinstance(value, dict) and "not_a_module" in value:
+        raise StageFailure("model", f"model is a {value['not_a_module']}, not a torch module")
+    if not (isinstance(value, dict) and value.get("loaded") is True):
+        raise StageFailure("weights", f"loading the weights answered {kind_of(value)}")
+
+
+def check(context) -> Verdict:
+    """Make the model (reference weights, or trained here from a seeded start), sample it through
+    the student's sample_w, sample it again on the grader's own trusted path, and judge both."""
+    from reference.weights import UNET_FILE, read_state_dict, weights_path
+
+    options = context.options
+    profile = options.get("profile", "transplant")
+    verdict_info = {"profile": profile, "timings": {}}
+    bf16 = context.device.type == "cpu" and _bf16_here()
+    w = guidance.student_w(context)
+    verdict_info["w"] = w
+    training = _training_cell(context)
+    started = time.perf_counter()
+    samples = {}
+    try:
+        if profile == "transplant":
+            state = read_state_dict(weights_path(UNET_FILE))
+            _load_or_fail(context, "model", state)
+            target = "model"
+        else:
+            if training is None:
+                raise StageFailure("training", "no training loop found to train the model with")
+            state = _seeded_start(context, options.get("down_chs", COURSE_CHS))
+            context.ask("build", slot="trained", down_chs=list(options.get("down_chs", COURSE_CHS)))
+            _load_or_fail(context, "trained", state)
+            verdict_info["training"] = _train(context, "trained", options["train_steps"], training,
+                                              options.get("batch_size", 128), bf16=False)
+            if verdict_info["training"].get("error"):
+                raise StageFailure("training", verdict_info["training"]["error"])
+            target = "trained"
+            state = _returned_state(context, "trained", state)
+        verdict_info["timings"]["model_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        sample_w_value = w if w is not None else 0.0
+        samples["official"] = _draw(context, target, OFFICIAL_PER_DIGIT, sample_w_value, "official sample", bf16)
+        extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
+        if extra > 0:
+            samples["extra"] = _draw(context, target, extra, sample_w_value, "larger sample", bf16)
+        verdict_info["timings"]["sampling_s"] = time.perf_counter() - started
+    except StageFailure as failure:
+        return _stage_failure(Verdict(POINTS, location=context.locate("sample_w")),
+                              {**verdict_info, "stage": failure.stage, "problem": failure.problem})
+    started = time.perf_counter()
+    effective_w = _effective_w(context, w)
+    verdict_info["effective_w"] = effective_w
+    samples["grader"] = trusted_samples(state, effective_w, options.get("grader_per_digit", 1),
+                                        derive_seed(context.seed, ID, "trusted"), context.progress)
+    verdict_info["timings"]["trusted_path_s"] = time.perf_counter() - started
+    if profile == "transplant" and options.get("check_steps") and training is not None:
+        started = time.perf_counter()
+        verdict_info["narrow"] = _short_training(context, options["check_steps"], training, bf16)
+        verdict_info["timings"]["short_training_s"] = time.perf_counter() - started
+    verdict_info["stage"] = "done"
+    return judge(verdict_info, samples, context.locate, context.seed, **options)
+
+
+def _effective_w(context, w) -> float:
+    """The course's w that the student's sample_w applies at their w (1.0 when unknown)."""
+    if w is None:
+        w = 0.0
+    try:
+        found = guidance.identify(context)
+    except Exception:  # the guidance task reports what is wrong; sample the trusted path at w
+        return float(w)
+    if not found["called_reverse_q"] or w not in found["e_t"]:
+        return float(w)
+    alpha, beta, error = guidance.fit(found["e_t"][w], found["keep"], found["drop"])
+    return float(alpha - 1) if error < 1e-3 and abs(alpha + beta - 1) < 1e-3 else float(w)
+
+
+def _seeded_start(context, down_chs) -> dict:
+    torch.manual_seed(derive_seed(context.seed, ID, "start"))
+    return UNet(150, 1, 28, tuple(down_chs)).state_dict()
+
+
+def _returned_state(context, target: str, start: dict) -> dict:
+    """The trained weights as the child returns them: plain tensors with the start's keys and shapes."""
+    value, _ = context.call(f"{target}.state_dict")
+    if not (isinstance(value, dict) and set(value) == set(start)
+            and all(isinstance(value[k], torch.Tensor) and value[k].shape == start[k].shape for k in start)):
+        raise StageFailure("weights", {"missing": [], "unexpected": [], "wrong_shape": ["(returned weights)"]})
+    if all(torch.equal(value[k].float(), start[k].float()) for k in start):
+        raise StageFailure("training", "the model's weights did not change during training")
+    return value
+
+
+def _short_training(context, steps: int, training: dict, bf16: bool) -> dict:
+    """Train a narrow copy of the student's model briefly; its prediction on the held-out batch."""
+    try:
+        context.ask("build", slot="narrow", down_chs=list(NARROW_CHS))
+    except StudentRaised as error:  # the class may not take down_chs; that is a finding
+        return {"build_error": error.describe()}
+    start = _narrow_start()
+    try:
+        _load_or_fail(context, "narrow", start)
+    except StageFailure:
+        pass  # a different layout trains from its own start
+    info = _train(context, "narrow", steps, training, 128, bf16)
+    batch = heldout_batch(context.seed)
+    info["masks"] = _judged_masks(info, context, "narrow", steps, 128)
+    prediction, _ = context.call("narrow", batch["x_t"], batch["t"], batch["c_hot"],
+                                 torch.ones_like(batch["c_hot"]), no_grad=True)
+    info["heldout_prediction"] = prediction
+    return info
+
+
+def _judged_masks(info: dict, context, target: str, steps: int, batch_size: int) -> list[dict]:
+    """The recorded masks that reached get_loss, each with a plain drop probability (or None) and
+    whether its context was the labels the grader put in that batch."""
     from reference import mnist
 
-    images, labels = mnist.load("all")
-    images, labels = images.to(device), labels.to(device)
-    batch_size = namespace.get("BATCH_SIZE", 128)
-    epochs = training.get("epochs") or 1
-    loader = _harness.BatchLoader(images, labels, batch_size, max(1, -(-steps // epochs)), seed)
-    student_loss = namespace.get("get_loss")
-    student_mask = namespace.get("get_context_mask")
-    seen = {"batches": 0, "masks": []}
-    made = {}  # id of a mask get_context_mask returned (and "latest") -> what it was made from
-
-    def counting_loss(*args, **kwargs):
-        if seen["batches"] >= steps:
-            raise _harness.StopTraining
-        seen["batches"] += 1
-        progress(phase, seen["batches"], steps)
-        # Only masks that reach get_loss describe training; the preview's own mask does not.
-        used = made.get(id(args[4])) if len(args) > 4 else None
-        seen["masks"].append(used or made.get("latest") or {"drop_prob": None, "labels_from_batch": False})
-        made.clear()  # ids can be reused once tensors are freed
-        return student_loss(*args, **kwargs)
-
-    def recording_mask(c, drop_prob, *args, **kwargs):
-        labels_now = loader.current[1] if loader.current is not None else None
-        c_tensor = torch.as_tensor(c)
-        result = student_mask(c, drop_prob, *args, **kwargs)
-        if isinstance(result, (tuple, list)) and len(result) == 2:
-            made[id(result[1])] = made["latest"] = {
-                "drop_prob": float(drop_prob) if isinstance(drop_prob, (int, float)) else None,
-                "labels_from_batch": bool(labels_now is not None and c_tensor.shape == labels_now.shape
-                                          and torch.equal(c_tensor.to(labels_now.device).long(), labels_now)),
-            }
-        return result
-
-    torch.manual_seed(seed)
-    model.train()
-    error = _harness.run_training_cell(
-        namespace, training["code"], training["filename"], training["loaders"], loader,
-        {"model": model, "get_loss": counting_loss, "get_context_mask": recording_mask},
-    )
-    model.eval()
-    return {"batches": seen["batches"], "error": error, "masks": seen["masks"][-200:]}
+    _, labels = mnist.load("all")
+    order = _order(context, target, steps, batch_size)
+    masks = [m for m in info.get("masks", []) if isinstance(m, dict)]
+    used = {b.get("mask_call") for b in info.get("batches", []) if isinstance(b, dict)}
+    judged = []
+    for index, mask in enumerate(masks):
+        if index not in used:
+            continue  # the preview's own mask does not describe training
+        drop, c = mask.get("drop_prob"), mask.get("c")
+        epoch, step = mask.get("epoch"), mask.get("step")
+        expected = None
+        if type(epoch) is int and type(step) is int and epoch >= 0 and step >= 0:
+            first = (epoch * info.get("batches_per_epoch", 1) + step) * batch_size % len(order)
+            expected = labels[order[first:first + batch_size]]
+        judged.append({"drop_prob": float(drop) if type(drop) in (int, float) else None,
+                       "labels_from_batch": bool(isinstance(c, torch.Tensor) and expected is not None
+                                                 and c.shape == expected.shape and torch.equal(c.long(), expected))})
+    return judged
 
 
-def probe(namespace: dict, out_dir: str, profile: str = "cpu", train_steps: int = 0,
-          per_digit: int = 10, grader_per_digit: int = 2, check_steps: int = 0,
-          training: dict | None = None, weights_file: str = "", seed: int = 0) -> dict:
-    """Make the model (reference weights on CPU, trained from scratch on GPU) and sample it."""
-    from reference.sampling import sample_w as grader_sample_w
+def _narrow_start() -> dict:
+    """The reference narrow model's initial weights, so both pipelines start from the same point."""
+    torch.manual_seed(NARROW_SEED)
+    return UNet(150, 1, 28, NARROW_CHS).state_dict()
+
+
+def trusted_samples(state: dict, w: float, per_digit: int, seed: int, progress=None) -> torch.Tensor:
+    """Digits drawn in the grader from the given weights with the reference sampler and its own noise."""
+    from reference.sampling import sample_w
     from reference.schedule import make_schedule
 
-    sample_w = require(namespace, "sample_w")
-    model = _unwrap(require(namespace, "model"))
-    if not isinstance(model, torch.nn.Module):
-        return {"stage": "model", "problem": f"model is a {type(model).__name__}, not a torch module"}
-    device = notebook_device(namespace)
-    progress = _Progress(out_dir)
-    info = {"profile": profile, "w": _student_w(namespace), "timings": {}}
-    w = info["w"] if info["w"] is not None else 0.0
-    started = time.perf_counter()
-
-    if profile == "cpu":
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
-        own = model.state_dict()
-        mismatch = {
-            "missing": sorted(set(own) - set(state))[:10],
-            "unexpected": sorted(set(state) - set(own))[:10],
-            "wrong_shape": sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)[:10],
-        }
-        if any(mismatch.values()):
-            return {**info, "stage": "weights", "problem": mismatch}
-        model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-        model.to(device).eval()
-    else:
-        if training is None:
-            return {**info, "stage": "training", "problem": "no training loop found to train the model with"}
-        model = _build(type(model), namespace, namespace.get("down_chs", (64, 64, 128))).to(device)
-        info["training"] = _train_through_cell(namespace, model, device, train_steps, training, seed,
-                                               progress, "training")
-        if info["training"]["error"]:
-            return {**info, "stage": "training", "problem": info["training"]["error"]}
-    info["timings"]["model_s"] = time.perf_counter() - started
-
-    started = time.perf_counter()
+    model = UNet(150, 1, 28, _widths(state)).eval()
+    model.load_state_dict({k: v.float() for k, v in state.items()})
     torch.manual_seed(seed)
-    sampled = _fast_on_cpu(model, device)
-    info["bf16_sampling"] = sampled is not model
-    tensors = {"official": _draw(sample_w, sampled, OFFICIAL_PER_DIGIT, w, device, progress, "official sample")}
-    extra = per_digit - OFFICIAL_PER_DIGIT  # the larger sample is the official one plus more draws
-    if extra > 0:
-        tensors["extra"] = _draw(sample_w, sampled, extra, w, device, progress, "larger sample")
-    schedule = make_schedule(notebook_T(namespace), device=device)
-    tensors["grader"] = _draw(lambda m, c, w: grader_sample_w(m, c, w, schedule), sampled,
-                              grader_per_digit, 1.0, device, progress, "reference sampler")
-    info["timings"]["sampling_s"] = time.perf_counter() - started
-
-    if profile == "cpu" and check_steps and training is not None:
-        started = time.perf_counter()
-        try:
-            narrow = _build(type(model), namespace, NARROW_CHS).to(device)
-        except Exception as error:  # the class may not take down_chs; that is a finding
-            info["narrow"] = {"error": f"{type(error).__name__}: {error}"[:300]}
-        else:
-            start = _narrow_start(namespace, seed)
-            if _fits(narrow, start):  # both pipelines then start from the same weights
-                narrow.load_state_dict(start)
-            info["narrow"] = _train_through_cell(namespace, _fast_on_cpu(narrow, device), device,
-                                                 check_steps, training, seed, progress, "short training")
-            heldout = torch.load(Path(out_dir) / HELDOUT_FILE, weights_only=True)
-            with torch.no_grad():
-                tensors["heldout_prediction"] = narrow(
-                    heldout["x_t"].to(device), heldout["t"].to(device),
-                    heldout["c_hot"].to(device), torch.ones_like(heldout["c_hot"]).to(device))
-        info["timings"]["short_training_s"] = time.perf_counter() - started
-    save(out_dir, ID, tensors)
-    return {**info, "stage": "done"}
+    schedule = make_schedule(150)
+    images = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=_bf16_here()):
+        for digit in range(10):
+            c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float()
+            images.append(sample_w(model, c_hot, w, schedule).float())
+            if progress:
+                progress("trusted sample", digit + 1, 10)
+    return torch.cat(images)
 
 
-def _narrow_start(namespace: dict, seed: int) -> dict:
-    """The reference narrow model's initial weights, so both pipelines start from the same point."""
-    from reference.unet import UNet
-
-    torch.manual_seed(seed)
-    return UNet(notebook_T(namespace), 1, 28, NARROW_CHS).state_dict()
-
-
-def _fits(model, state: dict) -> bool:
-    own = model.state_dict()
-    return set(own) == set(state) and all(own[k].shape == state[k].shape for k in own)
+def _widths(state: dict) -> tuple:
+    """down_chs of a U-Net state_dict, read off its down blocks' first convolutions."""
+    return (int(state["down0.conv1.model.0.weight"].shape[0]),
+            int(state["down1.model.0.model.0.weight"].shape[0]),
+            int(state["down2.model.0.model.0.weight"].shape[0]))
 
 
 # -- parent side -----------------------------------------------------------------------------
 HELDOUT_SIZE = 256
-LOSS_SLACK = (1.25, 0.02)  # the student's held-out loss may exceed the reference's by 25% + 0.02
+LOSS_SLACK = (1.25, 0.02)
+NEAR_COPY_LIMIT = 0.2
+TRUSTED_MARGIN = 0.1  # the trusted path's 95% upper bound may fall this far below the official accuracy  # the student's held-out loss may exceed the reference's by 25% + 0.02
 
 
 def heldout_batch(seed: int, T: int = 150) -> dict[str, torch.Tensor]:
-    """A fixed batch of test images noised by the reference q (deterministic in the seed)."""
+    """Test images noised by the reference q, chosen and noised from the grade's own seed."""
     from reference import mnist
     from reference.diffusion import q
     from reference.schedule import make_schedule
 
     images, labels = mnist.load("test")
-    generator = torch.Generator().manual_seed(seed + 7)
+    generator = torch.Generator().manual_seed(derive_seed(seed, ID, "heldout"))
     index = torch.randperm(images.shape[0], generator=generator)[:HELDOUT_SIZE]
     t = torch.randint(0, T, (HELDOUT_SIZE,), generator=generator).float()
     noise = torch.randn(HELDOUT_SIZE, 1, 28, 28, generator=generator)
@@ -247,47 +295,31 @@ def heldout_batch(seed: int, T: int = 150) -> dict[str, torch.Tensor]:
     return {"x_t": x_t, "t": t, "noise": noise, "c_hot": F.one_hot(labels[index], 10).float()}
 
 
-_REFERENCE_LOSS_CACHE: dict[tuple, float] = {}
+NARROW_SEED = 0  # the narrow start is no secret: it only has to be the same for both pipelines
+
+
+@lru_cache(maxsize=2)
+def _reference_narrow_model(steps: int):
+    """The reference pipeline after the same short narrow training (trained once per process)."""
+    from reference import mnist
+    from reference.schedule import make_schedule
+    from reference.training import train
+
+    model = UNet(150, 1, 28, NARROW_CHS)
+    model.load_state_dict(_narrow_start())
+    images, labels = mnist.load("all")
+    train(model, images, labels, make_schedule(), steps=steps, seed=NARROW_SEED,
+          autocast_dtype=torch.bfloat16 if _bf16_here() else None)
+    return model.eval()
 
 
 def reference_heldout_loss(steps: int, seed: int) -> float:
-    """Held-out loss of the reference pipeline after the same short narrow training (cached)."""
-    key = (steps, seed)
-    if key not in _REFERENCE_LOSS_CACHE:
-        from reference import mnist
-        from reference.schedule import make_schedule
-        from reference.training import train
-        from reference.unet import UNet
-
-        torch.manual_seed(seed)
-        model = UNet(150, 1, 28, NARROW_CHS)
-        images, labels = mnist.load("all")
-        bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
-        train(model, images, labels, make_schedule(), steps=steps, seed=seed,
-              autocast_dtype=torch.bfloat16 if bf16 else None)
-        batch = heldout_batch(seed)
-        with torch.no_grad():
-            prediction = model(batch["x_t"], batch["t"], batch["c_hot"], torch.ones_like(batch["c_hot"]))
-        _REFERENCE_LOSS_CACHE[key] = F.mse_loss(prediction, batch["noise"]).item()
-    return _REFERENCE_LOSS_CACHE[key]
-
-
-def prepare(out_dir, seed: int, analysis, profile: str = "cpu", train_steps: int = 2000,
-            per_digit: int = 10, grader_per_digit: int = 2, check_steps: int = 40, **_) -> dict:
-    """Everything the child needs: budgets, the training cell, the weights and a held-out batch."""
-    from reference.weights import UNET_FILE, weights_path
-
-    facts = analysis.training_cell()
-    training = None
-    if facts is not None and facts.tree is not None:
-        training = {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>",
-                    "loaders": _harness.loader_names(facts.tree),
-                    "epochs": _harness.epochs_assigned(facts.tree)}
-    if profile == "cpu" and check_steps:
-        torch.save(heldout_batch(seed), Path(out_dir) / HELDOUT_FILE)
-    return {"profile": profile, "train_steps": train_steps, "per_digit": per_digit,
-            "grader_per_digit": grader_per_digit, "check_steps": check_steps, "training": training,
-            "weights_file": str(weights_path(UNET_FILE)), "seed": seed}
+    """Held-out loss of the reference pipeline on this grade's held-out batch."""
+    batch = heldout_batch(seed)
+    with torch.no_grad():
+        prediction = _reference_narrow_model(steps)(batch["x_t"], batch["t"], batch["c_hot"],
+                                                    torch.ones_like(batch["c_hot"]))
+    return F.mse_loss(prediction, batch["noise"]).item()
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -373,16 +405,17 @@ def _stage_failure(verdict: Verdict, info: dict) -> Verdict:
     return verdict
 
 
-def judge(evidence: Evidence, artifacts_dir=None, stem: str = "submission", check_steps: int = 40,
-          **_) -> Verdict:
-    """Official verdict (5 per digit, >= 95%) plus a larger sample, interval, grid and integrity checks."""
-    info = evidence.value
-    verdict = Verdict(POINTS, location=evidence.locate("sample_w"))
+def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: str = "submission",
+          check_steps: int = 40, **_) -> Verdict:
+    """Official verdict (5 per digit, >= 95%) plus a larger sample, interval, grid and integrity checks.
+
+    `data` holds the digits drawn through the student's sample_w ("official", and "extra" for
+    the larger sample) and on the grader's trusted path ("grader")."""
+    verdict = Verdict(POINTS, location=locate("sample_w"))
     verdict.details["profile"] = info.get("profile")
     verdict.details["w"] = info.get("w")
     if info["stage"] != "done":
         return _stage_failure(verdict, info)
-    data = evidence.tensors(ID)
     official, official_finite = _classify(data["official"])
     official_labels = torch.arange(10).repeat_interleave(OFFICIAL_PER_DIGIT)
     official_accuracy = (official == official_labels).float().mean().item()
@@ -410,52 +443,60 @@ def judge(evidence: Evidence, artifacts_dir=None, stem: str = "submission", chec
         verdict.note("w is not set to a number; sampled with w = 0.0, the notebook's default")
     if artifacts_dir is not None:
         verdict.details["grid"] = _save_grid(larger_images, per_digit, Path(artifacts_dir) / f"{stem}.samples.png")
-    integrity = []
     if not (official_finite and larger_finite):
         verdict.note("some samples contain NaN or infinite values (counted as blank images)")
     copies = _near_copies(larger_images)
     verdict.details["near_copy_fraction"] = copies
-    if copies > 0.2:
-        integrity.append(f"{copies:.0%} of the generated digits are near copies of MNIST training images")
-    if official_accuracy >= OFFICIAL_BAR and grader_accuracy < 0.5:
-        integrity.append("sample_w draws recognisable digits but the model itself, sampled by the grader, "
-                         f"does not ({grader_accuracy:.0%}): check that sample_w uses the model")
-    verdict.details["integrity"] = integrity
+    if copies > NEAR_COPY_LIMIT:
+        verdict.check(False, POINTS, f"{copies:.0%} of the generated digits are near copies of MNIST images")
+        verdict.integrity.append(f"{copies:.0%} of the generated digits are near copies of MNIST images")
+    trusted_correct = int((grader == torch.arange(10).repeat_interleave(data["grader"].shape[0] // 10)).sum())
+    trusted_high = wilson_interval(trusted_correct, len(grader))[1]
+    if official_accuracy >= OFFICIAL_BAR and trusted_high < official_accuracy - TRUSTED_MARGIN:
+        message = (f"sample_w draws digits the judge recognises ({official_accuracy:.0%}) but the same model, "
+                   f"sampled by the grader at your guidance weight, does not ({grader_accuracy:.0%})")
+        verdict.check(False, POINTS, message, "sample_w must draw its digits from the model it is given")
+        verdict.integrity.append(message)
 
     confusion = _confusions(official, OFFICIAL_PER_DIGIT)
     verdict.check(official_accuracy >= OFFICIAL_BAR, POINTS,
                   f"official check: {int(round(official_accuracy * 50))} of 50 digits recognised "
                   f"({official_accuracy:.0%}; 48 needed)" + (f"; {confusion[0]}" if confusion else ""),
                   "check the guidance formula and your w" if grader_accuracy > official_accuracy + 0.3 else None)
-    if info.get("profile") == "cpu" and "narrow" in info:
-        _check_short_training(verdict, info["narrow"], data, evidence.seed, check_steps)
+    if info.get("profile") == "transplant" and "narrow" in info:
+        _check_short_training(verdict, info["narrow"], seed, check_steps)
     verdict.earned = POINTS if verdict.passed else 0.0  # all or nothing, like the official grader
     return verdict
 
 
-def _check_short_training(verdict: Verdict, narrow: dict, data, seed: int, steps: int) -> None:
+def _check_short_training(verdict: Verdict, narrow: dict, seed: int, steps: int) -> None:
     """CPU profile: after the same short training, the student's pipeline predicts noise about as well."""
-    if "error" in narrow and isinstance(narrow["error"], str):
-        verdict.check(False, 0, f"your UNet cannot be built at a narrow width {NARROW_CHS}: {narrow['error']}")
+    if "build_error" in narrow:
+        verdict.check(False, 0, f"your UNet cannot be built at a narrow width {NARROW_CHS}: {narrow['build_error']}")
         return
-    if narrow.get("error"):
+    if isinstance(narrow.get("error"), dict):
         line = narrow["error"].get("line")
         verdict.check(False, 0, "the short training run through your training cell failed"
-                      + (f" at line {line}" if line else "") + f": {narrow['error']['error']}")
+                      + (f" at line {line}" if type(line) is int else "") + f": {narrow['error'].get('message')}")
         return
     masks = narrow.get("masks", [])
     drops = [m["drop_prob"] for m in masks if m["drop_prob"] is not None]
     if masks and not all(m["labels_from_batch"] for m in masks):
         verdict.check(False, POINTS, "trained as written, your loop conditions on something other than "
                       "the batch's labels, so the model cannot learn which digit to draw", None)
-    elif drops and not all(0 < p < 1 for p in drops):
-        verdict.check(False, POINTS, "trained as written, your loop uses c_drop_prob values of 0 or 1, so "
-                      "the model cannot learn guided generation (see the training_loop task)")
+    elif len(drops) < len(masks) or not all(0 < p < 1 for p in drops):
+        verdict.check(False, POINTS, "trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
+                      "a number), so the model cannot learn guided generation (see the training_loop task)")
     batch = heldout_batch(seed)
-    prediction = data["heldout_prediction"].float()
+    prediction = narrow.get("heldout_prediction")
+    if not (isinstance(prediction, torch.Tensor) and prediction.shape == batch["noise"].shape):
+        verdict.check(False, POINTS, "after the short training your model's prediction on held-out images "
+                      f"is a {kind_of(prediction)}, not a batch of noise estimates")
+        return
+    prediction = torch.nan_to_num(prediction.float(), nan=1e6)
     student_loss = F.mse_loss(prediction, batch["noise"]).item()
     reference_loss = reference_heldout_loss(steps, seed)
-    verdict.details["short_training"] = {"steps": steps, "batches": narrow.get("batches"),
+    verdict.details["short_training"] = {"steps": steps, "batches": narrow.get("batch_count"),
                                          "heldout_loss": student_loss, "reference_heldout_loss": reference_loss}
     ratio, slack = LOSS_SLACK
     verdict.check(student_loss <= max(reference_loss * ratio, reference_loss + slack), POINTS,

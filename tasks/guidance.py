@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tasks._schedule_ref import notebook_device
-from tasks.base import Evidence, Verdict, require, save
+from tasks.base import Verdict, plain_tensor, stub
 
 ID = "guidance"
 TITLE = "Classifier-free guidance in sample_w"
@@ -22,56 +21,44 @@ WEIGHTS = (0.0, 1.0, 2.5)
 SAMPLES = 3
 
 
-class _KeepOrDrop(torch.nn.Module):
-    """Predicts `keep` where the row's context mask is on and `drop` where it is off."""
-
-    def __init__(self, keep, drop):
-        super().__init__()
-        self.register_buffer("keep", keep)
-        self.register_buffer("drop", drop)
-
-    def forward(self, x, t, c, c_mask):
-        kept = (c_mask.reshape(c_mask.shape[0], -1) != 0).any(dim=1).reshape(-1, 1, 1, 1)
-        return torch.where(kept, self.keep, self.drop).expand(x.shape[0], *self.keep.shape).clone()
+def student_w(context):
+    """The notebook's w when it is a plain number, else None."""
+    info = context.describe("w").get("w", {})
+    if info.get("type") in ("int", "float"):
+        try:
+            return float(info["value"])
+        except (KeyError, ValueError):
+            return None
+    return None
 
 
-def probe(namespace: dict, out_dir: str) -> dict:
-    """Sample with the stub at each w and record the first noise estimate passed to reverse_q."""
-    sample_w = require(namespace, "sample_w")
-    device = notebook_device(namespace)
-    generator = torch.Generator().manual_seed(0)
+def identify(context) -> dict:
+    """Drive sample_w with a stand-in model and a recording reverse_q; the noise estimate handed
+    to reverse_q at each w, as {"weights", "student_w", "called_reverse_q", "e_t": {w: tensor}}."""
+    generator = context.generator(ID)
     keep = torch.randn(1, 28, 28, generator=generator)
     drop = torch.randn(1, 28, 28, generator=generator)
-    model = _KeepOrDrop(keep, drop).to(device)
-    c_hot = F.one_hot(torch.arange(SAMPLES) % 10, 10).float().to(device)
-    student_w = namespace.get("w")
+    c_hot = F.one_hot(torch.randperm(10, generator=generator)[:SAMPLES], 10).float()
+    w_student = student_w(context)
     weights = list(WEIGHTS)
-    if isinstance(student_w, (int, float)) and not isinstance(student_w, bool) and student_w not in weights:
-        weights.append(float(student_w))
-    recorded = []
+    if w_student is not None and w_student not in weights:
+        weights.append(w_student)
+    found = {"weights": weights, "student_w": w_student, "called_reverse_q": True, "e_t": {},
+             "keep": keep, "drop": drop}
+    for w in weights:
+        _, records = context.call("sample_w", stub("keep_or_drop", keep=keep, drop=drop), c_hot, w=w,
+                                  bind={"reverse_q": stub("noise_recorder")}, no_grad=True)
+        noise = [record.get("e_t") for record in records.get("noise_recorder", []) if isinstance(record, dict)]
+        if not noise:
+            found["called_reverse_q"] = False
+            return found
+        found["e_t"][w] = plain_tensor(noise[0], "the noise passed to reverse_q", finite=False)
+    return found
 
-    def recording_reverse_q(x_t, t, e_t, *args, **kwargs):
-        recorded.append(e_t.detach().clone())
-        return x_t
 
-    had, old = "reverse_q" in namespace, namespace.get("reverse_q")
-    namespace["reverse_q"] = recording_reverse_q
-    tensors = {"keep": keep, "drop": drop}
-    try:
-        for w in weights:
-            recorded.clear()
-            sample_w(model, c_hot, w=w)
-            if not recorded:
-                return {"called_reverse_q": False, "weights": weights}
-            tensors[f"e_t.{w}"] = recorded[0]
-    finally:
-        if had:
-            namespace["reverse_q"] = old
-        else:
-            namespace.pop("reverse_q", None)
-    save(out_dir, ID, tensors)
-    return {"called_reverse_q": True, "weights": weights,
-            "student_w": float(student_w) if isinstance(student_w, (int, float)) else None}
+def check(context) -> Verdict:
+    """The weights must be (1 + w, -w) for every w, or the shifted (w, 1 - w) form, noted."""
+    return judge(identify(context), context)
 
 
 def _solve(e_t: torch.Tensor, keep: torch.Tensor, drop: torch.Tensor):
@@ -88,18 +75,22 @@ def _formula(alpha: float, beta: float) -> str:
     return f"{alpha:.3g} * e_t_keep_c {'-' if beta < 0 else '+'} {abs(beta):.3g} * e_t_drop_c"
 
 
-def judge(evidence: Evidence) -> Verdict:
+def judge(info: dict, context) -> Verdict:
     """The weights must be (1 + w, -w) for every w, or the shifted (w, 1 - w) form, noted."""
-    verdict = Verdict(POINTS, location=evidence.locate("sample_w"))
-    info = evidence.value
+    verdict = Verdict(POINTS, location=context.locate("sample_w"))
     if not info["called_reverse_q"]:
         verdict.check(False, POINTS, "sample_w never calls reverse_q, so its guided noise could not be seen",
                       "x_t = reverse_q(x_t, t, e_t) at every step")
         return verdict
-    data = evidence.tensors(ID)
     fitted = {}
     for w in info["weights"]:
-        alpha, beta, error = _solve(data[f"e_t.{w}"], data["keep"], data["drop"])
+        e_t = info["e_t"][w]
+        if e_t.dim() < 1 or e_t.shape[0] == 0 or e_t[0].numel() != info["keep"].numel() \
+                or not torch.isfinite(e_t).all():
+            verdict.check(False, POINTS, f"at w = {w:g} the noise passed to reverse_q is not an image batch of "
+                          "finite values", "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
+            return verdict
+        alpha, beta, error = _solve(e_t, info["keep"], info["drop"])
         if error > 1e-3:
             verdict.check(False, POINTS, f"at w = {w:g} the noise passed to reverse_q is not a mix of the "
                           "conditional and unconditional predictions", "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
@@ -117,7 +108,7 @@ def judge(evidence: Evidence) -> Verdict:
         verdict.check(True, POINTS, "")
         verdict.note("sample_w uses e_t_drop_c + w * (e_t_keep_c - e_t_drop_c): the course's formula with w "
                      "shifted by one (your w equals the course's w - 1)")
-        student_w = info.get("student_w")
+        student_w = info["student_w"]
         if student_w is not None and student_w <= 0:
             verdict.hints.append(f"with your w = {student_w:g} this form ignores the class: samples are "
                                  "unconditional and the digit classifier will fail them; use w > 1")

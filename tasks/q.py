@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tasks._schedule_ref import (course_schedule, describe_failure, judge_yours_then_course, notebook_T,
-                                 notebook_device, schedules_to_try, student_schedule)
-from tasks.base import Evidence, Verdict, close, require, save
+from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
+from tasks.base import Verdict, close, pair_of_tensors
 
 ID = "q"
 TITLE = "Forward diffusion q(x_0, t)"
@@ -15,43 +14,25 @@ NEEDS = ("q",)
 BATCH = 64
 
 
-def _call(q, x_0: torch.Tensor, t: torch.Tensor) -> tuple[dict, dict]:
-    """One call of the student's q: what it returned, and its tensors when it is a pair."""
-    result = q(x_0.clone(), t.clone())
-    if not (isinstance(result, (tuple, list)) and len(result) == 2
-            and all(isinstance(part, torch.Tensor) for part in result)):
-        return {"returned": type(result).__name__}, {}
-    return {"returned": "pair"}, {"x_t": result[0], "noise": result[1]}
+def _returned(value) -> tuple[dict, dict]:
+    x_t, noise = pair_of_tensors(value, "q", "x_t, noise")
+    return {"returned": "pair"}, {"x_t": x_t, "noise": noise}
 
 
-def probe(namespace: dict, out_dir: str) -> dict:
-    """Call the student's q on a fixed batch with t spread over [0, T-1], as floats like training.
+def check(context) -> Verdict:
+    """x_t must follow the closed form for the noise q returned, and that noise must be N(0, 1).
 
-    It runs twice: with the student's schedule tensors as they are, then with the course's bound
-    in their place, so that q itself can be judged even when the schedule is broken.
+    q runs on the grader's batch with t spread over [0, T-1] as floats, like training. It is
+    judged as the student's schedule leaves it; when that fails, it is judged again as it ran
+    with the course's schedule, so a schedule bug is charged to the schedule task only.
     """
-    q = require(namespace, "q")
-    T, device = notebook_T(namespace), notebook_device(namespace)
-    x_0 = torch.rand(BATCH, 1, 28, 28, device=device)
-    t = (torch.arange(BATCH) * (T - 1) // (BATCH - 1)).float().to(device)
-    tensors = {"x_0": x_0, "t": t}
-    tensors.update({f"schedule.{k}": v for k, v in student_schedule(namespace).items()})
-    runs = {}
-    try:
-        runs["yours"], outputs = _call(q, x_0, t)
-    except Exception as error:  # judged with the course's schedule below; re-raised if that fails too
-        runs["yours"], outputs = {"raised": describe_failure(error)}, {}
-    tensors.update({f"yours.{k}": v for k, v in outputs.items()})
-    with course_schedule(namespace, T, device):
-        try:
-            runs["course"], outputs = _call(q, x_0, t)
-        except Exception:
-            if "raised" in runs["yours"]:
-                raise
-            runs["course"], outputs = {"raised": "raised"}, {}
-    tensors.update({f"course.{k}": v for k, v in outputs.items()})
-    save(out_dir, ID, tensors)
-    return {"runs": runs, "T": T}
+    T = notebook_T(context)
+    generator = context.generator(ID)
+    x_0 = torch.rand(BATCH, 1, 28, 28, generator=generator)
+    t = (torch.arange(BATCH) * (T - 1) // (BATCH - 1))[torch.randperm(BATCH, generator=generator)].float()
+    runs, data = run_twice(context, "q", (x_0, t), _returned)
+    data.update({"x_0": x_0, "t": t, **{f"schedule.{k}": v for k, v in student_schedule(context).items()}})
+    return judge_yours_then_course(ID, runs, data, lambda runs, data, run: _judge_run(runs, data, run, T, context))
 
 
 def _coefficients(schedule, t):
@@ -60,13 +41,13 @@ def _coefficients(schedule, t):
             schedule["sqrt_one_minus_a_bar"].double()[index].reshape(-1, 1, 1, 1))
 
 
-def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
+def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     """The verdict on one run: `yours` is checked against the course's schedule, then the student's;
     `course` (run with the course's schedule bound) against the course's only."""
-    verdict = Verdict(POINTS, location=evidence.locate("q"))
-    returned = evidence.value["runs"][run]["returned"]
+    verdict = Verdict(POINTS, location=context.locate("q"))
+    returned = runs[run]["returned"]
     if returned != "pair":
-        verdict.check(False, POINTS, f"q returned a {returned}, expected (x_t, noise)",
+        verdict.check(False, POINTS, returned,
                       "return both tensors: return x_t, noise")
         return verdict
     x_0, t = data["x_0"].double(), data["t"].double()
@@ -76,7 +57,7 @@ def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
                       f"for x_0 of shape {tuple(x_0.shape)}")
         return verdict
 
-    schedules = list(schedules_to_try(evidence.value["T"], data))
+    schedules = list(schedules_to_try(T, data))
     if run == "course":
         schedules = schedules[:1]
     follows = None
@@ -108,10 +89,3 @@ def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
     return verdict
 
 
-def judge(evidence: Evidence) -> Verdict:
-    """x_t must follow the closed form for the noise q returned, and that noise must be N(0, 1).
-
-    q is judged as the student's schedule leaves it; when that fails, it is judged again as it
-    ran with the course's schedule, so a schedule bug is charged to the schedule task only.
-    """
-    return judge_yours_then_course(evidence, ID, _judge_run)

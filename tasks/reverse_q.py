@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tasks._schedule_ref import (course_schedule, describe_failure, judge_yours_then_course, notebook_T,
-                                 notebook_device, schedules_to_try, student_schedule)
-from tasks.base import Evidence, Verdict, require, save
+from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
+from tasks.base import Verdict, plain_tensor
 
 ID = "reverse_q"
 TITLE = "Reverse diffusion step reverse_q(x_t, t, e_t)"
@@ -16,48 +15,30 @@ BATCH = 32
 STEPS = (0, 1, 2, 75)  # 1 and 2 tell B[t-1] from B[t] apart; 75 is a typical middle step
 
 
-def _call(reverse_q, x_t: torch.Tensor, e_t: torch.Tensor, T: int, device) -> tuple[dict, dict]:
-    """Call the student's reverse_q at each step: what it returned, and the outputs."""
-    outputs = {}
-    for step in STEPS:
-        t = torch.full((BATCH, 1, 1, 1), min(step, T - 1), device=device, dtype=torch.long)
-        out = reverse_q(x_t.clone(), t, e_t.clone())
-        if not isinstance(out, torch.Tensor):
-            return {"returned": type(out).__name__}, {}
-        if out.device.type == "meta":
-            return {"returned": "tensor on the meta device (no values)"}, {}
-        outputs[f"out.{step}"] = out
-    return {"returned": "tensor"}, outputs
+def check(context) -> Verdict:
+    """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1].
 
-
-def probe(namespace: dict, out_dir: str) -> dict:
-    """Call the student's reverse_q at a few timesteps with t shaped (N, 1, 1, 1), as sampling does.
-
-    It runs twice: with the student's schedule tensors as they are, then with the course's bound
-    in their place, so that reverse_q itself can be judged even when the schedule is broken.
+    reverse_q runs at a few timesteps with t shaped (N, 1, 1, 1), as sampling does. It is judged
+    as the student's schedule leaves it; when that fails, it is judged again as it ran with the
+    course's schedule, so a schedule bug is charged to the schedule task only.
     """
-    reverse_q = require(namespace, "reverse_q")
-    T, device = notebook_T(namespace), notebook_device(namespace)
-    x_t = torch.randn(BATCH, 1, 28, 28, device=device)
-    e_t = torch.randn(BATCH, 1, 28, 28, device=device)
-    tensors = {"x_t": x_t, "e_t": e_t}
-    tensors.update({f"schedule.{k}": v for k, v in student_schedule(namespace).items()})
-    runs = {}
-    try:
-        runs["yours"], outputs = _call(reverse_q, x_t, e_t, T, device)
-    except Exception as error:  # judged with the course's schedule below; re-raised if that fails too
-        runs["yours"], outputs = {"raised": describe_failure(error)}, {}
-    tensors.update({f"yours.{k}": v for k, v in outputs.items()})
-    with course_schedule(namespace, T, device):
-        try:
-            runs["course"], outputs = _call(reverse_q, x_t, e_t, T, device)
-        except Exception:
-            if "raised" in runs["yours"]:
-                raise
-            runs["course"], outputs = {"raised": "raised"}, {}
-    tensors.update({f"course.{k}": v for k, v in outputs.items()})
-    save(out_dir, ID, tensors)
-    return {"runs": runs, "T": T}
+    T = notebook_T(context)
+    generator = context.generator(ID)
+    x_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
+    e_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
+
+    runs, data = {}, {}
+    for step in STEPS:  # one call per step, each run with both schedules
+        step_runs, outputs = run_twice(context, "reverse_q",
+                                       (x_t, torch.full((BATCH, 1, 1, 1), min(step, T - 1), dtype=torch.long), e_t),
+                                       lambda value: ({"returned": "tensor"}, {f"out.{step}": plain_tensor(
+                                           value, "reverse_q returned", finite=False)}))
+        for run, summary in step_runs.items():
+            if run not in runs or runs[run].get("returned") == "tensor":
+                runs[run] = summary
+        data.update(outputs)
+    data.update({"x_t": x_t, "e_t": e_t, **{f"schedule.{k}": v for k, v in student_schedule(context).items()}})
+    return judge_yours_then_course(ID, runs, data, lambda runs, data, run: _judge_run(runs, data, run, T, context))
 
 
 def _describe_variance(variance: float, B: torch.Tensor, step: int) -> str:
@@ -92,13 +73,13 @@ def _fits(weights, expected, residual) -> bool:
     return all(abs(w - e) <= tolerance * max(1.0, abs(e)) for w, e in zip(weights, expected))
 
 
-def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
+def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     """The verdict on one run: `yours` is checked against the course's schedule, then the student's;
     `course` (run with the course's schedule bound) against the course's only."""
-    verdict = Verdict(POINTS, location=evidence.locate("reverse_q"))
-    returned = evidence.value["runs"][run]["returned"]
+    verdict = Verdict(POINTS, location=context.locate("reverse_q"))
+    returned = runs[run]["returned"]
     if returned != "tensor":
-        verdict.check(False, POINTS, f"reverse_q returned a {returned}, expected a tensor")
+        verdict.check(False, POINTS, returned)
         return verdict
     x_t, e_t = data["x_t"].double(), data["e_t"].double()
     outputs = {step: data[f"{run}.out.{step}"].double() for step in STEPS}
@@ -113,7 +94,7 @@ def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
     fits = {step: _fit(out, x_t, e_t) for step, out in outputs.items()}
 
     # The mean part: the weights on x_t and e_t, under the reference or else the student's schedule.
-    schedules = list(schedules_to_try(evidence.value["T"], data))
+    schedules = list(schedules_to_try(T, data))
     if run == "course":
         schedules = schedules[:1]
     chosen = None
@@ -156,10 +137,3 @@ def _judge_run(evidence: Evidence, data: dict, run: str) -> Verdict:
     return verdict
 
 
-def judge(evidence: Evidence) -> Verdict:
-    """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1].
-
-    reverse_q is judged as the student's schedule leaves it; when that fails, it is judged again
-    as it ran with the course's schedule, so a schedule bug is charged to the schedule task only.
-    """
-    return judge_yours_then_course(evidence, ID, _judge_run)

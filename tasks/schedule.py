@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Evidence, Verdict, close, save
+from tasks.base import Verdict, close
 
 ID = "schedule"
 TITLE = "DDPM schedule (a, a_bar, square roots, pred_noise_coeff)"
@@ -12,23 +12,6 @@ POINTS = 5
 NEEDS = ("B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
 DERIVED = NEEDS[1:]
 BETA_START, BETA_END = 0.0001, 0.02
-
-
-def probe(namespace: dict, out_dir: str) -> dict:
-    """Record every schedule name as the student left it: type, device, dtype, shape, values."""
-    found, info = {}, {}
-    for name in NEEDS:
-        if name not in namespace:
-            continue
-        value = namespace[name]
-        if isinstance(value, torch.Tensor):
-            found[name] = value
-            info[name] = {"type": "tensor", "device": str(value.device),
-                          "dtype": str(value.dtype), "shape": list(value.shape)}
-        else:
-            info[name] = {"type": type(value).__name__}
-    save(out_dir, ID, found)
-    return {"names": info, "device": str(namespace.get("device", "cpu"))}
 
 
 def _expected_from(student: dict[str, torch.Tensor], name: str):
@@ -82,11 +65,13 @@ def _diagnose(name: str, value: torch.Tensor, student: dict) -> str | None:
     return None
 
 
-def judge(evidence: Evidence) -> Verdict:
-    """Each derived tensor: defined, a tensor, shape (T,), on the notebook's device, right values."""
+def check(context) -> Verdict:
+    """Each derived tensor: defined, a plain tensor, shape (T,), on the notebook's device, right values."""
     verdict = Verdict(POINTS)
-    info, student = evidence.value["names"], evidence.tensors(ID)
-    notebook_device = torch.device(evidence.value["device"]).type
+    info = context.describe(*NEEDS, "device")
+    values = context.get(*[name for name in NEEDS if info.get(name, {}).get("exact")])
+    student = {name: value for name, value in values.items() if isinstance(value, torch.Tensor)}
+    notebook_device = _device_type(info.get("device", {}).get("value", "cpu"))
     worth = POINTS / len(DERIVED)
     B = student.get("B")
     T = B.shape[0] if B is not None and B.dim() == 1 else 150
@@ -97,20 +82,23 @@ def judge(evidence: Evidence) -> Verdict:
         student["B"] = reference_B
 
     for name in DERIVED:
-        where = evidence.locate(name)
+        where = context.locate(name)
         if name not in info:
             verdict.check(False, worth, f"{name} is not defined", location=where)
             continue
-        if info[name]["type"] != "tensor":
+        if "device" not in info[name]:
             verdict.check(False, worth, f"{name} is a {info[name]['type']}, not a tensor", location=where)
+            continue
+        if not info[name]["exact"]:
+            verdict.check(False, worth, f"{name} is a {info[name]['type']}, not a plain torch.Tensor", location=where)
             continue
         shape = tuple(info[name]["shape"])
         if shape != (T,):
             verdict.check(False, worth, f"{name} has shape {shape}, expected ({T},)",
                           "keep every schedule tensor one-dimensional, one entry per timestep", where)
             continue
-        device = torch.device(info[name]["device"]).type
-        if device != notebook_device or name not in student:  # a meta tensor has no values to save
+        device = _device_type(info[name]["device"])
+        if device != notebook_device or name not in student:  # a meta tensor has no values to judge
             verdict.check(False, worth, f"{name} is on {device} but the notebook's device is {notebook_device}",
                           "build the schedule from B, which is moved to device, so every tensor follows it", where)
             continue
@@ -120,8 +108,15 @@ def judge(evidence: Evidence) -> Verdict:
             verdict.check(True, worth, "")
             continue
         diagnosis = _diagnose(name, value, student)
-        verdict.check(False, worth, diagnosis or f"{name} does not match its formula "
-                      f"(max difference {float((value.double() - expected).abs().max()) if expected is not None else float('nan'):.3g})",
+        difference = float((value.double() - expected).abs().max()) if expected is not None else float("nan")
+        verdict.check(False, worth, diagnosis or f"{name} does not match its formula (max difference {difference:.3g})",
                       None if diagnosis else "compare with the formulas in the notebook's markdown", where)
     verdict.earned = round(verdict.earned, 2)
     return verdict
+
+
+def _device_type(text: str) -> str:
+    try:
+        return torch.device(text).type
+    except (TypeError, RuntimeError):
+        return "cpu"

@@ -11,95 +11,71 @@ from __future__ import annotations
 
 
 import torch
-import torch.nn.functional as F
 
-from grader.result import Location
-from reference.conditioning import get_context_mask as reference_mask
-from tasks import _harness
-from tasks.base import Evidence, Verdict
+from tasks.base import Location, TaskFailure, Verdict
 
 ID = "training_loop"
 TITLE = "Training loop (c_drop_prob, context from the batch)"
 POINTS = 2
 NEEDS = ()
+USES_TRAINING_CELL = True  # a FIXME left in the training cell means "not attempted"
 BATCHES_PER_EPOCH = 4
 STAND_IN_BATCH = 4
 MAX_TRAINING_BATCHES = 60  # enough to see two epochs of any loop; stops runaway epoch counts
+MAX_EPOCHS = MAX_TRAINING_BATCHES // BATCHES_PER_EPOCH + 1
 
 
-class TinyModel(torch.nn.Module):
-    """Cheap stand-in with the course model's call signature model(x, t, c, c_mask)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, 1, 1)
-        self.embed = torch.nn.Linear(10, 1)
-
-    def forward(self, x, t, c, c_mask):
-        context = self.embed((c * c_mask).float()).reshape(-1, 1, 1, 1)
-        return self.conv(x) + context
-
-
-def prepare(out_dir, seed: int, analysis) -> dict:
-    """Hand the child the training cell's code (unfiltered: it must run as written)."""
-    facts = analysis.training_cell()
+def check(context) -> Verdict:
+    """Run the training cell against stand-ins on the grader's batches; judge every batch."""
+    facts = context.analysis.training_cell()
     if facts is None or facts.tree is None:
-        return {"code": None}
-    return {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>",
-            "loaders": _harness.loader_names(facts.tree)}
+        verdict = Verdict(POINTS)
+        verdict.check(False, POINTS, "no training loop found (a cell with a for loop that calls "
+                      "get_loss, loss.backward() or optimizer.step())")
+        return verdict
+    generator = context.generator(ID)
+    images = torch.rand(4 * STAND_IN_BATCH, 1, 28, 28, generator=generator)
+    labels = torch.randint(0, 10, (4 * STAND_IN_BATCH,), generator=generator)
+    order = torch.cat([torch.randperm(len(labels), generator=generator) for _ in range(MAX_EPOCHS)])
+    info, _ = context.ask("training_cell", code=facts.cell.code, filename=f"<cell {facts.cell.number}>",
+                          images=images, labels=labels, order=order, batch_size=STAND_IN_BATCH,
+                          batches_per_epoch=BATCHES_PER_EPOCH, budget=MAX_TRAINING_BATCHES)
+    return judge(read_records(info, labels, order), context, Location(facts.cell.number, None))
 
 
-def probe(namespace: dict, out_dir: str, code: str | None = None, filename: str = "",
-          loaders: list[str] = ()) -> dict:
-    """Run the training cell against the stand-ins and return what each batch used."""
-    if code is None:
-        return {"found": False}
-    device = torch.device("cpu")
-    if isinstance(namespace.get("device"), (str, torch.device)):
-        device = torch.device(namespace["device"])
-    generator = torch.Generator().manual_seed(0)
-    loader = _harness.BatchLoader(
-        torch.rand(4 * STAND_IN_BATCH, 1, 28, 28, generator=generator).to(device),
-        torch.randint(0, 10, (4 * STAND_IN_BATCH,), generator=generator).to(device),
-        STAND_IN_BATCH, BATCHES_PER_EPOCH)
-    mask_calls, batches = [], []
-    drop_of_mask = {}
+def read_records(info, labels: torch.Tensor, order: torch.Tensor) -> dict:
+    """The child's raw records, checked for shape and against the grader's own batches.
 
-    def recording_mask(c, drop_prob, *args, **kwargs):
-        labels = torch.as_tensor(c)
-        is_labels = labels.dim() == 1 and labels.numel() > 0
-        record = {"epoch": loader.epoch, "step": loader.step, "drop_prob": _number(drop_prob),
-                  "labels_from_batch": bool(is_labels and loader.current is not None
-                                            and labels.shape == loader.current[1].shape
-                                            and torch.equal(labels.to(device).long(), loader.current[1]))}
-        mask_calls.append(record)
-        p = record["drop_prob"] if record["drop_prob"] is not None and 0 <= record["drop_prob"] <= 1 else 0.0
-        c_hot, c_mask = reference_mask(labels.long().flatten() % 10 if is_labels else torch.zeros(1), p)
-        c_hot, c_mask = c_hot.to(device), c_mask.to(device)
-        drop_of_mask[id(c_mask)] = len(mask_calls) - 1
-        return c_hot, c_mask
-
-    def recording_loss(model, x_0, t, *model_args):
-        call = drop_of_mask.get(id(model_args[1])) if len(model_args) > 1 else None
-        batches.append({"epoch": loader.epoch, "step": loader.step, "mask_call": call})
-        if len(batches) >= MAX_TRAINING_BATCHES:
-            raise _harness.StopTraining
-        prediction = model(x_0, t, *model_args)
-        return F.mse_loss(prediction, torch.zeros_like(prediction))
-
-    error = _harness.run_training_cell(
-        namespace, code, filename, loaders, loader,
-        {"get_context_mask": recording_mask, "get_loss": recording_loss,
-         "model": TinyModel().to(device), "BATCH_SIZE": STAND_IN_BATCH},
-    )
-    return {"found": True, "mask_calls": mask_calls, "batches": batches, "error": error}
+    Whether the context given to get_context_mask is the batch's labels is decided here, from
+    the tensor the student passed and the labels the grader put in that batch.
+    """
+    if not isinstance(info, dict):
+        raise TaskFailure("the training cell's records are missing")
+    masks = [m for m in info.get("masks", []) if isinstance(m, dict)]
+    batches = [b for b in info.get("batches", []) if isinstance(b, dict)]
+    for mask in masks:
+        drop = mask.get("drop_prob")
+        mask["drop_prob"] = float(drop) if type(drop) in (int, float) else None
+        epoch, step = mask.get("epoch"), mask.get("step")
+        expected = _batch_labels(labels, order, epoch, step)
+        c = mask.get("c")
+        mask["labels_from_batch"] = bool(expected is not None and isinstance(c, torch.Tensor)
+                                         and c.shape == expected.shape and torch.equal(c.long(), expected))
+    for batch in batches:
+        call = batch.get("mask_call")
+        if not (type(call) is int and 0 <= call < len(masks)):
+            batch["mask_call"] = None
+    error = info.get("error")
+    if error is not None and not isinstance(error, dict):
+        error = {"message": str(error)[:300], "line": None}
+    return {"mask_calls": masks, "batches": batches, "error": error}
 
 
-def _number(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+def _batch_labels(labels, order, epoch, step):
+    if not (type(epoch) is int and type(step) is int and 0 <= epoch and 0 <= step < BATCHES_PER_EPOCH):
         return None
+    first = (epoch * BATCHES_PER_EPOCH + step) * STAND_IN_BATCH % len(order)
+    return labels[order[first:first + STAND_IN_BATCH]]
 
 
 def _at(record) -> str:
@@ -128,20 +104,14 @@ def _describe_bad(bad, used, masks, batches) -> list[str]:
     return sentences
 
 
-def judge(evidence: Evidence) -> Verdict:
+def judge(info: dict, context, where: Location) -> Verdict:
     """Every training batch: drop probability strictly between 0 and 1, context from its labels."""
-    verdict = Verdict(POINTS)
-    info = evidence.value
-    if not info["found"]:
-        verdict.check(False, POINTS, "no training loop found (a cell with a for loop that calls "
-                      "get_loss, loss.backward() or optimizer.step())")
-        return verdict
-    verdict.location = evidence.locate("__training_cell__")
+    verdict = Verdict(POINTS, location=where)
     masks, batches = info["mask_calls"], info["batches"]
     if not batches:
-        reason = f": the cell raised {info['error']['error']}" if info["error"] else ""
-        if info["error"] and info["error"]["line"] and verdict.location is not None:
-            verdict.location = Location(verdict.location.cell, info["error"]["line"])
+        reason = f": the cell raised {info['error'].get('message')}" if info["error"] else ""
+        if info["error"] and type(info["error"].get("line")) is int:
+            verdict.location = Location(where.cell, info["error"]["line"])
         verdict.check(False, POINTS, f"the training loop never called get_loss{reason}")
         return verdict
     used = []
@@ -173,5 +143,5 @@ def judge(evidence: Evidence) -> Verdict:
                   "the context given to get_context_mask is not the batch's labels",
                   "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)")
     if info["error"] and not verdict.failures:
-        verdict.note(f"the training cell stopped with {info['error']['error']} after the recorded batches")
+        verdict.note(f"the training cell stopped with {info['error'].get('message')} after the recorded batches")
     return verdict

@@ -1,0 +1,50 @@
+"""What the sandbox hides and binds back, decided in the grader from where things are installed.
+
+The launcher (grader/launcher.py) covers every path in `hide` with an empty tmpfs and binds
+back every path in `expose` that lies under one: the Python installation and its site-packages
+stay reachable; the grader's packages, its source checkout, the submission's folder (other
+students' files), home folders and runtime sockets do not.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from pathlib import Path
+
+import grader
+import reference
+import tasks
+
+ALWAYS_HIDDEN = ("/root", "/home", "/run", "/var/run", "/srv", "/mnt", "/media", "/opt", "/var/lib", "/var/log")
+NOBODY = 65534
+
+
+def package_paths() -> list[Path]:
+    """The grader's own code: each package, or its source checkout when it runs from one."""
+    paths = []
+    for package in (grader, reference, tasks):
+        folder = Path(package.__file__).resolve().parent
+        checkout = folder.parent
+        paths.append(checkout if (checkout / "pyproject.toml").exists() else folder)
+    return sorted(set(paths))
+
+
+def python_paths() -> list[str]:
+    """What the interpreter needs: its prefixes, site-packages and the real executable's folder."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             str(Path(os.path.realpath(sys.executable)).parent.parent), *site.getsitepackages()}
+    return sorted(str(Path(path).resolve()) for path in paths if path and Path(path).is_dir())
+
+
+def hidden_paths(submission: Path) -> list[str]:
+    hidden = {*ALWAYS_HIDDEN, *(str(path) for path in package_paths()),
+              str(Path(submission).resolve().parent), os.getcwd()}
+    # Covering "/" itself would hide everything; the rest is read-only anyway.
+    return sorted(path for path in hidden if path not in ("/", ""))
+
+
+def view_config(submission: Path) -> dict:
+    """The part of the launcher's configuration that describes the filesystem view."""
+    return {"hide": hidden_paths(submission), "expose": python_paths(), "uid": NOBODY, "gid": NOBODY}

@@ -1,0 +1,114 @@
+"""Frames on the two pipes, and values as JSON trees plus raw tensor bytes (child side).
+
+A frame is a 4-byte big-endian length, a JSON header of that length, then the bytes of the
+tensors the header lists under "blobs". The grader's reader (grader/protocol.py) checks every
+limit; this side only has to write what it means.
+"""
+
+import ctypes
+import json
+import math
+import os
+import struct
+
+import torch
+
+DTYPES = {
+    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
+    "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+MAX_STRING = 2000
+MAX_ITEMS = 10_000
+
+
+def read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the grader closed the command pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> tuple[dict, list[bytes]]:
+    (length,) = struct.unpack(">I", read_exactly(fd, 4))
+    header = json.loads(read_exactly(fd, length))
+    return header, [read_exactly(fd, size) for size in header.get("blobs", [])]
+
+
+def write_frame(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
+    header = dict(header, blobs=[len(blob) for blob in blobs])
+    body = json.dumps(header, allow_nan=False).encode()
+    data = b"".join([struct.pack(">I", len(body)), body, *blobs])
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class Encoder:
+    """Turns a returned value into a JSON tree, collecting tensor bytes on the side."""
+
+    def __init__(self):
+        self.blobs: list[bytes] = []
+        self.items = 0
+
+    def encode(self, value, depth: int = 0):
+        self.items += 1
+        if depth > 20 or self.items > MAX_ITEMS:
+            return {"$opaque": "too deep or too many items"}
+        if value is None or type(value) in (bool, int, str):
+            return value[:MAX_STRING] if type(value) is str else value
+        if type(value) is float:
+            return value if math.isfinite(value) else {"$float": repr(value)}
+        if type(value) in (list, tuple):
+            return {"$" + type(value).__name__: [self.encode(item, depth + 1) for item in value]}
+        if isinstance(value, dict):  # a state_dict is an OrderedDict
+            return {"$dict": {str(key)[:200]: self.encode(item, depth + 1) for key, item in dict.items(value)}}
+        if type(value) in (torch.Tensor, torch.nn.Parameter):
+            return self.tensor(value)
+        if isinstance(value, torch.Tensor):
+            return {"$opaque": f"tensor subclass {type(value).__name__}"}
+        return {"$opaque": type(value).__name__[:200]}
+
+    def tensor(self, value: torch.Tensor):
+        if value.device.type == "meta":
+            return {"$opaque": "tensor on the meta device (no values)"}
+        if value.dtype not in DTYPE_NAMES:
+            return {"$opaque": f"tensor of dtype {value.dtype}"}
+        if value.is_sparse or value.layout != torch.strided:
+            return {"$opaque": "sparse tensor"}
+        plain = value.detach().to("cpu").contiguous().clone()
+        data = ctypes.string_at(plain.data_ptr(), plain.numel() * plain.element_size()) if plain.numel() else b""
+        self.blobs.append(data)
+        return {"$tensor": len(self.blobs) - 1, "dtype": DTYPE_NAMES[value.dtype],
+                "shape": list(plain.shape), "device": value.device.type}
+
+
+def decode(tree, blobs: list[bytes], device, make_stub):
+    """Arguments the grader wrote: tensors on `device`, stubs made by `make_stub(spec)`."""
+    if isinstance(tree, list):
+        return [decode(item, blobs, device, make_stub) for item in tree]
+    if not isinstance(tree, dict):
+        return tree
+    if "$tensor" in tree:
+        dtype, shape = DTYPES[tree["dtype"]], tree["shape"]
+        data = blobs[tree["$tensor"]]
+        tensor = torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape) if data \
+            else torch.empty(shape, dtype=dtype)
+        return tensor.to(device)
+    if "$tuple" in tree:
+        return tuple(decode(item, blobs, device, make_stub) for item in tree["$tuple"])
+    if "$list" in tree:
+        return [decode(item, blobs, device, make_stub) for item in tree["$list"]]
+    if "$dict" in tree:
+        return {key: decode(item, blobs, device, make_stub) for key, item in tree["$dict"].items()}
+    if "$float" in tree:
+        return float(tree["$float"])
+    if "$stub" in tree or "$name" in tree:
+        return make_stub(tree)
+    raise ValueError(f"unknown value in a command: {sorted(tree)}")

@@ -1,0 +1,298 @@
+"""Contain the child, then exec it: `python -I -S -c <this file's source> CONFIG_JSON`.
+
+This file runs on its own (standard library only, nothing imported from the grader) in the
+process that becomes the sandbox. It builds the layers in order, records which held, sends
+that record as the first frame on the reply pipe, and execs the executor:
+
+1. namespaces: mount, PID, network, IPC and UTS (plus a user namespace when not root);
+2. a fork: the child is PID 1 of the new PID namespace, so every process the student starts
+   dies with it; the parent only waits and passes the exit status on;
+3. a filesystem view: the grader's packages, the source checkout, the submission's folder,
+   home folders and sockets are covered by empty read-only tmpfs; what Python needs under
+   them is bound back; everything is read-only except a private, size-capped /tmp;
+4. an unprivileged uid and gid with no groups when root; no_new_privs; a seccomp filter that
+   refuses namespace, mount, ptrace and kernel-level system calls; resource limits.
+A layer that cannot be built here (an old kernel, no user namespaces) is recorded as missing,
+and the grade says so; the grader, not this file, decides whether to go on.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import struct
+import sys
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWCGROUP = 0x02000000
+NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
+                   | CLONE_NEWNET | CLONE_NEWCGROUP)  # CLONE_NEWTIME shares bits with the exit signal
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 38, 22
+SECCOMP_MODE_FILTER = 2
+AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
+NOBODY = 65534
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.syscall.restype = ctypes.c_long
+
+
+def _check(result, what):
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                      data and data.encode()), f"mount {target}")
+
+
+# -- seccomp ---------------------------------------------------------------------------------
+# System calls the child never needs and an attacker wants: namespaces, mounts, tracing other
+# processes, stealing their file descriptors, kernel modules and keys, io_uring (which runs
+# requests outside this filter). Numbers by architecture, as in the kernel's tables.
+DENIED_SYSCALLS = {
+    "x86_64": {
+        "ptrace": 101, "syslog": 103, "vhangup": 153, "pivot_root": 155, "adjtimex": 159, "chroot": 161,
+        "acct": 163, "settimeofday": 164, "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168,
+        "reboot": 169, "sethostname": 170, "setdomainname": 171, "iopl": 172, "ioperm": 173,
+        "init_module": 175, "delete_module": 176, "quotactl": 179, "lookup_dcookie": 212,
+        "clock_settime": 227, "kexec_load": 246, "add_key": 248, "request_key": 249, "keyctl": 250,
+        "unshare": 272, "perf_event_open": 298, "fanotify_init": 300, "name_to_handle_at": 303,
+        "open_by_handle_at": 304, "clock_adjtime": 305, "setns": 308, "process_vm_readv": 310,
+        "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "kexec_file_load": 320, "bpf": 321,
+        "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "pidfd_getfd": 438, "mount_setattr": 442,
+    },
+    "aarch64": {
+        "ptrace": 117, "syslog": 116, "vhangup": 58, "pivot_root": 41, "adjtimex": 171, "chroot": 51,
+        "acct": 89, "settimeofday": 170, "mount": 40, "umount2": 39, "swapon": 224, "swapoff": 225,
+        "reboot": 142, "sethostname": 161, "setdomainname": 162, "init_module": 105,
+        "delete_module": 106, "quotactl": 60, "lookup_dcookie": 18, "clock_settime": 112,
+        "kexec_load": 104, "add_key": 217, "request_key": 218, "keyctl": 219, "unshare": 97,
+        "perf_event_open": 241, "fanotify_init": 262, "name_to_handle_at": 264, "open_by_handle_at": 265,
+        "clock_adjtime": 266, "setns": 268, "process_vm_readv": 270, "process_vm_writev": 271,
+        "kcmp": 272, "finit_module": 273, "kexec_file_load": 294, "bpf": 280, "userfaultfd": 282,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
+        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+        "pidfd_getfd": 438, "mount_setattr": 442,
+    },
+}
+CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
+CLONE3_SYSCALL = 435
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+X32_SYSCALL_BIT = 0x40000000
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
+EPERM, ENOSYS = 1, 38
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JSET_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x45, 0x35, 0x06
+
+
+def _seccomp_program(arch: str) -> bytes:
+    """A classic-BPF filter: another architecture is killed; a denied call fails with EPERM;
+    clone with a namespace flag fails; clone3 says ENOSYS, so the C library falls back to clone."""
+    def op(code, k, jt=0, jf=0):
+        return struct.pack("HBBI", code, jt, jf, k)
+
+    refuse = op(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM)
+    allow = op(BPF_RET_K, SECCOMP_RET_ALLOW)
+    program = [op(BPF_LD_W_ABS, 4), op(BPF_JEQ_K, AUDIT_ARCH[arch], 1, 0),
+               op(BPF_RET_K, SECCOMP_RET_KILL_PROCESS), op(BPF_LD_W_ABS, 0)]
+    if arch == "x86_64":  # the x32 ABI reaches the same calls under other numbers
+        program += [op(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1), refuse]
+    program += [op(BPF_JEQ_K, CLONE3_SYSCALL, 0, 1), op(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)]
+    # clone(flags, ...): the low word of the first argument (offset 16) must hold no namespace flag.
+    program += [op(BPF_JEQ_K, CLONE_SYSCALL[arch], 0, 4), op(BPF_LD_W_ABS, 16),
+                op(BPF_JSET_K, NAMESPACE_FLAGS, 0, 1), refuse, allow]
+    for number in sorted(set(DENIED_SYSCALLS[arch].values())):
+        program += [op(BPF_JEQ_K, number, 0, 1), refuse]
+    return b"".join(program + [allow])
+
+
+def _install_seccomp() -> str:
+    arch = os.uname().machine
+    if arch not in DENIED_SYSCALLS:
+        raise OSError(0, f"no system call table for {arch}")
+    code = _seccomp_program(arch)
+    filters = ctypes.create_string_buffer(code, len(code))
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    program = Program(len(code) // 8, ctypes.addressof(filters))
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
+    return f"{len(DENIED_SYSCALLS[arch])} system calls refused ({arch})"
+
+
+# -- the filesystem view ---------------------------------------------------------------------
+VIEW_ROOT = "/tmp/.dli"          # the executor's code and the course helpers, read-only
+VIEW_WORKDIR = "/tmp/work"       # the child's working folder (its ./data is MNIST, read-only)
+
+
+def _depth(path: str) -> int:
+    return path.rstrip("/").count("/")
+
+
+def _build_view(config: dict) -> str:
+    """Cover what the child must not see, bind back what Python needs, make the rest read-only."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # Open what is bound back before anything is covered: a covered path can't be reached.
+    exposed = {}
+    for path in config["expose"]:
+        try:
+            exposed[path] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+    binds = {_view_path(name): os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+             for name, source in config["mounts"].items()}
+    steps = [(path, "hide") for path in config["hide"]]
+    steps += [(path, "expose") for path in exposed]
+    # Shallow first; at equal depth cover before binding back.
+    for path, action in sorted(steps, key=lambda step: (_depth(step[0]), step[1] != "hide")):
+        if action == "hide":
+            if not os.path.isdir(path):  # absent, or already under a covered path
+                continue
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        else:
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{exposed[path]}", path, None, MS_BIND | MS_REC)
+    # Read-only everywhere, before the writable /tmp goes on top.
+    attributes = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)
+    if libc.syscall(442, AT_FDCWD, b"/", AT_RECURSIVE, attributes, len(attributes)) != 0:
+        raise OSError(ctypes.get_errno(), "mount_setattr: a read-only view is not available")
+    tmp_size = int(config["tmp_size_mb"])
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_size}m,mode=1777")
+    for path in ("/dev/shm", "/var/tmp"):
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+    os.makedirs(VIEW_WORKDIR)
+    for target, fd in binds.items():
+        os.makedirs(target, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    # A /proc of this PID namespace: no other process, the grader's included, is in it.
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    return f"{len(config['hide'])} paths covered; read-only but a private {tmp_size} MiB /tmp"
+
+
+def _view_path(name: str) -> str:
+    """Where a mount named in the config appears inside the view."""
+    return VIEW_WORKDIR + "/data" if name == "data" else f"{VIEW_ROOT}/{name}"
+
+
+# -- privileges and limits -------------------------------------------------------------------
+def _become_nobody(config: dict) -> str:
+    uid, gid = config["uid"], config["gid"]
+    os.chown(VIEW_WORKDIR, uid, gid)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    return f"uid {uid}, gid {gid}, no supplementary groups"
+
+
+def _limit_resources(config: dict) -> str:
+    limits = {resource.RLIMIT_CORE: 0, resource.RLIMIT_FSIZE: config["file_limit_mb"] * 1024**2,
+              resource.RLIMIT_NOFILE: 4096, resource.RLIMIT_NPROC: config["process_limit"]}
+    if config.get("memory_limit_mb"):
+        limits[resource.RLIMIT_AS] = config["memory_limit_mb"] * 1024**2
+    for which, value in limits.items():
+        _, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+    return (f"{config['file_limit_mb']} MiB a file, {config['process_limit']} processes"
+            + (f", {config['memory_limit_mb']} MiB of memory" if config.get("memory_limit_mb") else ""))
+
+
+# -- putting it together ---------------------------------------------------------------------
+def _layer(layers: dict, name: str, build) -> bool:
+    """Build one layer, recording whether it held and why not."""
+    try:
+        layers[name] = {"held": True, "detail": build()}
+    except OSError as error:
+        layers[name] = {"held": False, "detail": str(error.strerror or error)}
+    return layers[name]["held"]
+
+
+def _unshare(as_root: bool) -> str:
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    if not as_root:
+        flags |= CLONE_NEWUSER
+    uid, gid = os.getuid(), os.getgid()
+    _check(libc.unshare(flags), "unshare")
+    if not as_root:  # the same uid inside: once the child execs, it holds no capability
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as handle:
+                handle.write(text)
+    return "mount, PID, network, IPC and UTS" + ("" if as_root else ", in a user namespace")
+
+
+def _wait_and_relay(pid: int) -> None:
+    """The parent, outside the PID namespace: wait for its init and end the same way."""
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, lambda *_: os.kill(pid, signal.SIGKILL))
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader gone means this sandbox is gone
+    if os.getppid() != config["grader_pid"]:
+        os._exit(1)
+    as_root = os.geteuid() == 0
+    layers = {}
+    view = False
+    if config["contain"] and _layer(layers, "namespaces", lambda: _unshare(as_root)):
+        pid = os.fork()
+        if pid:
+            _wait_and_relay(pid)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()  # kill(0, ...) now reaches only this sandbox's own processes
+        view = _layer(layers, "filesystem", lambda: _build_view(config))
+    else:
+        layers.setdefault("namespaces", {"held": False, "detail": "containment switched off"})
+        layers["filesystem"] = {"held": False, "detail": "needs a mount namespace"}
+    if as_root and view:
+        _layer(layers, "unprivileged", lambda: _become_nobody(config))
+    elif as_root:
+        layers["unprivileged"] = {"held": False, "detail": "runs as root: without a private view the "
+                                  "interpreter may not be reachable by an unprivileged uid"}
+    else:
+        layers["unprivileged"] = {"held": True, "detail": f"uid {os.getuid()}, not root"}
+    _layer(layers, "no_new_privs",
+           lambda: _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs") or "set")
+    _layer(layers, "resource_limits", lambda: _limit_resources(config))
+    if config["contain"]:
+        _layer(layers, "seccomp", _install_seccomp)
+    paths = ({"workdir": VIEW_WORKDIR, **{name: _view_path(name) for name in config["mounts"]}} if view
+             else {"workdir": config["fallback_workdir"], **config["mounts"]})
+    os.chdir(paths["workdir"])
+    status = json.dumps({"sandbox": layers, "paths": paths}).encode()
+    os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)
+    argv = [config["python"], "-I", "-c",
+            f"import sys; sys.path.insert(0, {os.path.dirname(paths['executor'])!r}); "
+            "from executor.main import main; main()", json.dumps({**config["executor"], "paths": paths})]
+    os.execve(config["python"], argv, config["env"])
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BaseException as error:  # a half-built sandbox must never run student code
+        try:
+            sys.stderr.write(f"dli-grade launcher: {type(error).__name__}: {error}\n")
+        finally:
+            os._exit(70)
