@@ -371,10 +371,10 @@ def _confusions(predictions: torch.Tensor, per_digit: int) -> list[str]:
 
 
 def _near_copies(images: torch.Tensor, threshold: float = 2.0) -> float:
-    """Fraction of samples within `threshold` (L2, pixels in [0, 1]) of some MNIST training image."""
+    """Fraction of samples within `threshold` (L2, pixels in [0, 1]) of some MNIST image, train or test."""
     from reference import mnist
 
-    train, _ = mnist.load("train")
+    train, _ = mnist.load("all")
     train = train.flatten(1)
     samples = images.clamp(0, 1).flatten(1)
     nearest = torch.cat([torch.cdist(chunk, train).min(dim=1).values for chunk in samples.split(128)])

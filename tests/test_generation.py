@@ -6,6 +6,7 @@ the slow end-to-end tests grade whole submissions through the child on the CPU p
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,31 +14,29 @@ import torch
 
 from reference import mnist
 from tasks import generation
-from tasks.base import Evidence
-
-pytestmark = pytest.mark.skipif(
-    not Path(generation.__file__).parent.parent.joinpath("reference", "data", "judge.pt").exists(),
-    reason="judge weights not built",
-)
 
 
-def _digits(split: str, per_digit: int, offset: int = 0, shift: int = 0) -> torch.Tensor:
-    """per_digit real images of each digit 0..9, in digit order; `shift` draws d + shift instead."""
+
+def _digits(split: str, per_digit: int, offset: int = 0, shift: int = 0, moved: bool = True) -> torch.Tensor:
+    """per_digit images of each digit 0..9, in digit order; `shift` draws d + shift instead.
+
+    `moved` shifts each real image by two pixels: still the same digit to the judge, but no
+    longer a near copy of an MNIST image (as a model's own drawing would be)."""
     images, labels = mnist.load(split)
     rows = []
     for digit in range(10):
         wanted = (digit + shift) % 10
         rows.append(images[labels == wanted][offset:offset + per_digit])
-    return torch.cat(rows)
+    drawn = torch.cat(rows)
+    return torch.roll(drawn, shifts=(2, 1), dims=(2, 3)) if moved else drawn
 
 
-def _evidence(tmp_path: Path, official, extra=None, grader=None, **value) -> Evidence:
-    tensors = {"official": official, "grader": grader if grader is not None else official[::5]}
+def _judge(tmp_path: Path, official, extra=None, grader=None, **info):
+    data = {"official": official, "grader": grader if grader is not None else official[::5]}
     if extra is not None:
-        tensors["extra"] = extra
-    torch.save(tensors, tmp_path / "generation.pt")
-    value = {"stage": "done", "profile": "cpu", "w": 1.0, "timings": {}, **value}
-    return Evidence(value=value, out_dir=tmp_path, locate=lambda name: None, seed=0)
+        data["extra"] = extra
+    info = {"stage": "done", "profile": "transplant", "w": 1.0, "timings": {}, **info}
+    return generation.judge(info, data, lambda name: None, 0, artifacts_dir=tmp_path / "artifacts", stem="alice")
 
 
 def test_wilson_interval_matches_known_values():
@@ -48,8 +47,7 @@ def test_wilson_interval_matches_known_values():
 
 
 def test_recognisable_digits_pass_with_figures_and_grid(tmp_path):
-    evidence = _evidence(tmp_path, _digits("test", 5), extra=_digits("test", 5, offset=5))
-    verdict = generation.judge(evidence, artifacts_dir=tmp_path / "artifacts", stem="alice")
+    verdict = _judge(tmp_path, _digits("test", 5), extra=_digits("test", 5, offset=5))
     details = verdict.details
     assert verdict.passed, verdict.failures
     assert details["official_accuracy"] >= 0.95 and details["official_passed"] is True
@@ -59,17 +57,17 @@ def test_recognisable_digits_pass_with_figures_and_grid(tmp_path):
     assert set(details["per_digit_accuracy"]) == {str(d) for d in range(10)}
     assert Path(details["grid"]) == tmp_path / "artifacts" / "alice.samples.png"
     assert Path(details["grid"]).stat().st_size > 1000
-    assert details["integrity"] == []
+    assert verdict.integrity == []
 
 
 def test_wrong_digits_fail_naming_the_confusion(tmp_path):
     official = _digits("test", 5)
     official[15:20] = _digits("test", 5, shift=5)[15:20]  # digit 3 drawn as 8
     official[20:25] = _digits("test", 5, shift=5)[20:25]  # digit 4 drawn as 9
-    verdict = generation.judge(_evidence(tmp_path, official))
+    verdict = _judge(tmp_path, official)
     assert not verdict.passed
     message = verdict.failures[0]
-    assert "40 of 50" in message
+    assert re.search(r"\b(3\d|40) of 50 digits recognised", message), message
     assert "digits drawn for 3 are classified as 8 in 5 of 5" in message \
         or "digits drawn for 4 are classified as 9 in 5 of 5" in message
     assert verdict.details["official_passed"] is False
@@ -77,34 +75,43 @@ def test_wrong_digits_fail_naming_the_confusion(tmp_path):
 
 def test_blank_or_nan_samples_fail_with_a_note(tmp_path):
     official = torch.full((50, 1, 28, 28), float("nan"))
-    verdict = generation.judge(_evidence(tmp_path, official))
+    verdict = _judge(tmp_path, official)
     assert not verdict.passed
     assert any("NaN" in note for note in verdict.notes)
 
 
-def test_copies_of_training_images_are_flagged(tmp_path):
-    copies = _digits("train", 5)
-    verdict = generation.judge(_evidence(tmp_path, copies))
-    assert verdict.passed  # the judge reads them as the right digits...
-    assert any("near copies" in note for note in verdict.details["integrity"])  # ...but it is flagged
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_copies_of_mnist_images_fail_the_task(tmp_path, split):
+    copies = _digits(split, 5, moved=False)
+    verdict = _judge(tmp_path, copies)
+    assert verdict.details["official_passed"] is True  # the judge reads them as the right digits...
+    assert not verdict.passed and verdict.earned == 0  # ...but they are MNIST's, not the model's
+    assert any("near copies" in note for note in verdict.integrity)
 
 
-def test_sampler_that_ignores_the_model_is_flagged(tmp_path):
+def test_sampler_that_ignores_the_model_fails_on_the_trusted_path(tmp_path):
     good = _digits("test", 5)
-    noise = torch.rand(10, 1, 28, 28)  # what the grader's own sampler got from the same model
-    verdict = generation.judge(_evidence(tmp_path, good, grader=noise))
-    assert any("sample_w uses the model" in note for note in verdict.details["integrity"])
+    noise = torch.rand(10, 1, 28, 28)  # what the grader's trusted path drew from the same model
+    verdict = _judge(tmp_path, good, grader=noise)
+    assert verdict.details["official_passed"] is True
+    assert not verdict.passed
+    assert any("sampled by the grader" in note for note in verdict.integrity)
+
+
+def test_trusted_path_close_to_the_official_sample_passes(tmp_path):
+    good = _digits("test", 5)
+    verdict = _judge(tmp_path, good, grader=_digits("test", 1, offset=20))
+    assert verdict.passed, verdict.failures
 
 
 def test_weights_that_do_not_fit_fail_listing_keys(tmp_path):
     problem = {"missing": ["down0.conv1.model.0.weight"], "unexpected": ["down0.c1.weight"], "wrong_shape": []}
-    evidence = Evidence(value={"stage": "weights", "problem": problem, "profile": "cpu", "w": 1.0},
-                        out_dir=tmp_path, locate=lambda name: None)
-    verdict = generation.judge(evidence)
+    verdict = generation.judge({"stage": "weights", "problem": problem, "profile": "transplant", "w": 1.0},
+                               {}, lambda name: None, 0)
     assert not verdict.passed
     assert "down0.conv1.model.0.weight" in verdict.failures[0] and "down0.c1.weight" in verdict.failures[0]
 
 
 def test_missing_w_is_noted(tmp_path):
-    verdict = generation.judge(_evidence(tmp_path, _digits("test", 5), w=None))
+    verdict = _judge(tmp_path, _digits("test", 5), w=None)
     assert any("w is not set" in note for note in verdict.notes)

@@ -16,10 +16,10 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
 def test_notebook_mnist_loader_works_offline_in_the_child(tmp_path):
     grading = Grading(EXAMPLE, "cpu", 0, 60, tmp_path)
     try:
-        assert grading._start_child() is None
-        outcome = grading.sandbox.exec(
-            "_train = torchvision.datasets.MNIST('./data/', download=True, train=False)\n"
-            "assert len(_train) == 10000, len(_train)\n", "<probe>", 60)
+        assert grading.start_child() is None
+        outcome = grading.request(
+            "exec", 60, code="_train = torchvision.datasets.MNIST('./data/', download=True, train=False)\n"
+            "assert len(_train) == 10000, len(_train)\n", filename="<probe>")
         assert outcome.ok and not outcome.value, outcome.value  # no statement failed
     finally:
         grading.close()
