@@ -1,48 +1,74 @@
-"""Stand-in for the course's `run_assessment`: the official pass/fail check, with our judge.
+"""Stand-in for the course's `run_assessment`: draws the assessment's samples; the grader classifies them.
 
-For each digit, five guided samples are drawn and classified raw (MNIST normalisation, argmax,
-no clamping); the model passes at 95% accuracy (48 of 50).
+`run_assessment(model, sample_func, w)` draws exactly what the official grader draws: for each
+digit 0..9 in turn it builds a float one-hot of five copies of the digit (drop probability 0,
+on the model's device) and calls `sample_func(model, c_hot, w=w)` (`w` by keyword).
+
+Unlike the course's module it does not classify and prints no accuracy or pass/fail verdict:
+the student's code runs where the grader's judge and its weights cannot be reached. Instead it
+  - keeps the 50 samples in the module-level `last_samples` (float32, CPU, shape (50, 1, 28, 28),
+    digits in order 0..9, five each) and their digits in `last_labels` (int64, shape (50,));
+  - saves both with `torch.save({"samples": ..., "labels": ...}, "run_assessment_samples.pt")`
+    in the current folder;
+  - prints a line per digit saying its samples were drawn and a final line saying that the
+    grader classifies them (MNIST normalisation, argmax, pass at 95%, i.e. 48 of 50);
+  - returns the samples tensor (the same object as `last_samples`).
+Each image must come back as 1x28x28 (five per call); anything else raises ValueError.
+Self-contained: nothing here imports `grader`, `tasks` or `reference`.
 """
 
 from __future__ import annotations
 
 import torch
-
-from reference.conditioning import get_context_mask
-from reference.judge import classify, load_judge
+import torch.nn.functional as F
 
 DIGITS = range(10)
 SAMPLES_PER_DIGIT = 5
-PASS_ACCURACY = 0.95
+N_CLASSES = 10
+IMAGE_SHAPE = (1, 28, 28)
+PASS_ACCURACY = 0.95  # the official bar, applied by the grader to the saved samples
+SAMPLES_FILE = "run_assessment_samples.pt"
+# Kept for code that imported them; this stand-in no longer prints a verdict.
 PASS_LINE = "Passed: the judge recognised the digits your model drew. Well done!"
 FAIL_PREFIX = "Not passed:"
 
+last_samples = None  # float32 CPU tensor (50, 1, 28, 28) after a successful run
+last_labels = None  # int64 CPU tensor (50,): 0 x5, 1 x5, ..., 9 x5
+
 
 def _model_device(model) -> torch.device:
-    parameter = next(iter(model.parameters()), None)
+    parameters = getattr(model, "parameters", None)
+    parameter = next(iter(parameters()), None) if callable(parameters) else None
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def run_assessment(model, sample_func, w):
-    """Judge `sample_func(model, c_hot, w=w)` on five samples of each digit; returns the accuracy."""
+    """Draw five samples of each digit with `sample_func(model, c_hot, w=w)`; returns them (50, 1, 28, 28)."""
+    global last_samples, last_labels
+    last_samples = last_labels = None
     device = _model_device(model)
-    judge = load_judge()
-    correct = 0
+    drawn = []
     for digit in DIGITS:
         labels = torch.full((SAMPLES_PER_DIGIT,), digit, device=device)
-        c_hot, _ = get_context_mask(labels, 0.0)
         # Float one-hots, so a sampler whose mask is ones_like(c) still feeds floats to Linear layers.
-        samples = sample_func(model, c_hot.float(), w=w)
-        predictions = classify(judge, samples)
-        correct += int((predictions == digit).sum())
-        print(f"Digit {digit}: predicted {predictions.tolist()}")
-    accuracy = correct / (len(DIGITS) * SAMPLES_PER_DIGIT)
-    print(f"Final Accuracy: {accuracy}")
-    if accuracy >= PASS_ACCURACY:
-        print(PASS_LINE)
-    else:
-        print(
-            f"{FAIL_PREFIX} the judge recognised {correct} of {len(DIGITS) * SAMPLES_PER_DIGIT} "
-            f"digits; at least {PASS_ACCURACY:.0%} is needed. Train longer or adjust w."
-        )
-    return accuracy
+        c_hot = F.one_hot(labels, N_CLASSES).float()
+        samples = sample_func(model, c_hot, w=w)
+        if not isinstance(samples, torch.Tensor):
+            raise ValueError(f"sample_func returned {type(samples).__name__} for digit {digit}, not a tensor")
+        wanted = (SAMPLES_PER_DIGIT, *IMAGE_SHAPE)
+        if tuple(samples.shape) != wanted:
+            raise ValueError(
+                f"sample_func returned shape {tuple(samples.shape)} for digit {digit}; "
+                f"the assessment needs {wanted} (one 1x28x28 image per row of c_hot)"
+            )
+        drawn.append(samples.detach().to("cpu", torch.float32))
+        print(f"Digit {digit}: drew {SAMPLES_PER_DIGIT} samples")
+    samples = torch.cat(drawn)
+    labels = torch.arange(len(DIGITS)).repeat_interleave(SAMPLES_PER_DIGIT)
+    torch.save({"samples": samples, "labels": labels}, SAMPLES_FILE)
+    last_samples, last_labels = samples, labels
+    print(
+        f"Drew {len(samples)} samples with w={w} and saved them to {SAMPLES_FILE}; the grader "
+        f"classifies them (the official check passes at {PASS_ACCURACY:.0%} accuracy)."
+    )
+    return samples
