@@ -188,6 +188,8 @@ class Grading:
 
     def _start(self) -> str | None:
         outcome = self.sandbox.start(max(0.0, min(START_TIMEOUT, self.left())))
+        if not outcome.ok and self.left() <= 0:
+            return "not graded: the overall time limit was reached while running the student's cells"
         if not outcome.ok:
             why = outcome.reason or (outcome.error or {}).get("message", "")
             return f"the grader could not start Python for the student's code: {why}"

@@ -173,8 +173,8 @@ ATTACKS = [
     Attack("a_fifo_in_the_work_folder_stalls_nothing",
            cell="import os\nos.mkfifo('progress.txt')\n", tasks=("q",), statuses={"q": "passed"}),
     Attack("hanging_cells_respect_the_total_timeout",
-           cell="def _hang():\n    while True:\n        pass\n_hang()\n",
-           edits=(("# %%\ndef get_loss", "# %%\ndef _hang():\n    while True:\n        pass\n_hang()\n\n# %%\ndef get_loss"),),
+           cell="def _hang():\n    while True:\n        pass\n_ = _hang()\n",
+           edits=(("# %%\ndef get_loss", "# %%\ndef _hang():\n    while True:\n        pass\n_ = _hang()\n\n# %%\ndef get_loss"),),
            tasks=("q", "context_mask", "loss"), total_timeout=12, timeout=5, within=40),
     Attack("a_hanging_function_fails_its_task_only",
            edits=_hook("while True:\n    pass"), tasks=("q", "context_mask"), timeout=4,
@@ -195,9 +195,12 @@ ATTACKS = [
            cell="import os\nfor _ in range(400):\n    try:\n        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '611'])\n"
                 "    except OSError:\n        break\n", statuses={"q": "passed"}, marker="sleep 611"),
     Attack("a_daemon_does_not_outlive_the_grade",
-           cell="import os\nif os.fork() == 0:\n    try:\n        os.setsid()\n        if os.fork() == 0:\n"
-                "            os.execv('/bin/sleep', ['sleep', '613'])\n    finally:\n        os._exit(0)\n",
+           cell="import os\nif os.fork() == 0:\n    try:\n        _ = os.setsid()\n        if os.fork() == 0:\n"
+                "            _ = os.execv('/bin/sleep', ['sleep', '613'])\n    finally:\n        _ = os._exit(0)\n",
            statuses={"q": "passed"}, marker="sleep 613"),
+    Attack("a_forked_copy_of_the_executor_fails_closed",
+           cell="import os\nif os.fork() == 0:\n    _ = os.setsid()\n", tasks=("q",), statuses={"q": "failed"},
+           says={"q": "protocol"}, integrity=("protocol",)),
     Attack("huge_exception_messages_are_cut",
            edits=_hook("raise RuntimeError('A' * 10_000_000)"), statuses={"q": "failed"}),
     Attack("hostile_exception_str_is_handled",
@@ -278,8 +281,8 @@ def test_hanging_cells_end_within_the_total_timeout_as_not_graded(tmp_path):
     attack = next(a for a in ATTACKS if a.name == "hanging_cells_respect_the_total_timeout")
     path = _write(attack, tmp_path)
     started = time.monotonic()
-    result = grade(path, list(attack.tasks), device="cpu", seed=1, timeout=5, total_timeout=12)
-    assert time.monotonic() - started < 30
+    result = grade(path, list(attack.tasks), device="cpu", seed=1, timeout=5, total_timeout=8)
+    assert time.monotonic() - started < 25
     assert not result.passed
     assert any("time limit" in task.message for task in result.tasks)
 
