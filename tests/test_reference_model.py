@@ -366,6 +366,25 @@ def test_unet_output_ignores_c_when_mask_is_zero(narrow):
         torch.testing.assert_close(narrow(x, t, c_a, c_a), narrow(x, t, c_a, ones))
 
 
+@pytest.mark.parametrize("embedding", ["t_emb1", "t_emb2", "c_embed1", "c_embed2"])
+def test_unet_output_uses_each_embedding(narrow, embedding):
+    """Zeroing an embedding block's last layer (so it outputs zeros) must change the output."""
+    x, t = rand(2, 1, 28, 28), torch.tensor([20.0, 110.0])
+    c, mask = F.one_hot(torch.tensor([2, 7]), 10).float(), torch.ones(2, 10)
+    last = getattr(narrow, embedding).model[2]
+    saved = (last.weight.clone(), last.bias.clone())
+    with torch.no_grad():
+        before = narrow(x, t, c, mask)
+        last.weight.zero_()
+        last.bias.zero_()
+        try:
+            after = narrow(x, t, c, mask)
+        finally:
+            last.weight.copy_(saved[0])
+            last.bias.copy_(saved[1])
+    assert (before - after).abs().max().item() > 1e-4
+
+
 def test_narrow_unet_groups_divide_channels(narrow):
     for module in narrow.modules():
         if isinstance(module, torch.nn.GroupNorm):
@@ -452,6 +471,8 @@ def test_train_feeds_course_batches_to_get_loss(toy_data, monkeypatch, drop):
         assert c_mask.shape == (16, 10)
         masks.append(c_mask)
     assert len(calls) == 3
+    # uniform over all of 0..T-1: with this seed the 48 draws reach both ends and every value between
+    assert sorted(set(torch.cat([t for _, t, _, _ in calls]).long().tolist())) == list(range(10))
     if drop == 1.0:
         assert torch.equal(torch.stack(masks), torch.zeros(3, 16, 10))
     else:

@@ -130,6 +130,15 @@ def test_load_into_missing_and_unexpected_keys(tmp_path):
     assert "unexpected ['extra.weight']" in message
 
 
+def test_load_into_refuses_an_extra_key_alone(tmp_path):
+    """Strict loading: a file with every key the model needs plus one more does not fit."""
+    state = Small().state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "w.pt")
+    with pytest.raises(WeightsError, match=r"unexpected \['extra.weight'\]"):
+        load_into(Small(), tmp_path / "w.pt")
+
+
 def test_load_into_failure_leaves_model_untouched(tmp_path):
     state = {k: torch.full_like(v, 7) for k, v in Small().state_dict().items()}
     del state["norm.weight"]
