@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 
 SCHEMA = "dli-grade/result/v1"
+SCHEMA_FILE = "result-v1.schema.json"  # JSON Schema of SCHEMA, shipped in grader/schemas/
 STATUSES = ("passed", "failed", "error", "skipped")
 
 
@@ -68,7 +71,7 @@ class GradeResult:
         return bool(graded) and all(task.status == "passed" for task in graded)
 
     def to_json(self) -> dict:
-        """The `dli-grade/result/v1` document."""
+        """The `dli-grade/result/v1` document (grader/schemas/result-v1.schema.json, docs/result-schema.md)."""
         return {
             "schema": SCHEMA,
             "submission": self.submission,
@@ -92,3 +95,8 @@ class GradeResult:
                 return {"official_accuracy": task.details["official_accuracy"],
                         "official_passed": task.details["official_passed"]}
         return {}
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) that every `to_json()` document satisfies."""
+    return json.loads((resources.files("grader") / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8"))
