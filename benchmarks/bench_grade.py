@@ -9,7 +9,6 @@ flow in the same process for comparison: 5 epochs of eager training plus 50 guid
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -17,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ from grader.runner import grade  # noqa: E402
 from tasks import TASK_IDS, UNIT_TASK_IDS  # noqa: E402
 
 
-def course_flow(device: str) -> dict:
+def time_course_flow(device: str) -> dict:
     """The course's flow with the reference code: 2,730 eager steps, then 5 samples of each digit."""
     import torch.nn.functional as F
 
@@ -48,32 +48,30 @@ def course_flow(device: str) -> dict:
     return {"course_training_s": trained - started, "course_sampling_s": time.perf_counter() - trained}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tasks", choices=["unit", "all"], default="unit")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--submission", default=str(ROOT / "examples" / "submission.ipynb"))
-    parser.add_argument("--course-flow", action="store_true")
-    args = parser.parse_args()
-
-    task_ids = UNIT_TASK_IDS if args.tasks == "unit" else TASK_IDS
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--runs", type=int, default=3, show_default=True)
+@click.option("--tasks", type=click.Choice(["unit", "all"]), default="unit", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--submission", default=str(ROOT / "examples" / "submission.ipynb"),
+              show_default="examples/submission.ipynb")
+@click.option("--course-flow", is_flag=True, help="Also time the course's own flow (meant for a GPU machine).")
+def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool) -> None:
+    task_ids = UNIT_TASK_IDS if tasks == "unit" else TASK_IDS
     machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"))
     print(f"machine: {machine}; torch {torch.__version__}")
     totals = []
-    for run in range(1, args.runs + 1):
-        result = grade(args.submission, task_ids, device=args.device)
+    for run in range(1, runs + 1):
+        result = grade(submission, task_ids, device=device)
         totals.append(result.duration_s)
         phases = "  ".join(f"{phase} {seconds:.1f}" for phase, seconds in result.timings.items())
         print(f"run {run}: total {result.duration_s:.1f} s, score {result.score}/{result.max_score} | {phases}")
-    summary = {"tasks": args.tasks, "runs": args.runs, "median_total_s": round(statistics.median(totals), 2),
+    summary = {"tasks": tasks, "runs": runs, "median_total_s": round(statistics.median(totals), 2),
                "machine": machine}
-    if args.course_flow:
-        summary.update({k: round(v, 1) for k, v in course_flow(result.device).items()})
+    if course_flow:
+        summary.update({k: round(v, 1) for k, v in time_course_flow(result.device).items()})
     print(json.dumps(summary))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,25 +1,30 @@
-"""Progress on stderr: plain messages, and a bar with rate and time left for long phases."""
+"""Progress on stderr: plain messages, and a tqdm bar with rate and time left for long phases."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-BAR_WIDTH = 24
+from tqdm import tqdm
+
+PREFIX = "dli-grade: "
 
 
 class ProgressReporter:
     """Receives a message (str) or a (task, phase, done, total) tuple from the runner.
 
-    On a terminal the bar redraws in place; elsewhere (CI logs) it prints a line per phase
-    and every quarter, so logs stay short.
+    On a terminal each phase gets a tqdm bar that redraws in place; elsewhere (CI logs) a line
+    is printed when a phase starts and each time it passes a quarter, so logs stay short.
+    `finish()` ends whatever bar is open.
     """
 
     def __init__(self, enabled: bool = True, stream=None):
         self.enabled = enabled
         self.stream = stream or sys.stderr
-        self.interactive = getattr(self.stream, "isatty", lambda: False)()
-        self.phase, self.last_quarter, self.drawn = None, -1, False
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.phase = None
+        self.bar: tqdm | None = None
+        self.last_quarter = -1
         self.phase_started, self.done_at_start = 0.0, 0
 
     def __call__(self, event) -> None:
@@ -27,37 +32,44 @@ class ProgressReporter:
             return
         if isinstance(event, str):
             self.finish()
-            self._write(f"dli-grade: {event}\n")
+            self._write(f"{PREFIX}{event}\n")
             return
         task, phase, done, total = event
         if (task, phase) != self.phase:
             self.finish()
-            self.phase, self.last_quarter = (task, phase), -1
-            self.phase_started, self.done_at_start = time.monotonic(), done
-        # The rate counts only progress seen since the phase was first reported.
-        elapsed = time.monotonic() - self.phase_started
-        progressed = done - self.done_at_start
-        timing = ""
-        if elapsed > 1 and progressed > 0:
-            rate = progressed / elapsed
-            timing = f"  {rate:.2f}/s  {(total - done) / rate:.0f} s left"
-        filled = int(BAR_WIDTH * done / max(total, 1))
-        line = f"dli-grade: {task}: {phase} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}{timing}"
-        if self.interactive:
-            self._write("\r" + line + "\033[K")
-            self.drawn = True
+            self._start(task, phase, done, total)
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
         else:
-            quarter = 4 * done // max(total, 1)
-            if quarter != self.last_quarter:
-                self.last_quarter = quarter
-                self._write(line + "\n")
+            self._log_line(done, total)
 
     def finish(self) -> None:
-        """End an in-place bar with a newline."""
-        if self.drawn:
-            self._write("\n")
-            self.drawn = False
+        """Close the open bar (a terminal gets its final state and a newline)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
         self.phase = None
+
+    def _start(self, task: str, phase: str, done: int, total: int) -> None:
+        self.phase = (task, phase)
+        self.last_quarter = -1
+        self.phase_started, self.done_at_start = time.monotonic(), done
+        if self.interactive:
+            # `initial=done`: the rate counts only progress seen since the phase was first reported.
+            self.bar = tqdm(total=total, initial=done, desc=f"{PREFIX}{task}: {phase}", file=self.stream,
+                            leave=True, dynamic_ncols=True, mininterval=0.2)
+
+    def _log_line(self, done: int, total: int) -> None:
+        quarter = 4 * done // max(total, 1)
+        if quarter == self.last_quarter:
+            return
+        self.last_quarter = quarter
+        task, phase = self.phase
+        # `initial`: the rate counts only progress seen since the phase was first reported.
+        line = tqdm.format_meter(done, total, time.monotonic() - self.phase_started, ncols=80,
+                                 prefix=f"{PREFIX}{task}: {phase}", ascii=True, initial=self.done_at_start)
+        self._write(line + "\n")
 
     def _write(self, text: str) -> None:
         self.stream.write(text)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 
 from grader.sanitize import one_line, strict_json_value
 from tasks.base import Location
 
 SCHEMA = "dli-grade/result/v1"
+SCHEMA_FILE = "result-v1.schema.json"  # JSON Schema of SCHEMA, shipped in grader/schemas/
 STATUSES = ("passed", "failed", "error", "skipped")
 
 
@@ -64,7 +67,8 @@ class GradeResult:
         return bool(graded) and all(task.status == "passed" for task in graded)
 
     def to_json(self) -> dict:
-        """The `dli-grade/result/v1` document; strict JSON (no NaN), student text on one line."""
+        """The `dli-grade/result/v1` document (grader/schemas/result-v1.schema.json): strict JSON
+        (no NaN), student text on one line."""
         notes: list[str] = []
         document = strict_json_value(self._document(), notes)
         document["integrity"] += [f"not a number: {note}" for note in notes[:5]]
@@ -82,9 +86,9 @@ class GradeResult:
             "passed": self.passed,
             "tasks": [asdict(task) for task in self.tasks],
             "integrity": [one_line(note, 500) for note in self.integrity],
-            "seed": self.seed,
-            "sandbox": self.sandbox,
-            "profile": self.profile,
+            **({"seed": self.seed} if self.seed is not None else {}),
+            **({"sandbox": {"layers": self.sandbox}} if self.sandbox else {}),
+            **({"profile": self.profile} if self.profile else {}),
             "duration_s": round(self.duration_s, 2),
             "timings": {phase: round(seconds, 2) for phase, seconds in self.timings.items()},
             **self._official(),
@@ -97,3 +101,8 @@ class GradeResult:
                 return {"official_accuracy": task.details["official_accuracy"],
                         "official_passed": task.details["official_passed"]}
         return {}
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) that every `to_json()` document satisfies."""
+    return json.loads((resources.files("grader") / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8"))

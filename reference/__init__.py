@@ -1,6 +1,6 @@
 """Known-good implementation of the DLI diffusion assessment, used to grade students against.
 
-Everything here follows the course's conventions (COURSE.md facts): images in [0, 1],
+Everything here follows the course's conventions (docs/course.md): images in [0, 1],
 `T = 150` linear betas, reverse variance `B[t-1]`, guidance `(1 + w) * keep - w * drop`.
 """
 

@@ -1,4 +1,4 @@
-"""The assessment notebook's constants (COURSE.md, "Constants the notebook sets")."""
+"""The assessment notebook's constants (docs/course.md, "Constants the notebook sets")."""
 
 IMG_SIZE = 28
 IMG_CH = 1

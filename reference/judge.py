@@ -1,7 +1,7 @@
 """The judge: the pytorch/examples MNIST CNN, used as the official grader uses it.
 
 Samples are normalised with the MNIST mean and std and classified by argmax, with no clamping
-or rescaling (COURSE.md, "How the official grader decides"). The judge runs in eval mode.
+or rescaling (docs/course.md, "How the official grader decides"). The judge runs in eval mode.
 """
 
 from __future__ import annotations

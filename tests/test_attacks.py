@@ -272,6 +272,7 @@ def test_attack(attack, tmp_path, host_server, monkeypatch):
         assert any(phrase in note for note in result.integrity), result.integrity
     assert all(task.message.count("\n") == 0 for task in result.tasks)
     assert all(layer["held"] for layer in result.sandbox.values()), result.sandbox
+    assert json.loads(document)["sandbox"]["layers"] == result.sandbox
     if attack.marker:
         time.sleep(0.5)
         assert _processes_with(attack.marker) == [], "a process of the sandbox outlived the grade"

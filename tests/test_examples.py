@@ -121,7 +121,7 @@ tree.body = [node for node in tree.body if wanted(node)]
 ns = {"__name__": "submission"}
 exec(compile(tree, path, "exec"), ns)
 if layout == "A":
-    # Layout A never imports these, because it never builds its own blocks (COURSE.md);
+    # Layout A never imports these, because it never builds its own blocks (docs/course.md);
     # supply them so the class bodies can still be checked.
     assert "math" not in ns and "Rearrange" not in ns
     ns.update(math=math, Rearrange=Rearrange)

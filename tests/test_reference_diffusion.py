@@ -1,6 +1,8 @@
-"""reference.diffusion (q, reverse_q, get_loss) against the course's closed forms (COURSE.md, tasks 2, 3, 6)."""
+"""reference.diffusion (q, reverse_q, get_loss) against the course's closed forms (docs/course.md, tasks 2, 3, 6)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -46,6 +48,30 @@ def test_q_matches_closed_form_per_image(schedule, as_4d_int):
         a_bar = schedule.a_bar[step].double()
         expected = a_bar.sqrt() * x_0[i].double() + (1 - a_bar).sqrt() * noise[i].double()
         torch.testing.assert_close(x_t[i].double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_q_coefficients_at_chosen_t_as_numbers(schedule):
+    """x_t = sqrt(a_bar[t]) x_0 + sqrt(1 - a_bar[t]) noise with constant x_0 and noise, so each
+    pixel is one number. Coefficients computed by hand in float64 from B = linspace(1e-4, 0.02, 150):
+    t = 0: 0.99994999875, 0.01; t = 74: 0.82720979369, 0.56189319022; t = 149: 0.46820785895, 0.88361835699."""
+    x_0 = torch.full((3, 1, 28, 28), 2.0)
+    noise = torch.full((3, 1, 28, 28), -1.0)
+    x_t, _ = q(x_0, torch.tensor([0.0, 74.0, 149.0]), schedule, noise=noise)
+    for i, (sa, s1) in enumerate([(0.99994999875, 0.01), (0.82720979369, 0.56189319022),
+                                   (0.46820785895, 0.88361835699)]):
+        assert torch.allclose(x_t[i], torch.full_like(x_t[i], 2 * sa - s1), rtol=2e-5, atol=2e-5), i
+
+
+def test_q_keeps_unit_variance_and_destroys_signal_at_the_last_step(schedule):
+    """For unit-variance x_0 independent of the noise, Var(x_t) = a_bar + (1 - a_bar) = 1 at every t;
+    at t = T - 1 the correlation with x_0 is sqrt(a_bar[149]) ~ 0.468 (hand-computed)."""
+    torch.manual_seed(3)
+    x_0 = torch.randn(64, 1, 28, 28)
+    for step in (0, 74, 149):
+        x_t, _ = q(x_0, torch.full((64,), float(step)), schedule)
+        assert x_t.var().item() == pytest.approx(1.0, abs=0.03), step
+    corr = torch.corrcoef(torch.stack((x_0.flatten(), x_t.flatten())))[0, 1].item()
+    assert corr == pytest.approx(0.4682, abs=0.02)
 
 
 def test_q_int_and_float_t_agree(schedule):
@@ -165,6 +191,16 @@ def test_reverse_q_at_zero_is_exact_mean(schedule, t_form):
     assert torch.equal(reverse_q(x_t, t, e_t, schedule), out)
 
 
+def test_reverse_q_at_chosen_t_as_numbers(schedule):
+    """x_t = e_t = noise = 1 everywhere: sqrt_a_inv[t] (1 - pred_noise_coeff[t]) + sqrt(B[t-1]) [t > 0],
+    computed by hand in float64 from B = linspace(1e-4, 0.02, 150): 0.99004950371 at t = 0 (no noise),
+    0.98732670185 + sqrt(B[0]) = 0.99732670185 at t = 1, 0.98728854367 + sqrt(B[148]) = 1.12823691349 at t = 149."""
+    ones = torch.ones(3, 1, 28, 28)
+    out = reverse_q(ones, torch.tensor([0, 1, 149]), ones, schedule, noise=ones)
+    for i, expected in enumerate([0.99004950371, 0.99732670185, 1.12823691349]):
+        assert torch.allclose(out[i], torch.full_like(out[i], expected), rtol=1e-5, atol=1e-6), i
+
+
 @pytest.mark.parametrize("step", [1, 2, 75, 149])
 def test_reverse_q_explicit_noise_exact(schedule, step):
     x_t, e_t, noise = (gaussian((2, 1, 28, 28), s) for s in (0, 1, 2))
@@ -255,26 +291,51 @@ class StubModel(nn.Module):
 def test_get_loss_is_mse_of_prediction_and_q_noise(schedule):
     model = StubModel()
     x_0 = images(6)
-    t = torch.tensor([0, 10, 50, 100, 140, 149]).float()
+    steps = [0, 10, 50, 100, 140, 149]
+    t = torch.tensor(steps).float()
     c = F.one_hot(torch.arange(6) % 10, 10).float()
     c_mask = torch.tensor([1.0, 0.0]).repeat(3).reshape(6, 1).expand(6, 10).contiguous()
 
     torch.manual_seed(11)
     loss = get_loss(model, x_0, t, c, c_mask, schedule=schedule)
 
+    # The expectation is built without q: the noise is the first standard normal draw after
+    # seeding (what q draws), x_t uses the closed-form coefficients, and the stub's formula
+    # is written out again.
     torch.manual_seed(11)
-    x_noisy, noise = q(x_0, t, schedule)
-    expected = F.mse_loss(model(x_noisy, t, c, c_mask), noise)
+    noise = torch.randn_like(x_0).double()
+    a_bar = torch.tensor([math.prod(1 - (1e-4 + (0.02 - 1e-4) * i / 149) for i in range(s + 1))
+                          for s in steps], dtype=torch.float64).reshape(6, 1, 1, 1)
+    x_noisy = a_bar.sqrt() * x_0.double() + (1 - a_bar).sqrt() * noise
+    kept = torch.tensor([1.0, 0.0] * 3, dtype=torch.float64).reshape(6, 1, 1, 1)  # one class each, masked or not
+    prediction = 0.3 * x_noisy + torch.tensor(steps, dtype=torch.float64).reshape(6, 1, 1, 1) / 150 + kept
+    expected = ((prediction - noise) ** 2).mean()
     assert loss.dim() == 0
-    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
     # the model saw x_t from q, the undivided t, and the extra arguments in order
     seen_x, seen_t, seen_c, seen_mask = model.calls[0]
-    torch.testing.assert_close(seen_x, x_noisy)
+    torch.testing.assert_close(seen_x.double(), x_noisy, rtol=1e-4, atol=1e-5)
     assert seen_t is t
     assert seen_c is c and seen_mask is c_mask
     # the loss is differentiable in the model's parameters
     loss.backward()
     assert model.scale.grad is not None and torch.isfinite(model.scale.grad)
+
+
+def test_get_loss_is_the_mean_not_the_sum(schedule):
+    """A predictor off by exactly 1 everywhere has loss 1, whatever the batch and image size."""
+
+    class OffByOne(nn.Module):
+        def forward(self, x_t, t, x_0):
+            idx = t.long()
+            noise = (x_t - schedule.sqrt_a_bar[idx].reshape(-1, 1, 1, 1) * x_0) / (
+                schedule.sqrt_one_minus_a_bar[idx].reshape(-1, 1, 1, 1)
+            )
+            return noise + 1.0
+
+    x_0 = images(8)
+    loss = get_loss(OffByOne(), x_0, torch.full((8,), 60.0), x_0, schedule=schedule)
+    assert loss.item() == pytest.approx(1.0, rel=1e-3)
 
 
 def test_get_loss_zero_for_perfect_predictor(schedule):

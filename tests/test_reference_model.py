@@ -1,5 +1,5 @@
 """reference.blocks, reference.unet and reference.training: the seven blocks, the course's U-Net
-and its training loop (COURSE.md, tasks 4 and 7)."""
+and its training loop (docs/course.md, tasks 4 and 7)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,28 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 def rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+GN_EPS = 1e-5  # torch.nn.GroupNorm's default
+
+
+def set_identity_gelu_conv(block: GELUConvBlock, bias: float = 0.0, norm_bias: float = 0.0) -> None:
+    """One channel in, one out: a 3x3 kernel with 1 at its centre, GroupNorm weight 1."""
+    conv, norm = block.model[0], block.model[1]
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 1] = 1.0
+        conv.bias.fill_(bias)
+        norm.weight.fill_(1.0)
+        norm.bias.fill_(norm_bias)
+
+
+def standardise_then_gelu(z: torch.Tensor) -> torch.Tensor:
+    """GroupNorm with one group over one channel, then exact GELU, written out from their definitions."""
+    mean = z.mean(dim=(1, 2, 3), keepdim=True)
+    var = ((z - mean) ** 2).mean(dim=(1, 2, 3), keepdim=True)
+    u = (z - mean) / torch.sqrt(var + GN_EPS)
+    return 0.5 * u * (1 + torch.erf(u / math.sqrt(2)))
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -83,12 +105,40 @@ def test_up_block_shape_and_concat_order():
     x, skip = rand(2, 8, 7, 7, seed=1), rand(2, 8, 7, 7, seed=2)
     y = block(x, skip)
     assert y.shape == (2, 4, 14, 14)
-    torch.testing.assert_close(y, block.model(torch.cat((x, skip), 1)))
     assert not torch.allclose(y, block(skip, x))
     up = block.model[0]
     assert isinstance(up, torch.nn.ConvTranspose2d)
     assert (up.in_channels, up.out_channels, up.kernel_size, up.stride) == (16, 4, (2, 2), (2, 2))
     assert sum(type(m).__name__ == "GELUConvBlock" for m in block.model) == 4
+
+
+def test_up_block_with_hand_set_weights():
+    """UpBlock(1, 1, 1): the transposed conv copies each pixel of x (input channel 0) into a 2x2
+    patch and ignores skip (input channel 1); each of the four GELUConvBlocks is then an identity
+    conv, a standardisation and a GELU. So y = f(f(f(f(nearest_upsample(x))))), f = GELU(standardise)."""
+    block = UpBlock(1, 1, 1)
+    with torch.no_grad():
+        up = block.model[0]
+        up.weight.zero_()
+        up.weight[0, 0] = 1.0  # from x: all four taps
+        up.bias.zero_()
+    for i in range(1, 5):
+        set_identity_gelu_conv(block.model[i])
+    x = rand(2, 1, 3, 4, seed=3)
+    skip = rand(2, 1, 3, 4, seed=4)
+    z = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    for _ in range(4):
+        z = standardise_then_gelu(z)
+    with torch.no_grad():
+        y = block(x, skip)
+        assert y.shape == (2, 1, 6, 8)
+        torch.testing.assert_close(y, z, rtol=1e-4, atol=1e-5)
+        # skip enters as the second half of the channels: changing it changes nothing here ...
+        torch.testing.assert_close(block(x, 5 * skip), y)
+        # ... while the same weights read from skip when its half is the one that is set
+        up.weight.zero_()
+        up.weight[1, 0] = 1.0
+        torch.testing.assert_close(block(x, skip), block(5 * x, skip))
 
 
 def test_embed_block_shape_and_closed_form():
@@ -104,14 +154,26 @@ def test_embed_block_shape_and_closed_form():
     torch.testing.assert_close(block(x.reshape(5, 1, 1, 8)), y)
 
 
-def test_residual_conv_block_shape_and_sum():
+def test_residual_conv_block_shape():
     torch.manual_seed(0)
     block = ResidualConvBlock(3, 8, 4)
-    x = rand(2, 3, 16, 16)
-    y = block(x)
-    assert y.shape == (2, 8, 16, 16)
-    x1 = block.conv1(x)
-    torch.testing.assert_close(y, x1 + block.conv2(x1))
+    assert block(rand(2, 3, 16, 16)).shape == (2, 8, 16, 16)
+
+
+def test_residual_conv_block_returns_x1_plus_x2():
+    """ResidualConvBlock(1, 1, 1) with hand-set weights. conv1: identity conv, so
+    x1 = GELU(standardise(x)). conv2: zero kernel and bias 0.5, so its conv output is constant,
+    GroupNorm maps it to 0 and adds its bias 1, and x2 = GELU(1) = 0.8413447460685429 everywhere
+    (0.5 * (1 + erf(1 / sqrt 2)), by hand). The block returns x1 + x2."""
+    block = ResidualConvBlock(1, 1, 1)
+    set_identity_gelu_conv(block.conv1)
+    set_identity_gelu_conv(block.conv2, bias=0.5, norm_bias=1.0)
+    with torch.no_grad():
+        block.conv2.model[0].weight.zero_()
+        x = rand(2, 1, 5, 6, seed=5)
+        y = block(x)
+    expected = standardise_then_gelu(x) + 0.8413447460685429
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dim", [8, 32])
@@ -214,10 +276,6 @@ def course_model():
     return course_unet().eval()
 
 
-def test_course_spec_itself_has_course_parameter_count():
-    assert sum(math.prod(s) for s in course_state_spec().values()) == 2_547_457
-
-
 def test_course_unet_parameter_count(course_model):
     assert sum(p.numel() for p in course_model.parameters()) == 2_547_457 == constants.COURSE_PARAMETERS
     assert sum(p.numel() for p in course_model.parameters() if p.requires_grad) == 2_547_457
@@ -308,6 +366,25 @@ def test_unet_output_ignores_c_when_mask_is_zero(narrow):
         torch.testing.assert_close(narrow(x, t, c_a, c_a), narrow(x, t, c_a, ones))
 
 
+@pytest.mark.parametrize("embedding", ["t_emb1", "t_emb2", "c_embed1", "c_embed2"])
+def test_unet_output_uses_each_embedding(narrow, embedding):
+    """Zeroing an embedding block's last layer (so it outputs zeros) must change the output."""
+    x, t = rand(2, 1, 28, 28), torch.tensor([20.0, 110.0])
+    c, mask = F.one_hot(torch.tensor([2, 7]), 10).float(), torch.ones(2, 10)
+    last = getattr(narrow, embedding).model[2]
+    saved = (last.weight.clone(), last.bias.clone())
+    with torch.no_grad():
+        before = narrow(x, t, c, mask)
+        last.weight.zero_()
+        last.bias.zero_()
+        try:
+            after = narrow(x, t, c, mask)
+        finally:
+            last.weight.copy_(saved[0])
+            last.bias.copy_(saved[1])
+    assert (before - after).abs().max().item() > 1e-4
+
+
 def test_narrow_unet_groups_divide_channels(narrow):
     for module in narrow.modules():
         if isinstance(module, torch.nn.GroupNorm):
@@ -394,6 +471,8 @@ def test_train_feeds_course_batches_to_get_loss(toy_data, monkeypatch, drop):
         assert c_mask.shape == (16, 10)
         masks.append(c_mask)
     assert len(calls) == 3
+    # uniform over all of 0..T-1: with this seed the 48 draws reach both ends and every value between
+    assert sorted(set(torch.cat([t for _, t, _, _ in calls]).long().tolist())) == list(range(10))
     if drop == 1.0:
         assert torch.equal(torch.stack(masks), torch.zeros(3, 16, 10))
     else:

@@ -1,4 +1,4 @@
-"""reference.schedule against the course's closed forms (COURSE.md, task 1)."""
+"""reference.schedule against the course's closed forms (docs/course.md, task 1)."""
 
 from __future__ import annotations
 
@@ -90,8 +90,42 @@ def test_shapes_dtypes_and_monotonicity(T):
     assert s.T == T
     assert torch.all(torch.diff(s.a_bar) < 0)
     assert torch.all((s.a_bar > 0) & (s.a_bar < 1))
-    assert set(s.as_dict()) == set(TENSOR_NAMES)
-    assert len(TENSOR_NAMES) == 7
+
+
+def test_as_dict_uses_the_course_names():
+    s = make_schedule(10)
+    course_names = {
+        "B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff",
+    }
+    d = s.as_dict()
+    assert set(d) == course_names
+    close(d["B"], torch.linspace(1e-4, 0.02, 10, dtype=torch.float64))
+    close(d["a_bar"], loop_cumprod(1.0 - torch.linspace(1e-4, 0.02, 10, dtype=torch.float64)))
+    close(d["pred_noise_coeff"], s.B.double() / (1.0 - d["a_bar"].double()).sqrt(), rtol=1e-3)
+
+
+# Values of the course schedule at chosen t, computed by hand in float64 from
+# B = linspace(1e-4, 0.02, 150) (B[t] = 1e-4 + (0.02 - 1e-4) t / 149, a_bar[t] = prod_{s<=t} (1 - B[s])),
+# written out as numbers so that they do not depend on any code under test.
+#  t: (B, a_bar, sqrt_a_bar, sqrt_one_minus_a_bar, sqrt_a_inv, pred_noise_coeff)
+COURSE_VALUES = {
+    0: (1.0e-4, 0.9999, 0.99994999875, 0.01, 1.00005000375, 0.01),
+    1: (2.3355704698e-4, 0.99966646631, 0.99983321925, 0.01826290479, 1.00011679898, 0.01278860344),
+    2: (3.6711409396e-4, 0.99929947466, 0.99964967597, 0.02646743925, 1.00018360760, 0.01387040471),
+    74: (9.98322147651e-3, 0.68427604278, 0.82720979369, 0.56189319022, 1.00502929868, 0.01776711598),
+    149: (0.02, 0.21921859919, 0.46820785895, 0.88361835699, 1.01015254455, 0.02263420609),
+}
+
+
+@pytest.mark.parametrize("t", sorted(COURSE_VALUES))
+def test_course_schedule_values_at_chosen_t(t):
+    s = make_schedule()
+    names = ("B", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
+    for name, expected in zip(names, COURSE_VALUES[t]):
+        # float32 cancellation in 1 - a_bar near t = 0 costs about 1e-3 relative there
+        rel = 2e-3 if name in ("sqrt_one_minus_a_bar", "pred_noise_coeff") else 1e-5
+        assert getattr(s, name)[t].item() == pytest.approx(expected, rel=rel), (name, t)
+    assert s.a[t].item() == pytest.approx(1 - COURSE_VALUES[t][0], rel=1e-6)
 
 
 def test_to_and_device():
