@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from grader.result import GradeResult
+from grader.sanitize import one_line
 
 MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
@@ -44,13 +45,14 @@ def render_text(result: GradeResult) -> str:
         lines.append(f"  {MARKS[task.status]:<5} {task.id:<{width}}  {points:>7}  {task.title}")
         if task.message != "correct" or task.id == "generation":
             where = f" [{task.location}]" if task.location and task.location.cell else ""
-            lines.append(f"        {task.message}{where}")
+            # one_line: messages may quote student code or output; keep the table's lines intact
+            lines.append(f"        {one_line(task.message)}{where}")
             for hint in task.hints:
-                lines.append(f"        hint: {hint}")
+                lines.append(f"        hint: {one_line(hint)}")
         if task.id == "generation" and "official_accuracy" in task.details:
             lines.extend(f"        {line}" for line in _generation_lines(task.details))
     for note in result.integrity:
-        lines.append(f"  integrity: {note}")
+        lines.append(f"  integrity: {one_line(note)}")
     verdict = "PASSED" if result.passed else "NOT PASSED"
     lines += ["", f"Score {_points(result.score)}/{_points(result.max_score)}: {verdict} "
                   f"({result.duration_s:.1f} s; cells are counted from the top, markdown included)"]

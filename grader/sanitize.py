@@ -1,0 +1,48 @@
+"""Make student-derived text safe to show: one line, bounded, no control characters or ANSI codes.
+
+Messages and hints quote what a student wrote (names, values, exception text). Every report
+format passes them through `one_line` before use, so a submission cannot forge report lines,
+move a terminal's cursor, or smuggle workflow commands into a CI log.
+"""
+
+from __future__ import annotations
+
+import re
+
+# CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \) and two-byte ESC sequences.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile(r"\s+")
+
+
+def strip_controls(text: str) -> str:
+    """Remove ANSI escape sequences, then turn every other control character into a space."""
+    return _CONTROL.sub(" ", _ANSI.sub("", text))
+
+
+def one_line(text, limit: int = 500) -> str:
+    """`text` as one line of at most `limit` characters (an ellipsis marks a cut)."""
+    flat = _SPACES.sub(" ", strip_controls(str(text if text is not None else ""))).strip()
+    if len(flat) > limit:
+        return flat[: max(limit - 1, 0)] + "\u2026"
+    return flat
+
+
+# XML 1.0 allows tab, newline, carriage return and these ranges; anything else is a parse error.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text) -> str:
+    """`text` with the characters XML 1.0 forbids removed."""
+    return _XML_ILLEGAL.sub("", str(text))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A spreadsheet-safe cell: a string that a spreadsheet would read as a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
