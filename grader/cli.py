@@ -103,3 +103,9 @@ def selfcheck(as_json):
     report = run_selfcheck()
     click.echo(json.dumps(report, indent=2) if as_json else render_selfcheck(report))
     sys.exit(0 if report["ok"] else 1)
+
+
+# Further commands live in their own modules; registered here so `dli-grade --help` lists them.
+from grader.batch.command import batch  # noqa: E402
+
+main.add_command(batch)
