@@ -85,7 +85,7 @@ def _archive_root(dest: Path, files: list[Path]) -> Path:
 
 
 def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
-    dest = workdir / "extract" / f"{_digest(str(path.resolve()))}-{safe_id(path.stem)}"
+    dest = (workdir / "extract" / f"{_digest(str(path.resolve()))}-{safe_id(path.stem)}").resolve()
     archive.remove(dest)
     try:
         extraction = archive.extract_submissions(path, dest, max_bytes)
@@ -96,8 +96,11 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
     for item in items:
         item.source = f"{path}!{item.source}"
     for member, reason in extraction.refused:
-        stem = PurePosixPath(member.replace("\\", "/")).stem or "member"
-        items.append(Item(_lms_name(stem), f"{path}!{member}", None, f"{path}: member {member!r} {reason}"))
+        parts = PurePosixPath(member.replace("\\", "/")).parts
+        # a hostile path is named by its file; a well-formed one (refused for size) by its folder
+        hostile = not parts or ".." in parts or parts[0] == "/"
+        student = parts[0] if len(parts) > 1 and not hostile else PurePosixPath(member).stem or "member"
+        items.append(Item(_lms_name(student), f"{path}!{member}", None, f"{path}: member {member!r} {reason}"))
     if not items:
         items.append(Item(path.stem, str(path), None, f"{path}: no .ipynb or .py file inside"))
     return items
@@ -106,7 +109,7 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
 def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list[Item]:
     name = gitsource.repository_name(source) or "repository"
     label = f"{source}@{ref}" if ref else source
-    dest = workdir / "git" / f"{_digest(f'{source}@{ref}')}-{safe_id(name)}"
+    dest = (workdir / "git" / f"{_digest(f'{source}@{ref}')}-{safe_id(name)}").resolve()
     archive.remove(dest)
     try:
         commit = gitsource.clone(source, dest, ref)
@@ -141,8 +144,8 @@ def collect(inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ip
 
 def safe_id(text: str) -> str:
     """Letters, digits, '.', '_' and '-' only; no leading dot or dash; bounded length."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
-    cleaned = re.sub(r"^[.-]+", "", cleaned)[:MAX_ID]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    cleaned = re.sub(r"^[._-]+", "", cleaned)[:MAX_ID].rstrip("_")
     return cleaned or "submission"
 
 
