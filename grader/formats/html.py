@@ -43,7 +43,7 @@ h2{font-size:16px;margin:0 0 8px}
 .box{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 .box.problem{border-left:5px solid #d64545}
 ul{margin:4px 0;padding-left:20px}
-img.grid{image-rendering:pixelated;max-width:100%;border:1px solid #d9dde5;border-radius:6px;background:#000}
+img.grid{image-rendering:pixelated;width:100%;max-width:604px;border:1px solid #d9dde5;border-radius:6px;background:#000}
 footer{color:#8a93a3;font-size:12px;margin-top:24px}
 """
 
