@@ -48,6 +48,8 @@ def main():
                    "(annotations, job summary, Classroom result) and html for CI and LMSs")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="write the report to this file (atomically) instead of stdout")
+@click.option("--html-report", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="also write the HTML report to this file (a CI artifact beside another format)")
 @click.option("--tasks", "task_ids", callback=_task_list, default="",
               help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -64,7 +66,7 @@ def main():
               default="dli-grade-artifacts", show_default=True,
               help="where the generation task writes its PNG grid of samples")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
-def grade(submission, output_format, output, task_ids, device, seed, timeout, total_timeout, train_steps,
+def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, train_steps,
           samples_per_digit, artifacts_dir, quiet):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
     from grader.formats.output import emit, emit_unusable
@@ -80,12 +82,16 @@ def grade(submission, output_format, output, task_ids, device, seed, timeout, to
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)
         emit_unusable(output_format, submission, str(error), output)
+        if html_report:
+            emit_unusable("html", submission, str(error), html_report)
         sys.exit(EXIT_UNUSABLE)
     except Exception as error:  # never a bare traceback for users; say it is our fault
         click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)
     try:
         emit(output_format, result, output)
+        if html_report:
+            emit("html", result, html_report)
     except OSError as error:
         click.echo(f"dli-grade: error: cannot write the report: {error}", err=True)
         sys.exit(EXIT_UNUSABLE)
@@ -107,5 +113,7 @@ def selfcheck(as_json):
 
 # Further commands live in their own modules; registered here so `dli-grade --help` lists them.
 from grader.batch.command import batch  # noqa: E402
+from grader.init_ci import init_ci  # noqa: E402
 
 main.add_command(batch)
+main.add_command(init_ci)
