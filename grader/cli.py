@@ -9,6 +9,7 @@ import click
 
 from grader import __version__
 from grader.errors import EXIT_INTERNAL, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from grader.formats import FORMATS
 from tasks import TASK_IDS
 
 
@@ -42,8 +43,13 @@ def main():
 
 @main.command()
 @click.argument("submission", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="text for people, json (dli-grade/result/v1) for machines")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text for people, json (dli-grade/result/v1) for machines; gradescope, junit, github "
+                   "(annotations, job summary, Classroom result) and html for CI and LMSs")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="write the report to this file (atomically) instead of stdout")
+@click.option("--html-report", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="also write the HTML report to this file (a CI artifact beside another format)")
 @click.option("--tasks", "task_ids", callback=_task_list, default="",
               help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -61,11 +67,11 @@ def main():
               default="dli-grade-artifacts", show_default=True,
               help="where the generation task writes its PNG grid of samples")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
-def grade(submission, output_format, task_ids, device, seed, timeout, total_timeout, train_steps,
+def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, train_steps,
           samples_per_digit, artifacts_dir, quiet):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
+    from grader.formats.output import emit, emit_unusable
     from grader.progress import ProgressReporter
-    from grader.report import render_json, render_text
     from grader.runner import grade as run_grade
 
     progress = ProgressReporter(enabled=not quiet)
@@ -76,11 +82,20 @@ def grade(submission, output_format, task_ids, device, seed, timeout, total_time
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)
+        emit_unusable(output_format, submission, str(error), output)
+        if html_report:
+            emit_unusable("html", submission, str(error), html_report)
         sys.exit(EXIT_UNUSABLE)
     except Exception as error:  # never a bare traceback for users; say it is our fault
         click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)
-    click.echo(render_json(result) if output_format == "json" else render_text(result))
+    try:
+        emit(output_format, result, output)
+        if html_report:
+            emit("html", result, html_report)
+    except OSError as error:
+        click.echo(f"dli-grade: error: cannot write the report: {error}", err=True)
+        sys.exit(EXIT_UNUSABLE)
     if any(task.status == "error" for task in result.tasks):
         sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_PASSED if result.passed else EXIT_NOT_PASSED)
@@ -95,3 +110,11 @@ def selfcheck(as_json):
     report = run_selfcheck()
     click.echo(json.dumps(report, indent=2) if as_json else render_selfcheck(report))
     sys.exit(0 if report["ok"] else 1)
+
+
+# Further commands live in their own modules; registered here so `dli-grade --help` lists them.
+from grader.batch.command import batch  # noqa: E402
+from grader.init_ci import init_ci  # noqa: E402
+
+main.add_command(batch)
+main.add_command(init_ci)

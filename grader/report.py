@@ -45,9 +45,10 @@ def render_text(result: GradeResult) -> str:
         lines.append(f"  {MARKS[task.status]:<5} {task.id:<{width}}  {points:>7}  {task.title}")
         if task.message != "correct" or task.id == "generation":
             where = f" [{task.location}]" if task.location and task.location.cell else ""
-            lines.append(f"        {task.message}{where}")
+            # one_line: messages may quote student code or output; keep the table's lines intact
+            lines.append(f"        {one_line(task.message)}{where}")
             for hint in task.hints:
-                lines.append(f"        hint: {hint}")
+                lines.append(f"        hint: {one_line(hint)}")
         if task.id == "generation" and "official_accuracy" in task.details:
             lines.extend(f"        {line}" for line in _generation_lines(task.details))
     for note in result.integrity:

@@ -1,8 +1,8 @@
-"""Text that came from student code, made safe to print: one line, bounded, no control codes.
+"""Make student-derived text safe to show: one line, bounded, no control characters or ANSI codes.
 
-Exception messages and names come from the student's process. On a terminal an escape
-sequence could move the cursor and overwrite the grader's own lines, and a newline could
-print a fake PASS line; in a CI log a line starting with "::" is a workflow command.
+Messages and hints quote what a student wrote (names, values, exception text). Every report
+format passes them through `one_line` before use, so a submission cannot forge report lines,
+move a terminal's cursor, or smuggle workflow commands into a CI log.
 """
 
 from __future__ import annotations
@@ -10,19 +10,46 @@ from __future__ import annotations
 import math
 import re
 
-ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \) and two-byte ESC sequences.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile(r"\s+")
+
+
+def strip_controls(text: str) -> str:
+    """Remove ANSI escape sequences, then turn every other control character into a space."""
+    return _CONTROL.sub(" ", _ANSI.sub("", text))
 
 
 def one_line(text, limit: int = 500) -> str:
-    """`text` without escape sequences or control characters, on one line, at most `limit` long."""
-    text = ANSI_ESCAPE.sub("", str(text))
-    text = CONTROL.sub(" ", text)
-    text = re.sub(r" {2,}", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` as one line of at most `limit` characters (an ellipsis marks a cut)."""
+    flat = _SPACES.sub(" ", strip_controls(str(text if text is not None else ""))).strip()
+    if len(flat) > limit:
+        return flat[: max(limit - 1, 0)] + "\u2026"
+    return flat
 
 
-def strict_json_value(value, notes: list[str], path: str = ""):
+# XML 1.0 allows tab, newline, carriage return and these ranges; anything else is a parse error.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text) -> str:
+    """`text` with the characters XML 1.0 forbids removed."""
+    return _XML_ILLEGAL.sub("", str(text))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A spreadsheet-safe cell: a string that a spreadsheet would read as a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def strict_json_value(value, notes: list, path: str = ""):
     """A copy of `value` that strict JSON accepts: NaN and infinities become None, with a note."""
     if isinstance(value, float) and not math.isfinite(value):
         notes.append(f"{path or 'a value'} was {value} (written as null)")

@@ -1,0 +1,92 @@
+"""`dli-grade batch`: grade many submissions into a gradebook folder."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from grader.errors import EXIT_INTERNAL, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from tasks import TASK_IDS, UNIT_TASK_IDS
+
+EXIT_INTERRUPTED = 130
+
+
+def _tasks(ctx, param, value):
+    from grader.cli import _task_list  # the grade command's parser; imported late (cli imports us)
+
+    return _task_list(ctx, param, value)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops a batch as cleanly as Ctrl-C
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="gradebook folder: grades.csv, summary.md/.html, submissions/<student>/")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="grades running at once, each in its own process with cores/jobs threads")
+@click.option("--tasks", "task_ids", callback=_tasks, default="",
+              help=f"comma-separated task ids (default: all; unit tasks only: {','.join(UNIT_TASK_IDS)})")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="seconds for each cell and each unit task's check")
+@click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+              help="seconds for one submission's whole grade")
+@click.option("--submission-timeout", type=click.FloatRange(min=1), default=None,
+              help="wall-clock limit of one grade process, then status timeout (default: total timeout + 120 s)")
+@click.option("--resume", is_flag=True, help="keep results already in --out for the same bytes, grader version and options")
+@click.option("--ref", default=None, help="git inputs: branch, tag or commit to grade")
+@click.option("--notebook", default="*.ipynb", show_default=True, help="git inputs: glob of the assessment file")
+@click.option("--max-extract-mb", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="zip inputs: most MiB extracted from one archive")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="--backend ray: cluster address (default: start a local Ray)")
+@click.option("--gpus-per-grade", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="--backend ray: GPUs each grade asks Ray for")
+@click.option("--quiet", "-q", is_flag=True, help="no progress on stderr")
+def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout, submission_timeout, resume, ref,
+          notebook, max_extract_mb, backend, address, gpus_per_grade, quiet):
+    """Grade every submission in INPUT... (notebooks, .py files, folders, zip archives, git repositories).
+
+    Writes OUT/grades.csv, OUT/summary.md, OUT/summary.html and OUT/submissions/<student>/
+    (result.json, report.html, samples PNG). Exit 0 when the batch ran to the end, whatever
+    the students' scores; 2 for bad inputs or options; 130 when interrupted (rerun with --resume).
+    """
+    from grader.batch.backends import ray_available
+    from grader.batch.engine import run_batch
+    from grader.batch.worker import GradeOptions
+
+    if backend == "ray" and not ray_available():
+        click.echo("dli-grade: error: --backend ray needs Ray: pip install 'dli-grade[ray]'", err=True)
+        sys.exit(EXIT_UNUSABLE)
+    if backend != "ray" and (address or gpus_per_grade):
+        click.echo("dli-grade: error: --address and --gpus-per-grade need --backend ray", err=True)
+        sys.exit(EXIT_UNUSABLE)
+    options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        report = run_batch(inputs, out_dir, options, jobs=jobs, resume=resume, ref=ref, notebook=notebook,
+                           submission_timeout=submission_timeout, max_extract_bytes=max_extract_mb * 2**20,
+                           backend=backend, address=address, gpus_per_grade=gpus_per_grade, quiet=quiet)
+    except UnusableInput as error:
+        click.echo(f"dli-grade: error: {error}", err=True)
+        sys.exit(EXIT_UNUSABLE)
+    except Exception as error:  # our fault; what finished is already on disk
+        click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    by = report.stats.get("by_status", {})
+    click.echo(f"dli-grade batch: {len(report.records)} submissions ({report.graded} graded now, {report.reused} "
+               f"reused): {by.get('graded', 0)} graded, {by.get('unusable', 0)} unusable, {by.get('timeout', 0)} "
+               f"timed out, {by.get('crashed', 0)} crashed; {report.stats.get('passed', 0)} passed. "
+               f"See {out_dir}/grades.csv and {out_dir}/summary.html")
+    if report.interrupted:
+        click.echo("dli-grade: interrupted; rerun the same command with --resume to finish", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_PASSED)

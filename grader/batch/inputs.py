@@ -1,0 +1,163 @@
+"""Turn the batch's INPUT arguments into submissions, each with a unique student id.
+
+An input is a notebook or module, a folder (searched recursively), a zip archive, or a git
+repository (a local path with .git, or a URL). Problems found here (a refused archive
+member, a repository that does not clone) become submissions with a `problem`, so they get
+a row in the gradebook instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from grader.batch import archive, gitsource
+from grader.errors import UnusableInput
+
+SUFFIXES = (".ipynb", ".py")
+SKIP_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git", "node_modules"}
+MAX_ID = 80
+
+
+@dataclass
+class Item:
+    student: str  # proposed id; `assign_ids` makes it unique and file-system safe
+    source: str  # what the instructor will recognise: the path, or archive!member, or repo@ref
+    path: Path | None  # the file to grade; None when `problem` says why there is none
+    problem: str | None = None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def _lms_name(name: str) -> str:
+    """Student part of LMS export names: Canvas `alice_LATE_123_456_file` -> alice,
+    Moodle `Alice Smith_123_assignsubmission_file_` -> Alice Smith."""
+    moodle = re.match(r"^(.+?)_\d+_assignsubmission_\w*$", name)
+    if moodle:
+        return moodle.group(1)
+    canvas = re.match(r"^([A-Za-z][A-Za-z0-9-]*?)(?:_LATE)?_\d+_\d+(?:_|$)", name)
+    return canvas.group(1) if canvas else name
+
+
+def _walk(folder: Path):
+    """Submission files under `folder`, sorted, never following links; links are yielded as such."""
+    found = []
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in files:
+            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+                found.append(Path(current) / name)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _from_tree(root: Path, label: str, files: list[Path]) -> list[Item]:
+    """Ids from a tree of files: the first folder below `root`, else the file's stem."""
+    items = []
+    for path in files:
+        relative = path.relative_to(root)
+        student = _lms_name(relative.parts[0] if len(relative.parts) > 1 else path.stem)
+        source = f"{label}/{relative.as_posix()}" if label else relative.as_posix()
+        if path.is_symlink():
+            items.append(Item(student, source, None, "is a symbolic link; links inside inputs are not followed"))
+        else:
+            items.append(Item(student, source, path))
+    return items
+
+
+def _archive_root(dest: Path, files: list[Path]) -> Path:
+    """Descend through a single wrapping folder (`export/alice/...`, `export/bob/...`)."""
+    root = dest
+    while True:
+        entries = [e for e in root.iterdir() if e.name not in SKIP_DIRS]
+        if len(entries) != 1 or not entries[0].is_dir():
+            return root
+        inner = entries[0]
+        if not any(len(f.relative_to(inner).parts) > 1 for f in files if inner in f.parents):
+            return root  # `alice/submission.ipynb`: the folder is the student
+        root = inner
+
+
+def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
+    dest = (workdir / "extract" / f"{_digest(str(path.resolve()))}-{safe_id(path.stem)}").resolve()
+    archive.remove(dest)
+    try:
+        extraction = archive.extract_submissions(path, dest, max_bytes)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        return [Item(path.stem, str(path), None, f"{path}: not a readable zip archive: {error}")]
+    files = [target for _, target in extraction.files]
+    items = _from_tree(_archive_root(dest, files), "", files) if files else []
+    for item in items:
+        item.source = f"{path}!{item.source}"
+    for member, reason in extraction.refused:
+        parts = PurePosixPath(member.replace("\\", "/")).parts
+        # a hostile path is named by its file; a well-formed one (refused for size) by its folder
+        hostile = not parts or ".." in parts or parts[0] == "/"
+        student = parts[0] if len(parts) > 1 and not hostile else PurePosixPath(member).stem or "member"
+        items.append(Item(_lms_name(student), f"{path}!{member}", None, f"{path}: member {member!r} {reason}"))
+    if not items:
+        items.append(Item(path.stem, str(path), None, f"{path}: no .ipynb or .py file inside"))
+    return items
+
+
+def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list[Item]:
+    name = gitsource.repository_name(source) or "repository"
+    label = f"{source}@{ref}" if ref else source
+    dest = (workdir / "git" / f"{_digest(f'{source}@{ref}')}-{safe_id(name)}").resolve()
+    archive.remove(dest)
+    try:
+        commit = gitsource.clone(source, dest, ref)
+    except gitsource.GitError as error:
+        return [Item(name, label, None, f"{label}: cannot clone: {error}")]
+    matches = [f for f in _walk(dest)
+               if fnmatch.fnmatch(f.relative_to(dest).as_posix(), pattern) or fnmatch.fnmatch(f.name, pattern)]
+    if not matches:
+        return [Item(name, label, None, f"{label}: no file matching {pattern!r} in the repository")]
+    return [Item(name, f"{label} ({commit[:12]}):{f.relative_to(dest).as_posix()}", f) for f in matches]
+
+
+def collect(inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ipynb",
+            max_extract_bytes: int = 1024 * 2**20) -> list[Item]:
+    """Every submission the inputs hold, in input order; raise UnusableInput for a missing input."""
+    items: list[Item] = []
+    for raw in inputs:
+        text = str(raw)
+        path = Path(text)
+        if gitsource.is_url(text) or gitsource.is_repository(path):
+            items += _from_git(text, workdir, ref, notebook)
+        elif path.is_dir():
+            items += _from_tree(path, text.rstrip("/") or "/", _walk(path))
+        elif path.is_file() and path.suffix.lower() == ".zip":
+            items += _from_zip(path, workdir, max_extract_bytes)
+        elif path.is_file():
+            items.append(Item(path.stem, text, path))
+        else:
+            raise UnusableInput(f"{text}: no such file, folder, archive or git repository")
+    return assign_ids(items)
+
+
+def safe_id(text: str) -> str:
+    """Letters, digits, '.', '_' and '-' only; no leading dot or dash; bounded length."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    cleaned = re.sub(r"^[._-]+", "", cleaned)[:MAX_ID].rstrip("_")
+    return cleaned or "submission"
+
+
+def assign_ids(items: list[Item]) -> list[Item]:
+    """Make every student id unique (case-insensitively, for case-insensitive file systems)."""
+    used: set[str] = set()
+    for item in items:
+        base = safe_id(item.student)
+        candidate, n = base, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{base}-{n}"
+        used.add(candidate.lower())
+        item.student = candidate
+    return items

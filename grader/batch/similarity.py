@@ -1,0 +1,111 @@
+"""Fingerprints of a submission's answer cells, to find identical or near-identical submissions.
+
+Only the cells that define what the FIXMEs ask for are compared (the rest is the course's
+given code, the same for everyone). `exact` hashes each such cell's AST, so comments,
+blank lines, formatting and docstrings do not matter; `renamed` also replaces local names
+by their order of appearance, so renaming variables does not hide a copy either.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+from pathlib import Path
+
+from grader.errors import UnusableInput
+from grader.submission import load_submission
+
+# Names the assessment's FIXME cells define (schedule, q, reverse_q, blocks, mask, loss, guidance, training).
+ANSWER_NAMES = {
+    "B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff",
+    "q", "reverse_q", "GELUConvBlock", "RearrangePoolBlock", "DownBlock", "UpBlock",
+    "SinusoidalPositionEmbedBlock", "EmbedBlock", "ResidualConvBlock", "UNet",
+    "get_context_mask", "get_loss", "sample_w", "c_drop_prob", "w",
+}
+KEEP = ANSWER_NAMES | set(dir(builtins)) | {"torch", "nn", "F", "math", "np", "Rearrange", "self", "device", "T"}
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+class _Strip(ast.NodeTransformer):
+    """Drop docstrings: they carry no behaviour."""
+
+    def _body(self, node):
+        self.generic_visit(node)
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Module = _body
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self):
+        self.names: dict[str, str] = {}
+
+    def _alias(self, name: str) -> str:
+        if name in KEEP:
+            return name
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node):
+        node.id = self._alias(node.id)
+        return node
+
+    def visit_arg(self, node):
+        node.arg = self._alias(node.arg)
+        node.annotation = None
+        return node
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def fingerprints(path: Path) -> dict:
+    """{"exact": h, "renamed": h, "cells": n} over the answer cells; {} when nothing can be read."""
+    try:
+        submission = load_submission(path)
+    except (UnusableInput, OSError, ValueError):
+        return {}
+    exact, renamed = [], []
+    for cell in submission.cells:
+        try:
+            tree = ast.parse(cell.code)
+        except (SyntaxError, ValueError):
+            # a cell that does not parse still counts, by its text without blanks
+            if any(name in cell.code for name in ("def q(", "def reverse_q(", "def get_loss(", "def sample_w(")):
+                text = "".join(cell.code.split())
+                exact.append(text)
+                renamed.append(text)
+            continue
+        if not (_bound_names(tree) & ANSWER_NAMES):
+            continue
+        tree = _Strip().visit(tree)
+        exact.append(ast.dump(tree, annotate_fields=False))
+        renamed.append(ast.dump(_Rename().visit(tree), annotate_fields=False))
+    if not exact:
+        return {}
+    return {"exact": _digest(exact), "renamed": _digest(renamed), "cells": len(exact)}
+
+
+def groups(records: list[dict], key: str) -> list[list[dict]]:
+    """Records sharing the fingerprint `key`, largest groups first; singletons left out."""
+    by_hash: dict[str, list[dict]] = {}
+    for record in records:
+        value = (record.get("fingerprints") or {}).get(key)
+        if value:
+            by_hash.setdefault(value, []).append(record)
+    found = [members for members in by_hash.values() if len(members) > 1]
+    return sorted(found, key=lambda members: (-len(members), members[0]["student"]))

@@ -1,0 +1,75 @@
+"""Render a grade in the chosen format and send it where that format belongs.
+
+stdout by default, `--output FILE` (written atomically) when given; Gradescope's results go
+to /autograder/results/results.json when that folder exists; the github format also appends
+to $GITHUB_STEP_SUMMARY and $GITHUB_OUTPUT.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from grader import atomic
+from grader.formats import github, gradescope, html, junit
+from grader.formats.common import error_document
+
+STRUCTURED = ("gradescope", "junit", "github", "html")
+
+
+def render(output_format: str, document: dict, text_report: str = "") -> str:
+    if output_format == "gradescope":
+        return gradescope.render(document)
+    if output_format == "junit":
+        return junit.render(document)
+    if output_format == "html":
+        return html.render(document)
+    if output_format == "github":
+        return github.render(document, text_report)
+    raise ValueError(f"unknown format {output_format!r}")
+
+
+def destination(output_format: str, output: str | None) -> Path | None:
+    """Where the report goes: a file, or None for stdout."""
+    if output:
+        return Path(output)
+    if output_format == "gradescope" and gradescope.RESULTS_DIR.is_dir():
+        return gradescope.RESULTS_DIR / "results.json"
+    return None
+
+
+def deliver(text: str, output_format: str, output: str | None) -> None:
+    path = destination(output_format, output)
+    if path is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    else:
+        atomic.write_text(path, text if text.endswith("\n") else text + "\n")
+
+
+def emit(output_format: str, result, output: str | None = None) -> None:
+    """Report a GradeResult in `output_format` (text and json exactly as the report module writes them)."""
+    from grader.report import render_json, render_text
+
+    if output_format == "text":
+        return deliver(render_text(result), output_format, output)
+    if output_format == "json":
+        return deliver(render_json(result), output_format, output)
+    document = result.to_json()
+    if output_format == "github":
+        github.write_environment_files(document)
+    deliver(render(output_format, document, render_text(result)), output_format, output)
+
+
+def emit_unusable(output_format: str, submission: str, message: str, output: str | None = None) -> None:
+    """For the structured formats, a report saying the submission could not be graded.
+
+    text and json say nothing on stdout (the message goes to stderr, as before), so a CI
+    step reading JSON never parses a half document.
+    """
+    if output_format not in STRUCTURED:
+        return
+    document = error_document(submission, message, "unusable")
+    if output_format == "github":
+        github.write_environment_files(document)
+    deliver(render(output_format, document), output_format, output)

@@ -1,0 +1,267 @@
+"""Report formats (gradescope, junit, github, html), the sanitiser and the grade command's --format/--output.
+
+Most tests render a hand-made result with hostile student-derived strings, in-process and
+without torch work; one runs a real grade of two unit tasks through the installed script.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import grader.runner
+from grader.cli import main
+from grader.formats import github, gradescope, html as html_format, junit
+from grader.formats.common import error_document
+from grader.result import GradeResult, Location, TaskResult
+from grader.sanitize import csv_cell, one_line
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "submission.py"
+SCRIPT = shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade")
+HOSTILE = "bad <script>alert(1)</script> & \"q\"\n::error::forged\r\x1b[31mred\x1b[0m\x00\x07 100%,x:y"
+# a 1x1 PNG
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+
+
+def sample_result(grid: str | None = None) -> GradeResult:
+    tasks = [
+        TaskResult("schedule", "DDPM schedule", 5.0, 5, "passed", "correct"),
+        TaskResult("q", "Forward diffusion q(x_0, t)", 0.0, 2, "failed", HOSTILE,
+                   hints=["use sqrt_a_bar[t]\n::warning::also forged"], location=Location(10, 3)),
+        TaskResult("loss", "Loss", 0.0, 1, "error", "internal grader error: RuntimeError: boom"),
+        TaskResult("guidance", "Guidance", 0.0, 1, "skipped", "not selected"),
+    ]
+    if grid:
+        tasks.append(TaskResult("generation", "Generated digits", 28.0, 28, "passed", "48 of 50 recognised",
+                                details={"profile": "cpu", "w": 1.0, "official_accuracy": 0.96,
+                                         "official_passed": True, "accuracy": 0.97, "samples": 100,
+                                         "per_digit_accuracy": {"0": 1.0, "1": 0.9}, "grid": grid}))
+    return GradeResult(submission="subs/=evil<b>.ipynb", sha256="ab" * 32, layout="B", device="cpu",
+                       tasks=tasks, integrity=["imports <grader> \x1b[2J"], duration_s=3.2,
+                       timings={"q": 0.5})
+
+
+# -- sanitiser --------------------------------------------------------------------------------
+
+def test_one_line_removes_controls_ansi_and_bounds_length():
+    assert one_line("a\nb\r\n\tc\x1b[31m red\x1b[0m\x00\x9b") == "a b c red"
+    assert one_line("\x1b]0;title\x07ok") == "ok"
+    cut = one_line("x" * 600)
+    assert len(cut) == 500 and cut.endswith("\u2026")
+    assert one_line("abc", 2) == "a\u2026"
+    assert one_line(None) == ""
+
+
+def test_csv_cell_neutralises_formulas_only_in_strings():
+    assert csv_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    for start in "+-@":
+        assert csv_cell(start + "1") == "'" + start + "1"
+    assert csv_cell("alice") == "alice" and csv_cell(-3.5) == -3.5
+
+
+# -- gradescope -------------------------------------------------------------------------------
+
+def test_gradescope_results_follow_the_specification():
+    data = json.loads(gradescope.render(sample_result().to_json()))
+    assert set(data) >= {"score", "output", "tests"}
+    assert data["score"] == 5.0 and isinstance(data["output"], str) and "5/8" in data["output"]
+    names = [test["name"] for test in data["tests"]]
+    assert names == ["schedule: DDPM schedule", "q: Forward diffusion q(x_0, t)", "loss: Loss"]  # skipped left out
+    for test in data["tests"]:
+        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
+        assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
+        assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"
+    assert [t["status"] for t in data["tests"]] == ["passed", "failed", "failed"]
+    q = data["tests"][1]
+    assert "\x1b" not in q["output"] and "cell 10, line 3" in q["output"] and "hint: use sqrt_a_bar[t]" in q["output"]
+    assert q["output"].count("\n") == 1  # message line + one hint line, each a single line
+
+
+def test_gradescope_error_document_scores_zero_with_the_reason():
+    data = gradescope.results(error_document("x.ipynb", "x.ipynb: not valid JSON"))
+    assert data["score"] == 0.0 and data["tests"] == [] and "not valid JSON" in data["output"]
+
+
+# -- junit ------------------------------------------------------------------------------------
+
+def test_junit_has_one_suite_one_case_per_task_failures_and_points():
+    root = ET.fromstring(junit.render(sample_result().to_json()))
+    suites = root.findall("testsuite")
+    assert root.tag == "testsuites" and len(suites) == 1
+    suite = suites[0]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["schedule", "q", "loss", "guidance"]
+    assert all(c.get("classname") == "dli-grade" for c in cases)
+    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
+    assert props["schedule"]["score"] == "5" and props["q"]["max_score"] == "2" and props["q"]["location"] == "cell 10, line 3"
+    failure = cases[1].find("failure")
+    assert failure is not None and "<script>" in failure.get("message")  # escaped by the XML writer, parsed back
+    assert "\x1b" not in failure.get("message") and "\x00" not in failure.text and "\n" not in failure.get("message")
+    assert cases[2].find("error") is not None and cases[3].find("skipped") is not None
+    assert cases[0].find("failure") is None
+    suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert suite_props["score"] == "5" and suite_props["max_score"] == "8"
+
+
+def test_junit_strips_characters_illegal_in_xml():
+    result = sample_result()
+    result.tasks[1].message = "bad \x01\x02\ufffe\x0b char"
+    ET.fromstring(junit.render(result.to_json()))  # would raise on an illegal character
+    root = ET.fromstring(junit.render(error_document("a\x01b.py", "no \x0c good")))
+    assert root.find("testsuite/testcase/error").get("message") == "no good"
+
+
+# -- github -----------------------------------------------------------------------------------
+
+def test_github_escaping_helpers():
+    assert github.escape_data("100%\r\nx") == "100%25%0D%0Ax"
+    assert github.escape_property("a:b,c%") == "a%3Ab%2Cc%25"
+    assert github.neutralise_commands("ok\n  ::error::x\n::set-output") == "ok\n  :\u200b:error::x\n:\u200b:set-output"
+
+
+def test_github_stdout_has_only_our_commands(tmp_path):
+    document = sample_result().to_json()
+    out = github.render(document, "report line\n::error::forged in text")
+    lines = out.split("\n")
+    token = re.match(r"::stop-commands::(\w+)$", lines[0]).group(1)
+    resume = lines.index(f"::{token}::")
+    commands = [line for line in lines[resume + 1:]]
+    assert all(line.startswith(("::error ", "::notice ")) for line in commands)
+    assert len(commands) == 3  # q (failed), loss (error), the score notice
+    q = commands[0]
+    assert q.startswith("::error file=subs/=evil<b>.ipynb,title=q (cell 10%2C line 3)%3A 0/2::")
+    data = q.split("::", 2)[2]
+    assert "\n" not in data and "\r" not in data and "100%25%2Cx" not in data and "100%25,x:y" in data
+    # text between stop-commands and the token is inert, and has its own `::` broken anyway
+    assert ":\u200b:error::forged in text" in out
+
+
+def test_github_summary_and_classroom_output(tmp_path):
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    output.write_text("previous=1\n")
+    document = sample_result().to_json()
+    github.write_environment_files(document, {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)})
+    text = summary.read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text and "| `q` | ❌ failed | 0/2 |" in text
+    lines = output.read_text().splitlines()
+    assert lines[0] == "previous=1" and lines[1].startswith("result=")
+    payload = json.loads(base64.b64decode(lines[1][len("result="):]))
+    assert payload["version"] == 1 and payload["status"] == "error" and payload["max_score"] == 8
+    assert [(t["name"], t["status"], t["score"], t["max_score"]) for t in payload["tests"]] == [
+        ("schedule", "pass", 5.0, 5.0), ("q", "fail", 0.0, 2.0), ("loss", "error", 0.0, 1.0)]
+    assert all(set(t) >= {"name", "status", "score", "max_score", "message"} for t in payload["tests"])
+
+
+def test_github_classroom_status_pass_and_fail():
+    passing = GradeResult("a.py", "0" * 64, "B", "cpu", [TaskResult("q", "q", 2.0, 2, "passed", "correct")])
+    assert github.classroom_result(passing.to_json())["status"] == "pass"
+    passing.tasks[0] = TaskResult("q", "q", 0.0, 2, "failed", "wrong")
+    assert github.classroom_result(passing.to_json())["status"] == "fail"
+
+
+# -- html -------------------------------------------------------------------------------------
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text, self.srcs = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.srcs += [value for name, value in attrs if name in ("src", "href")]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_html_escapes_student_text_and_inlines_the_grid(tmp_path):
+    grid = tmp_path / "sub.samples.png"
+    grid.write_bytes(PNG)
+    page = html_format.render(sample_result(str(grid)).to_json())
+    parser = _Collector()
+    parser.feed(page)
+    assert "script" not in parser.tags and "b" not in parser.tags  # from the message and file name
+    text = "".join(parser.text)
+    assert "<script>alert(1)</script>" in text and "subs/=evil<b>.ipynb" in text  # shown, as text
+    assert "\x1b" not in page and "\x00" not in page
+    assert parser.srcs == ["data:image/png;base64," + base64.b64encode(PNG).decode()]  # nothing from the network
+    assert "FAILED" in page and "cell 10, line 3" in page and "hint: use sqrt_a_bar[t]" in page
+    assert "96% of 50" in page
+
+
+def test_html_ignores_a_grid_that_is_not_a_png(tmp_path):
+    fake = tmp_path / "x.png"
+    fake.write_text("not a png")
+    assert html_format.grid_data_uri(str(fake)) is None
+    assert html_format.grid_data_uri("/etc/passwd") is None
+    assert html_format.grid_data_uri(str(tmp_path / "missing.png")) is None
+
+
+# -- the grade command ------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_grade(monkeypatch):
+    monkeypatch.setattr(grader.runner, "grade", lambda *args, **kwargs: sample_result())
+
+
+@pytest.mark.parametrize("fmt", ["gradescope", "junit", "html", "github"])
+def test_grade_command_writes_each_format_to_output(fmt, fake_grade, tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    target = tmp_path / "report.out"
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", fmt, "--output", str(target), "-q"])
+    assert result.exit_code == 3, result.output  # the fake result has an error task
+    assert result.stdout == ""
+    text = target.read_text()
+    if fmt == "gradescope":
+        assert json.loads(text)["score"] == 5.0
+    elif fmt == "junit":
+        assert ET.fromstring(text).find("testsuite").get("tests") == "4"
+    elif fmt == "html":
+        assert text.startswith("<!DOCTYPE html>")
+    else:
+        assert "::error file=" in text
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_gradescope_goes_to_the_autograder_results_folder(fake_grade, tmp_path, monkeypatch):
+    monkeypatch.setattr(gradescope, "RESULTS_DIR", tmp_path)
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "-q"])
+    assert result.stdout == ""
+    assert json.loads((tmp_path / "results.json").read_text())["tests"][0]["name"].startswith("schedule")
+
+
+def test_unusable_input_still_gives_structured_reports(tmp_path, monkeypatch):
+    bad = tmp_path / "broken.ipynb"
+    bad.write_text("{ not json")
+    monkeypatch.setattr(gradescope, "RESULTS_DIR", tmp_path / "absent")
+    result = CliRunner().invoke(main, [str(bad), "--format", "gradescope", "-q"])
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["score"] == 0.0 and "broken.ipynb" in data["output"]
+    result = CliRunner().invoke(main, [str(bad), "--format", "json", "-q"])
+    assert result.exit_code == 2 and result.stdout == ""  # json unchanged: nothing on stdout
+
+
+def test_real_grade_in_junit_through_the_script(tmp_path):
+    target = tmp_path / "junit.xml"
+    done = subprocess.run([SCRIPT, str(EXAMPLE), "--tasks", "q,loss", "--device", "cpu", "-q",
+                           "--format", "junit", "--output", str(target)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    suite = ET.parse(target).getroot().find("testsuite")
+    assert [c.get("name") for c in suite.findall("testcase")] == ["q", "loss"]
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
