@@ -212,6 +212,35 @@ def test_resume_after_a_killed_batch_regrades_only_the_rest(tmp_path):
     assert not list((tmp_path / "out").rglob(".*.tmp"))
 
 
+@pytest.mark.slow  # about 40 s on 2 cores, most of it starting Ray twice
+def test_ray_backend_grades_each_submission_and_resumes(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'dli-grade[ray]')")
+    for student in ("ann", "ben"):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+    shutil.copy(MODULE, tmp_path / "subs" / "ann" / "submission.py")
+    swapped_q(tmp_path / "subs" / "ben" / "submission.py")
+    args = ["subs", "--out", "out", "--backend", "ray", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q"]
+    code, out, err = batch(*args, cwd=tmp_path)
+    assert code == 0, err
+    rows = read_csv(tmp_path / "out" / "grades.csv")
+    assert (rows["ann"]["status"], rows["ann"]["q"]) == ("graded", "passed")
+    assert (rows["ben"]["status"], rows["ben"]["q"]) == ("graded", "failed")
+    code, out, err = batch(*args, "--resume", cwd=tmp_path)
+    assert code == 0 and "(0 graded now, 2 reused)" in out, err
+
+
+def test_ray_backend_is_refused_clearly_without_ray(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from grader.batch import backends
+    from grader.cli import main
+
+    monkeypatch.setattr(backends, "ray_available", lambda: False)
+    result = CliRunner().invoke(main, ["batch", str(MODULE), "--out", str(tmp_path / "out"), "--backend", "ray"])
+    assert result.exit_code == 2 and "pip install 'dli-grade[ray]'" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 # -- without grading ----------------------------------------------------------------------------
 
 def test_gradebook_reuses_only_matching_records(tmp_path):

@@ -60,6 +60,8 @@ def run_ray(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_don
     A task asks Ray for one CPU (and `gpus_per_grade` GPUs); the grade's torch threads are
     set through the job's `threads`, as locally.
     """
+    if not jobs:
+        return  # everything was resumed: no need to start Ray
     import ray
 
     started_here = not ray.is_initialized()
