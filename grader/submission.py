@@ -27,6 +27,8 @@ _MAGIC_ASSIGNMENT = re.compile(
 )
 
 # jupytext percent markers (`# %%`, `# %% [markdown]`) and nbconvert script markers (`# In[3]:`).
+# Kept rather than depending on jupytext: its percent reader does not know nbconvert's markers,
+# and splitting at a marker line is all the grader needs (cells keep their source lines as is).
 _CELL_MARKER = re.compile(r"^(?:#\s*%%(?:\s|$)|# In\[[ \d]*\]:)")
 _NON_CODE_MARKER = re.compile(r"\[(?:markdown|md|raw)\]")
 
@@ -64,7 +66,12 @@ def load_submission(path) -> Submission:
 
 
 def neutralise(source: str) -> str:
-    """Return `source` with IPython-only syntax made into plain Python, keeping every line number."""
+    """Return `source` with IPython-only syntax made into plain Python, keeping every line number.
+
+    Not IPython's own TransformerManager: it folds a `%%time` cell into one `run_cell_magic`
+    line and joins backslash-continued magics, which moves the lines findings point at, and it
+    emits `get_ipython()` calls the child would have to stub.
+    """
     lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is not None and lines[first].startswith("%%"):

@@ -2,6 +2,12 @@
 
 Nothing here downloads. `torchvision_root` lays the files out so that student code calling
 `torchvision.datasets.MNIST(root, download=True)` finds them and never reaches the network.
+
+The IDX parser is our own rather than torchvision's: torchvision's MNIST reads only
+uncompressed files from a `raw/` folder on disk and validates them with `assert`, so using it
+would mean writing 55 MB of decompressed files on every load (or keeping a writable cache next
+to read-only package data). Here the checksummed .gz bytes are parsed in memory and a bad file
+raises MnistDataError. tests/test_reference_data.py checks that both readers agree.
 """
 
 from __future__ import annotations
