@@ -101,8 +101,8 @@ def mixed(tmp_path_factory):
     make_repo(base / "ivan-dli")
     started = time.monotonic()
     code, out, err = batch("subs", "export.zip", "ivan-dli", "@SUM(1+1).py", "--ref", "v1", "--out", "out",
-                           "--jobs", "2", "--tasks", TASKS, "--device", "cpu", "--timeout", "30",
-                           "--submission-timeout", "20", cwd=base)
+                           "--jobs", "2", "--tasks", TASKS, "--device", "cpu", "--timeout", "120",
+                           "--submission-timeout", "60", cwd=base)
     return {"base": base, "out": base / "out", "code": code, "stdout": out, "stderr": err,
             "seconds": time.monotonic() - started}
 
