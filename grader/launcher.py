@@ -267,6 +267,9 @@ def main() -> None:
         layers["filesystem"] = {"held": False, "detail": "needs a mount namespace"}
     if as_root and view:
         _layer(layers, "unprivileged", lambda: _become_nobody(config))
+        # Changing credentials clears the parent-death signal: set it again, or a sandbox whose
+        # launcher is killed (a timeout) would live on with every process in it.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     elif as_root:
         layers["unprivileged"] = {"held": False, "detail": "runs as root: without a private view the "
                                   "interpreter may not be reachable by an unprivileged uid"}

@@ -163,6 +163,7 @@ class Sandbox:
             return
         try:
             if self.alive:
+                os.set_blocking(self._commands, False)  # a child that reads nothing must not stall us
                 os.write(self._commands, encode_frame({"op": "exit"}))
                 self.process.wait(timeout=1)
         except (OSError, subprocess.TimeoutExpired):
@@ -176,7 +177,13 @@ class Sandbox:
         self.process = None
 
     def _kill(self) -> None:
-        # The launcher's death takes its PID namespace, and so every process in it, along.
+        # The sandbox's first process is the launcher's child, in a session of its own: kill it
+        # first (that ends its PID namespace and every process in it), then the launcher.
+        for child in _children(self.process.pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -300,6 +307,18 @@ class Sandbox:
         if code == 70:
             return "the sandbox could not be set up"
         return f"the student's code ended the process (exit code {code})"
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids of `pid`'s children, from /proc (empty where that is not available)."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(part) for part in handle.read().split()]
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def _make_grader_undumpable() -> None:

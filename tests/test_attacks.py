@@ -238,8 +238,12 @@ def host_server():
     server.close()
 
 
+def _pids_with(marker: str) -> set[str]:
+    return {line.split()[0] for line in _processes_with(marker)}
+
+
 def _processes_with(marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,stat=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-e", "-o", "pid=,stat=,args="], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if marker in line and " Z" not in line]
 
 
@@ -251,6 +255,7 @@ def test_attack(attack, tmp_path, host_server, monkeypatch):
     (submission_dir / "other_student.txt").write_text(SECRET)
     path = _write(attack, submission_dir)
     path.write_text(path.read_text().replace("__DIR__", repr(str(submission_dir))).replace("__PORT__", str(host_server)))
+    executors_before = _pids_with("executor.main")
     started = time.monotonic()
     result = grade(path, list(attack.tasks), device="cpu", seed=1, timeout=attack.timeout,
                    total_timeout=attack.total_timeout)
@@ -273,8 +278,9 @@ def test_attack(attack, tmp_path, host_server, monkeypatch):
     assert all(task.message.count("\n") == 0 for task in result.tasks)
     assert all(layer["held"] for layer in result.sandbox.values()), result.sandbox
     assert json.loads(document)["sandbox"]["layers"] == result.sandbox
+    time.sleep(0.3)
+    assert _pids_with("executor.main") <= executors_before, "a sandbox outlived its grade"
     if attack.marker:
-        time.sleep(0.5)
         assert _processes_with(attack.marker) == [], "a process of the sandbox outlived the grade"
 
 
