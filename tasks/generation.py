@@ -316,9 +316,9 @@ def _reference_narrow_model(steps: int):
 def reference_heldout_loss(steps: int, seed: int) -> float:
     """Held-out loss of the reference pipeline on this grade's held-out batch."""
     batch = heldout_batch(seed)
+    model = _reference_narrow_model(steps)  # trained outside no_grad, once per process
     with torch.no_grad():
-        prediction = _reference_narrow_model(steps)(batch["x_t"], batch["t"], batch["c_hot"],
-                                                    torch.ones_like(batch["c_hot"]))
+        prediction = model(batch["x_t"], batch["t"], batch["c_hot"], torch.ones_like(batch["c_hot"]))
     return F.mse_loss(prediction, batch["noise"]).item()
 
 
@@ -414,6 +414,7 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     verdict = Verdict(POINTS, location=locate("sample_w"))
     verdict.details["profile"] = info.get("profile")
     verdict.details["w"] = info.get("w")
+    verdict.details["effective_w"] = info.get("effective_w")
     if info["stage"] != "done":
         return _stage_failure(verdict, info)
     official, official_finite = _classify(data["official"])

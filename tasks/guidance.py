@@ -61,7 +61,7 @@ def check(context) -> Verdict:
     return judge(identify(context), context)
 
 
-def _solve(e_t: torch.Tensor, keep: torch.Tensor, drop: torch.Tensor):
+def fit(e_t: torch.Tensor, keep: torch.Tensor, drop: torch.Tensor):
     """Least-squares (alpha, beta) with e_t ~ alpha * keep + beta * drop, and the fit's error."""
     design = torch.stack((keep.flatten(), drop.flatten()), dim=1).double()
     rows = e_t.reshape(e_t.shape[0], -1).double().T
@@ -90,7 +90,7 @@ def judge(info: dict, context) -> Verdict:
             verdict.check(False, POINTS, f"at w = {w:g} the noise passed to reverse_q is not an image batch of "
                           "finite values", "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
             return verdict
-        alpha, beta, error = _solve(e_t, info["keep"], info["drop"])
+        alpha, beta, error = fit(e_t, info["keep"], info["drop"])
         if error > 1e-3:
             verdict.check(False, POINTS, f"at w = {w:g} the noise passed to reverse_q is not a mix of the "
                           "conditional and unconditional predictions", "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
