@@ -8,7 +8,7 @@ import sys
 import click
 
 from grader import __version__
-from grader.errors import EXIT_INTERNAL, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
 from grader.formats import FORMATS
 from tasks import TASK_IDS
 
@@ -96,6 +96,8 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
     except OSError as error:
         click.echo(f"dli-grade: error: cannot write the report: {error}", err=True)
         sys.exit(EXIT_UNUSABLE)
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     if any(task.status == "error" for task in result.tasks):
         sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_PASSED if result.passed else EXIT_NOT_PASSED)

@@ -4,6 +4,7 @@ EXIT_PASSED = 0
 EXIT_NOT_PASSED = 1
 EXIT_UNUSABLE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT; the tasks graded so far are still printed
 
 
 class UnusableInput(Exception):

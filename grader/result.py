@@ -49,6 +49,7 @@ class GradeResult:
     seed: int | None = None
     sandbox: dict = field(default_factory=dict)    # containment layer -> {held, detail}
     profile: str | None = None                     # generation profile, when generation ran
+    interrupted: bool = False                      # Ctrl-C ended the grade early
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (a task's includes starting the child)
 

@@ -393,17 +393,20 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
         options = {"generation": generation_options(device, stem=Path(path).stem, **(generation or {}))}
         grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain)
+        results, interrupted = [], False
         try:
-            results = []
             for task_id in order:
-                if grading.left() <= 0:
-                    task = load_task(task_id)
-                    results.append(_result(task, "failed", 0.0,
-                                           f"not graded: the overall time limit of {total_timeout:g} s was reached"))
+                if interrupted or grading.left() <= 0:
+                    why = "the grade was interrupted" if interrupted else \
+                        f"the overall time limit of {total_timeout:g} s was reached"
+                    results.append(_result(load_task(task_id), "failed", 0.0, f"not graded: {why}"))
                     continue
                 task_started = time.perf_counter()
                 try:
                     results.append(grading.grade_task(task_id))
+                except KeyboardInterrupt:  # a person pressed Ctrl-C: report what was graded so far
+                    interrupted = True
+                    results.append(_result(load_task(task_id), "failed", 0.0, "not graded: the grade was interrupted"))
                 except Exception as error:  # a grader bug: report it on this task, keep grading
                     results.append(_result(load_task(task_id), "error", 0.0,
                                            f"internal grader error: {type(error).__name__}: {error}"))
@@ -411,6 +414,8 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
         finally:
             grading.close()
         integrity = grading.integrity_notes()
+        if interrupted:
+            integrity.append("the grade was interrupted (Ctrl-C); tasks after it were not graded")
         sandbox = grading.sandbox.layers
         missing = [name for name, layer in sandbox.items() if not layer.get("held")]
         if missing:
@@ -419,5 +424,5 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
         submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
         device=device, tasks=results, integrity=integrity, seed=seed, sandbox=sandbox,
         profile=options["generation"]["profile"] if "generation" in wanted else None,
-        duration_s=time.perf_counter() - started, timings=grading.timings,
+        duration_s=time.perf_counter() - started, timings=grading.timings, interrupted=interrupted,
     )

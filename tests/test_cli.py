@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -188,7 +190,9 @@ def test_malformed_input_exits_2_with_one_line(tmp_path, kind, with_subcommand):
     args = (["grade"] if with_subcommand else []) + [str(path), "--format", "json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
-    assert result.stdout == ""
+    document = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(name))
+    assert document == {"schema": "dli-grade/error/v1", "submission": str(path), "status": "unusable",
+                        "error": result.stderr.strip().removeprefix("dli-grade: error: ")}
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"dli-grade: error: {path}")
     assert MALFORMED[kind] in result.stderr
@@ -228,3 +232,28 @@ def test_help_and_version():
     assert sub.exit_code == 0 and "SUBMISSION" in sub.stdout and "--quiet" in sub.stdout
     version = runner.invoke(main, ["--version"])
     assert version.exit_code == 0 and "dli-grade" in version.stdout
+
+
+def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path):
+    """A person interrupts a grade stuck in q: schedule's verdict is printed, q and later are not graded."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    head = "def q(x_0, t):\n"
+    assert text.count(head) == 1
+    path = tmp_path / "stuck.py"
+    path.write_text(text.replace(head, head + "    while True:\n        pass\n"), encoding="utf-8")
+    process = subprocess.Popen([SCRIPT, str(path), "--format", "json", "--tasks", "schedule,q,loss",
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "checking q" not in seen:
+        line = process.stderr.readline()
+        assert line, "the grade ended before checking q"
+        seen += line
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    document = json.loads(out)
+    statuses = {task["id"]: (task["status"], task["message"]) for task in document["tasks"]}
+    assert process.returncode == 130
+    assert statuses["schedule"] == ("passed", "correct")
+    assert statuses["q"][1] == statuses["loss"][1] == "not graded: the grade was interrupted"
+    assert any("interrupted" in note for note in document["integrity"])

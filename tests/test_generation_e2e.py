@@ -47,7 +47,7 @@ def test_generation_verdict(name, tmp_path):
                    generation={"artifacts_dir": tmp_path / "artifacts"})
     (task,) = result.tasks
     details = task.details
-    assert details["profile"] == "cpu"
+    assert details["profile"] == "transplant"
     if EXPECTED[name] is None:
         assert task.status == "passed", task.message
         assert task.score == 28
@@ -57,3 +57,29 @@ def test_generation_verdict(name, tmp_path):
         assert task.status == "failed" and task.score == 0
         for phrase in EXPECTED[name]:
             assert phrase in task.message, task.message
+
+
+MNIST_SAMPLER = """
+# %%
+import torchvision as _tv
+_test = _tv.datasets.MNIST("./data/", train=False, download=True)
+_images = _test.data.float().div(255).unsqueeze(1)
+
+def sample_w(model, c, w=0.0):
+    digits = c.argmax(dim=1).cpu()
+    picked = [_images[_test.targets == d][i] for i, d in enumerate(digits.tolist())]
+    return torch.stack(picked).to(device)
+"""
+
+
+def test_a_sampler_that_returns_mnist_digits_fails(tmp_path):
+    """The attack that once scored 28/28: sample_w hands back MNIST test digits of the asked class."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    path = tmp_path / "hijack.py"
+    path.write_text(example.read_text(encoding="utf-8") + MNIST_SAMPLER, encoding="utf-8")
+    result = grade(path, ["generation"], device="cpu")
+    (task,) = result.tasks
+    assert task.details["official_passed"] is True  # the judge reads them as the right digits...
+    assert task.status == "failed" and task.score == 0  # ...but they are MNIST's, not the model's
+    assert result.to_json()["official_passed"] is True
+    assert any("near copies of MNIST" in note for note in result.integrity), result.integrity

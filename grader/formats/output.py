@@ -7,14 +7,17 @@ to $GITHUB_STEP_SUMMARY and $GITHUB_OUTPUT.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from grader import atomic
 from grader.formats import github, gradescope, html, junit
 from grader.formats.common import error_document
+from grader.sanitize import one_line
 
 STRUCTURED = ("gradescope", "junit", "github", "html")
+ERROR_SCHEMA = "dli-grade/error/v1"
 
 
 def render(output_format: str, document: dict, text_report: str = "") -> str:
@@ -64,9 +67,14 @@ def emit(output_format: str, result, output: str | None = None) -> None:
 def emit_unusable(output_format: str, submission: str, message: str, output: str | None = None) -> None:
     """For the structured formats, a report saying the submission could not be graded.
 
-    text and json say nothing on stdout (the message goes to stderr, as before), so a CI
-    step reading JSON never parses a half document.
+    text says nothing on stdout (the message goes to stderr); json prints one small document
+    of its own schema, `dli-grade/error/v1`, so a CI step reading stdout always parses one
+    complete document.
     """
+    if output_format == "json":
+        document = {"schema": ERROR_SCHEMA, "submission": str(submission), "status": "unusable",
+                    "error": one_line(message, 2000)}
+        return deliver(json.dumps(document, indent=2, allow_nan=False), output_format, output)
     if output_format not in STRUCTURED:
         return
     document = error_document(submission, message, "unusable")
