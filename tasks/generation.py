@@ -90,7 +90,7 @@ def _train(context, target: str, steps: int, training: dict, batch_size: int, bf
                           seed=derive_seed(context.seed, ID, "train", target), bf16=bf16)
     if not isinstance(info, dict):
         raise StageFailure("training", "the training run returned no records")
-    return {**info, "batches_per_epoch": batches_per_epoch}
+    return {**info, "batches_per_epoch": batches_per_epoch, "steps_asked": steps}
 
 
 def _order(context, target: str, steps: int, batch_size: int) -> torch.Tensor:
@@ -139,6 +139,8 @@ def check(context) -> Verdict:
                                               options.get("batch_size", 128), bf16=False)
             if verdict_info["training"].get("error"):
                 raise StageFailure("training", verdict_info["training"]["error"])
+            verdict_info["training"]["masks"] = _judged_masks(verdict_info["training"], context, "trained",
+                                                              options["train_steps"], options.get("batch_size", 128))
             target = "trained"
             state = _returned_state(context, "trained", state)
         verdict_info["timings"]["model_s"] = time.perf_counter() - started
@@ -466,8 +468,28 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
                   "check the guidance formula and your w" if grader_accuracy > official_accuracy + 0.3 else None)
     if info.get("profile") == "transplant" and "narrow" in info:
         _check_short_training(verdict, info["narrow"], seed, check_steps)
+    if info.get("profile") == "train" and "training" in info:
+        _check_training_records(verdict, info["training"], info["training"].get("steps_asked", 0))
     verdict.earned = POINTS if verdict.passed else 0.0  # all or nothing, like the official grader
     return verdict
+
+
+def _check_training_records(verdict: Verdict, training: dict, steps: int) -> None:
+    """On every profile: the batches trained are the ones asked for, each conditioned on its own
+    labels with a drop probability strictly between 0 and 1."""
+    count = training.get("batch_count")
+    verdict.details.setdefault("training_batches", count)
+    if count != steps:
+        verdict.check(False, POINTS, f"your training cell trained {count} of the {steps} batches it was given",
+                      "train inside `for step, batch in enumerate(dataloader)` and call get_loss once a batch")
+    masks = training.get("masks", [])
+    drops = [m["drop_prob"] for m in masks if m["drop_prob"] is not None]
+    if masks and not all(m["labels_from_batch"] for m in masks):
+        verdict.check(False, POINTS, "trained as written, your loop conditions on something other than "
+                      "the batch's labels, so the model cannot learn which digit to draw", None)
+    elif len(drops) < len(masks) or not all(0 < p < 1 for p in drops):
+        verdict.check(False, POINTS, "trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
+                      "a number), so the model cannot learn guided generation (see the training_loop task)")
 
 
 def _check_short_training(verdict: Verdict, narrow: dict, seed: int, steps: int) -> None:
@@ -480,14 +502,7 @@ def _check_short_training(verdict: Verdict, narrow: dict, seed: int, steps: int)
         verdict.check(False, 0, "the short training run through your training cell failed"
                       + (f" at line {line}" if type(line) is int else "") + f": {narrow['error'].get('message')}")
         return
-    masks = narrow.get("masks", [])
-    drops = [m["drop_prob"] for m in masks if m["drop_prob"] is not None]
-    if masks and not all(m["labels_from_batch"] for m in masks):
-        verdict.check(False, POINTS, "trained as written, your loop conditions on something other than "
-                      "the batch's labels, so the model cannot learn which digit to draw", None)
-    elif len(drops) < len(masks) or not all(0 < p < 1 for p in drops):
-        verdict.check(False, POINTS, "trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
-                      "a number), so the model cannot learn guided generation (see the training_loop task)")
+    _check_training_records(verdict, narrow, steps)
     batch = heldout_batch(seed)
     prediction = narrow.get("heldout_prediction")
     if not (isinstance(prediction, torch.Tensor) and prediction.shape == batch["noise"].shape):

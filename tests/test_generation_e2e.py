@@ -83,3 +83,30 @@ def test_a_sampler_that_returns_mnist_digits_fails(tmp_path):
     assert task.status == "failed" and task.score == 0  # ...but they are MNIST's, not the model's
     assert result.to_json()["official_passed"] is True
     assert any("near copies of MNIST" in note for note in result.integrity), result.integrity
+
+
+# The train profile on a CPU: narrow and short, so a test can afford it. Its accuracy is not a
+# GPU verdict; these cases check the path (seeded start, the student's own cell, records, trusted
+# path) and that each broken training loop fails for its own reason.
+TRAIN_STEPS = 60
+TRAIN_EXPECTED = {
+    "example_script": None,
+    "context_constant": "other than the batch's labels",
+    "drop_prob_circulated_decay": "c_drop_prob values of 0 or 1",
+}
+
+
+@pytest.mark.parametrize("name", list(TRAIN_EXPECTED))
+def test_train_profile_on_the_cpu(name, tmp_path):
+    path = _corpus().write_case(CASES[name], tmp_path)
+    result = grade(path, ["generation"], device="cpu", seed=3,
+                   generation={"profile": "train", "train_steps": TRAIN_STEPS, "per_digit": 5})
+    (task,) = result.tasks
+    assert task.status in ("passed", "failed"), task.message
+    assert result.profile == "train" and task.details["profile"] == "train"
+    assert task.details["training_batches"] == TRAIN_STEPS
+    assert "official_accuracy" in task.details and "reference_sampler_accuracy" in task.details
+    if TRAIN_EXPECTED[name] is None:
+        assert "trained as written" not in task.message and "batches it was given" not in task.message
+    else:
+        assert task.status == "failed" and TRAIN_EXPECTED[name] in task.message, task.message
