@@ -61,14 +61,14 @@ def test_generation_verdict(name, tmp_path):
 
 MNIST_SAMPLER = """
 # %%
-import torchvision as _tv
-_test = _tv.datasets.MNIST("./data/", train=False, download=True)
-_images = _test.data.float().div(255).unsqueeze(1)
-
 def sample_w(model, c, w=0.0):
-    digits = c.argmax(dim=1).cpu()
-    picked = [_images[_test.targets == d][i] for i, d in enumerate(digits.tolist())]
-    return torch.stack(picked).to(device)
+    import numpy as np
+    raw = open("data/MNIST/raw/t10k-images-idx3-ubyte", "rb").read()
+    images = torch.from_numpy(np.frombuffer(raw, np.uint8, offset=16).copy()).reshape(-1, 1, 28, 28) / 255
+    raw = open("data/MNIST/raw/t10k-labels-idx1-ubyte", "rb").read()
+    labels = torch.from_numpy(np.frombuffer(raw, np.uint8, offset=8).copy())
+    digits = c.argmax(dim=1).cpu().tolist()
+    return torch.stack([images[labels == d][i] for i, d in enumerate(digits)]).float().to(device)
 """
 
 
@@ -79,7 +79,7 @@ def test_a_sampler_that_returns_mnist_digits_fails(tmp_path):
     path.write_text(example.read_text(encoding="utf-8") + MNIST_SAMPLER, encoding="utf-8")
     result = grade(path, ["generation"], device="cpu")
     (task,) = result.tasks
-    assert task.details["official_passed"] is True  # the judge reads them as the right digits...
+    assert task.details.get("official_passed") is True, task.message  # the judge reads them right...
     assert task.status == "failed" and task.score == 0  # ...but they are MNIST's, not the model's
     assert result.to_json()["official_passed"] is True
     assert any("near copies of MNIST" in note for note in result.integrity), result.integrity
