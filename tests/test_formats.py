@@ -252,7 +252,10 @@ def test_unusable_input_still_gives_structured_reports(tmp_path, monkeypatch):
     data = json.loads(result.stdout)
     assert data["score"] == 0.0 and "broken.ipynb" in data["output"]
     result = CliRunner().invoke(main, [str(bad), "--format", "json", "-q"])
-    assert result.exit_code == 2 and result.stdout == ""  # json unchanged: nothing on stdout
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)  # json: one error document of its own schema
+    assert error["schema"] == "dli-grade/error/v1" and error["status"] == "unusable"
+    assert "broken.ipynb" in error["error"]
 
 
 def test_real_grade_in_junit_through_the_script(tmp_path):
