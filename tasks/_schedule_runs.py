@@ -40,17 +40,17 @@ def run_twice(context, function: str, arguments: tuple, describe_result) -> tupl
     T = notebook_T(context)
     course = make_schedule(T).as_dict()
     runs, tensors = {}, {}
-    for run, bind in (("yours", None), ("course", {name: course[name] for name in course})):
+    for run, bind in (("yours", None), ("course", course)):
+        outputs = {}
         try:
             value, _ = context.call(function, *arguments, bind=bind)
-            summary, outputs = describe_result(value)
+            runs[run], outputs = describe_result(value)
         except StudentRaised as error:
             if run == "course" and "raised" in runs["yours"]:
                 raise
-            runs[run], outputs = {"raised": error.describe()}, {}
+            runs[run] = {"raised": error.describe()}
         except TaskFailure as failure:
-            runs[run], outputs = {"returned": failure.message}, {}
-        runs[run] = runs.get(run) or summary
+            runs[run] = {"returned": failure.message}
         tensors.update({f"{run}.{key}": value for key, value in outputs.items()})
     return runs, tensors
 
