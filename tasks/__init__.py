@@ -1,8 +1,8 @@
 """The graded tasks of the assessment, one module each, in the order a report lists them.
 
-A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define), a `probe`
-that runs inside the child next to the student's code and writes raw outputs, and a `judge`
-that runs in the grader and turns those outputs into a verdict.
+A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define) and
+`check(context)`, which runs in the grader: it makes the inputs, has the contained child run
+the student's code on them, and judges the raw values (see tasks/base.py).
 """
 
 from importlib import import_module
