@@ -32,9 +32,20 @@ def package_paths() -> list[Path]:
 
 
 def python_paths() -> list[str]:
-    """What the interpreter needs: its prefixes, site-packages and the real executable's folder."""
+    """What the interpreter needs: its prefixes, site-packages, the real executable's folder, and
+    every folder on sys.path (a .pth file may add one) that does not hold the grader's own code."""
+    own = package_paths()
+    prefixes = [Path(prefix).resolve() for prefix in (sys.prefix, sys.base_prefix)]
+
+    def allowed(entry: Path) -> bool:
+        if any(entry == prefix or prefix in entry.parents for prefix in prefixes):
+            return True  # inside the interpreter's own installation (a venv may sit in the checkout)
+        return not any(entry == package or package in entry.parents or entry in package.parents
+                       for package in own)
+
+    on_path = [entry for entry in sys.path if entry and Path(entry).is_dir() and allowed(Path(entry).resolve())]
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             str(Path(os.path.realpath(sys.executable)).parent.parent), *site.getsitepackages()}
+             str(Path(os.path.realpath(sys.executable)).parent.parent), *site.getsitepackages(), *on_path}
     return sorted(str(Path(path).resolve()) for path in paths if path and Path(path).is_dir())
 
 

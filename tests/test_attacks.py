@@ -321,3 +321,17 @@ def test_stdout_holds_exactly_one_strict_json_document(tmp_path):
     document = json.loads(run.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
     assert document["tasks"][0]["status"] == "passed"
     assert run.returncode == 0, run.stderr[-2000:]  # q, the only task graded, passed
+
+
+def test_the_view_binds_back_nothing_that_holds_the_grader(monkeypatch):
+    """sys.path may list the checkout (pytest, PYTHONPATH): the sandbox must not bind it back."""
+    from grader import containment
+
+    checkout = Path(grader.__file__).resolve().parent.parent
+    monkeypatch.setattr(sys, "path", [str(checkout), str(checkout / "tests"), "/", *sys.path])
+    exposed = [Path(path) for path in containment.python_paths()]
+    package = checkout / "grader"
+    prefix = Path(sys.prefix).resolve()
+    for path in exposed:
+        assert path != package and path not in package.parents, path
+        assert not (checkout in path.parents and not (path == prefix or prefix in path.parents)), path
