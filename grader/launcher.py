@@ -150,26 +150,26 @@ def _build_view(config: dict) -> str:
             continue
     binds = {_view_path(name): os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
              for name, source in config["mounts"].items()}
-    steps = [(path, "hide") for path in config["hide"]]
+    tmp_size = int(config["tmp_size_mb"])
+    writable = {"/tmp": tmp_size, "/var/tmp": 16, "/dev/shm": 16}  # private, size-capped, gone afterwards
+    steps = [(path, "hide") for path in config["hide"] if path not in writable]
+    steps += [(path, "writable") for path in writable if os.path.isdir(path)]
     steps += [(path, "expose") for path in exposed]
-    # Shallow first; at equal depth cover before binding back.
-    for path, action in sorted(steps, key=lambda step: (_depth(step[0]), step[1] != "hide")):
-        if action == "hide":
-            if not os.path.isdir(path):  # absent, or already under a covered path
-                continue
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-        else:
+    # Shallow first; at equal depth cover before binding back. Python may live under a covered
+    # or a writable folder (a venv in /tmp): it is bound back on top of the cover.
+    for path, action in sorted(steps, key=lambda step: (_depth(step[0]), step[1] == "expose")):
+        if action == "expose":
             os.makedirs(path, exist_ok=True)
             _mount(f"/proc/self/fd/{exposed[path]}", path, None, MS_BIND | MS_REC)
-    # Read-only everywhere, before the writable /tmp goes on top.
-    attributes = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)
-    if libc.syscall(442, AT_FDCWD, b"/", AT_RECURSIVE, attributes, len(attributes)) != 0:
-        raise OSError(ctypes.get_errno(), "mount_setattr: a read-only view is not available")
-    tmp_size = int(config["tmp_size_mb"])
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_size}m,mode=1777")
-    for path in ("/dev/shm", "/var/tmp"):
+        elif action == "writable":
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={writable[path]}m,mode=1777")
+        elif os.path.isdir(path):  # absent, or already under a covered path: nothing to cover
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    # Read-only everywhere, then writable again for the private folders alone (not what is under them).
+    _set_read_only("/", True, recursive=True)
+    for path in writable:
         if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+            _set_read_only(path, False)
     os.makedirs(VIEW_WORKDIR)
     for target, fd in binds.items():
         os.makedirs(target, exist_ok=True)
@@ -178,6 +178,14 @@ def _build_view(config: dict) -> str:
     # A /proc of this PID namespace: no other process, the grader's included, is in it.
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     return f"{len(config['hide'])} paths covered; read-only but a private {tmp_size} MiB /tmp"
+
+
+def _set_read_only(path: str, read_only: bool, recursive: bool = False) -> None:
+    """mount_setattr(2): set or clear MOUNT_ATTR_RDONLY on the mount at `path`."""
+    attributes = struct.pack("QQQQ", MOUNT_ATTR_RDONLY if read_only else 0, 0 if read_only else MOUNT_ATTR_RDONLY, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    if libc.syscall(442, AT_FDCWD, path.encode(), flags, attributes, len(attributes)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount_setattr {path}: a read-only view is not available")
 
 
 def _view_path(name: str) -> str:
