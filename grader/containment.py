@@ -21,13 +21,22 @@ ALWAYS_HIDDEN = ("/root", "/home", "/run", "/var/run", "/srv", "/mnt", "/media",
 NOBODY = 65534
 
 
+PACKAGE_NAMES = ("grader", "reference", "tasks")
+
+
 def package_paths() -> list[Path]:
-    """The grader's own code: each package, or its source checkout when it runs from one."""
+    """The grader's own code: each package, or its source checkout when it runs from one, and
+    every other copy on the path (a checkout run with `python -m` beside an installed copy)."""
     paths = []
     for package in (grader, reference, tasks):
         folder = Path(package.__file__).resolve().parent
         checkout = folder.parent
         paths.append(checkout if (checkout / "pyproject.toml").exists() else folder)
+    for entry in {*sys.path, *site.getsitepackages()}:
+        for name in PACKAGE_NAMES:
+            copy = Path(entry or ".") / name
+            if (copy / "__init__.py").is_file():
+                paths.append(copy.resolve())
     return sorted(set(paths))
 
 

@@ -335,3 +335,16 @@ def test_the_view_binds_back_nothing_that_holds_the_grader(monkeypatch):
     for path in exposed:
         assert path != package and path not in package.parents, path
         assert not (checkout in path.parents and not (path == prefix or prefix in path.parents)), path
+
+
+def test_every_copy_of_the_grader_on_the_path_is_hidden(tmp_path, monkeypatch):
+    """Run from a checkout with `python -m` beside an installed copy: both copies are hidden."""
+    from grader import containment
+
+    for name in ("grader", "reference", "tasks"):
+        (tmp_path / "site" / name).mkdir(parents=True)
+        (tmp_path / "site" / name / "__init__.py").write_text("")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path / "site")])
+    hidden = containment.hidden_paths(tmp_path / "class" / "submission.py")
+    for name in ("grader", "reference", "tasks"):
+        assert str((tmp_path / "site" / name).resolve()) in hidden
