@@ -7,7 +7,6 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
