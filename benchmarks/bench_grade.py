@@ -66,6 +66,10 @@ def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool)
         totals.append(result.duration_s)
         phases = "  ".join(f"{phase} {seconds:.1f}" for phase, seconds in result.timings.items())
         print(f"run {run}: total {result.duration_s:.1f} s, score {result.score}/{result.max_score} | {phases}")
+        generation = next((task for task in result.tasks if task.id == "generation"), None)
+        if generation is not None and generation.details.get("timings"):
+            inside = "  ".join(f"{phase} {seconds:.1f}" for phase, seconds in generation.details["timings"].items())
+            print(f"       generation: {inside} | samples {generation.details.get('samples')}")
     summary = {"tasks": tasks, "runs": runs, "median_total_s": round(statistics.median(totals), 2),
                "machine": machine}
     if course_flow:

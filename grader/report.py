@@ -20,9 +20,11 @@ def _generation_lines(details: dict) -> list[str]:
     lines = [
         f"official check ({details['profile']} profile, w = {details['w']}): "
         f"{details['official_accuracy']:.0%} of 50, {'passed' if details['official_passed'] else 'not passed'} (48 needed)",
-        f"larger sample: {details['accuracy']:.1%} of {details['samples']} (95% interval {low:.1%} to {high:.1%}); "
+        f"all digits drawn: {details['accuracy']:.1%} of {details['samples']} (95% interval {low:.1%} to {high:.1%}); "
         f"the grader's own sampler: {details['reference_sampler_accuracy']:.0%}",
     ]
+    if str(details.get("larger_sample", "")).startswith("not drawn"):
+        lines.append(f"larger sample {details['larger_sample']}")
     weak = {d: a for d, a in details["per_digit_accuracy"].items() if a < 1.0}
     if weak:
         lines.append("per digit: " + ", ".join(f"{d}: {a:.0%}" for d, a in sorted(weak.items())))

@@ -110,6 +110,7 @@ class Context:
         self.device = torch.device(grading.device)
         self.analysis = grading.analysis
         self.timeout = options.get("timeout", grading.timeout)
+        self.failed_before = tuple(grading.failed_tasks)  # a task may name these as the likely cause
 
     def generator(self, *labels: str) -> torch.Generator:
         return generator(self.seed, *labels)
@@ -168,6 +169,7 @@ class Grading:
         self.child_ready = False
         self.integrity: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds, for the report and benchmarks
+        self.failed_tasks: list[str] = []  # ids of the tasks failed so far, in grading order
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -372,6 +374,8 @@ def generation_options(device: str, profile: str = "auto", train_steps: int | No
         "train_steps": train_steps or (GPU_TRAIN_STEPS if gpu else CPU_TRAIN_STEPS),
         "down_chs": down_chs or ((64, 64, 128) if gpu else CPU_TRAIN_CHS),
         "per_digit": per_digit or (50 if gpu else 10),
+        # The larger sample costs 30 s on a CPU: there it is drawn only near the bar, unless asked for.
+        "larger_sample": "always" if gpu or per_digit else "near_bar",
         "grader_per_digit": 10 if gpu else 1,
         "check_steps": 0 if train else CPU_CHECK_STEPS,
         "artifacts_dir": artifacts_dir,
@@ -417,6 +421,8 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
                     results.append(_result(load_task(task_id), "error", 0.0,
                                            f"internal grader error: {type(error).__name__}: {error}"))
                 grading.timings[task_id] = time.perf_counter() - task_started
+                if results[-1].status in ("failed", "error"):
+                    grading.failed_tasks.append(task_id)
         finally:
             grading.close()
         integrity = grading.integrity_notes()

@@ -115,3 +115,69 @@ def test_weights_that_do_not_fit_fail_listing_keys(tmp_path):
 def test_missing_w_is_noted(tmp_path):
     verdict = _judge(tmp_path, _digits("test", 5), w=None)
     assert any("w is not set" in note for note in verdict.notes)
+
+
+# -- the larger sample: drawn only where the official count is near the bar -----------------------
+def test_larger_sample_skipped_far_from_the_bar():
+    plan = generation._larger_sample_plan(_digits("test", 5, moved=False), extra=5, when="near_bar")
+    assert plan.startswith("not drawn: 50 of 50"), plan
+    official = _failing_official()
+    assert generation._larger_sample_plan(official, extra=5, when="near_bar").startswith("not drawn: 40 of 50")
+
+
+def test_larger_sample_drawn_near_the_bar():
+    official = _digits("test", 5, moved=False)
+    official[15:18] = _digits("test", 5, shift=5, moved=False)[15:18]  # three 3s drawn as 8s: 47 of 50
+    plan = generation._larger_sample_plan(official, extra=5, when="near_bar")
+    assert plan.startswith("drawn: 47 of 50 is near the bar"), plan
+
+
+def test_larger_sample_always_drawn_when_asked():
+    assert generation._larger_sample_plan(_digits("test", 5), extra=5, when="always").startswith("drawn")
+    assert generation._larger_sample_plan(_digits("test", 5), extra=0, when="always").startswith("not drawn")
+
+
+def test_report_names_the_sample_size_when_the_larger_sample_was_skipped(tmp_path):
+    verdict = _judge(tmp_path, _digits("test", 5), larger_sample="not drawn: 50 of 50 is not near the bar of 48")
+    assert verdict.passed and verdict.details["samples"] == 50
+    assert verdict.details["larger_sample"].startswith("not drawn")
+
+
+# -- why generation failed: hints ------------------------------------------------------------------
+def _failing_official() -> torch.Tensor:
+    official = _digits("test", 5, moved=False)
+    official[15:25] = _digits("test", 5, shift=5, moved=False)[15:25]  # 3s and 4s drawn as 8s and 9s: 40 of 50
+    return official
+
+
+def test_weight_zero_is_named_with_the_reference_accuracy_there(tmp_path):
+    verdict = _judge(tmp_path, _failing_official(), w=0.0, effective_w=0.0)
+    assert not verdict.passed
+    hint = " ".join(verdict.hints)
+    assert "switches guidance off" in hint and "90%" in hint and "set w = 1" in hint, verdict.hints
+
+
+def test_negative_effective_weight_is_named(tmp_path):
+    verdict = _judge(tmp_path, _failing_official(), w=0.0, effective_w=-1.0)
+    hint = " ".join(verdict.hints)
+    assert "weighs the unconditional prediction above the conditional" in hint and "w = 2" in hint, verdict.hints
+
+
+def test_positive_weight_gets_no_weight_hint(tmp_path):
+    verdict = _judge(tmp_path, _failing_official(), w=1.0, effective_w=1.0)
+    assert not verdict.passed
+    assert not any("guidance off" in h or "unconditional" in h for h in verdict.hints), verdict.hints
+
+
+def test_failed_unit_tasks_are_named_as_the_likely_cause(tmp_path):
+    verdict = _judge(tmp_path, _failing_official(), effective_w=1.0, failed_before=["q", "reverse_q"])
+    # On the transplant profile the training tasks (q) cannot explain the samples; reverse_q can.
+    assert "likely cause: the reverse_q task failed above; fix it first" in verdict.hints, verdict.hints
+    trained = _judge(tmp_path, _failing_official(), effective_w=1.0, failed_before=["q", "reverse_q"],
+                     profile="train")
+    assert "likely cause: the reverse_q, q tasks failed above; fix them first" in trained.hints, trained.hints
+
+
+def test_passing_digits_get_no_cause_hints(tmp_path):
+    verdict = _judge(tmp_path, _digits("test", 5), w=0.0, effective_w=0.0, failed_before=["reverse_q"])
+    assert verdict.passed and verdict.hints == []

@@ -34,6 +34,9 @@ EXPECTED = {
     "example_script": None,
     "guidance_sign_flipped": ("official check", "48 needed"),
     "shifted_guidance_w0": ("official check", "48 needed"),
+    # w = 0 with the course's form: the reference weights score about 90%, so the official check
+    # fails about 9 grades in 10; the case checks the weight found and, on a fail, the hint.
+    "course_guidance_w0": "maybe",
     "q_swapped_coefficients": ("predicts the noise worse than the reference pipeline",),
     "context_constant": ("other than the batch's labels",),
     "drop_prob_circulated_decay": ("c_drop_prob values of 0 or 1",),
@@ -48,6 +51,13 @@ def test_generation_verdict(name, tmp_path):
     (task,) = result.tasks
     details = task.details
     assert details["profile"] == "transplant"
+    if name.endswith("_w0"):  # guidance switched off (0) or inverted (-1): the hint says so
+        assert details["effective_w"] == (0.0 if name == "course_guidance_w0" else -1.0)
+        hint = ("switches guidance off" if name == "course_guidance_w0"
+                else "weighs the unconditional prediction above the conditional")
+        assert task.status == "passed" or any(hint in h for h in task.hints), task.hints
+    if EXPECTED[name] == "maybe":
+        return
     if EXPECTED[name] is None:
         assert task.status == "passed", task.message
         assert task.score == 28

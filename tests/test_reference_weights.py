@@ -300,3 +300,23 @@ def test_shipped_unet_loads_strictly_into_course_unet():
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k].float()), k
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_shipped_narrow_reference_is_what_its_script_trains():
+    """The shipped narrow model (the yardstick of the short training check) must be there, load
+    strictly, and predict held-out noise as well as a fresh run of `python -m reference.narrow`."""
+    import torch.nn.functional as F
+
+    from reference import narrow
+    from tasks.generation import heldout_batch
+
+    shipped = narrow.reference_model(narrow.SHIPPED_STEPS)
+    fresh = narrow.train_reference(narrow.SHIPPED_STEPS)
+    batch = heldout_batch(seed=7)
+    with torch.no_grad():
+        losses = [F.mse_loss(model(batch["x_t"], batch["t"], batch["c_hot"], torch.ones_like(batch["c_hot"])),
+                             batch["noise"]).item() for model in (shipped, fresh)]
+    untrained = narrow.start_state()
+    assert any(not torch.equal(untrained[k], v.float()) for k, v in shipped.state_dict().items())
+    assert losses[0] == pytest.approx(losses[1], rel=0.05), losses
+    assert losses[0] < 0.5, losses  # 40 steps take the loss well below the start's (about 1)

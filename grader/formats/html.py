@@ -78,7 +78,7 @@ def _generation_section(details: dict, base: Path | None) -> str:
                     f"{_e(f'{official:.0%}' if isinstance(official, (int, float)) else official)} of 50, "
                     f"{'passed' if details.get('official_passed') else 'not passed'} (48 needed)</li>")
     if isinstance(details.get("accuracy"), (int, float)):
-        rows.append(f"<li>larger sample: {details['accuracy']:.1%} of {_e(details.get('samples', '?'))}</li>")
+        rows.append(f"<li>all digits drawn: {details['accuracy']:.1%} of {_e(details.get('samples', '?'))}</li>")
     per_digit = details.get("per_digit_accuracy")
     if isinstance(per_digit, dict):
         cells = " ".join(f"<span>{_e(d)}: {a:.0%}</span>" for d, a in sorted(per_digit.items())

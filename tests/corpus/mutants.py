@@ -146,6 +146,8 @@ CORRECT = [
         passed_with={"guidance": ("shifted by one",)},
         hints={"guidance": ("w = 0", "unconditional", "w > 1")},
     ),
+    # The commonest real failure: all code right, w left at the notebook's 0 (guidance off).
+    Case("course_guidance_w0", edits=((W, "w = 0.0  # Change me"),)),
 ]
 
 MUTANTS = [
