@@ -59,9 +59,12 @@ def main():
               help="seconds allowed to each cell and each unit task's check (generation: 15 min)")
 @click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
               help="seconds for the whole grade; tasks not started by then fail as not graded")
-@click.option("--profile", type=click.Choice(["auto", "train", "transplant"]), default="auto", show_default=True,
-              help="generation: train the student's model from a seeded start (auto with CUDA), or load "
-                   "the reference weights into it (auto without CUDA)")
+@click.option("--profile", type=click.Choice(["auto", "train", "transplant", "course"]), default="auto",
+              show_default=True,
+              help="generation: train the student's model from a seeded start (auto with CUDA), load the "
+                   "reference weights into it (auto without CUDA), or run the notebook top to bottom in a "
+                   "Jupyter kernel as the DLI platform does (course; needs --force on a CPU)")
+@click.option("--force", is_flag=True, help="run --profile course even without a GPU (hours for a real notebook)")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,
               help="generation, train profile: training steps (default 2000 with CUDA, 200 on a CPU)")
 @click.option("--samples-per-digit", type=click.IntRange(min=1), default=None,
@@ -72,14 +75,14 @@ def main():
               help="where the generation task writes its PNG grid of samples")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          train_steps, samples_per_digit, artifacts_dir, quiet):
+          force, train_steps, samples_per_digit, artifacts_dir, quiet):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
     from grader.formats.output import emit, emit_unusable
     from grader.progress import ProgressReporter
     from grader.runner import grade as run_grade
 
     progress = ProgressReporter(enabled=not quiet)
-    generation = {"profile": profile, "train_steps": train_steps, "per_digit": samples_per_digit,
+    generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
                   "artifacts_dir": artifacts_dir}
     try:
         result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,

@@ -17,12 +17,19 @@ def _points(value: float) -> str:
 def _generation_lines(details: dict) -> list[str]:
     """The figures behind the generation verdict: official bar, larger sample, grid."""
     low, high = details["accuracy_ci95"]
+    trusted = details.get("reference_sampler_accuracy")
     lines = [
         f"official check ({details['profile']} profile, w = {details['w']}): "
         f"{details['official_accuracy']:.0%} of 50, {'passed' if details['official_passed'] else 'not passed'} (48 needed)",
         f"all digits drawn: {details['accuracy']:.1%} of {details['samples']} (95% interval {low:.1%} to {high:.1%}); "
-        f"the grader's own sampler: {details['reference_sampler_accuracy']:.0%}",
+        f"the grader's own sampler: " + ("not run" if trusted is None else f"{trusted:.0%}"),
     ]
+    if details.get("profile_reason"):
+        lines.append(f"profile {details['profile']}: {details['profile_reason']}")
+    if "course_flow" in details:
+        flow = details["course_flow"]
+        lines.append(f"course flow: {flow['ran']} of {flow['cells']} cells run in a Jupyter kernel; run_assessment "
+                     f"printed: {one_line(flow['assessment_output'])[-200:] or '(nothing)'}")
     if str(details.get("larger_sample", "")).startswith("not drawn"):
         lines.append(f"larger sample {details['larger_sample']}")
     weak = {d: a for d, a in details["per_digit_accuracy"].items() if a < 1.0}

@@ -109,6 +109,7 @@ class Context:
         self.seed = grading.seed
         self.device = torch.device(grading.device)
         self.analysis = grading.analysis
+        self.cells = grading.submission.cells  # code cells as written (the course profile runs them in a kernel)
         self.timeout = options.get("timeout", grading.timeout)
         self.failed_before = tuple(grading.failed_tasks)  # a task may name these as the likely cause
 
@@ -357,30 +358,50 @@ CPU_TRAIN_STEPS = 200   # the train profile on a CPU: the whole path at a width 
 CPU_TRAIN_CHS = (32, 32, 64)
 CPU_CHECK_STEPS = 40
 GENERATION_TIMEOUT = 900.0
+COURSE_FLOW_TIMEOUT = 24 * 3600.0
+OFFICIAL_PER_DIGIT = 5
+
+
+PROFILE_REASONS = {
+    "train": "the student's model trained from a seeded start through their training cell",
+    "transplant": "the reference weights loaded into the student's model",
+    "course": "the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it",
+}
 
 
 def generation_options(device: str, profile: str = "auto", train_steps: int | None = None,
                        per_digit: int | None = None, artifacts_dir: Path | None = None,
-                       stem: str = "submission", down_chs: tuple | None = None) -> dict:
+                       stem: str = "submission", down_chs: tuple | None = None, force: bool = False) -> dict:
     """Budgets of the generation task for its profile (train: from a seeded start; transplant:
-    the reference weights). On a CPU the train profile runs narrow and short: it checks the whole
-    path, and its accuracy is not the verdict a GPU would give (the report says which profile ran)."""
-    if profile == "auto":
-        profile = "train" if device == "cuda" else "transplant"
+    the reference weights; course: the notebook as written). On a CPU the train profile runs
+    narrow and short: it checks the whole path, and its accuracy is not the verdict a GPU would
+    give (the report says which profile ran and why). The course profile trains as the notebook
+    does, hours on a CPU: there it needs `force`."""
     gpu = device == "cuda"
-    train = profile == "train"
+    if profile == "auto":
+        profile = "train" if gpu else "transplant"
+        why = f"auto: {'a CUDA device is' if gpu else 'no CUDA device is'} available, so {PROFILE_REASONS[profile]}"
+    elif profile in PROFILE_REASONS:
+        why = f"asked for: {PROFILE_REASONS[profile]}"
+    else:
+        raise UnusableInput(f"--profile must be auto, train, transplant or course, not {profile!r}")
+    if profile == "course" and not gpu and not force:
+        raise UnusableInput("--profile course runs the notebook as written, its training included, which takes "
+                            "hours on a CPU: grade on a GPU, or pass --force to run it here anyway")
     return {
         "profile": profile,
+        "profile_reason": why,
         "train_steps": train_steps or (GPU_TRAIN_STEPS if gpu else CPU_TRAIN_STEPS),
         "down_chs": down_chs or ((64, 64, 128) if gpu else CPU_TRAIN_CHS),
-        "per_digit": per_digit or (50 if gpu else 10),
+        "per_digit": OFFICIAL_PER_DIGIT if profile == "course" else per_digit or (50 if gpu else 10),
         # The larger sample costs 30 s on a CPU: there it is drawn only near the bar, unless asked for.
         "larger_sample": "always" if gpu or per_digit else "near_bar",
         "grader_per_digit": 10 if gpu else 1,
-        "check_steps": 0 if train else CPU_CHECK_STEPS,
+        "check_steps": CPU_CHECK_STEPS if profile == "transplant" else 0,
         "artifacts_dir": artifacts_dir,
         "stem": stem,
-        "timeout": GENERATION_TIMEOUT,
+        # The course flow trains as the notebook does; only the grade's own deadline bounds it.
+        "timeout": COURSE_FLOW_TIMEOUT if profile == "course" else GENERATION_TIMEOUT,
     }
 
 
@@ -401,7 +422,8 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     wanted = set(task_ids or TASK_IDS)
     order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
-        options = {"generation": generation_options(device, stem=Path(path).stem, **(generation or {}))}
+        options = {"generation": generation_options(device, stem=Path(path).stem, **(generation or {}))} \
+            if "generation" in wanted else {}
         grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain)
         results, interrupted = [], False
         try:

@@ -114,7 +114,8 @@ def check(context) -> Verdict:
 
     options = context.options
     profile = options.get("profile", "transplant")
-    verdict_info = {"profile": profile, "timings": {}, "failed_before": list(context.failed_before)}
+    verdict_info = {"profile": profile, "profile_reason": options.get("profile_reason"), "timings": {},
+                    "failed_before": list(context.failed_before)}
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
     w = guidance.student_w(context)
     verdict_info["w"] = w
@@ -122,7 +123,10 @@ def check(context) -> Verdict:
     started = time.perf_counter()
     samples = {}
     try:
-        if profile == "transplant":
+        if profile == "course":
+            samples["official"], state, verdict_info["course_flow"] = _course_flow(context)
+            verdict_info["timings"]["course_flow_s"] = time.perf_counter() - started
+        elif profile == "transplant":
             state = read_state_dict(weights_path(UNET_FILE))
             _load_or_fail(context, "model", state)
             target = "model"
@@ -140,24 +144,26 @@ def check(context) -> Verdict:
                                                               options["train_steps"], options.get("batch_size", 128))
             target = "trained"
             state = _returned_state(context, "trained", state)
-        verdict_info["timings"]["model_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        sample_w_value = w if w is not None else 0.0
-        samples["official"] = _draw(context, target, OFFICIAL_PER_DIGIT, sample_w_value, "official sample", bf16)
-        extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
-        verdict_info["larger_sample"] = _larger_sample_plan(samples["official"], extra,
-                                                            options.get("larger_sample", "always"))
-        if verdict_info["larger_sample"].startswith("drawn"):
-            samples["extra"] = _draw(context, target, extra, sample_w_value, "larger sample", bf16)
-        verdict_info["timings"]["sampling_s"] = time.perf_counter() - started
+        if profile != "course":
+            verdict_info["timings"]["model_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            sample_w_value = w if w is not None else 0.0
+            samples["official"] = _draw(context, target, OFFICIAL_PER_DIGIT, sample_w_value, "official sample", bf16)
+            extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
+            verdict_info["larger_sample"] = _larger_sample_plan(samples["official"], extra,
+                                                                options.get("larger_sample", "always"))
+            if verdict_info["larger_sample"].startswith("drawn"):
+                samples["extra"] = _draw(context, target, extra, sample_w_value, "larger sample", bf16)
+            verdict_info["timings"]["sampling_s"] = time.perf_counter() - started
     except StageFailure as failure:
         return _stage_failure(Verdict(POINTS, location=context.locate("sample_w")),
                               {**verdict_info, "stage": failure.stage, "problem": failure.problem})
     started = time.perf_counter()
     effective_w = _effective_w(context, w)
     verdict_info["effective_w"] = effective_w
-    samples["grader"] = trusted_samples(state, effective_w, options.get("grader_per_digit", 1),
-                                        derive_seed(context.seed, ID, "trusted"), context.progress)
+    if state is not None:
+        samples["grader"] = trusted_samples(state, effective_w, options.get("grader_per_digit", 1),
+                                            derive_seed(context.seed, ID, "trusted"), context.progress)
     verdict_info["timings"]["trusted_path_s"] = time.perf_counter() - started
     if profile == "transplant" and options.get("check_steps") and training is not None:
         started = time.perf_counter()
@@ -168,6 +174,46 @@ def check(context) -> Verdict:
     verdict = judge(verdict_info, samples, context.locate, context.seed, **options)
     verdict_info["timings"]["judge_s"] = time.perf_counter() - started
     return verdict
+
+
+def _course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
+    """The notebook run top to bottom in a kernel, as the DLI platform runs it: the 50 samples its
+    run_assessment drew, the final model's weights when they fit the course's U-Net (for the
+    trusted path), and how far the run got."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell.source) for cell in context.cells])
+    value, _ = context.ask("course_flow", notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout))
+    if not isinstance(value, dict):
+        raise StageFailure("course flow", f"the course flow answered {kind_of(value)}")
+    numbers = [cell.number for cell in context.cells]
+    stopped, assessment = value.get("stopped"), value.get("assessment_cell")
+    flow = {"cells": value.get("cells"), "ran": value.get("ran"),
+            "assessment_output": str(value.get("assessment_output") or "")}
+    if isinstance(stopped, dict) and type(stopped.get("cell")) is int and 0 <= stopped["cell"] < len(numbers):
+        flow["stopped"] = {"cell": numbers[stopped["cell"]], "error": str(stopped.get("error"))}
+        raise StageFailure("course flow", f"the notebook stopped at cell {flow['stopped']['cell']} "
+                                          f"({flow['stopped']['error']}) before the assessment ran")
+    if type(assessment) is not int:
+        raise StageFailure("course flow", "no cell calls run_assessment(model, sample_w, w)")
+    images = value.get("samples")
+    if images is None:
+        raise StageFailure("course flow", f"cell {numbers[assessment]} ran, but run_assessment saved no samples")
+    images = plain_tensor(images, "the samples run_assessment drew", finite=False)
+    if tuple(images.shape) != (10 * OFFICIAL_PER_DIGIT, 1, 28, 28):
+        raise StageFailure("course flow", f"run_assessment drew shape {tuple(images.shape)}, not (50, 1, 28, 28)")
+    return images.float(), _course_shaped(value.get("model_state")), flow
+
+
+def _course_shaped(state) -> dict | None:
+    """`state` when it is a state dict of plain tensors that loads into the course's U-Net."""
+    if not isinstance(state, dict):
+        return None
+    expected = UNet(150, 1, 28, COURSE_CHS).state_dict()
+    if set(state) != set(expected) or not all(type(state[k]) is torch.Tensor and state[k].shape == v.shape
+                                              for k, v in expected.items()):
+        return None
+    return state
 
 
 def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> str:
@@ -404,8 +450,11 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     the larger sample) and on the grader's trusted path ("grader")."""
     verdict = Verdict(POINTS, location=locate("sample_w"))
     verdict.details["profile"] = info.get("profile")
+    verdict.details["profile_reason"] = info.get("profile_reason")
     verdict.details["w"] = info.get("w")
     verdict.details["effective_w"] = info.get("effective_w")
+    if "course_flow" in info:
+        verdict.details["course_flow"] = info["course_flow"]
     if info["stage"] != "done":
         return _stage_failure(verdict, info)
     official, official_finite = _classify(data["official"])
@@ -416,8 +465,13 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     larger, larger_finite = _classify(larger_images)
     larger_labels = torch.arange(10).repeat_interleave(per_digit)
     correct = int((larger == larger_labels).sum())
-    grader, _ = _classify(data["grader"])
-    grader_accuracy = (grader == torch.arange(10).repeat_interleave(data["grader"].shape[0] // 10)).float().mean().item()
+    trusted = data.get("grader")  # None when the grader could not sample the model itself
+    if trusted is not None:
+        grader, _ = _classify(trusted)
+        trusted_correct = int((grader == torch.arange(10).repeat_interleave(trusted.shape[0] // 10)).sum())
+        grader_accuracy = trusted_correct / len(grader)
+    else:
+        grader_accuracy = None
     verdict.details.update(
         official_accuracy=official_accuracy,
         official_passed=official_accuracy >= OFFICIAL_BAR,
@@ -443,9 +497,11 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     if copies > NEAR_COPY_LIMIT:
         verdict.check(False, POINTS, f"{copies:.0%} of the generated digits are near copies of MNIST images")
         verdict.integrity.append(f"{copies:.0%} of the generated digits are near copies of MNIST images")
-    trusted_correct = int((grader == torch.arange(10).repeat_interleave(data["grader"].shape[0] // 10)).sum())
-    trusted_high = wilson_interval(trusted_correct, len(grader))[1]
-    if official_accuracy >= OFFICIAL_BAR and trusted_high < official_accuracy - TRUSTED_MARGIN:
+    if trusted is None:
+        verdict.note("the grader could not sample your model itself (its weights do not fit the course's "
+                     "U-Net), so the digits were judged only as your sample_w drew them")
+    elif official_accuracy >= OFFICIAL_BAR \
+            and wilson_interval(trusted_correct, len(grader))[1] < official_accuracy - TRUSTED_MARGIN:
         message = (f"sample_w draws digits the judge recognises ({official_accuracy:.0%}) but the same model, "
                    f"sampled by the grader at your guidance weight, does not ({grader_accuracy:.0%})")
         verdict.check(False, POINTS, message, "sample_w must draw its digits from the model it is given")
@@ -486,7 +542,7 @@ def _likely_causes(info: dict, official_accuracy: float, grader_accuracy: float)
                      f"one (the course's weight would be {effective:g}), so the digits drift to any class; choose w "
                      f"so that the course's weight is about 1 (w = 1 in the course's form, w = 2 in the form "
                      f"w * keep + (1 - w) * drop), where the reference weights reach {REFERENCE_ACCURACY_W1:.1%}")
-    elif grader_accuracy > official_accuracy + 0.3:
+    elif grader_accuracy is not None and grader_accuracy > official_accuracy + 0.3:
         hints.append("the grader's own sampler draws better digits from the same weights at your w: "
                      "check the guidance formula in sample_w")
     relevant = SAMPLING_RELIES_ON + (TRAINING_RELIES_ON if info.get("profile") == "train" else ())

@@ -120,3 +120,15 @@ def test_train_profile_on_the_cpu(name, tmp_path):
         assert "trained as written" not in task.message and "batches it was given" not in task.message
     else:
         assert task.status == "failed" and TRAIN_EXPECTED[name] in task.message, task.message
+
+
+def test_same_seed_same_digits_whatever_tasks_ran_before(tmp_path):
+    """The generation inputs come from the grade's seed alone: grading other tasks first (which
+    run student code in the same child) must not change a single prediction."""
+    path = _corpus().write_case(CASES["example_script"], tmp_path)
+    alone = grade(path, ["generation"], device="cpu", seed=11)
+    after_all = grade(path, None, device="cpu", seed=11)
+    first, second = alone.tasks[-1].details, after_all.tasks[-1].details
+    assert first["official_predictions"] == second["official_predictions"]
+    assert first["reference_sampler_accuracy"] == second["reference_sampler_accuracy"]
+    assert first["short_training"]["heldout_loss"] == pytest.approx(second["short_training"]["heldout_loss"], rel=1e-3)

@@ -2,8 +2,9 @@
 
 Commands: setup, exec (run a cell), get (values of names), describe (what names are),
 classes (the student's module classes), call (a student function or class, with stubs and
-temporary bindings), and the training and sampling steps in `harness`. Every answer is raw:
-values, records, or the exception student code raised, with its cell and line.
+temporary bindings), the training and sampling steps in `harness`, and the course's own flow
+in `course`. Every answer is raw: values, records, or the exception student code raised, with
+its cell and line.
 """
 
 import ast
@@ -15,7 +16,7 @@ import traceback
 
 import torch
 
-from executor import harness, stubs, wire
+from executor import course, harness, stubs, wire
 
 FORBIDDEN_PACKAGES = ("grader", "tasks", "reference")
 
@@ -189,7 +190,7 @@ class Executor:
         command.pop("blobs", None)
         handlers = {"setup": self.setup, "exec": self.exec, "get": self.get, "describe": self.describe,
                     "classes": self.classes, "call": self.call, "module": self.module, "batch": self.batch,
-                    **harness.handlers(self)}
+                    **harness.handlers(self), **course.handlers(self)}
         self.made = []
         try:
             if op == "batch":

@@ -1,0 +1,95 @@
+"""`--profile course`: the notebook run top to bottom in a Jupyter kernel inside the sandbox.
+
+A tiny copy of the example (10 diffusion steps, two training batches, no torch.compile) keeps
+the run to seconds; the real notebook trains for hours on a CPU, which is why the profile is
+refused there without --force.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.runner import grade
+NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "submission.ipynb"
+
+TINY = (
+    ("nrows = 10\nncols = 15\n", "nrows = 2\nncols = 5\n"),
+    ("model = torch.compile(model.to(device))", "model = model.to(device)"),
+    ("    for step, batch in enumerate(dataloader):\n", "    for step, batch in zip(range(2), dataloader):\n"),
+    ("epochs = 5\n", "epochs = 1\n"),
+)
+# The kernel runs inside the same view as every child: the answer key must not be importable.
+CONTAINED = ("import importlib.util\n"
+             "assert not [name for name in ('grader', 'tasks', 'reference') if importlib.util.find_spec(name)]\n")
+
+
+def tiny_notebook(folder, extra_edits=(), first_cell: str | None = CONTAINED):
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    for old, new in TINY + tuple(extra_edits):
+        holders = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
+        assert len(holders) == 1, f"{old!r} found in {len(holders)} cells"
+        holders[0].source = holders[0].source.replace(old, new)
+    if first_cell:
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(first_cell))
+    path = folder / "tiny.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_course_flow_runs_every_cell_and_judges_run_assessments_samples(tmp_path):
+    result = grade(tiny_notebook(tmp_path), ["generation"], device="cpu", seed=5,
+                   generation={"profile": "course", "force": True, "artifacts_dir": tmp_path / "art"})
+    (task,) = result.tasks
+    details = task.details
+    assert result.profile == "course" and details["profile"] == "course"
+    flow = details["course_flow"]
+    assert flow["ran"] == flow["cells"] == sum(cell.cell_type == "code" for cell in
+                                               nbformat.read(tiny_notebook(tmp_path), as_version=4).cells)
+    assert "saved them to run_assessment_samples.pt" in flow["assessment_output"]
+    # Two training batches draw no digits: the official check fails on the samples run_assessment drew.
+    assert task.status == "failed" and "official check" in task.message, task.message
+    assert details["samples"] == 50 and 0.0 <= details["official_accuracy"] < 0.95
+    # The final model fits the course's U-Net, so the grader sampled it itself too.
+    assert details["reference_sampler_accuracy"] is not None
+
+
+def test_course_flow_stops_at_the_first_error_like_run_all(tmp_path):
+    path = tiny_notebook(tmp_path, extra_edits=(("a_bar = torch.cumprod(a, dim=0)", "a_bar = torch.cumprod(a)"),))
+    result = grade(path, ["generation"], device="cpu", seed=5, generation={"profile": "course", "force": True})
+    (task,) = result.tasks
+    assert task.status == "failed"
+    assert "the notebook stopped at cell" in task.message and "TypeError" in task.message, task.message
+    assert "before the assessment ran" in task.message
+
+
+def test_a_kernel_outside_the_sandbox_would_see_the_answer_key(tmp_path):
+    """The containment check in the tiny notebook can fail: uncontained, the assertion stops the run."""
+    result = grade(tiny_notebook(tmp_path), ["generation"], device="cpu", seed=5, contain=False,
+                   generation={"profile": "course", "force": True})
+    (task,) = result.tasks
+    assert "stopped at cell 1 (AssertionError" in task.message, task.message
+
+
+def test_course_profile_is_refused_on_a_cpu_without_force(tmp_path):
+    outcome = CliRunner().invoke(main, ["grade", str(NOTEBOOK), "--device", "cpu", "--profile", "course", "-q"])
+    assert outcome.exit_code == 2, outcome.output
+    assert "--force" in outcome.output
+
+
+def test_course_profile_is_not_refused_when_generation_is_not_graded(tmp_path):
+    outcome = CliRunner().invoke(main, ["grade", str(NOTEBOOK), "--device", "cpu", "--profile", "course",
+                                        "--tasks", "schedule", "-q"])
+    assert outcome.exit_code == 0, outcome.output
+
+
+@pytest.mark.parametrize("profile, reason", [("auto", "auto: no CUDA device is available"),
+                                             ("transplant", "asked for: the reference weights")])
+def test_the_report_names_the_profile_and_why(profile, reason):
+    from grader.runner import generation_options
+
+    assert generation_options("cpu", profile=profile)["profile_reason"].startswith(reason)
