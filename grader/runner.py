@@ -196,6 +196,10 @@ class Grading:
         if not outcome.ok:
             why = outcome.reason or (outcome.error or {}).get("message", "")
             return f"the grader could not start Python for the student's code: {why}"
+        if self.device == "cuda" and self.sandbox.setup_reply.get("cuda") is not True:
+            # Decided once here, verified there: never train a GPU budget on the child's CPU.
+            return ("the grader could not start Python for the student's code on CUDA: the contained child "
+                    "sees no CUDA device (check CUDA_VISIBLE_DEVICES and the driver); grade with --device cpu")
         return None
 
     def _start_child_and_run_cells(self) -> str | None:

@@ -38,3 +38,26 @@ def test_selfcheck_json_reports_data_and_judge():
     assert outcome.exit_code == 0, outcome.stdout
     assert report["data_ok"] is True and report["unet_ok"] is True
     assert 0.99 <= report["judge_test_accuracy"] <= 1.0
+
+
+def test_the_child_runs_deterministic_algorithms(tmp_path):
+    grading = Grading(EXAMPLE, "cpu", 0, 60, tmp_path)
+    try:
+        assert grading.start_child() is None
+        reply = grading.sandbox.setup_reply
+        assert reply["deterministic"] is True and reply["device"] == "cpu" and reply["cuda"] is False
+    finally:
+        grading.close()
+
+
+def test_a_child_without_cuda_is_an_error_not_a_cpu_training_run(monkeypatch):
+    """The grader decides the device once; when it chose CUDA and the contained child sees none
+    (a driver path the sandbox hides, CUDA_VISIBLE_DEVICES emptied), the grade stops with a grader
+    error instead of training a GPU budget on the child's CPU."""
+    import grader.runner as runner
+
+    monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    result = grade(EXAMPLE, ["schedule", "generation"], device="cuda", seed=1)
+    assert [task.status for task in result.tasks] == ["error", "error"], [t.message for t in result.tasks]
+    assert "sees no CUDA device" in result.tasks[0].message

@@ -75,13 +75,17 @@ class Executor:
             torch.cuda.set_per_process_memory_fraction(gpu_fraction)
         random.seed(seed)
         torch.manual_seed(seed)
+        # Same seed, same verdict: no kernel may pick a nondeterministic algorithm (warn, not fail).
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
         try:
             import numpy
             numpy.random.seed(seed % 2**32)
         except ImportError:
             pass
         exec(compile(preamble, "<preamble>", "exec"), self.namespace)
-        return {"cuda": cuda, "device": str(self.device), "threads": torch.get_num_threads()}
+        return {"cuda": cuda, "device": str(self.device), "threads": torch.get_num_threads(),
+                "deterministic": torch.are_deterministic_algorithms_enabled()}
 
     def exec(self, code: str, filename: str):
         """Run a cell one top-level statement at a time: a FIXME on one line must not hide the
