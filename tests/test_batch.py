@@ -212,9 +212,10 @@ def test_resume_after_a_killed_batch_regrades_only_the_rest(tmp_path):
     assert not list((tmp_path / "out").rglob(".*.tmp"))
 
 
-@pytest.mark.slow  # about 40 s on 2 cores, most of it starting Ray twice
 def test_ray_backend_grades_each_submission_and_resumes(tmp_path):
-    pytest.importorskip("ray", reason="ray is not installed (pip install 'dli-grade[ray]')")
+    """Starts a local Ray (about 12 s on 2 cores), grades two submissions on it, then resumes."""
+    # The test extra brings ray (pyproject.toml): without it this is a broken install, not a skip.
+    import ray  # noqa: F401
     for student in ("ann", "ben"):
         (tmp_path / "subs" / student).mkdir(parents=True)
     shutil.copy(MODULE, tmp_path / "subs" / "ann" / "submission.py")
