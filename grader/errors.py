@@ -12,7 +12,3 @@ class UnusableInput(Exception):
 
     The message is one line that names the file and the problem; no traceback is shown.
     """
-
-
-class GraderError(Exception):
-    """Something went wrong inside the grader itself, not in the student's code (exit code 3)."""

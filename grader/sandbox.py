@@ -67,7 +67,6 @@ class SandboxConfig:
     seed: int = 0
     memory_limit_mb: int | None = None
     tmp_size_mb: int = 1024
-    threads: int = 0
     preamble: str = ""
     contain: bool = True
 
@@ -80,6 +79,8 @@ def _child_environment(config: SandboxConfig) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     }
+    # The child's torch threads come from OMP_NUM_THREADS/MKL_NUM_THREADS, passed on as the grader got
+    # them: `dli-grade batch` gives each concurrent grade its share of the cores this way.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -149,7 +150,7 @@ class Sandbox:
             return self._lost(deadline)
         self.layers = status[0].get("sandbox", {}) if isinstance(status[0].get("sandbox"), dict) else {}
         outcome = self.request("setup", max(1.0, deadline - time.monotonic()), seed=config.seed,
-                               preamble=config.preamble, device=config.device, threads=config.threads,
+                               preamble=config.preamble, device=config.device,
                                gpu_fraction=0.9 if config.device == "cuda" else 0.0)
         if outcome.ok and isinstance(outcome.value, dict):
             self.setup_reply = outcome.value

@@ -142,6 +142,6 @@ class Verdict:
         return "; ".join(self.failures) if self.failures else success
 
 
-def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+def approx_equal(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     """Same shape and values within tolerance (float32 arithmetic in another order)."""
     return a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from reference import blocks as reference_blocks
-from tasks.base import Verdict, close, kind_of, named
+from tasks.base import Verdict, approx_equal, kind_of, named
 
 ID = "blocks"
 TITLE = "U-Net blocks (the seven classes)"
@@ -114,7 +114,7 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
         with torch.no_grad():
             expected[kind] = _reference_module(kind, seed + number)(*_inputs(kind, seed + number))
     matches = {name: [kind for kind in KINDS if trials[name].get(kind) == "ran" and name not in delegating
-                      and close(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)]
+                      and approx_equal(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)]
                for name in trials}
     verdict.details["matches"] = matches
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks._schedule_runs import notebook_T
-from tasks.base import TaskFailure, Verdict, close, plain_tensor, stub
+from tasks.base import TaskFailure, Verdict, approx_equal, plain_tensor, stub
 
 ID = "loss"
 TITLE = "Loss get_loss(model, x_0, t, *model_args)"
@@ -70,8 +70,8 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
         return verdict
     model_x = model_x.double()
     prediction = SCALE * model_x + SHIFT
-    if not close(model_x, x_noisy):
-        seen = "x_0" if close(model_x, x_0) else "another tensor"
+    if not approx_equal(model_x, x_noisy):
+        seen = "x_0" if approx_equal(model_x, x_0) else "another tensor"
         verdict.check(False, POINTS, f"the model is given {seen} instead of the noisy image from q",
                       "noise_pred = model(x_noisy, t, *model_args)")
         return verdict
@@ -86,12 +86,12 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
         "an MSE against x_0 instead of the noise": F.mse_loss(prediction, x_0),
         "an MSE against the noisy image instead of the noise": F.mse_loss(prediction, x_noisy),
     }
-    found = next((name for name, value in candidates.items() if close(loss, value, rtol=1e-4, atol=1e-6)), None)
+    found = next((name for name, value in candidates.items() if approx_equal(loss, value, rtol=1e-4, atol=1e-6)), None)
     verdict.details["loss"] = loss.item()
     if found == "mse":
         verdict.check(True, POINTS, "")
         model_t, t = call.get("t"), data["t"].double()
-        if isinstance(model_t, torch.Tensor) and close(model_t.double().flatten(), t.flatten() / T):
+        if isinstance(model_t, torch.Tensor) and approx_equal(model_t.double().flatten(), t.flatten() / T):
             verdict.note("get_loss passes t / T to the model (layout A); the course's model divides by T again")
     else:
         verdict.check(False, POINTS, f"get_loss computes {found}" if found else

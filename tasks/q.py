@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
-from tasks.base import Verdict, close, pair_of_tensors
+from tasks.base import Verdict, approx_equal, pair_of_tensors
 
 ID = "q"
 TITLE = "Forward diffusion q(x_0, t)"
@@ -63,14 +63,14 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     follows = None
     for source, schedule in schedules:
         keep, mix = _coefficients(schedule, t)
-        if close(x_t, keep * x_0 + mix * noise):
+        if approx_equal(x_t, keep * x_0 + mix * noise):
             follows = source
             break
     if follows == "yours":
         verdict.note("q is right given your schedule tensors; the schedule task reports what differs")
     if follows is None:
         keep, mix = _coefficients(schedules[0][1], t)
-        if close(x_t, mix * x_0 + keep * noise):
+        if approx_equal(x_t, mix * x_0 + keep * noise):
             failure = "q swaps its coefficients: x_0 is scaled by sqrt(1 - a_bar_t) and the noise by sqrt(a_bar_t)"
             hint = "x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise"
         else:

@@ -68,7 +68,8 @@ def _mean_weights(schedule, step):
     return inverse, -inverse * schedule["pred_noise_coeff"].double()[step].item()
 
 
-def _fits(weights, expected, residual) -> bool:
+def _weights_match(weights, expected, residual) -> bool:
+    """The fitted weights equal `expected`, within a tolerance that grows with the fit's residual noise."""
     tolerance = 1e-3 + 5 * residual.std().item() / residual.numel() ** 0.5
     return all(abs(w - e) <= tolerance * max(1.0, abs(e)) for w, e in zip(weights, expected))
 
@@ -99,14 +100,14 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
         schedules = schedules[:1]
     chosen = None
     for source, schedule in schedules:
-        if all(_fits(fit[:2], _mean_weights(schedule, step), fit[2]) for step, fit in fits.items()):
+        if all(_weights_match(fit[:2], _mean_weights(schedule, step), fit[2]) for step, fit in fits.items()):
             chosen = schedule
             if source == "yours":
                 verdict.note("reverse_q is right given your schedule tensors; the schedule task reports what differs")
             break
     if chosen is None:
         alpha, beta = _mean_weights(schedules[0][1], 75)
-        if _fits(fits[75][:2], (beta, alpha), fits[75][2]):
+        if _weights_match(fits[75][:2], (beta, alpha), fits[75][2]):
             failure, hint = ("reverse_q swaps x_t and e_t: it computes sqrt_a_inv * (e_t - pred_noise_coeff * x_t)",
                              "u_t = sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)")
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Verdict, close
+from tasks.base import Verdict, approx_equal
 
 ID = "schedule"
 TITLE = "DDPM schedule (a, a_bar, square roots, pred_noise_coeff)"
@@ -58,7 +58,7 @@ DIAGNOSES = {
 def _diagnose(name: str, value: torch.Tensor, student: dict) -> str | None:
     for wrong, message in DIAGNOSES.get(name, []):
         try:
-            if close(value.double(), wrong(student).double()):
+            if approx_equal(value.double(), wrong(student).double()):
                 return message
         except (KeyError, RuntimeError, TypeError):
             continue
@@ -76,7 +76,7 @@ def check(context) -> Verdict:
     B = student.get("B")
     T = B.shape[0] if B is not None and B.dim() == 1 else 150
     reference_B = torch.linspace(BETA_START, BETA_END, T)
-    if B is not None and not close(B, reference_B):
+    if B is not None and not approx_equal(B, reference_B):
         verdict.note("B is not the course's torch.linspace(0.0001, 0.02, T); the other tensors are checked against your B")
     elif B is None:
         student["B"] = reference_B

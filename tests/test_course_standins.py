@@ -23,13 +23,11 @@ from reference.schedule import TENSOR_NAMES, make_schedule
 from reference.unet import course_unet
 from reference.weights import UNET_FILE, load_into, weights_path
 
+from corpus.blocks import BLOCK_CASES, BLOCK_NAMES  # tests/ is on sys.path (pytest's default import mode)
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 COURSE_MODULES = ("utils", "utils.other_utils", "utils.ddpm_utils", "utils.UNet_utils", "run_assessment")
-BLOCK_NAMES = (
-    "DownBlock", "EmbedBlock", "GELUConvBlock", "RearrangePoolBlock", "ResidualConvBlock",
-    "SinusoidalPositionEmbedBlock", "UpBlock",
-)
 GRADER_PACKAGES = {"grader", "tasks", "reference"}
 ALLOWED_THIRD_PARTY = {"torch", "torchvision", "einops", "matplotlib"}
 
@@ -234,17 +232,6 @@ def _perturbed(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Ten
 def _same_shapes(a: torch.nn.Module, b: torch.nn.Module) -> None:
     assert [(k, tuple(v.shape)) for k, v in a.state_dict().items()] == \
         [(k, tuple(v.shape)) for k, v in b.state_dict().items()]
-
-
-BLOCK_CASES = {
-    "GELUConvBlock": ((3, 8, 4), [(2, 3, 8, 8)]),
-    "RearrangePoolBlock": ((8, 4), [(2, 8, 8, 8)]),
-    "DownBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
-    "UpBlock": ((8, 4, 2), [(2, 8, 4, 4), (2, 8, 4, 4)]),
-    "SinusoidalPositionEmbedBlock": ((8,), [(5,)]),
-    "EmbedBlock": ((10, 16), [(3, 10)]),
-    "ResidualConvBlock": ((1, 8, 4), [(2, 1, 8, 8)]),
-}
 
 
 @pytest.mark.parametrize("name", BLOCK_NAMES)

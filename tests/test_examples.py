@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -14,14 +15,12 @@ import pytest
 
 from reference.course_path import course_path
 
+from corpus.blocks import BLOCK_CASES, BLOCK_NAMES  # tests/ is on sys.path (pytest's default import mode)
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "examples" / "submission.ipynb"
 SCRIPT = ROOT / "examples" / "submission.py"
 LAYOUT_A = ROOT / "tests" / "corpus" / "layout_a.ipynb"
-BLOCK_NAMES = (
-    "DownBlock", "EmbedBlock", "GELUConvBlock", "RearrangePoolBlock", "ResidualConvBlock",
-    "SinusoidalPositionEmbedBlock", "UpBlock",
-)
 
 
 def notebook_code(path: Path) -> list[str]:
@@ -95,7 +94,7 @@ def test_layouts_differ_as_the_course_does():
 # It executes only imports, definitions and the constant/schedule assignments (no data, no
 # model, no training, no plots, no assessment) and compares them with `reference`.
 CHILD = r'''
-import ast, math, sys
+import ast, json, math, sys
 import nbformat, torch
 from einops.layers.torch import Rearrange
 import reference
@@ -166,15 +165,7 @@ for w in (0.0, 1.0, 2.5):
     same_draws(lambda: ns["sample_w"](stub, c_hot[:2], w),
                lambda: reference.sample_w(stub, c_hot[:2], w, schedule), 5)
 
-BLOCKS = {
-    "GELUConvBlock": ((3, 8, 4), [(2, 3, 8, 8)]),
-    "RearrangePoolBlock": ((8, 4), [(2, 8, 8, 8)]),
-    "DownBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
-    "UpBlock": ((8, 4, 2), [(2, 8, 4, 4), (2, 8, 4, 4)]),
-    "SinusoidalPositionEmbedBlock": ((8,), [(5,)]),
-    "EmbedBlock": ((10, 16), [(3, 10)]),
-    "ResidualConvBlock": ((1, 8, 4), [(2, 1, 8, 8)]),
-}
+BLOCKS = json.loads(sys.argv[3])
 for name, (args, shapes) in BLOCKS.items():
     theirs = getattr(reference, name)(*args)
     ours = ns[name](*args)
@@ -198,7 +189,7 @@ def test_definitions_match_reference(path, layout, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(course_path()), MPLBACKEND="Agg")
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), layout],
+        [sys.executable, "-c", CHILD, str(path), layout, json.dumps(BLOCK_CASES)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
     )
     assert done.returncode == 0, done.stderr[-4000:]

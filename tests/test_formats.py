@@ -88,6 +88,78 @@ def test_gradescope_results_follow_the_specification():
     assert q["output"].count("\n") == 1  # message line + one hint line, each a single line
 
 
+# Gradescope's autograder specification (docs/specs.md of gradescope/autograder_samples, 2025):
+# every key results.json may hold at the top level and in a test, and the visibility values.
+GRADESCOPE_TOP_KEYS = {"score", "execution_time", "output", "output_format", "test_output_format",
+                       "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
+GRADESCOPE_TEST_KEYS = {"score", "max_score", "status", "name", "name_format", "number", "output",
+                        "output_format", "tags", "visibility", "extra_data"}
+GRADESCOPE_VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+GRADESCOPE_FORMATS = {"text", "html", "simple_format", "md", "ansi"}
+# /autograder/submission_metadata.json as the specification's "Submission Metadata" page shows
+# it: a group submission of two, one name carrying markup and a line break.
+METADATA = {
+    "id": 123456, "created_at": "2026-11-27T14:22:32.365935-08:00",
+    "assignment": {"due_date": "2026-11-30T23:00:00.000000-08:00", "group_size": 2, "group_submission": True,
+                   "id": 25828, "course_id": 1234, "late_due_date": None, "title": "DLI diffusion assessment",
+                   "total_points": "50.0"},
+    "submission_method": "upload",
+    "users": [{"email": "ann@example.edu", "id": 1234, "name": "Ann <b>Lee</b>\nScore 50/50"},
+              {"email": "bo@example.edu", "id": 1235, "name": "Bo Chen"}],
+    "previous_submissions": [{"submission_time": "2026-11-26T10:00:00-08:00", "score": 5.0, "results": {}}],
+}
+
+
+def test_gradescope_results_use_only_the_specifications_keys_and_values(tmp_path):
+    data = gradescope.results(sample_result().to_json(), gradescope_metadata_of(METADATA, tmp_path))
+    assert set(data) <= GRADESCOPE_TOP_KEYS
+    assert all(set(test) <= GRADESCOPE_TEST_KEYS for test in data["tests"])
+    assert {data["visibility"], data["stdout_visibility"]} | {t["visibility"] for t in data["tests"]} <= GRADESCOPE_VISIBILITY
+    # The top-level output would be rendered as HTML ("simple_format") unless declared text.
+    assert data["output_format"] == data["test_output_format"] == data["test_name_format"] == "text"
+    assert {data["output_format"]} <= GRADESCOPE_FORMATS
+    assert isinstance(data["execution_time"], float) and data["execution_time"] == 3.2
+    json.dumps(data, allow_nan=False)
+
+
+def gradescope_metadata_of(raw, folder: Path) -> dict | None:
+    path = folder / "submission_metadata.json"
+    if isinstance(raw, bytes):
+        path.write_bytes(raw)
+    else:
+        path.write_text(raw if isinstance(raw, str) else json.dumps(raw))
+    return gradescope.submission_metadata(path)
+
+
+def test_gradescope_metadata_names_the_submission_and_is_stored_for_the_instructor(tmp_path):
+    metadata = gradescope_metadata_of(METADATA, tmp_path)
+    assert metadata["submission_id"] == 123456 and metadata["created_at"] == METADATA["created_at"]
+    assert metadata["assignment"] == "DLI diffusion assessment"
+    assert [user["id"] for user in metadata["users"]] == [1234, 1235]
+    assert metadata["users"][0]["name"] == "Ann <b>Lee</b> Score 50/50"  # one line; declared text, never HTML
+    data = gradescope.results(sample_result().to_json(), metadata)
+    first, second = data["output"].split("\n")[:2]
+    assert first == ("Submission 123456 by Ann <b>Lee</b> Score 50/50, Bo Chen "
+                     "(submitted 2026-11-27T14:22:32.365935-08:00)")
+    assert second.startswith("Score 5/8")  # the grade's own line follows, unchanged
+    stored = data["extra_data"]["dli_grade"]
+    assert stored["gradescope"]["users"][1] == {"id": 1235, "name": "Bo Chen", "email": "bo@example.edu"}
+    assert stored["sha256"] == "ab" * 32 and stored["schema"] == "dli-grade/result/v1"
+    assert "previous_submissions" not in json.dumps(stored)  # earlier results are not copied along
+
+
+def test_gradescope_metadata_that_is_absent_or_unreadable_is_ignored(tmp_path):
+    assert gradescope.submission_metadata(tmp_path / "absent.json") is None
+    for raw in ("", "{ not json", "[1, 2]", b"\xff{}"):
+        assert gradescope_metadata_of(raw, tmp_path) is None, raw
+
+
+def test_gradescope_metadata_of_an_unexpected_shape_still_gives_a_well_formed_report(tmp_path):
+    metadata = gradescope_metadata_of({"id": True, "users": "x", "assignment": 3, "created_at": None}, tmp_path)
+    assert metadata == {"submission_id": None, "created_at": "", "assignment": "", "users": []}
+    assert gradescope.results(sample_result().to_json(), metadata)["output"].startswith("Submission\nScore 5/8")
+
+
 def test_gradescope_error_document_scores_zero_with_the_reason():
     data = gradescope.results(error_document("x.ipynb", "x.ipynb: not valid JSON"))
     assert data["score"] == 0.0 and data["tests"] == [] and "not valid JSON" in data["output"]
@@ -238,9 +310,13 @@ def test_grade_command_writes_each_format_to_output(fmt, fake_grade, tmp_path, m
 
 def test_gradescope_goes_to_the_autograder_results_folder(fake_grade, tmp_path, monkeypatch):
     monkeypatch.setattr(gradescope, "RESULTS_DIR", tmp_path)
+    (tmp_path / "submission_metadata.json").write_text(json.dumps(METADATA))
+    monkeypatch.setattr(gradescope, "METADATA_FILE", tmp_path / "submission_metadata.json")
     result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "-q"])
     assert result.stdout == ""
-    assert json.loads((tmp_path / "results.json").read_text())["tests"][0]["name"].startswith("schedule")
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["tests"][0]["name"].startswith("schedule")
+    assert data["output"].startswith("Submission 123456 by ") and data["extra_data"]["dli_grade"]["gradescope"]
 
 
 def test_unusable_input_still_gives_structured_reports(tmp_path, monkeypatch):

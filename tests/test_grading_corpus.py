@@ -93,13 +93,6 @@ def check(case: Case, result, path) -> None:
     assert result.passed == (not case.failed)
 
 
-def _param(case: Case):
-    marks = [pytest.mark.slow] if case.slow else []
-    if case.xfail:
-        marks.append(pytest.mark.xfail(reason=case.xfail, strict=True))
-    return pytest.param(case, id=case.name, marks=marks)
-
-
 WORKERS = int(os.environ.get("DLI_GRADE_TEST_WORKERS", min(2, os.cpu_count() or 1)))
 
 
@@ -128,7 +121,7 @@ def graded(request, tmp_path_factory):
     return {name: (paths[name], outcomes[name]) for name in paths}
 
 
-@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_case(case, graded):
     path, result = graded[case.name]
     if isinstance(result, Exception):

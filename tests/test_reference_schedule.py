@@ -22,7 +22,7 @@ def loop_cumprod(values):
     return torch.tensor(out, dtype=torch.float64)
 
 
-def close(actual, expected, rtol=1e-5, atol=1e-7):
+def assert_near(actual, expected, rtol=1e-5, atol=1e-7):
     torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=atol)
 
 
@@ -30,19 +30,19 @@ def close(actual, expected, rtol=1e-5, atol=1e-7):
 def test_betas_are_linspace(T):
     s = make_schedule(T)
     assert s.B.dtype == torch.float32
-    close(s.B, torch.linspace(1e-4, 0.02, T, dtype=torch.float64))
+    assert_near(s.B, torch.linspace(1e-4, 0.02, T, dtype=torch.float64))
     assert s.B[0].item() == pytest.approx(1e-4, rel=1e-6)
     assert s.B[-1].item() == pytest.approx(0.02, rel=1e-6)
     # evenly spaced, increasing
     steps = torch.diff(s.B.double())
     assert torch.all(steps > 0)
-    close(steps, torch.full_like(steps, (0.02 - 1e-4) / (T - 1)), rtol=1e-3)
+    assert_near(steps, torch.full_like(steps, (0.02 - 1e-4) / (T - 1)), rtol=1e-3)
 
 
 def test_default_is_course_schedule():
     s = make_schedule()
     assert s.T == 150 == constants.T
-    close(s.B, torch.linspace(0.0001, 0.02, 150, dtype=torch.float64))
+    assert_near(s.B, torch.linspace(0.0001, 0.02, 150, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("T", [constants.T, 10])
@@ -51,20 +51,20 @@ def test_derived_tensors_match_closed_forms(T):
     B = torch.tensor([1e-4 + (0.02 - 1e-4) * i / (T - 1) for i in range(T)], dtype=torch.float64)
     a = 1.0 - B
     a_bar = loop_cumprod(a)
-    close(s.a, a)
-    close(s.a, 1.0 - s.B.double())
-    close(s.a_bar, a_bar)
-    close(s.a_bar, loop_cumprod(s.a))
-    close(s.sqrt_a_bar, a_bar.sqrt())
+    assert_near(s.a, a)
+    assert_near(s.a, 1.0 - s.B.double())
+    assert_near(s.a_bar, a_bar)
+    assert_near(s.a_bar, loop_cumprod(s.a))
+    assert_near(s.sqrt_a_bar, a_bar.sqrt())
     # 1 - a_bar cancels in float32 at small t, so the float64 check is looser there ...
-    close(s.sqrt_one_minus_a_bar, (1.0 - a_bar).sqrt(), rtol=1e-3)
-    close(s.sqrt_a_inv, (1.0 / a).sqrt())
-    close(s.pred_noise_coeff, (1.0 - a) / (1.0 - a_bar).sqrt(), rtol=1e-3)
+    assert_near(s.sqrt_one_minus_a_bar, (1.0 - a_bar).sqrt(), rtol=1e-3)
+    assert_near(s.sqrt_a_inv, (1.0 / a).sqrt())
+    assert_near(s.pred_noise_coeff, (1.0 - a) / (1.0 - a_bar).sqrt(), rtol=1e-3)
     # ... and the float32 formulas applied to the schedule's own a and a_bar agree tightly
-    close(s.sqrt_a_bar, torch.sqrt(s.a_bar), rtol=1e-6)
-    close(s.sqrt_one_minus_a_bar, torch.sqrt(1 - s.a_bar), rtol=1e-6)
-    close(s.sqrt_a_inv, torch.sqrt(1 / s.a), rtol=1e-6)
-    close(s.pred_noise_coeff, (1 - s.a) / torch.sqrt(1 - s.a_bar), rtol=1e-6)
+    assert_near(s.sqrt_a_bar, torch.sqrt(s.a_bar), rtol=1e-6)
+    assert_near(s.sqrt_one_minus_a_bar, torch.sqrt(1 - s.a_bar), rtol=1e-6)
+    assert_near(s.sqrt_a_inv, torch.sqrt(1 / s.a), rtol=1e-6)
+    assert_near(s.pred_noise_coeff, (1 - s.a) / torch.sqrt(1 - s.a_bar), rtol=1e-6)
 
 
 def test_spot_values_course_schedule():
@@ -99,9 +99,9 @@ def test_as_dict_uses_the_course_names():
     }
     d = s.as_dict()
     assert set(d) == course_names
-    close(d["B"], torch.linspace(1e-4, 0.02, 10, dtype=torch.float64))
-    close(d["a_bar"], loop_cumprod(1.0 - torch.linspace(1e-4, 0.02, 10, dtype=torch.float64)))
-    close(d["pred_noise_coeff"], s.B.double() / (1.0 - d["a_bar"].double()).sqrt(), rtol=1e-3)
+    assert_near(d["B"], torch.linspace(1e-4, 0.02, 10, dtype=torch.float64))
+    assert_near(d["a_bar"], loop_cumprod(1.0 - torch.linspace(1e-4, 0.02, 10, dtype=torch.float64)))
+    assert_near(d["pred_noise_coeff"], s.B.double() / (1.0 - d["a_bar"].double()).sqrt(), rtol=1e-3)
 
 
 # Values of the course schedule at chosen t, computed by hand in float64 from
@@ -171,5 +171,5 @@ def test_bad_betas_raise(beta_start, beta_end):
 
 def test_constant_betas_allowed():
     s = make_schedule(5, 0.01, 0.01)
-    close(s.B, torch.full((5,), 0.01, dtype=torch.float64))
-    close(s.a_bar, torch.tensor([0.99 ** (i + 1) for i in range(5)], dtype=torch.float64))
+    assert_near(s.B, torch.full((5,), 0.01, dtype=torch.float64))
+    assert_near(s.a_bar, torch.tensor([0.99 ** (i + 1) for i in range(5)], dtype=torch.float64))

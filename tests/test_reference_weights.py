@@ -10,7 +10,6 @@ from torch import nn
 from reference.judge import JudgeNet, classify, load_judge, normalise
 from reference.unet import course_unet
 from reference.weights import (
-    JUDGE_FILE,
     UNET_FILE,
     WeightsError,
     load_into,
@@ -270,7 +269,6 @@ def test_classify_rejects_non_finite(bad):
 
 # The weights ship with the package: a missing file is a packaging regression and must fail
 # these tests (read_state_dict raises WeightsError "weights file missing"), never skip them.
-judge_file = weights_path(JUDGE_FILE)
 unet_file = weights_path(UNET_FILE)
 
 

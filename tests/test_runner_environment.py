@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
@@ -21,6 +23,23 @@ def test_notebook_mnist_loader_works_offline_in_the_child(tmp_path):
             "exec", 60, code="_train = torchvision.datasets.MNIST('./data/', download=True, train=False)\n"
             "assert len(_train) == 10000, len(_train)\n", filename="<probe>")
         assert outcome.ok and not outcome.value, outcome.value  # no statement failed
+    finally:
+        grading.close()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="on one core torch's default is already one thread")
+def test_child_takes_its_torch_threads_from_the_environment(tmp_path, monkeypatch):
+    """How a batch gives each grade its share of the cores: OMP_NUM_THREADS reaches the child's torch.
+
+    torch's default is one thread per core (and it caps a larger OMP_NUM_THREADS there), so
+    asking for one thread on a machine of several cores is the case that shows the variable arrived.
+    """
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    grading = Grading(EXAMPLE, "cpu", 0, 60, tmp_path)
+    try:
+        assert grading.start_child() is None
+        assert grading.sandbox.setup_reply.get("threads") == 1
     finally:
         grading.close()
 

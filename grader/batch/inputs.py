@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from grader.batch import archive, gitsource
+from grader.batch import archive, gitsource, gradescope_export
 from grader.errors import UnusableInput
 
 SUFFIXES = (".ipynb", ".py")
@@ -57,12 +57,17 @@ def _walk(folder: Path):
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _from_tree(root: Path, label: str, files: list[Path]) -> list[Item]:
-    """Ids from a tree of files: the first folder below `root`, else the file's stem."""
+def _from_tree(root: Path, label: str, files: list[Path], known: dict[str, str] | None = None) -> list[Item]:
+    """Ids from a tree of files: the first folder below `root`, else the file's stem.
+
+    `known` maps first folders to ids found elsewhere (a Gradescope export's metadata).
+    """
+    known = known or {}
     items = []
     for path in files:
         relative = path.relative_to(root)
-        student = _lms_name(relative.parts[0] if len(relative.parts) > 1 else path.stem)
+        folder = relative.parts[0] if len(relative.parts) > 1 else None
+        student = known.get(folder) or _lms_name(folder or path.stem)
         source = f"{label}/{relative.as_posix()}" if label else relative.as_posix()
         if path.is_symlink():
             items.append(Item(student, source, None, "is a symbolic link; links inside inputs are not followed"))
@@ -92,7 +97,9 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         return [Item(path.stem, str(path), None, f"{path}: not a readable zip archive: {error}")]
     files = [target for _, target in extraction.files]
-    items = _from_tree(_archive_root(dest, files), "", files) if files else []
+    root = _archive_root(dest, files)
+    known = gradescope_export.student_ids(_zip_member(path, root.relative_to(dest) / gradescope_export.METADATA_NAME))
+    items = _from_tree(root, "", files, known) if files else []
     for item in items:
         item.source = f"{path}!{item.source}"
     for member, reason in extraction.refused:
@@ -104,6 +111,30 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
     if not items:
         items.append(Item(path.stem, str(path), None, f"{path}: no .ipynb or .py file inside"))
     return items
+
+
+def _zip_member(path: Path, member: Path) -> bytes:
+    """A small member of the archive (b"" when absent, too large or unreadable); nothing is written."""
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            info = bundle.getinfo(member.as_posix())
+            if info.file_size > gradescope_export.MAX_BYTES:
+                return b""
+            with bundle.open(info) as source:
+                return source.read(gradescope_export.MAX_BYTES + 1)[: gradescope_export.MAX_BYTES]
+    except (KeyError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError):
+        return b""
+
+
+def _export_ids(folder: Path) -> dict[str, str]:
+    """Student ids from the metadata of an unpacked Gradescope export, if `folder` is one."""
+    metadata = folder / gradescope_export.METADATA_NAME
+    if metadata.is_symlink() or not metadata.is_file() or metadata.stat().st_size > gradescope_export.MAX_BYTES:
+        return {}
+    try:
+        return gradescope_export.student_ids(metadata.read_bytes())
+    except OSError:
+        return {}
 
 
 def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list[Item]:
@@ -132,7 +163,7 @@ def collect(inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ip
         if gitsource.is_url(text) or gitsource.is_repository(path):
             items += _from_git(text, workdir, ref, notebook)
         elif path.is_dir():
-            items += _from_tree(path, text.rstrip("/") or "/", _walk(path))
+            items += _from_tree(path, text.rstrip("/") or "/", _walk(path), _export_ids(path))
         elif path.is_file() and path.suffix.lower() == ".zip":
             items += _from_zip(path, workdir, max_extract_bytes)
         elif path.is_file():

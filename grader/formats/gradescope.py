@@ -1,7 +1,14 @@
 """Gradescope autograder output: the `results.json` its autograder specification describes.
 
-Top level `score`, `output`, `tests`; each test `name`, `score`, `max_score`, `status`
-(passed/failed), `output`, `visibility`. Skipped tasks are left out: they were not graded.
+Top level `score`, `output`, `tests`, `visibility`, `stdout_visibility`, `execution_time` and
+`extra_data`; each test `name`, `score`, `max_score`, `status` (passed/failed), `output`,
+`visibility`. Skipped tasks are left out: they were not graded. Every output is declared
+plain text (`output_format`, `test_output_format`, `test_name_format`): Gradescope renders
+the top-level output as HTML by default, and messages quote what the student's code did.
+
+Inside Gradescope's harness, `/autograder/submission_metadata.json` says whose submission this
+is (the specification's "Submission Metadata"): its id, time and submitters name the
+submission in the output and are stored in `extra_data` with the grade's seed and checksum.
 """
 
 from __future__ import annotations
@@ -14,9 +21,52 @@ from grader.sanitize import one_line
 
 # Where Gradescope's harness collects the results; we write there only when it exists.
 RESULTS_DIR = Path("/autograder/results")
+# Written by Gradescope's harness before run_autograder starts (JSON, whatever its name suggests elsewhere).
+METADATA_FILE = Path("/autograder/submission_metadata.json")
 
 
-def results(document: dict) -> dict:
+def _identifier(value) -> str | int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    return one_line(value, 80) or None
+
+
+def submission_metadata(path: Path | None = None) -> dict | None:
+    """The submission's id, time, assignment title and submitters from Gradescope's metadata file.
+
+    None when the file is absent, unreadable or not the object the specification describes;
+    a grade never fails because of it. Names and emails are made single safe lines.
+    """
+    path = METADATA_FILE if path is None else path
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    users = [{"id": _identifier(user.get("id")), "name": one_line(user.get("name"), 200),
+              "email": one_line(user.get("email"), 200)}
+             for user in raw.get("users") or [] if isinstance(user, dict)]
+    assignment = raw.get("assignment") if isinstance(raw.get("assignment"), dict) else {}
+    return {
+        "submission_id": _identifier(raw.get("id")),
+        "created_at": one_line(raw.get("created_at"), 64),
+        "assignment": one_line(assignment.get("title"), 200),
+        "users": users,
+    }
+
+
+def _whose(metadata: dict) -> str:
+    """`Submission 123 by Ann Lee, Bo Chen (submitted 2026-11-27T10:00:00-08:00)`."""
+    names = ", ".join(user["name"] or user["email"] or str(user["id"] or "?") for user in metadata["users"])
+    text = f"Submission {metadata['submission_id']}" if metadata["submission_id"] is not None else "Submission"
+    text += f" by {names}" if names else ""
+    return text + (f" (submitted {metadata['created_at']})" if metadata["created_at"] else "")
+
+
+def results(document: dict, metadata: dict | None = None) -> dict:
     error = error_of(document)
     tests = []
     for task in task_views(document):
@@ -38,9 +88,14 @@ def results(document: dict) -> dict:
         verdict = "PASSED" if document.get("passed") is True else "NOT PASSED"
         output = f"Score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}"
         output += "".join(f"\nintegrity: {one_line(note)}" for note in document.get("integrity") or [])
+    if metadata:
+        output = _whose(metadata) + "\n" + output
     data = {
         "score": float(document.get("score") or 0.0) if not error else 0.0,
         "output": output,
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
         "tests": tests,
         "visibility": "visible",
         "stdout_visibility": "hidden",
@@ -48,8 +103,13 @@ def results(document: dict) -> dict:
     duration = document.get("duration_s")
     if isinstance(duration, (int, float)) and duration > 0:
         data["execution_time"] = round(float(duration), 2)
+    # Stored with the grade and shown to no student: what an instructor needs to reproduce it.
+    extra = {key: document[key] for key in ("schema", "sha256", "seed", "profile") if document.get(key) not in (None, "")}
+    if metadata:
+        extra["gradescope"] = metadata
+    data["extra_data"] = {"dli_grade": extra}
     return data
 
 
-def render(document: dict) -> str:
-    return json.dumps(results(document), indent=2)
+def render(document: dict, metadata: dict | None = None) -> str:
+    return json.dumps(results(document, metadata), indent=2)

@@ -1,7 +1,8 @@
 """Render a grade in the chosen format and send it where that format belongs.
 
 stdout by default, `--output FILE` (written atomically) when given; Gradescope's results go
-to /autograder/results/results.json when that folder exists; the github format also appends
+to /autograder/results/results.json when that folder exists (naming the submission from
+/autograder/submission_metadata.json when present); the github format also appends
 to $GITHUB_STEP_SUMMARY and $GITHUB_OUTPUT.
 """
 
@@ -22,7 +23,7 @@ ERROR_SCHEMA = "dli-grade/error/v1"
 
 def render(output_format: str, document: dict, text_report: str = "") -> str:
     if output_format == "gradescope":
-        return gradescope.render(document)
+        return gradescope.render(document, gradescope.submission_metadata())
     if output_format == "junit":
         return junit.render(document)
     if output_format == "html":

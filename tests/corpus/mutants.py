@@ -40,8 +40,6 @@ class Case:
     at: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     absent: dict[str, tuple[str, ...]] = field(default_factory=dict)
     timeout: float = 60.0
-    slow: bool = False
-    xfail: str | None = None  # a known grader bug, reported: the case must fail until it is fixed
 
 
 def apply_edits(text: str, edits) -> str:
