@@ -181,3 +181,16 @@ def test_failed_unit_tasks_are_named_as_the_likely_cause(tmp_path):
 def test_passing_digits_get_no_cause_hints(tmp_path):
     verdict = _judge(tmp_path, _digits("test", 5), w=0.0, effective_w=0.0, failed_before=["reverse_q"])
     assert verdict.passed and verdict.hints == []
+
+
+# -- the short training check (transplant profile) -------------------------------------------------
+def test_a_model_that_cannot_be_built_narrow_fails_naming_the_width(tmp_path):
+    verdict = _judge(tmp_path, _digits("test", 5), narrow={"build_error": "TypeError: down_chs"})
+    assert not verdict.passed
+    assert "your UNet cannot be built at a narrow width (32, 32, 64): TypeError: down_chs" in verdict.failures
+
+
+def test_a_training_cell_that_raises_fails_naming_the_line(tmp_path):
+    verdict = _judge(tmp_path, _digits("test", 5), narrow={"error": {"line": 7, "message": "NameError: x"}})
+    assert not verdict.passed
+    assert "the short training run through your training cell failed at line 7: NameError: x" in verdict.failures
