@@ -194,3 +194,18 @@ def test_a_training_cell_that_raises_fails_naming_the_line(tmp_path):
     verdict = _judge(tmp_path, _digits("test", 5), narrow={"error": {"line": 7, "message": "NameError: x"}})
     assert not verdict.passed
     assert "the short training run through your training cell failed at line 7: NameError: x" in verdict.failures
+
+
+def test_a_notebook_that_never_trains_fails_on_every_profile(tmp_path):
+    """No training loop: no model to judge, on the transplant profile as on the train profile."""
+    from grader.runner import grade
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    cells = example.read_text(encoding="utf-8").split("# %%")
+    kept = [cell for cell in cells if "optimizer.step()" not in cell]
+    assert len(kept) == len(cells) - 1
+    path = tmp_path / "never_trains.py"
+    path.write_text("# %%".join(kept), encoding="utf-8")
+    for profile in ("transplant", "train"):
+        (task,) = grade(path, ["generation"], device="cpu", seed=3, generation={"profile": profile}).tasks
+        assert task.status == "failed" and "no training loop found" in task.message, (profile, task.message)
