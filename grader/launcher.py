@@ -12,8 +12,13 @@ that record as the first frame on the reply pipe, and execs the executor:
    them is bound back; everything is read-only except a private, size-capped /tmp;
 4. an unprivileged uid and gid with no groups when root; no_new_privs; a seccomp filter that
    refuses namespace, mount, ptrace and kernel-level system calls; resource limits.
-A layer that cannot be built here (an old kernel, no user namespaces) is recorded as missing,
-and the grade says so; the grader, not this file, decides whether to go on.
+Where namespaces can't be made (no unprivileged user namespaces, a container without
+CAP_SYS_ADMIN), the fallback is Landlock: reads only of Python, the system's libraries and the
+child's folders (the grader's packages left out), writes only to the child's work folder, no
+TCP, signals scoped to the sandbox; the parent is the subreaper of all the child starts and
+ends it. Where neither a view nor Landlock holds, the launcher refuses to run student code,
+unless the grader was told not to insist (`contain` false: the operator's --allow-uncontained).
+`{"probe": true}` only reports what this machine allows.
 """
 
 import ctypes

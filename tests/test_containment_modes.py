@@ -34,7 +34,7 @@ import pytest
 import grader
 import reference
 from grader.launcher import landlock_abi as launcher_abi
-from test_attacks import ATTACKS, EXAMPLE, PACKAGE_FILE, SECRET, WRONG_Q, Attack, _hook, _processes_with, _write
+from test_attacks import ATTACKS, SECRET, Attack, _hook, _pids_with, _processes_with, _write
 
 CHECKOUT = Path(grader.__file__).resolve().parent.parent
 REFERENCE_FILE = Path(reference.__file__).resolve().parent / "diffusion.py"
@@ -44,6 +44,7 @@ CAN_SWITCH_USER = os.geteuid() == 0 and shutil.which("setpriv") and shutil.which
 needs_root = pytest.mark.skipif(not CAN_SWITCH_USER, reason="needs root, setpriv and unshare to run as another uid")
 needs_landlock = pytest.mark.skipif(launcher_abi() < 1, reason="this kernel has no Landlock")
 WITHOUT_ISOLATION = "namespaces,landlock,subreaper"
+DAEMON = "time.sleep(617.25)"  # the command line of the daemon the attacks leave (Python: it may run)
 
 
 def _closed_folder(path: str) -> Path | None:
@@ -80,6 +81,7 @@ class AsUser:
 
     def __init__(self, root: Path):
         self.root = root
+        self.daemons_before: set[str] = set()
         self.home = root / "home"
         self.site = root / "user-site"      # a folder of USER's on the grader's path: its "site-packages"
         self.classroom = root / "class"
@@ -109,6 +111,7 @@ class AsUser:
         lines = _reach_interpreter(self.root / "keep")
         command = drop if not lines else ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
                                           "\n".join([*lines, 'exec "$@"']), "sh", *drop]
+        self.daemons_before = _pids_with(DAEMON)
         started = time.monotonic()
         run = subprocess.run(command, capture_output=True, text=True, cwd=CHECKOUT, timeout=attack.within + 60)
         return run, time.monotonic() - started
@@ -120,7 +123,7 @@ def as_user():
     try:
         yield AsUser(root)
     finally:
-        for line in _processes_with("dli-marker-"):  # a daemon a proof left behind
+        for line in _processes_with(DAEMON):  # a daemon a proof left behind
             try:
                 os.kill(int(line.split()[0]), signal.SIGKILL)
             except OSError:
@@ -143,7 +146,7 @@ def _document(run) -> dict:
     return json.loads(run.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
 
 
-def _check(attack: Attack, run, elapsed: float) -> dict:
+def _check(attack: Attack, run, elapsed: float, daemons_before: frozenset = frozenset()) -> dict:
     """The same checks as tests/test_attacks.py's, on the command line's document."""
     document = _document(run)
     assert elapsed < attack.within + 15, f"the grade took {elapsed:.0f} s"  # + two interpreters starting
@@ -160,7 +163,7 @@ def _check(attack: Attack, run, elapsed: float) -> dict:
         assert any(phrase in note for note in document["integrity"]), document["integrity"]
     if attack.marker:
         time.sleep(0.3)
-        assert _processes_with(attack.marker) == [], "a process of the sandbox outlived the grade"
+        assert _pids_with(attack.marker) <= daemons_before, "a process of the sandbox outlived the grade"
     return document
 
 
@@ -183,11 +186,11 @@ USER_ATTACKS = {
         "plant_a_pth", edits=_hook("open(__SITE__ + '/zz_evil.pth', 'w').write('import os')"),
         statuses={"q": "failed"}, says={"q": "Read-only file system"}),
     "daemon_and_files_left_after_the_grade": Attack(
-        "persist", cell="import os\nopen('/tmp/dli-carry', 'w').write('x')\nif os.fork() == 0:\n    try:\n"
+        "persist", cell="import os, sys\n_ = open('/tmp/dli-carry', 'w').write('x')\nif os.fork() == 0:\n    try:\n"
                         "        _ = os.setsid()\n        if os.fork() == 0:\n"
-                        "            _ = os.execv('/bin/sh', ['sh', '-c', 'exec sleep 617 # dli-marker-617'])\n"
+                        "            _ = os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(617.25)'])\n"
                         "    finally:\n        _ = os._exit(0)\n",
-        statuses={"q": "passed"}, marker="dli-marker-617"),
+        statuses={"q": "passed"}, marker=DAEMON),
     "signal_the_parent": _attack("signalling_the_parent_reaches_only_the_sandbox"),
     "kill_every_process_of_the_uid": _attack("kill_everything_it_can_ends_only_the_sandbox"),
     "read_proc_of_the_grader": Attack("read_proc", edits=READ_PROC, statuses={"q": "failed"}),
@@ -200,7 +203,7 @@ USER_ATTACKS = {
 def test_a_correct_submission_passes_every_unit_task_as_an_ordinary_user(as_user):
     attack = Attack("correct", tasks=UNIT_TASKS, statuses={task: "passed" for task in UNIT_TASKS}, within=120)
     run, elapsed = as_user.grade(attack)
-    document = _check(attack, run, elapsed)
+    document = _check(attack, run, elapsed, as_user.daemons_before)
     assert run.returncode == 0, run.stderr[-2000:]
     layers = _layers(document)
     assert all(layer["held"] for layer in layers.values()), layers
@@ -214,7 +217,7 @@ def test_a_correct_submission_passes_every_unit_task_as_an_ordinary_user(as_user
 def test_attacks_get_the_same_verdicts_as_an_ordinary_user(name, as_user):
     attack = USER_ATTACKS[name]
     run, elapsed = as_user.grade(attack)
-    document = _check(attack, run, elapsed)
+    document = _check(attack, run, elapsed, as_user.daemons_before)
     assert all(layer["held"] for layer in _layers(document).values()), _layers(document)
     assert not (as_user.site / "zz_evil.pth").exists()
     assert not Path("/tmp/dli-carry").exists()
@@ -246,7 +249,7 @@ def test_without_isolation_a_daemon_and_its_files_outlive_the_grade(as_user):
         document = _document(as_user.grade(attack, skip=WITHOUT_ISOLATION, allow_uncontained=True)[0])
         assert document["tasks"][0]["status"] == "passed"
         time.sleep(0.3)
-        assert _processes_with("dli-marker-617"), "the daemon did not survive"
+        assert _processes_with(DAEMON), "the daemon did not survive"
         assert Path("/tmp/dli-carry").exists()
     finally:
         Path("/tmp/dli-carry").unlink(missing_ok=True)
@@ -294,8 +297,8 @@ FALLBACK_ATTACKS = {
         statuses={"context_mask": "passed"}),
     "daemon_after_the_grade": Attack(
         "daemon", cell=USER_ATTACKS["daemon_and_files_left_after_the_grade"].cell.replace(
-            "open('/tmp/dli-carry', 'w').write('x')\n", ""),
-        statuses={"q": "passed"}, marker="dli-marker-617"),
+            "_ = open('/tmp/dli-carry', 'w').write('x')\n", ""),
+        statuses={"q": "passed"}, marker=DAEMON),
 }
 
 
@@ -305,7 +308,7 @@ def test_the_fallback_grades_a_correct_submission(as_user):
     attack = Attack("correct", tasks=("q", "loss", "training_loop"),
                     statuses={"q": "passed", "loss": "passed", "training_loop": "passed"})
     run, elapsed = as_user.grade(attack, skip="namespaces")
-    document = _check(attack, run, elapsed)
+    document = _check(attack, run, elapsed, as_user.daemons_before)
     assert run.returncode == 0
     layers = _layers(document)
     assert layers["landlock"]["held"] and layers["subreaper"]["held"] and layers["seccomp"]["held"]
@@ -313,16 +316,21 @@ def test_the_fallback_grades_a_correct_submission(as_user):
     assert any("namespaces, filesystem" in note for note in document["integrity"])
 
 
+FALLBACK_IN_THE_DEFAULT_RUN = ("read_the_reference_package", "plant_a_pth_in_site_packages",
+                               "kill_every_process_of_the_uid", "daemon_after_the_grade")
+
+
 @needs_root
 @needs_landlock
-@pytest.mark.parametrize("name", list(FALLBACK_ATTACKS))
+@pytest.mark.parametrize("name", [name if name in FALLBACK_IN_THE_DEFAULT_RUN else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in FALLBACK_ATTACKS])
 def test_the_fallback_stops(name, as_user, host_server):
     attack = FALLBACK_ATTACKS[name]
     if name == "kill_every_process_of_the_uid" and launcher_abi() < 6:
         pytest.skip("Landlock scopes signals from ABI 6")
     try:
         run, elapsed = as_user.grade(attack, skip="namespaces", port=host_server)
-        document = _check(attack, run, elapsed)
+        document = _check(attack, run, elapsed, as_user.daemons_before)
         assert _layers(document)["landlock"]["held"]
         assert not (as_user.site / "zz_evil.pth").exists() and not Path("/tmp/dli-carry").exists()
     finally:
@@ -350,7 +358,7 @@ def test_without_the_subreaper_a_daemon_outlives_a_fallback_grade(as_user):
     document = _document(as_user.grade(FALLBACK_ATTACKS["daemon_after_the_grade"], skip="namespaces,subreaper")[0])
     assert document["tasks"][0]["status"] == "passed"
     time.sleep(0.3)
-    assert _processes_with("dli-marker-617"), "the daemon did not survive"
+    assert _processes_with(DAEMON), "the daemon did not survive"
 
 
 # -- nothing that hides the answer key: refuse ------------------------------------------------
