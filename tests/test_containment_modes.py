@@ -76,6 +76,54 @@ def _reach_interpreter(keep: Path) -> list[str]:
     return lines
 
 
+# Run as root: `python -c RESTRICTED_KERNEL KERNEL SCRIPT ARGV...`. A user namespace (every uid
+# mapped, so root stays root and setpriv can drop to USER) whose user.max_user_namespaces is 0:
+# inside it, unshare(CLONE_NEWUSER) fails with ENOSPC. With "no-landlock", a seccomp filter makes
+# Landlock's system calls answer ENOSYS. Then SCRIPT runs in a private mount namespace.
+RESTRICTED_KERNEL = r"""
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+kernel, script, argv = sys.argv[1].split(","), sys.argv[2], sys.argv[3:]
+ready, go = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(go)
+    if libc.unshare(0x10000000 | 0x00020000) != 0:
+        os._exit(90)
+    os.read(ready, 1)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    with open("/proc/sys/user/max_user_namespaces", "w") as handle:
+        handle.write("0")
+    if "no-landlock" in kernel:
+        def op(code, k, jt=0, jf=0):
+            return struct.pack("HBBI", code, jt, jf, k)
+        program = [op(0x20, 4), op(0x15, 0xC000003E, 1, 0), op(0x06, 0x7FFF0000), op(0x20, 0)]
+        for number in (444, 445, 446):
+            program += [op(0x15, number, 0, 1), op(0x06, 0x00050000 | 38)]
+        code = b"".join(program + [op(0x06, 0x7FFF0000)])
+        buffer = ctypes.create_string_buffer(code, len(code))
+        class Program(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+        libc.prctl(38, 1, 0, 0, 0)
+        if libc.prctl(22, 2, ctypes.byref(Program(len(code) // 8, ctypes.addressof(buffer))), 0, 0) != 0:
+            os._exit(91)
+    os.execvp("sh", ["sh", "-ec", script, "sh", *argv])
+os.close(ready)
+while True:  # the child has unshared once its uid_map can be written
+    try:
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as handle:
+                handle.write("0 0 4294967295")
+        break
+    except OSError:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            sys.exit(92)
+os.write(go, b"x")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
 class AsUser:
     """Grades run as USER through the command line, in folders USER owns."""
 
@@ -92,7 +140,11 @@ class AsUser:
             os.chown(folder, USER, USER)
         root.chmod(0o755)
 
-    def grade(self, attack: Attack, skip: str = "", allow_uncontained: bool = False, port: int = 0):
+    def grade(self, attack: Attack, skip: str = "", allow_uncontained: bool = False, port: int = 0,
+              kernel: str = ""):
+        """`kernel` "no-userns" runs the grader where creating a user namespace fails as it does with
+        user.max_user_namespaces=0; "no-userns,no-landlock" also answers ENOSYS to Landlock's calls,
+        as a kernel without it does."""
         path = _write(attack, self.classroom)
         text = path.read_text().replace("__DIR__", repr(str(self.classroom))).replace("__PORT__", str(port))
         path.write_text(text.replace("__SITE__", repr(str(self.site))).replace("__REFERENCE__", repr(str(REFERENCE_FILE))))
@@ -109,8 +161,14 @@ class AsUser:
         drop = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "env", "-i",
                 *(f"{name}={value}" for name, value in env.items()), *argv]
         lines = _reach_interpreter(self.root / "keep")
-        command = drop if not lines else ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
-                                          "\n".join([*lines, 'exec "$@"']), "sh", *drop]
+        if kernel:
+            script = "\n".join(["mount --make-rprivate /", *lines, 'exec "$@"'])
+            command = [sys.executable, "-I", "-c", RESTRICTED_KERNEL, kernel, script, *drop]
+        elif lines:
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                       "\n".join([*lines, 'exec "$@"']), "sh", *drop]
+        else:
+            command = drop
         self.daemons_before = _pids_with(DAEMON)
         started = time.monotonic()
         run = subprocess.run(command, capture_output=True, text=True, cwd=CHECKOUT, timeout=attack.within + 60)
@@ -359,6 +417,28 @@ def test_without_the_subreaper_a_daemon_outlives_a_fallback_grade(as_user):
     assert document["tasks"][0]["status"] == "passed"
     time.sleep(0.3)
     assert _processes_with(DAEMON), "the daemon did not survive"
+
+
+@needs_root
+@needs_landlock
+def test_where_user_namespaces_really_fail_landlock_holds(as_user):
+    """No switch: creating a user namespace fails (ENOSPC, as with user.max_user_namespaces=0)."""
+    attack = FALLBACK_ATTACKS["read_the_reference_package"]
+    run, elapsed = as_user.grade(attack, kernel="no-userns")
+    layers = _layers(_check(attack, run, elapsed, as_user.daemons_before))
+    assert layers["namespaces"] == {"held": False, "detail": "unshare: No space left on device"}
+    assert layers["landlock"]["held"]
+
+
+@needs_root
+def test_where_neither_is_available_the_command_line_refuses(as_user):
+    """No switch: no user namespaces and a kernel that answers ENOSYS to Landlock."""
+    run, _ = as_user.grade(Attack("correct"), kernel="no-userns,no-landlock")
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "--allow-uncontained" in json.loads(run.stdout)["error"]
+    run, _ = as_user.grade(Attack("correct"), kernel="no-userns,no-landlock", allow_uncontained=True)
+    layers = _layers(_document(run))
+    assert run.returncode == 0 and not layers["landlock"]["held"] and layers["seccomp"]["held"]
 
 
 # -- nothing that hides the answer key: refuse ------------------------------------------------
