@@ -74,19 +74,33 @@ def main():
               default="dli-grade-artifacts", show_default=True,
               help="where the generation task writes its PNG grid of samples")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
+@click.option("--allow-uncontained", is_flag=True,
+              help="grade even where this machine can't hide the answer key from student code (no user "
+                   "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          force, train_steps, samples_per_digit, artifacts_dir, quiet):
-    """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input, 3 grader error."""
+          force, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained):
+    """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
+    that can't contain student code), 3 grader error."""
     from grader.formats.output import emit, emit_unusable
     from grader.progress import ProgressReporter
     from grader.runner import grade as run_grade
+    from grader.sandbox import probe_isolation
 
     progress = ProgressReporter(enabled=not quiet)
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
                   "artifacts_dir": artifacts_dir}
     try:
+        if not allow_uncontained:
+            machine = probe_isolation()
+            if not machine["isolated"]:
+                raise UnusableInput(
+                    "this machine can't contain student code: no namespaces ("
+                    f"{machine.get('namespaces_error') or 'refused'}) and no Landlock, so the student's code "
+                    "could read the answer key and the network; grade elsewhere, or pass --allow-uncontained "
+                    "to grade anyway (the result is then untrusted)")
         result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
-                           progress=progress, generation=generation, total_timeout=total_timeout)
+                           progress=progress, generation=generation, total_timeout=total_timeout,
+                           contain=not allow_uncontained)
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)

@@ -37,6 +37,18 @@ def package_paths() -> list[Path]:
             copy = Path(entry or ".") / name
             if (copy / "__init__.py").is_file():
                 paths.append(copy.resolve())
+    # An editable install answers through a finder on sys.meta_path, not through sys.path: run
+    # from one checkout, the copy it maps to (another checkout) is just as importable in the child.
+    for finder in sys.meta_path:
+        for name in PACKAGE_NAMES:
+            try:
+                spec = finder.find_spec(name, None)
+            except Exception:  # a finder that cannot answer for a top-level name
+                continue
+            for location in (spec and spec.submodule_search_locations) or ():
+                folder = Path(location).resolve()
+                if (folder / "__init__.py").is_file():
+                    paths.append(folder.parent if (folder.parent / "pyproject.toml").exists() else folder)
     return sorted(set(paths))
 
 

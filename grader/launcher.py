@@ -12,8 +12,13 @@ that record as the first frame on the reply pipe, and execs the executor:
    them is bound back; everything is read-only except a private, size-capped /tmp;
 4. an unprivileged uid and gid with no groups when root; no_new_privs; a seccomp filter that
    refuses namespace, mount, ptrace and kernel-level system calls; resource limits.
-A layer that cannot be built here (an old kernel, no user namespaces) is recorded as missing,
-and the grade says so; the grader, not this file, decides whether to go on.
+Where namespaces can't be made (no unprivileged user namespaces, a container without
+CAP_SYS_ADMIN), the fallback is Landlock: reads only of Python, the system's libraries and the
+child's folders (the grader's packages left out), writes only to the child's work folder, no
+TCP, signals scoped to the sandbox; the parent is the subreaper of all the child starts and
+ends it. Where neither a view nor Landlock holds, the launcher refuses to run student code,
+unless the grader was told not to insist (`contain` false: the operator's --allow-uncontained).
+`{"probe": true}` only reports what this machine allows.
 """
 
 import ctypes
@@ -23,6 +28,7 @@ import resource
 import signal
 import struct
 import sys
+import time
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -35,6 +41,9 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 3
 SECCOMP_MODE_FILTER = 2
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
 NOBODY = 65534
+PR_SET_CHILD_SUBREAPER = 36
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+SKIP_NOTE = "skipped (DLI_GRADE_SANDBOX_SKIP, a switch for tests)"
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -193,6 +202,119 @@ def _view_path(name: str) -> str:
     return VIEW_WORKDIR + "/data" if name == "data" else f"{VIEW_ROOT}/{name}"
 
 
+# -- Landlock: the view's fallback where namespaces are not available --------------------------
+# Without a mount namespace nothing can be covered or remounted, but Landlock (Linux 5.13+, an
+# unprivileged LSM) can restrict this process and all it starts to an allow-list of paths.
+# Access rights by ABI version, as in include/uapi/linux/landlock.h.
+LL_EXECUTE, LL_WRITE_FILE, LL_READ_FILE, LL_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+LL_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1, 5: (1 << 16) - 1}
+LL_TRUNCATE, LL_IOCTL_DEV = 1 << 14, 1 << 15
+LL_FILE_RIGHTS = LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV
+LL_NET_BIND_TCP, LL_NET_CONNECT_TCP = 1 << 0, 1 << 1
+LL_SCOPE_ABSTRACT_UNIX_SOCKET, LL_SCOPE_SIGNAL = 1 << 0, 1 << 1
+LL_RULE_PATH_BENEATH = 1
+LL_CREATE_RULESET_VERSION = 1 << 0
+# Beside Python and the child's own folders: the system's shared libraries and a few files the
+# C library and torch read. Anything of the grader's under these is still left out (see _grants).
+SYSTEM_READ = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache", "/etc/localtime",
+               "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/proc/cpuinfo", "/proc/meminfo",
+               "/proc/stat", "/sys/devices/system/cpu")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 where it has none (or it is switched off)."""
+    abi = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(LL_CREATE_RULESET_VERSION))
+    return max(0, int(abi))
+
+
+def _grants(allowed, hidden) -> list:
+    """Paths to allow so that everything under `allowed` is reachable except what lies under
+    `hidden`: Landlock only adds access, so a folder that holds a hidden path is replaced by
+    its other entries, recursively. An allowed path under a hidden one (a venv inside the
+    checkout) stays allowed, as the view binds it back."""
+    hidden = {os.path.realpath(path) for path in hidden}
+    granted = []
+
+    def visit(path):
+        if path in hidden:
+            return
+        if any(other.startswith(path.rstrip("/") + "/") for other in hidden):
+            try:
+                entries = os.listdir(path)
+            except OSError:
+                return
+            for entry in entries:
+                visit(os.path.join(path, entry))
+        elif os.path.lexists(path):
+            granted.append(path)
+
+    for path in dict.fromkeys(os.path.realpath(path) for path in allowed):
+        visit(path)
+    return granted
+
+
+def _landlock(read: list, write: list) -> str:
+    """Restrict this process and its descendants: read (and run) only `read`, write only `write`;
+    no TCP; with ABI 6, no signals or abstract sockets outside the sandbox."""
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError(ctypes.get_errno() or 38, "Landlock is not available in this kernel")
+    fs = LL_FS_BY_ABI.get(abi, LL_FS_BY_ABI[5])
+    net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP if abi >= 4 else 0
+    scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL if abi >= 6 else 0
+    attr = struct.pack("QQQ", fs, net, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
+    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    rules = 0
+    groups = ((read, LL_EXECUTE | LL_READ_FILE | LL_READ_DIR), (write, fs),
+              (DEVICES, LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE))
+    try:
+        for paths, access in groups:
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    rights = access & fs
+                    if not os.path.isdir(path):
+                        rights &= LL_FILE_RIGHTS
+                    rule = struct.pack("=Qi", rights, fd)
+                    if libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, 1, rule, 0) != 0:
+                        raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+                    rules += 1
+                finally:
+                    os.close(fd)
+        if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return (f"ABI {abi}: reads {rules} allowed paths (Python, the child's folders), writes only its "
+            f"work folder" + ("; no TCP" if net else "; TCP not restricted (ABI < 4)")
+            + ("; signals and abstract sockets scoped to the sandbox" if scoped
+               else "; signals not scoped (ABI < 6)"))
+
+
+def _fallback_paths(config: dict) -> dict:
+    """Without a view, the child uses the real folders; the executor is reached through a link
+    in its work folder, so its parent (the grader's package) need not be listable."""
+    workdir = config["fallback_workdir"]
+    links = os.path.join(workdir, ".dli")
+    os.makedirs(links, exist_ok=True)
+    os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
+    link = os.path.join(links, "executor")
+    if not os.path.lexists(link):
+        os.symlink(config["mounts"]["executor"], link)
+    return {"workdir": workdir, **config["mounts"], "executor": link}
+
+
+def _landlock_view(config: dict, paths: dict) -> str:
+    read = [*config["expose"], *config["mounts"].values(), *SYSTEM_READ, os.path.realpath("/proc/self")]
+    return _landlock(_grants(read, config["hide"]), [paths["workdir"]])
+
+
 # -- privileges and limits -------------------------------------------------------------------
 def _become_nobody(config: dict) -> str:
     uid, gid = config["uid"], config["gid"]
@@ -226,21 +348,60 @@ def _layer(layers: dict, name: str, build) -> bool:
     return layers[name]["held"]
 
 
-def _unshare(as_root: bool) -> str:
+def _namespace_flags(as_root: bool) -> int:
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-    if not as_root:
-        flags |= CLONE_NEWUSER
+    return flags if as_root else flags | CLONE_NEWUSER
+
+
+def _unshare(as_root: bool) -> str:
     uid, gid = os.getuid(), os.getgid()
-    _check(libc.unshare(flags), "unshare")
-    if not as_root:  # the same uid inside: once the child execs, it holds no capability
+    _check(libc.unshare(_namespace_flags(as_root)), "unshare")
+    if not as_root:
+        # One uid and one gid, the user's own: an unprivileged process can map no other without
+        # a set-uid helper (newuidmap), so there is no nobody to become here. Inside, the uid is
+        # not 0, so the capabilities this namespace grants are gone once the child execs; and
+        # the grader is in no namespace the child can see, signal or trace.
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
             with open(f"/proc/self/{name}", "w") as handle:
                 handle.write(text)
     return "mount, PID, network, IPC and UTS" + ("" if as_root else ", in a user namespace")
 
 
-def _wait_and_relay(pid: int) -> None:
-    """The parent, outside the PID namespace: wait for its init and end the same way."""
+def _own_children() -> list:
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as handle:
+                found += [int(part) for part in handle.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _sweep() -> None:
+    """Without a PID namespace: kill whatever the child left (this process is their subreaper,
+    so a double-forked daemon is reparented here, not to init) and reap it."""
+    for _ in range(10_000):
+        children = _own_children()
+        if not children:
+            return
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        time.sleep(0.001)
+
+
+def _wait_and_relay(pid: int, sweep: bool) -> None:
+    """The parent, outside the sandbox: wait for its first process and end the same way (after
+    ending every process it left, where no PID namespace does so)."""
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda *_: os.kill(pid, signal.SIGKILL))
     while True:
@@ -249,29 +410,79 @@ def _wait_and_relay(pid: int) -> None:
             break
         except InterruptedError:
             continue
+    if sweep:
+        _sweep()
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
+def _probe() -> None:
+    """`{"probe": true}`: say what this machine allows, changing nothing (a throwaway process)."""
+    as_root = os.geteuid() == 0
+    namespaces = libc.unshare(_namespace_flags(as_root)) == 0
+    error = "" if namespaces else os.strerror(ctypes.get_errno())
+    print(json.dumps({"root": as_root, "namespaces": namespaces, "namespaces_error": error,
+                      "landlock_abi": landlock_abi()}))
+
+
+def _user_tasks(uid: int) -> int:
+    """Threads of `uid` on the machine: RLIMIT_NPROC counts them all, outside a user namespace."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry}/task"))
+        except OSError:
+            continue
+    return count
+
+
+def _skipped(layers: dict, name: str, skip: set) -> bool:
+    if name in skip:
+        layers[name] = {"held": False, "detail": SKIP_NOTE}
+    return name in skip
+
+
+def _refuse(config: dict, layers: dict) -> None:
+    """Nothing hides the answer key: say so on the reply pipe and never run student code."""
+    why = ("neither a private filesystem view (namespaces: " + layers["namespaces"]["detail"]
+           + ") nor Landlock (" + layers.get("landlock", {}).get("detail", "not tried") + ") is available here")
+    status = json.dumps({"sandbox": layers, "refused": why}).encode()
+    os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)
+    os._exit(70)
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
+    if config.get("probe"):
+        return _probe()
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader gone means this sandbox is gone
     if os.getppid() != config["grader_pid"]:
         os._exit(1)
     as_root = os.geteuid() == 0
+    skip = set(config.get("skip", ()))
     layers = {}
     view = False
-    if config["contain"] and _layer(layers, "namespaces", lambda: _unshare(as_root)):
+    if not _skipped(layers, "namespaces", skip) and _layer(layers, "namespaces", lambda: _unshare(as_root)):
         pid = os.fork()
         if pid:
-            _wait_and_relay(pid)
+            _wait_and_relay(pid, sweep=False)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()  # kill(0, ...) now reaches only this sandbox's own processes
         view = _layer(layers, "filesystem", lambda: _build_view(config))
     else:
-        layers.setdefault("namespaces", {"held": False, "detail": "containment switched off"})
+        # No PID namespace to end the child's descendants: a parent that is their subreaper
+        # ends them when the child is gone (and the grader kills its whole tree on a timeout).
+        sweep = not _skipped(layers, "subreaper", skip) and _layer(
+            layers, "subreaper", lambda: _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+            or "every process the child starts is ended with it")
+        pid = os.fork()
+        if pid:
+            _wait_and_relay(pid, sweep=sweep)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()
         layers["filesystem"] = {"held": False, "detail": "needs a mount namespace"}
     if as_root and view:
         _layer(layers, "unprivileged", lambda: _become_nobody(config))
@@ -285,18 +496,28 @@ def main() -> None:
         layers["unprivileged"] = {"held": True, "detail": f"uid {os.getuid()}, not root"}
     _layer(layers, "no_new_privs",
            lambda: _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs") or "set")
+    env = dict(config["env"])
+    if view:
+        paths = {"workdir": VIEW_WORKDIR, **{name: _view_path(name) for name in config["mounts"]}}
+    else:
+        paths = _fallback_paths(config)
+        env["TMPDIR"] = os.path.join(paths["workdir"], "tmp")  # the only writable folder
+        if not as_root:  # counted before Landlock hides /proc
+            config = {**config, "process_limit": config["process_limit"] + _user_tasks(os.getuid())}
+        if not _skipped(layers, "landlock", skip):
+            _layer(layers, "landlock", lambda: _landlock_view(config, paths))
+    if not view and not layers.get("landlock", {}).get("held") and config["contain"]:
+        _refuse(config, layers)
     _layer(layers, "resource_limits", lambda: _limit_resources(config))
-    if config["contain"]:
+    if not _skipped(layers, "seccomp", skip):
         _layer(layers, "seccomp", _install_seccomp)
-    paths = ({"workdir": VIEW_WORKDIR, **{name: _view_path(name) for name in config["mounts"]}} if view
-             else {"workdir": config["fallback_workdir"], **config["mounts"]})
     os.chdir(paths["workdir"])
     status = json.dumps({"sandbox": layers, "paths": paths}).encode()
     os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)
     argv = [config["python"], "-I", "-c",
             f"import sys; sys.path.insert(0, {os.path.dirname(paths['executor'])!r}); "
             "from executor.main import main; main()", json.dumps({**config["executor"], "paths": paths})]
-    os.execve(config["python"], argv, config["env"])
+    os.execve(config["python"], argv, env)
 
 
 if __name__ == "__main__":

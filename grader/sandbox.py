@@ -68,7 +68,7 @@ class SandboxConfig:
     memory_limit_mb: int | None = None
     tmp_size_mb: int = 1024
     preamble: str = ""
-    contain: bool = True
+    contain: bool = True        # False: the operator's opt-out, grade even where nothing hides the answer key
 
 
 def _child_environment(config: SandboxConfig) -> dict[str, str]:
@@ -124,6 +124,7 @@ class Sandbox:
             "fallback_workdir": str(config.workdir), "python": sys.executable,
             "env": _child_environment(config),
             "executor": {"in_fd": command_read, "out_fd": reply_write},
+            "skip": skipped_layers(),
         }
         log = open(config.workdir / "child-output.log", "ab")  # the grader never reads it back
         try:
@@ -149,6 +150,9 @@ class Sandbox:
         if status is None:
             return self._lost(deadline)
         self.layers = status[0].get("sandbox", {}) if isinstance(status[0].get("sandbox"), dict) else {}
+        if "refused" in status[0]:
+            self._kill()
+            return Outcome("died", reason=f"the sandbox refused to run student code: {status[0]['refused']}"[:500])
         outcome = self.request("setup", max(1.0, deadline - time.monotonic()), seed=config.seed,
                                preamble=config.preamble, device=config.device,
                                gpu_fraction=0.9 if config.device == "cuda" else 0.0)
@@ -181,12 +185,19 @@ class Sandbox:
 
     def _kill(self) -> None:
         # The sandbox's first process is the launcher's child, in a session of its own: kill it
-        # first (that ends its PID namespace and every process in it), then the launcher.
-        for child in _children(self.process.pid):
-            try:
-                os.kill(child, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        # first (that ends its PID namespace and every process in it), then the launcher. Without
+        # a PID namespace the launcher is the subreaper of all the child started: kill its whole
+        # tree while it lives, so that nothing is reparented to init.
+        for _ in range(100):
+            descendants = _descendants(self.process.pid)
+            if not descendants:
+                break
+            for child in descendants:
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.005)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -321,6 +332,56 @@ def _children(pid: int) -> list[int]:
                 found += [int(part) for part in handle.read().split()]
     except (OSError, ValueError):
         pass
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every living process below `pid` (zombies left out: they are already dead)."""
+    found, queue = [], _children(pid)
+    while queue and len(found) < 100_000:
+        child = queue.pop()
+        if not _is_zombie(child):
+            found.append(child)
+        queue += _children(child)
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # gone
+
+
+SKIP_VARIABLE = "DLI_GRADE_SANDBOX_SKIP"
+SKIPPABLE = ("namespaces", "landlock", "subreaper", "seccomp")
+
+
+def skipped_layers() -> list[str]:
+    """Layers the launcher must not build, from DLI_GRADE_SANDBOX_SKIP (comma-separated,
+    from SKIPPABLE). For tests that prove a layer is what stops an attack, and that
+    force the fallback; a skipped layer is reported as not held like any other."""
+    names = os.environ.get(SKIP_VARIABLE, "")
+    return sorted({name.strip() for name in names.split(",") if name.strip() in SKIPPABLE})
+
+
+def probe_isolation() -> dict:
+    """What this machine allows, asked of a throwaway launcher: {root, namespaces,
+    namespaces_error, landlock_abi, isolated} (isolated: a private view or Landlock is possible)."""
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps({"probe": True})],
+                         capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    try:
+        found = json.loads(run.stdout)
+    except ValueError:
+        found = {"root": os.geteuid() == 0, "namespaces": False, "landlock_abi": 0,
+                 "namespaces_error": f"the probe failed: {run.stderr.strip()[-300:]}"}
+    skip = skipped_layers()
+    if "namespaces" in skip:
+        found["namespaces"], found["namespaces_error"] = False, f"skipped ({SKIP_VARIABLE})"
+    if "landlock" in skip:
+        found["landlock_abi"] = 0
+    found["isolated"] = bool(found["namespaces"] or found["landlock_abi"])
     return found
 
 

@@ -348,3 +348,29 @@ def test_every_copy_of_the_grader_on_the_path_is_hidden(tmp_path, monkeypatch):
     hidden = containment.hidden_paths(tmp_path / "class" / "submission.py")
     for name in ("grader", "reference", "tasks"):
         assert str((tmp_path / "site" / name).resolve()) in hidden
+
+
+def test_the_copy_an_editable_install_maps_to_is_hidden(tmp_path, monkeypatch):
+    """Run from one checkout while an editable install (a finder on sys.meta_path, not a sys.path
+    entry) maps the packages to another: the other checkout is hidden too."""
+    import importlib.machinery
+
+    from grader import containment
+
+    other = tmp_path / "other-checkout"
+    for name in ("grader", "reference", "tasks"):
+        (other / name).mkdir(parents=True)
+        (other / name / "__init__.py").write_text("")
+    (other / "pyproject.toml").write_text("")
+
+    class EditableFinder:  # what setuptools' editable install puts on sys.meta_path
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name not in ("grader", "reference", "tasks"):
+                return None
+            spec = importlib.machinery.ModuleSpec(name, None, origin=str(other / name / "__init__.py"), is_package=True)
+            spec.submodule_search_locations.append(str(other / name))
+            return spec
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, EditableFinder])
+    assert str(other.resolve()) in containment.hidden_paths(tmp_path / "class" / "submission.py")
