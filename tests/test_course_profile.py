@@ -67,8 +67,10 @@ def test_course_flow_stops_at_the_first_error_like_run_all(tmp_path):
     assert "before the assessment ran" in task.message
 
 
-def test_a_kernel_outside_the_sandbox_would_see_the_answer_key(tmp_path):
-    """The containment check in the tiny notebook can fail: uncontained, the assertion stops the run."""
+def test_a_kernel_outside_the_sandbox_would_see_the_answer_key(tmp_path, monkeypatch):
+    """The containment check in the tiny notebook can fail: without the private view (and without
+    Landlock, its fallback), the assertion stops the run."""
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
     result = grade(tiny_notebook(tmp_path), ["generation"], device="cpu", seed=5, contain=False,
                    generation={"profile": "course", "force": True})
     (task,) = result.tasks
