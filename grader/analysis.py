@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from grader.submission import Cell, Submission
 
@@ -53,19 +53,41 @@ class Analysis:
         return None
 
     def training_cell(self) -> CellFacts | None:
-        """The last cell whose top-level loop trains (calls .backward(), optimizer.step() or get_loss)."""
+        """The last cell whose top-level loop trains (calls .backward(), optimizer.step() or get_loss);
+        else a function that trains, called at top level: its cell with that call appended."""
         for facts in reversed(self.cells):
             if facts.tree and any(_is_training_loop(stmt) for stmt in _module_scope(facts.tree.body)):
                 return facts
+        return self._training_function_cell()
+
+    def _training_function_cell(self) -> CellFacts | None:
+        trainers = self._trainers()
+        for facts in reversed(self.cells):
+            for stmt in _module_scope(facts.tree.body) if facts.tree else ():
+                call = _trainer_call(stmt, trainers)
+                if call is not None:
+                    home = trainers[call.func.id]
+                    # Line numbers of the function's own cell stay right; the call comes after them.
+                    code = f"{home.cell.code}\n{ast.unparse(call)}\n"
+                    return replace(home, cell=replace(home.cell, code=code), tree=ast.parse(code))
         return None
+
+    def _trainers(self) -> dict[str, CellFacts]:
+        """Top-level functions whose body has a training loop, with the cell defining each."""
+        return {stmt.name: facts for facts in self.cells if facts.tree for stmt in _module_scope(facts.tree.body)
+                if isinstance(stmt, ast.FunctionDef) and any(_is_training_loop(inner) for inner in ast.walk(stmt))}
 
     def executable_code(self, facts: CellFacts) -> str:
         """The cell's code with training, plotting and other side-effect statements blanked out."""
         lines = facts.cell.code.split("\n")
         if facts.tree is None:
             return "\n".join("" for _ in lines)
+        # Calls of a function that trains (`losses = train()`) run only in the training harness.
+        trainers = self._trainers()
+        blanks = set(_statements_to_blank(facts.tree.body))
+        blanks |= {stmt for stmt in facts.tree.body if _trainer_call(stmt, trainers) is not None}
         # Right to left, so blanking one statement never shifts the columns of another.
-        for stmt in sorted(_statements_to_blank(facts.tree.body), key=_position, reverse=True):
+        for stmt in sorted(blanks, key=_position, reverse=True):
             _blank(lines, stmt)
         code = "\n".join(lines)
         try:
@@ -339,6 +361,14 @@ def _position(stmt: ast.stmt) -> tuple[int, int]:
 def _char_col(line: str, byte_col: int) -> int:
     """Convert an AST column (UTF-8 bytes) to a string index."""
     return len(line.encode("utf-8")[:byte_col].decode("utf-8", "ignore"))
+
+
+def _trainer_call(stmt: ast.stmt, trainers: dict) -> ast.Call | None:
+    """The call in `stmt` (`train()` or `x = train()`) when it calls one of `trainers` by name."""
+    call = getattr(stmt, "value", None)
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in trainers:
+        return call
+    return None
 
 
 def _is_training_loop(stmt: ast.stmt) -> bool:

@@ -329,3 +329,25 @@ def test_null_byte_in_source_is_a_syntax_error(tmp_path):
     facts = facts_of(tmp_path, "x = 1\x00\ny = FIXME")
     assert facts.syntax_error.startswith("SyntaxError") and "cell 2" in facts.syntax_error
     assert "None" not in facts.syntax_error
+
+
+TRAINER = ("def train_model(epochs):\n"
+           "    for epoch in range(epochs):\n"
+           "        for step, batch in enumerate(dataloader):\n"
+           "            loss = get_loss(model, batch[0], t)\n"
+           "            loss.backward()\n"
+           "    return loss\n")
+
+
+def test_a_function_that_trains_called_at_top_level_is_the_training_cell(tmp_path):
+    analysis = analysis_of(tmp_path, "x = 1", TRAINER, "last = train_model(5)\nprint(last)")
+    facts = analysis.training_cell()
+    assert facts is not None and facts.cell.number == 4  # the function's own cell
+    assert facts.cell.code == TRAINER + "\ntrain_model(5)\n"
+    # With the definitions, the call does not run: it trains only in the grader's harness.
+    calling = analysis.executable_code(analysis.cells[2])
+    assert "train_model" not in calling and "print" not in calling
+
+
+def test_a_training_function_never_called_is_no_training_cell(tmp_path):
+    assert analysis_of(tmp_path, TRAINER, "y = 2").training_cell() is None

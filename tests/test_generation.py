@@ -209,3 +209,19 @@ def test_a_notebook_that_never_trains_fails_on_every_profile(tmp_path):
     for profile in ("transplant", "train"):
         (task,) = grade(path, ["generation"], device="cpu", seed=3, generation={"profile": profile}).tasks
         assert task.status == "failed" and "no training loop found" in task.message, (profile, task.message)
+
+
+def test_a_notebook_that_trains_inside_a_function_is_followed_batch_by_batch(tmp_path):
+    """The training loop wrapped in `def train_model():` and called below: found, run in the
+    harness with the grader's batches, and judged like a top-level loop."""
+    from grader.runner import grade
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    cells = example.read_text(encoding="utf-8").split("# %%")
+    (index,) = [i for i, cell in enumerate(cells) if "optimizer.step()" in cell]
+    body = "".join(f"    {line}\n" if line.strip() else "\n" for line in cells[index].strip("\n").split("\n"))
+    cells[index] = f"\ndef train_model():\n{body}\n# %%\ntrain_model()\n"
+    path = tmp_path / "trains_in_a_function.py"
+    path.write_text("# %%".join(cells), encoding="utf-8")
+    (task,) = grade(path, ["training_loop"], device="cpu", seed=3).tasks
+    assert task.status == "passed", task.message
