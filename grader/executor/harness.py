@@ -215,9 +215,7 @@ def handlers(executor):
         images = []
         for digit in range(10):
             c_hot = torch.nn.functional.one_hot(torch.full((per_digit,), digit), 10).float().to(executor.device)
-            # An autocast region around the whole call keeps the weights' bf16 copies for all its
-            # steps (the wrapper's own region alone would cast them again at every step).
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad():
                 out = sample_w(model, c_hot, w=w)
             if isinstance(out, (tuple, list)):  # some samplers also return their stored steps
                 out = out[0]
