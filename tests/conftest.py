@@ -20,3 +20,15 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def host_server():
+    """A server on the host's loopback that no sandbox may reach (the attack tests dial it)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    yield server.getsockname()[1]
+    server.close()

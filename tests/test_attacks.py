@@ -227,16 +227,6 @@ def _write(attack: Attack, folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def host_server():
-    """A server on the host's loopback that no sandbox may reach."""
-    import socket
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
-
 
 def _pids_with(marker: str) -> set[str]:
     return {line.split()[0] for line in _processes_with(marker)}

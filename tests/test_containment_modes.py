@@ -21,7 +21,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -187,16 +186,6 @@ def as_user():
             except OSError:
                 pass
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def host_server():
-    """A server on the host's loopback that no sandbox may reach."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
 
 
 def _document(run) -> dict:
