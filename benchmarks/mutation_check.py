@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,7 @@ MUTANTS = (
 
 # -- the task judges ----------------------------------------------------------------------------
 GENERATION_TESTS = ("tests/test_generation.py",)
+MASK_TESTS = ("corpus:context_mask", "tests/test_grading_corpus.py::test_mask_judge_keep_rate_band")
 BLOCKS_TESTS = ("corpus:blocks", "tests/test_attacks.py::test_attack[subclassing_a_course_block_does_not_earn_it]")
 
 
@@ -167,7 +169,10 @@ TASK_MUTANTS = (
     _task("formula-always-consistent", "schedule",
           "return value.shape == expected.shape and torch.allclose(value, expected,", "return True or torch.allclose(value, expected,"),
     _task("shape-unchecked", "schedule", "if shape != (T,):", "if False:"),
-    _task("device-unchecked", "schedule", "if device != notebook_device or name not in student:", "if name not in student:"),
+    _task("device-unchecked", "schedule", "if device != notebook_device or name not in student:", "if name not in student:",
+          equivalent="on a machine without CUDA the only other device a tensor can be on is meta, which carries no "
+          "values, so `name not in student` gives the same finding; a GPU machine would tell them apart "
+          "(a CPU tensor in a CUDA notebook)"),
     _task("not-plain-accepted", "schedule", 'if not info[name]["exact"]:', "if False:"),
     _task("diagnosis-inverted", "schedule", "if approx_equal(value.double(), wrong(student).double()):",
           "if not approx_equal(value.double(), wrong(student).double()):"),
@@ -206,7 +211,8 @@ TASK_MUTANTS = (
     _task("randomness-unchecked", "context_mask", 'if torch.equal(masks["0.1"], data["c_mask.0.1-again"].double()):', "if False:"),
     _task("endpoints-unchecked", "context_mask", 'elif kept["0.0"] != 1.0 or kept["1.0"] != 0.0:', "elif False:"),
     _task("rate-unchecked", "context_mask", 'elif abs(kept["0.1"] - 0.9) > 0.03 or abs(kept["0.5"] - 0.5) > 0.04:', "elif False:"),
-    _task("rate-loose", "context_mask", 'abs(kept["0.1"] - 0.9) > 0.03', 'abs(kept["0.1"] - 0.9) > 0.13'),
+    _task("rate-loose", "context_mask", 'abs(kept["0.1"] - 0.9) > 0.03', 'abs(kept["0.1"] - 0.9) > 0.13', MASK_TESTS),
+    _task("rate-half-loose", "context_mask", 'abs(kept["0.5"] - 0.5) > 0.04', 'abs(kept["0.5"] - 0.5) > 0.14', MASK_TESTS),
     # loss: the MSE between the grader's noise and the prediction on the grader's noisy image
     _task("mse-inverted", "loss", 'if found == "mse":', 'if found != "mse":'),
     _task("one-number-unchecked", "loss", "if loss.numel() != 1:", "if False:"),
@@ -306,8 +312,11 @@ def corpus_cases(where: Path, task: str) -> list[str]:
         spec.loader.exec_module(corpus)
     finally:
         del sys.modules[spec.name]
+    # A case with a shorter timeout than the default waits for it on purpose (an endless loop): it
+    # exercises the sandbox's deadline, not the judge, and would only slow every run down.
     names = [case.name for case in corpus.CASES
-             if any(task in named for named in (case.failed, case.passed_with, case.hints, case.at, case.absent))
+             if (any(task in named for named in (case.failed, case.passed_with, case.hints, case.at, case.absent))
+                 and case.timeout >= corpus.Case("default").timeout)
              or case.name in ("example_script", "equivalent_forms")]
     return [f"tests/test_grading_corpus.py::test_case[{name}]" for name in names]
 
@@ -413,6 +422,8 @@ def main(suite: str, only: str, list_only: bool, check_targets: bool, timeout: f
     if check_targets:
         click.echo(f"{len(chosen)} mutant targets each occur once")
         return
+    # Killed (SIGTERM), still restore the scratch file and stop the test run under way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cpu = CpuLock(lock, hold)
     started = time.monotonic()
     try:
