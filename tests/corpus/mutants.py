@@ -358,6 +358,10 @@ MUTANTS = [
          edits=((CONTEXT, CONTEXT + "\n        c_mask = torch.ones_like(c_mask)"),),
          failed={"training_loop": ("the mask given to get_loss at epoch 0, step 0 was not made by get_context_mask",)},
          at={"training_loop": (TRAINING_CELL, None)}),
+    Case("context_zeros_like_labels",  # shaped like the labels, so only their values tell
+         edits=((CONTEXT, "c_hot, c_mask = get_context_mask(torch.zeros_like(batch[1]), c_drop_prob)"),),
+         failed={"training_loop": ("the context given to get_context_mask is not the batch's labels",)},
+         at={"training_loop": (TRAINING_CELL, None)}),
     Case("guidance_not_a_mix",
          edits=((GUIDANCE, "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c ** 2"),),
          failed={"guidance": ("at w = 1 the noise passed to reverse_q is not a mix of the conditional and "
