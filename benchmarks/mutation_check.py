@@ -49,7 +49,7 @@ DATA_TESTS = ("tests/test_reference_data.py",)
 @dataclass(frozen=True)
 class Mutant:
     id: str
-    file: str  # relative to the repository root
+    file: str  # relative to the repository root: a file, or a module that may be a file or a package
     old: str  # must occur exactly once in the file
     new: str
     tests: tuple[str, ...]  # pytest arguments; "corpus:TASK" stands for the corpus cases naming TASK
@@ -161,7 +161,9 @@ BLOCKS_TESTS = ("corpus:blocks", "tests/test_attacks.py::test_attack[subclassing
 
 
 def _task(id: str, task: str, old: str, new: str, tests: tuple[str, ...] = (), equivalent: str = "") -> Mutant:
-    return Mutant(f"{task}:{id}", f"tasks/{task}.py", old, new, tests or (f"corpus:{task}",), equivalent)
+    # The task's module, `tasks/TASK.py` or the package `tasks/TASK/`: the target is found in whichever
+    # of its files holds it, so a task split into a package keeps its mutants.
+    return Mutant(f"{task}:{id}", f"tasks/{task}", old, new, tests or (f"corpus:{task}",), equivalent)
 
 
 TASK_MUTANTS = (
@@ -353,18 +355,27 @@ def check_imports_copy(where: Path) -> None:
             raise click.ClickException(f"the scratch copy is shadowed: an import finds {path}")
 
 
+def holders(root: Path, m: Mutant) -> list[Path]:
+    """The files under `root` that hold `m`'s target, once per occurrence (paths relative to `root`)."""
+    module = root / m.file
+    files = [module] if module.is_file() else []
+    files += [module.with_name(module.name + ".py")] if module.with_name(module.name + ".py").is_file() else []
+    files += sorted(module.rglob("*.py")) if module.is_dir() else []
+    return [path.relative_to(root) for path in files for _ in range(path.read_text().count(m.old))]
+
+
 def target_problems(mutants) -> list[str]:
     """Each mutant's target text occurs exactly once in the working tree's file and the mutated file
     still compiles (a mutant killed by a syntax error tests nothing); the problems."""
     problems = []
     for m in mutants:
-        source = (ROOT / m.file).read_text()
-        count = source.count(m.old)
-        if count != 1 or m.old == m.new:
-            problems.append(f"mutant {m.id}: {m.old!r} occurs {count} times in {m.file}")
+        found = holders(ROOT, m)
+        if len(found) != 1 or m.old == m.new:
+            problems.append(f"mutant {m.id}: {m.old!r} occurs {len(found)} times in {m.file}")
             continue
+        source = (ROOT / found[0]).read_text()
         try:
-            compile(source.replace(m.old, m.new), m.file, "exec")
+            compile(source.replace(m.old, m.new), str(found[0]), "exec")
         except SyntaxError as error:
             problems.append(f"mutant {m.id}: the mutated {m.file} does not compile ({error.msg}, line {error.lineno})")
     return problems
@@ -413,7 +424,7 @@ def main(suite: str, only: str, list_only: bool, check_targets: bool, timeout: f
                                                              for w in wanted)]
     if list_only:
         for m in chosen:
-            click.echo(f"{m.id:40} {m.file}: {m.old!r} -> {m.new!r}" + (f"  [equivalent: {m.equivalent}]"
+            click.echo(f"{m.id:40} {', '.join(map(str, holders(ROOT, m))) or m.file}: {m.old!r} -> {m.new!r}" + (f"  [equivalent: {m.equivalent}]"
                                                                           if m.equivalent else ""))
         return
     problems = target_problems(chosen)
@@ -439,7 +450,7 @@ def main(suite: str, only: str, list_only: bool, check_targets: bool, timeout: f
             killed, survivors, equivalent = [], [], []
             for m in chosen:
                 cpu.breathe()
-                path = where / m.file
+                path = where / holders(where, m)[0]
                 original = path.read_text()
                 path.write_text(original.replace(m.old, m.new))
                 try:

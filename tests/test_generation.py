@@ -6,6 +6,7 @@ the slow end-to-end tests grade whole submissions through the child on the CPU p
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -183,11 +184,39 @@ def test_passing_digits_get_no_cause_hints(tmp_path):
     assert verdict.passed and verdict.hints == []
 
 
+# -- the short training check (transplant profile) -------------------------------------------------
+def test_a_model_that_cannot_be_built_narrow_fails_naming_the_width(tmp_path):
+    verdict = _judge(tmp_path, _digits("test", 5), narrow={"build_error": "TypeError: down_chs"})
+    assert not verdict.passed
+    assert "your UNet cannot be built at a narrow width (32, 32, 64): TypeError: down_chs" in verdict.failures
+
+
+def test_a_training_cell_that_raises_fails_naming_the_line(tmp_path):
+    verdict = _judge(tmp_path, _digits("test", 5), narrow={"error": {"line": 7, "message": "NameError: x"}})
+    assert not verdict.passed
+    assert "the short training run through your training cell failed at line 7: NameError: x" in verdict.failures
+
+
+def test_a_notebook_that_never_trains_fails_on_every_profile(tmp_path):
+    """No training loop: no model to judge, on the transplant profile as on the train profile."""
+    from grader.runner import grade
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    cells = example.read_text(encoding="utf-8").split("# %%")
+    kept = [cell for cell in cells if "optimizer.step()" not in cell]
+    assert len(kept) == len(cells) - 1
+    path = tmp_path / "never_trains.py"
+    path.write_text("# %%".join(kept), encoding="utf-8")
+    for profile in ("transplant", "train"):
+        (task,) = grade(path, ["generation"], device="cpu", seed=3, generation={"profile": profile}).tasks
+        assert task.status == "failed" and "no training loop found" in task.message, (profile, task.message)
 # -- the judge's thresholds at their edges (benchmarks/mutation_check.py --suite tasks) --------------
 # Each test below sits on one side of one documented threshold, so moving it by a step, flipping
 # it or dropping it fails a test. The images are real MNIST test digits, shifted two pixels (no
 # longer near copies); which of them the shipped judge reads as their own digit is asked of the
 # judge (reference/judge.py), not of the code under test.
+# The judge's module itself (the package exports a function of the same name as `generation.judge`).
+judge_module = importlib.import_module("tasks.generation.judge")
 _EDGE_DIGITS = {}
 
 
@@ -197,7 +226,7 @@ def _edge_digits() -> tuple[torch.Tensor, torch.Tensor]:
     if not _EDGE_DIGITS:
         images, labels = mnist.load("test")
         images = torch.roll(images, shifts=(2, 1), dims=(2, 3))
-        read = generation._classify(images[:2000])[0]
+        read = generation.classify(images[:2000])[0]
         pools = [images[:2000][(labels[:2000] == d) & (read == d)] for d in range(10)]
         assert all(len(pool) >= 10 for pool in pools)
         _EDGE_DIGITS["right"] = torch.cat([pool[:10] for pool in pools])
@@ -247,8 +276,8 @@ def test_near_copy_means_within_distance_two():
     background = (original.flatten() == 0).nonzero().flatten()[:25]
     near, far = original.clone().flatten(), original.clone().flatten()
     near[background], far[background] = 0.3, 0.5
-    assert generation._near_copies(near.view(1, 1, 28, 28)) == 1.0
-    assert generation._near_copies(far.view(1, 1, 28, 28)) == 0.0
+    assert judge_module._near_copies(near.view(1, 1, 28, 28)) == 1.0
+    assert judge_module._near_copies(far.view(1, 1, 28, 28)) == 0.0
 
 
 @pytest.mark.parametrize("right, passes", [(8, True), (7, False)])
@@ -310,7 +339,7 @@ def test_short_training_heldout_loss_bound(tmp_path, monkeypatch, reference, los
     """The transplant profile's short training: the student's held-out loss may exceed the reference
     pipeline's by 25% or by 0.02, whichever is more. The prediction is the held-out noise plus a
     constant c, so its MSE is exactly c^2 = `loss`; the reference's loss is set."""
-    monkeypatch.setattr(generation, "reference_heldout_loss", lambda steps, seed: reference)
+    monkeypatch.setattr(judge_module, "reference_heldout_loss", lambda steps, seed: reference)
     noise = generation.heldout_batch(0)["noise"]
     narrow = {**_records(), "heldout_prediction": noise + loss ** 0.5}
     verdict = _judge(tmp_path, _official(0), narrow=narrow)
@@ -321,7 +350,7 @@ def test_short_training_heldout_loss_bound(tmp_path, monkeypatch, reference, los
 
 
 def test_short_training_records_are_checked_too(tmp_path, monkeypatch):
-    monkeypatch.setattr(generation, "reference_heldout_loss", lambda steps, seed: 0.4)
+    monkeypatch.setattr(judge_module, "reference_heldout_loss", lambda steps, seed: 0.4)
     noise = generation.heldout_batch(0)["noise"]
     verdict = _judge(tmp_path, _official(0), narrow={**_records(drop_prob=0.0), "heldout_prediction": noise})
     assert not verdict.passed

@@ -1,0 +1,133 @@
+"""Task `generation`: the student's model draws digits that the judge recognises (the official bar).
+
+The model comes from one of three profiles (`grader.runner.generation_options` picks one):
+- transplant: the shipped reference weights loaded into the student's model (which also
+  proves the architecture), plus a short narrow training run through the student's training
+  cell, compared with the reference pipeline's;
+- train: the student's model trained from a seeded start through their own training cell;
+- course: the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it.
+The digits are drawn through the student's own sample_w and w, then again by the grader from
+the same weights on its trusted path; `judge` decides. The modules: `child` drives the
+contained child, `trusted` computes what the grader samples and predicts itself, `judge`
+gives the verdict, `hints` says why it failed, `official` holds the course's bar.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from reference import narrow
+from tasks import guidance
+from tasks.base import Verdict, derive_seed
+from tasks.generation import child
+from tasks.generation.child import StageFailure
+from tasks.generation.judge import judge, stage_failure, wilson_interval  # noqa: F401 (the task's API)
+from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify
+from tasks.generation.trusted import heldout_batch, trusted_samples  # noqa: F401 (the task's API)
+
+TITLE = "Generated digits recognised by the judge (official bar: 48 of 50)"
+NEEDS = ("sample_w", "model")
+USES_TRAINING_CELL = True
+
+
+def check(context) -> Verdict:
+    """Make the model for the profile, sample it through the student's sample_w, sample the same
+    weights again on the grader's trusted path, and judge both."""
+    options = context.options
+    profile = options.get("profile", "transplant")
+    info = {"profile": profile, "profile_reason": options.get("profile_reason"), "timings": {},
+            "failed_before": list(context.failed_before), "w": guidance.student_w(context)}
+    bf16 = context.device.type == "cpu" and narrow.bf16_here()
+    training = child.training_cell(context)
+    samples = {}
+    try:
+        started = time.perf_counter()
+        if profile == "course":
+            samples["official"], state, info["course_flow"] = child.course_flow(context)
+            info["timings"]["course_flow_s"] = time.perf_counter() - started
+        else:
+            if training is None:  # every profile: a notebook that never trains has no model to judge
+                raise StageFailure("training", "no training loop found: the notebook never trains its model")
+            target, state = _model(context, profile, training, options, info)
+            info["timings"]["model_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            _sample(context, target, options, info, samples, bf16)
+            info["timings"]["sampling_s"] = time.perf_counter() - started
+    except StageFailure as failure:
+        return stage_failure(Verdict(POINTS, location=context.locate("sample_w")),
+                             {**info, "stage": failure.stage, "problem": failure.problem})
+    started = time.perf_counter()
+    info["effective_w"] = _effective_w(context, info["w"])
+    if state is not None:
+        samples["grader"] = trusted_samples(state, info["effective_w"], options.get("grader_per_digit", 1),
+                                            derive_seed(context.seed, ID, "trusted"), context.progress)
+    info["timings"]["trusted_path_s"] = time.perf_counter() - started
+    if profile == "transplant" and options.get("check_steps"):
+        started = time.perf_counter()
+        info["narrow"] = child.short_training(context, options["check_steps"], training, bf16)
+        info["timings"]["short_training_s"] = time.perf_counter() - started
+    info["stage"] = "done"
+    started = time.perf_counter()
+    verdict = judge(info, samples, context.locate, context.seed, **options)
+    info["timings"]["judge_s"] = time.perf_counter() - started
+    return verdict
+
+
+def _model(context, profile: str, training: dict, options: dict, info: dict) -> tuple[str, dict]:
+    """The child's slot holding the model to sample, and its weights as the grader knows them."""
+    from reference.weights import UNET_FILE, read_state_dict, weights_path
+
+    if profile == "transplant":
+        state = read_state_dict(weights_path(UNET_FILE))
+        child.load_or_fail(context, "model", state)
+        return "model", state
+    down_chs, steps, batch_size = options.get("down_chs", COURSE_CHS), options["train_steps"], options.get("batch_size", 128)
+    state = child.seeded_start(context, down_chs)
+    context.ask("build", slot="trained", down_chs=list(down_chs))
+    child.load_or_fail(context, "trained", state)
+    info["training"] = child.train(context, "trained", steps, training, batch_size, bf16=False)
+    if info["training"].get("error"):
+        raise StageFailure("training", info["training"]["error"])
+    info["training"]["masks"] = child.judged_masks(info["training"], context, "trained", steps, batch_size)
+    return "trained", child.returned_state(context, "trained", state)
+
+
+def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16: bool) -> None:
+    """The official 50 through the student's sample_w, and the larger sample when it is called for."""
+    w = info["w"] if info["w"] is not None else 0.0
+    samples["official"] = child.draw(context, target, OFFICIAL_PER_DIGIT, w, "official sample", bf16)
+    extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
+    info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.get("larger_sample", "always"))
+    if info["larger_sample"].startswith("drawn"):
+        samples["extra"] = child.draw(context, target, extra, w, "larger sample", bf16)
+
+
+def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> str:
+    """Whether to draw `extra` more digits of each kind, and why. The verdict is the official
+    draw of 50, as the course's; more digits only narrow the interval reported beside it, which
+    matters where the official count sits near the bar ("near_bar"), or always ("always")."""
+    if extra <= 0:
+        return "not drawn: no larger sample was asked for"
+    correct = int((classify(official)[0] == torch.arange(10).repeat_interleave(OFFICIAL_PER_DIGIT)).sum())
+    low, high = NEAR_BAR
+    if when == "always":
+        return f"drawn: {extra} more of each digit"
+    if low <= correct <= high:
+        return f"drawn: {correct} of 50 is near the bar of 48, so {extra} more of each digit were drawn"
+    return f"not drawn: {correct} of 50 is not near the bar of 48 (more digits are drawn from {low} to {high})"
+
+
+def _effective_w(context, w) -> float:
+    """The course's w that the student's sample_w applies at their w (1.0 when unknown)."""
+    if w is None:
+        w = 0.0
+    try:
+        found = guidance.identify(context)
+    except Exception:  # the guidance task reports what is wrong; sample the trusted path at w
+        return float(w)
+    if not found["called_reverse_q"] or w not in found["e_t"]:
+        return float(w)
+    alpha, beta, error = guidance.fit(found["e_t"][w], found["keep"], found["drop"])
+    return float(alpha - 1) if error < 1e-3 and abs(alpha + beta - 1) < 1e-3 else float(w)

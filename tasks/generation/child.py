@@ -1,0 +1,189 @@
+"""Driving the child for the generation task: build, load, train and sample the student's model.
+
+Every step is a command to the contained child with inputs made here; what comes back is
+checked for shape and type before anything is judged. A step that cannot go on raises
+StageFailure, which the judge turns into the task's message.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference import narrow
+from reference.unet import UNet
+from tasks.base import StudentRaised, derive_seed, kind_of, plain_tensor
+from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT
+from tasks.generation.trusted import heldout_batch
+
+class StageFailure(Exception):
+    """The model could not be made or sampled; `info` says at which stage and why."""
+
+    def __init__(self, stage: str, problem):
+        super().__init__(stage)
+        self.stage, self.problem = stage, problem
+
+
+def training_cell(context) -> dict | None:
+    facts = context.analysis.training_cell()
+    if facts is None or facts.tree is None:
+        return None
+    return {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>",
+            "epochs": _harness_epochs(facts.tree)}
+
+
+def _harness_epochs(tree) -> int | None:
+    """The constant the cell assigns to `epochs`, if any (to split a batch budget over epochs)."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
+                and any(isinstance(t, ast.Name) and t.id == "epochs" for t in node.targets) \
+                and isinstance(node.value.value, int) and node.value.value > 0:
+            return node.value.value
+    return None
+
+
+def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool) -> torch.Tensor:
+    """per_digit samples of each digit through the student's sample_w, checked and on the CPU."""
+    value, _ = context.ask("sample", target=target, per_digit=per_digit, w=w, bf16=bf16, phase=phase,
+                           seed=derive_seed(context.seed, ID, phase))
+    if not (isinstance(value, list) and len(value) == 10):
+        raise StageFailure("sampling", f"sample_w returned {kind_of(value)} values, expected images")
+    images = []
+    for digit, out in enumerate(value):
+        out = plain_tensor(out, f"the images sample_w returned for digit {digit}", finite=False)
+        if out.numel() != per_digit * 28 * 28:
+            raise StageFailure("sampling", f"sample_w returned shape {tuple(out.shape)} for {per_digit} "
+                               f"images of digit {digit}; expected ({per_digit}, 1, 28, 28)")
+        images.append(out.float().reshape(per_digit, 1, 28, 28))
+    return torch.cat(images)
+
+
+def train(context, target: str, steps: int, training: dict, batch_size: int, bf16: bool) -> dict:
+    """Train a model in the child through the student's cell on the grader's shuffled epochs."""
+    batches_per_epoch = max(1, -(-steps // (training.get("epochs") or 1)))
+    order = batch_order(context, target, steps, batch_size)
+    info, _ = context.ask("train", target=target, code=training["code"], filename=training["filename"],
+                          order=order, batch_size=batch_size, batches_per_epoch=batches_per_epoch, steps=steps,
+                          seed=derive_seed(context.seed, ID, "train", target), bf16=bf16)
+    if not isinstance(info, dict):
+        raise StageFailure("training", "the training run returned no records")
+    return {**info, "batches_per_epoch": batches_per_epoch, "steps_asked": steps}
+
+
+def batch_order(context, target: str, steps: int, batch_size: int) -> torch.Tensor:
+    """Shuffled epochs of the 70,000 images, as the course's DataLoader(shuffle=True) draws them."""
+    generator = context.generator(ID, "order", target)
+    epochs = -(-(steps + 1) * batch_size // 70_000)
+    return torch.cat([torch.randperm(70_000, generator=generator) for _ in range(epochs)])
+
+
+def load_or_fail(context, target: str, state: dict) -> None:
+    value, _ = context.ask("load", target=target, state=state)
+    if isinstance(value, dict) and "mismatch" in value:
+        raise StageFailure("weights", value["mismatch"])
+    if isinstance(value, dict) and "not_a_module" in value:
+        raise StageFailure("model", f"model is a {value['not_a_module']}, not a torch module")
+    if not (isinstance(value, dict) and value.get("loaded") is True):
+        raise StageFailure("weights", f"loading the weights answered {kind_of(value)}")
+
+
+def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
+    """The notebook run top to bottom in a kernel, as the DLI platform runs it: the 50 samples its
+    run_assessment drew, the final model's weights when they fit the course's U-Net (for the
+    trusted path), and how far the run got."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell.source) for cell in context.cells])
+    value, _ = context.ask("course_flow", notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout))
+    if not isinstance(value, dict):
+        raise StageFailure("course flow", f"the course flow answered {kind_of(value)}")
+    numbers = [cell.number for cell in context.cells]
+    stopped, assessment = value.get("stopped"), value.get("assessment_cell")
+    flow = {"cells": value.get("cells"), "ran": value.get("ran"),
+            "assessment_output": str(value.get("assessment_output") or "")}
+    if isinstance(stopped, dict) and type(stopped.get("cell")) is int and 0 <= stopped["cell"] < len(numbers):
+        flow["stopped"] = {"cell": numbers[stopped["cell"]], "error": str(stopped.get("error"))}
+        raise StageFailure("course flow", f"the notebook stopped at cell {flow['stopped']['cell']} "
+                                          f"({flow['stopped']['error']}) before the assessment ran")
+    if type(assessment) is not int:
+        raise StageFailure("course flow", "no cell calls run_assessment(model, sample_w, w)")
+    images = value.get("samples")
+    if images is None:
+        raise StageFailure("course flow", f"cell {numbers[assessment]} ran, but run_assessment saved no samples")
+    images = plain_tensor(images, "the samples run_assessment drew", finite=False)
+    if tuple(images.shape) != (10 * OFFICIAL_PER_DIGIT, 1, 28, 28):
+        raise StageFailure("course flow", f"run_assessment drew shape {tuple(images.shape)}, not (50, 1, 28, 28)")
+    return images.float(), _course_shaped(value.get("model_state")), flow
+
+
+def _course_shaped(state) -> dict | None:
+    """`state` when it is a state dict of plain tensors that loads into the course's U-Net."""
+    if not isinstance(state, dict):
+        return None
+    expected = UNet(150, 1, 28, COURSE_CHS).state_dict()
+    if set(state) != set(expected) or not all(type(state[k]) is torch.Tensor and state[k].shape == v.shape
+                                              for k, v in expected.items()):
+        return None
+    return state
+
+
+def seeded_start(context, down_chs) -> dict:
+    torch.manual_seed(derive_seed(context.seed, ID, "start"))
+    return UNet(150, 1, 28, tuple(down_chs)).state_dict()
+
+
+def returned_state(context, target: str, start: dict) -> dict:
+    """The trained weights as the child returns them: plain tensors with the start's keys and shapes."""
+    value, _ = context.call(f"{target}.state_dict")
+    if not (isinstance(value, dict) and set(value) == set(start)
+            and all(isinstance(value[k], torch.Tensor) and value[k].shape == start[k].shape for k in start)):
+        raise StageFailure("weights", {"missing": [], "unexpected": [], "wrong_shape": ["(returned weights)"]})
+    if all(torch.equal(value[k].float(), start[k].float()) for k in start):
+        raise StageFailure("training", "the model's weights did not change during training")
+    return value
+
+
+def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
+    """Train a narrow copy of the student's model briefly; its prediction on the held-out batch."""
+    try:
+        context.ask("build", slot="narrow", down_chs=list(narrow.WIDTHS))
+    except StudentRaised as error:  # the class may not take down_chs; that is a finding
+        return {"build_error": error.describe()}
+    start = narrow.start_state()
+    try:
+        load_or_fail(context, "narrow", start)
+    except StageFailure:
+        pass  # a different layout trains from its own start
+    info = train(context, "narrow", steps, training, 128, bf16)
+    batch = heldout_batch(context.seed)
+    info["masks"] = judged_masks(info, context, "narrow", steps, 128)
+    prediction, _ = context.call("narrow", batch["x_t"], batch["t"], batch["c_hot"],
+                                 torch.ones_like(batch["c_hot"]), no_grad=True)
+    info["heldout_prediction"] = prediction
+    return info
+
+
+def judged_masks(info: dict, context, target: str, steps: int, batch_size: int) -> list[dict]:
+    """The recorded masks that reached get_loss, each with a plain drop probability (or None) and
+    whether its context was the labels the grader put in that batch."""
+    from reference import mnist
+
+    _, labels = mnist.load("all")
+    order = batch_order(context, target, steps, batch_size)
+    masks = [m for m in info.get("masks", []) if isinstance(m, dict)]
+    used = {b.get("mask_call") for b in info.get("batches", []) if isinstance(b, dict)}
+    judged = []
+    for index, mask in enumerate(masks):
+        if index not in used:
+            continue  # the preview's own mask does not describe training
+        drop, c = mask.get("drop_prob"), mask.get("c")
+        epoch, step = mask.get("epoch"), mask.get("step")
+        expected = None
+        if type(epoch) is int and type(step) is int and epoch >= 0 and step >= 0:
+            first = (epoch * info.get("batches_per_epoch", 1) + step) * batch_size % len(order)
+            expected = labels[order[first:first + batch_size]]
+        judged.append({"drop_prob": float(drop) if type(drop) in (int, float) else None,
+                       "labels_from_batch": bool(isinstance(c, torch.Tensor) and expected is not None
+                                                 and c.shape == expected.shape and torch.equal(c.long(), expected))})
+    return judged

@@ -1,0 +1,37 @@
+"""Why generation failed, and what to change: hints for a failed official check."""
+
+from __future__ import annotations
+
+# Guided-sample accuracy of the shipped reference weights (docs/weights.md has the commands).
+REFERENCE_ACCURACY_W1 = 0.997
+
+
+REFERENCE_ACCURACY_W0 = 0.90
+SAMPLING_RELIES_ON = ("schedule", "reverse_q", "blocks", "guidance")
+TRAINING_RELIES_ON = ("q", "context_mask", "loss", "training_loop")
+
+
+def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float) -> list[str]:
+    """Hints for a failed official check: a guidance weight that switches guidance off, a sampler
+    that does worse than the grader's on the same weights, unit tasks failed above."""
+    hints = []
+    w, effective = info.get("w"), info.get("effective_w")
+    shown = "unset (0.0)" if w is None else f"{w:g}"
+    if effective is not None and effective == 0:
+        hints.append(f"your w = {shown} switches guidance off: sample_w draws plain conditional samples, "
+                     f"which the reference weights recognise only {REFERENCE_ACCURACY_W0:.0%} of the time, "
+                     f"under the 95% bar; with w = 1 they reach {REFERENCE_ACCURACY_W1:.1%}: set w = 1")
+    elif effective is not None and effective < 0:
+        hints.append(f"at your w = {shown}, sample_w weighs the unconditional prediction above the conditional "
+                     f"one (the course's weight would be {effective:g}), so the digits drift to any class; choose w "
+                     f"so that the course's weight is about 1 (w = 1 in the course's form, w = 2 in the form "
+                     f"w * keep + (1 - w) * drop), where the reference weights reach {REFERENCE_ACCURACY_W1:.1%}")
+    elif grader_accuracy is not None and grader_accuracy > official_accuracy + 0.3:
+        hints.append("the grader's own sampler draws better digits from the same weights at your w: "
+                     "check the guidance formula in sample_w")
+    relevant = SAMPLING_RELIES_ON + (TRAINING_RELIES_ON if info.get("profile") == "train" else ())
+    causes = [task for task in relevant if task in info.get("failed_before", ())]
+    if causes:
+        hints.append(f"likely cause: the {', '.join(causes)} task{'s' if len(causes) > 1 else ''} failed above; "
+                     f"fix {'them' if len(causes) > 1 else 'it'} first")
+    return hints
