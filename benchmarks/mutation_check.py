@@ -333,12 +333,15 @@ def expand_tests(where: Path, tests: tuple[str, ...]) -> tuple[str, ...]:
 def run_tests(where: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, str]:
     """Run pytest on the scratch copy; returns (passed, last line of its output)."""
     env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", *tests]
     try:
         done = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f} s (counts as killed)"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
+    failed = [line[len("FAILED "):][:160] for line in lines if line.startswith("FAILED ")]
+    if failed:
+        lines.append(f"{lines[-1]}; {failed[0]}")
     if done.returncode not in (0, 1):  # 1: tests failed; anything else: pytest could not run them
         raise click.ClickException(f"pytest exited {done.returncode}: {(lines[-1] if lines else done.stderr)[-300:]}")
     return done.returncode == 0, (lines[-1] if lines else done.stderr.strip()[-200:])
@@ -416,9 +419,10 @@ class CpuLock:
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds per mutant's test run.")
 @click.option("--lock", default=None, help="A lock file to hold while running tests (e.g. /tmp/dli-cpu.lock).")
 @click.option("--hold", type=float, default=150.0, show_default=True, help="Seconds to hold --lock before letting others in.")
+@click.option("--skip-baseline", is_flag=True, help="Do not first run every chosen test unmutated (they must pass).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def main(suite: str, only: str, list_only: bool, check_targets: bool, timeout: float, lock: str | None,
-         hold: float, as_json: bool) -> None:
+         hold: float, skip_baseline: bool, as_json: bool) -> None:
     wanted = [w for w in only.split(",") if w]
     chosen = [m for m in SUITES[suite] if not wanted or any(m.id == w or (w.endswith(":") and m.id.startswith(w))
                                                              for w in wanted)]
@@ -444,7 +448,8 @@ def main(suite: str, only: str, list_only: bool, check_targets: bool, timeout: f
             check_imports_copy(where)
             tests = {m.id: expand_tests(where, m.tests) for m in chosen}
             cpu.acquire()
-            passed, line = run_tests(where, tuple(dict.fromkeys(t for m in chosen for t in tests[m.id])), timeout)
+            passed, line = (True, "") if skip_baseline else \
+                run_tests(where, tuple(dict.fromkeys(t for m in chosen for t in tests[m.id])), timeout)
             if not passed:
                 raise click.ClickException(f"the unmutated tests fail, fix them first: {line}")
             killed, survivors, equivalent = [], [], []

@@ -316,7 +316,7 @@ MUTANTS = [
          at={"q": (Q_CELL, 2)}),
     Case("q_noise_shifted",
          edits=(("noise = torch.randn_like(x_0)", "noise = torch.randn_like(x_0) + 1"),),
-         failed={"q": ("the noise is not standard normal (mean 1.00, std 1.00)",)},
+         failed={"q": ("the noise is not standard normal (mean ",)},  # mean 1, std 1, up to sampling noise
          hints={"q": ("torch.randn_like(x_0)",)},
          at={"q": (Q_CELL, 2)}),
     Case("q_flat_x_t",
@@ -335,7 +335,8 @@ MUTANTS = [
     Case("mask_two_draws_multiplied",
          edits=((MASK, "c_mask = (torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob)\n"
                        "              * torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob)).to(device)"),),
-         failed={"context_mask": ("with drop_prob 0.1 it keeps 81% of the context (expected about 90%)",)},
+         # keeps 0.9 * 0.9 = 81% at 0.1, give or take a point of sampling noise
+         failed={"context_mask": ("with drop_prob 0.1 it keeps 8", "of the context (expected about 90%)")},
          at={"context_mask": (MASK_CELL, 2)}),
     Case("loss_model_sees_x0",
          edits=(("noise_pred = model(x_noisy, t, *model_args)", "noise_pred = model(x_0, t, *model_args)"),),
