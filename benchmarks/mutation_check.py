@@ -155,7 +155,8 @@ MUTANTS = (
 
 
 # -- the task judges ----------------------------------------------------------------------------
-GENERATION_TESTS = ("tests/test_generation.py",)
+# The judge's tests; not the one that grades whole notebooks through the child (no judge runs there).
+GENERATION_TESTS = ("tests/test_generation.py", "-k", "not never_trains")
 MASK_TESTS = ("corpus:context_mask", "tests/test_grading_corpus.py::test_mask_judge_keep_rate_band")
 BLOCKS_TESTS = ("corpus:blocks", "tests/test_attacks.py::test_attack[subclassing_a_course_block_does_not_earn_it]")
 
