@@ -6,6 +6,7 @@ the slow end-to-end tests grade whole submissions through the child on the CPU p
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -225,3 +226,150 @@ def test_a_notebook_that_trains_inside_a_function_is_followed_batch_by_batch(tmp
     path.write_text("# %%".join(cells), encoding="utf-8")
     (task,) = grade(path, ["training_loop"], device="cpu", seed=3).tasks
     assert task.status == "passed", task.message
+
+
+# -- the judge's thresholds at their edges (benchmarks/mutation_check.py --suite tasks) --------------
+# Each test below sits on one side of one documented threshold, so moving it by a step, flipping
+# it or dropping it fails a test. The images are real MNIST test digits, shifted two pixels (no
+# longer near copies); which of them the shipped judge reads as their own digit is asked of the
+# judge (reference/judge.py), not of the code under test.
+# The judge's module itself (the package exports a function of the same name as `generation.judge`).
+judge_module = importlib.import_module("tasks.generation.judge")
+_EDGE_DIGITS = {}
+
+
+def _edge_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """(right, wrong): 10 per digit of shifted test images the judge reads as that digit, in digit
+    order, and 10 per digit that it reads as digit + 5 (a wrong drawing of that digit)."""
+    if not _EDGE_DIGITS:
+        images, labels = mnist.load("test")
+        images = torch.roll(images, shifts=(2, 1), dims=(2, 3))
+        read = generation.classify(images[:2000])[0]
+        pools = [images[:2000][(labels[:2000] == d) & (read == d)] for d in range(10)]
+        assert all(len(pool) >= 10 for pool in pools)
+        _EDGE_DIGITS["right"] = torch.cat([pool[:10] for pool in pools])
+        _EDGE_DIGITS["wrong"] = torch.cat([pools[(d + 5) % 10][:10] for d in range(10)])
+    return _EDGE_DIGITS["right"], _EDGE_DIGITS["wrong"]
+
+
+def _official(wrong_count: int) -> torch.Tensor:
+    """50 digits, 5 per digit, of which `wrong_count` (at most 40) are drawn wrong, never at a
+    multiple of 5 (the default trusted path, official[::5], stays all right)."""
+    right, wrong = _edge_digits()
+    official = right.view(10, 10, 1, 28, 28)[:, :5].reshape(50, 1, 28, 28).clone()
+    wrong5 = wrong.view(10, 10, 1, 28, 28)[:, :5].reshape(50, 1, 28, 28)
+    spots = [i for i in range(50) if i % 5][:wrong_count]
+    official[spots] = wrong5[spots]
+    return official
+
+
+@pytest.mark.parametrize("wrong, passes", [(2, True), (3, False)])
+def test_official_bar_is_48_of_50(tmp_path, wrong, passes):
+    verdict = _judge(tmp_path, _official(wrong))
+    assert verdict.details["official_accuracy"] == pytest.approx((50 - wrong) / 50)
+    assert verdict.passed is passes, verdict.failures
+    assert verdict.earned == (generation.POINTS if passes else 0)
+    if not passes:
+        assert "47 of 50 digits recognised (94%; 48 needed)" in verdict.failures[0]
+
+
+@pytest.mark.parametrize("copies, passes", [(9, True), (10, True), (11, False)])
+def test_near_copy_limit_is_a_fifth_of_the_samples(tmp_path, copies, passes):
+    """Up to 20% unshifted MNIST images pass (a model may draw a few), more fail."""
+    images, labels = mnist.load("test")
+    official = _official(0)
+    originals = torch.cat([images[labels == d][:5] for d in range(10)])
+    official[:copies] = originals[:copies]  # the same test digits, unshifted: exact copies
+    verdict = _judge(tmp_path, official)
+    assert verdict.details["near_copy_fraction"] == pytest.approx(copies / 50)
+    assert verdict.passed is passes, verdict.failures
+    assert bool(verdict.integrity) is not passes
+
+
+def test_near_copy_means_within_distance_two():
+    """A copy with 25 background pixels raised to 0.3 is 1.5 away from its original (5 * 0.3):
+    a near copy; raised to 0.5, 2.5 away: not one (any other MNIST image is farther still)."""
+    images, _ = mnist.load("train")
+    original = images[:1].clone()
+    background = (original.flatten() == 0).nonzero().flatten()[:25]
+    near, far = original.clone().flatten(), original.clone().flatten()
+    near[background], far[background] = 0.3, 0.5
+    assert judge_module._near_copies(near.view(1, 1, 28, 28)) == 1.0
+    assert judge_module._near_copies(far.view(1, 1, 28, 28)) == 0.0
+
+
+@pytest.mark.parametrize("right, passes", [(8, True), (7, False)])
+def test_trusted_path_margin(tmp_path, right, passes):
+    """Official 50 of 50; the trusted path's 10 digits (one each) with `right` of them right. The
+    Wilson 95% upper bound of 8/10 is 0.943, of 7/10 0.892 (by hand: centre (p + z^2/2n) / (1 +
+    z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n), z = 1.96); it must stay within 0.1
+    of the official 100%."""
+    assert generation.wilson_interval(8, 10)[1] == pytest.approx(0.9433, abs=1e-3)
+    assert generation.wilson_interval(7, 10)[1] == pytest.approx(0.8922, abs=1e-3)
+    good, wrong = _edge_digits()
+    trusted = good[::10].clone()
+    trusted[right:] = wrong[::10][right:]
+    verdict = _judge(tmp_path, _official(0), grader=trusted)
+    assert verdict.details["reference_sampler_accuracy"] == pytest.approx(right / 10)
+    assert verdict.passed is passes, verdict.failures
+    assert bool(verdict.integrity) is not passes
+
+
+def test_trusted_path_is_not_flagged_when_the_official_check_fails(tmp_path):
+    """The integrity flag says the student's sampler beats the grader's; below the bar it does not."""
+    _, wrong = _edge_digits()
+    verdict = _judge(tmp_path, _official(10), grader=wrong[::10])
+    assert not verdict.passed and verdict.integrity == []
+    assert len(verdict.failures) == 1 and "official check: 40 of 50" in verdict.failures[0]
+
+
+def _records(count=40, drop_prob=0.1, from_batch=True, bad_at=3) -> dict:
+    """Training records of 40 batches as the child reports them (one mask per batch), one of them
+    (at `bad_at`) with the given drop probability and labels flag."""
+    masks = [{"drop_prob": 0.1, "labels_from_batch": True} for _ in range(count)]
+    masks[bad_at] = {"drop_prob": drop_prob, "labels_from_batch": from_batch}
+    return {"batch_count": count, "steps_asked": 40, "masks": masks}
+
+
+@pytest.mark.parametrize("records, failure", [
+    (_records(), None),
+    (_records(drop_prob=0.9), None),
+    (_records(count=39), "trained 39 of the 40 batches"),
+    (_records(from_batch=False), "conditions on something other than the batch's labels"),
+    (_records(drop_prob=0.0), "c_drop_prob values of 0 or 1"),
+    (_records(drop_prob=1.0), "c_drop_prob values of 0 or 1"),
+    (_records(drop_prob=None), "c_drop_prob values of 0 or 1"),
+], ids=["right", "high-but-below-1", "one-batch-short", "other-labels", "drop-0", "drop-1", "drop-not-a-number"])
+def test_training_records_on_the_train_profile(tmp_path, records, failure):
+    verdict = _judge(tmp_path, _official(0), profile="train", training=records)
+    if failure is None:
+        assert verdict.passed, verdict.failures
+    else:
+        assert not verdict.passed and verdict.earned == 0
+        assert any(failure in text for text in verdict.failures), verdict.failures
+
+
+@pytest.mark.parametrize("reference, loss, passes", [
+    (0.4, 0.49, True), (0.4, 0.51, False),      # the ratio rules: 0.4 * 1.25 = 0.5 > 0.4 + 0.02
+    (0.04, 0.059, True), (0.04, 0.061, False),  # the slack rules: 0.04 + 0.02 = 0.06 > 0.04 * 1.25
+])
+def test_short_training_heldout_loss_bound(tmp_path, monkeypatch, reference, loss, passes):
+    """The transplant profile's short training: the student's held-out loss may exceed the reference
+    pipeline's by 25% or by 0.02, whichever is more. The prediction is the held-out noise plus a
+    constant c, so its MSE is exactly c^2 = `loss`; the reference's loss is set."""
+    monkeypatch.setattr(judge_module, "reference_heldout_loss", lambda steps, seed: reference)
+    noise = generation.heldout_batch(0)["noise"]
+    narrow = {**_records(), "heldout_prediction": noise + loss ** 0.5}
+    verdict = _judge(tmp_path, _official(0), narrow=narrow)
+    assert verdict.details["short_training"]["heldout_loss"] == pytest.approx(loss, rel=1e-4)
+    assert verdict.passed is passes, verdict.failures
+    if not passes:
+        assert "predicts the noise worse than the reference pipeline's" in verdict.failures[0]
+
+
+def test_short_training_records_are_checked_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(judge_module, "reference_heldout_loss", lambda steps, seed: 0.4)
+    noise = generation.heldout_batch(0)["noise"]
+    verdict = _judge(tmp_path, _official(0), narrow={**_records(drop_prob=0.0), "heldout_prediction": noise})
+    assert not verdict.passed
+    assert any("c_drop_prob values of 0 or 1" in text for text in verdict.failures), verdict.failures

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 import tasks
 from grader.runner import grade
@@ -158,3 +159,42 @@ def test_apply_edits_refuses_a_missing_or_repeated_target():
     with pytest.raises(AssertionError):
         apply_edits("a = 1\na = 1\n", [("a = 1", "a = 2")])
     assert apply_edits("a = 1\n", [("a = 1", "a = 2")]) == "a = 2\n"
+
+
+# -- the context mask's keep-rate band, judged directly (benchmarks/mutation_check.py) --------------
+class _Where:
+    """The one thing context_mask.judge asks of its context: where the function is."""
+
+    def locate(self, name):
+        return None
+
+
+def _mask_keeping(fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """A (1000, 10) binary mask with exactly round(fraction * 10000) ones, at random places."""
+    flat = torch.zeros(10_000)
+    flat[torch.randperm(10_000, generator=generator)[:round(fraction * 10_000)]] = 1.0
+    return flat.view(1000, 10)
+
+
+@pytest.mark.parametrize("at_01, at_05, failure", [
+    (0.88, 0.47, None),                                   # 2 and 3 points off: sampling noise allows that
+    (0.85, 0.50, "with drop_prob 0.1 it keeps 85%"),     # 5 points off at 0.1: more than 0.03
+    (0.90, 0.45, "with drop_prob 0.1 it keeps 90%"),     # 5 points off at 0.5: more than 0.04
+])
+def test_mask_judge_keep_rate_band(at_01, at_05, failure):
+    """A mask keeping 1 - drop_prob within 0.03 at 0.1 and 0.04 at 0.5 passes (10,000 draws have a
+    standard deviation of 0.003 and 0.005 there); further off fails (the message names the rate at 0.1)."""
+    import torch.nn.functional as F
+    from tasks import context_mask
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(1000) % 10
+    data = {"labels": labels}
+    for name, keep in (("0.0", 1.0), ("0.1", at_01), ("0.5", at_05), ("1.0", 0.0), ("0.1-again", at_01)):
+        data[f"c_hot.{name}"] = F.one_hot(labels, 10)
+        data[f"c_mask.{name}"] = _mask_keeping(keep, generator)
+    verdict = context_mask.judge(data, _Where())
+    if failure is None:
+        assert verdict.passed, verdict.failures
+    else:
+        assert not verdict.passed and failure in verdict.failures[0], verdict.failures
