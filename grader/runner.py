@@ -357,56 +357,18 @@ def _result(task, status, score, message, hints=(), location=None, details=None)
                       details=details or {})
 
 
-GPU_TRAIN_STEPS = 2000  # about 1,000 eager steps reach 98-99.6% at w = 1 on an H100 (docs/calibration.md)
-CPU_TRAIN_STEPS = 200   # the train profile on a CPU: the whole path at a width and length a test affords
-CPU_TRAIN_CHS = (32, 32, 64)
-CPU_CHECK_STEPS = 40
-GENERATION_TIMEOUT = 900.0
-COURSE_FLOW_TIMEOUT = 24 * 3600.0
-OFFICIAL_PER_DIGIT = 5
-
-
-PROFILE_REASONS = {
-    "train": "the student's model trained from a seeded start through their training cell",
-    "transplant": "the reference weights loaded into the student's model",
-    "course": "the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it",
-}
-
-
-def generation_options(device: str, profile: str = "auto", train_steps: int | None = None,
-                       per_digit: int | None = None, artifacts_dir: Path | None = None,
-                       stem: str = "submission", down_chs: tuple | None = None, force: bool = False) -> dict:
-    """Budgets of the generation task for its profile (train: from a seeded start; transplant:
-    the reference weights; course: the notebook as written). On a CPU the train profile runs
-    narrow and short: it checks the whole path, and its accuracy is not the verdict a GPU would
-    give (the report says which profile ran and why). The course profile trains as the notebook
-    does, hours on a CPU: there it needs `force`."""
-    gpu = device == "cuda"
-    if profile == "auto":
-        profile = "train" if gpu else "transplant"
-        why = f"auto: {'a CUDA device is' if gpu else 'no CUDA device is'} available, so {PROFILE_REASONS[profile]}"
-    elif profile in PROFILE_REASONS:
-        why = f"asked for: {PROFILE_REASONS[profile]}"
-    else:
-        raise UnusableInput(f"--profile must be auto, train, transplant or course, not {profile!r}")
-    if profile == "course" and not gpu and not force:
-        raise UnusableInput("--profile course runs the notebook as written, its training included, which takes "
-                            "hours on a CPU: grade on a GPU, or pass --force to run it here anyway")
-    return {
-        "profile": profile,
-        "profile_reason": why,
-        "train_steps": train_steps or (GPU_TRAIN_STEPS if gpu else CPU_TRAIN_STEPS),
-        "down_chs": down_chs or ((64, 64, 128) if gpu else CPU_TRAIN_CHS),
-        "per_digit": OFFICIAL_PER_DIGIT if profile == "course" else per_digit or (50 if gpu else 10),
-        # The larger sample costs 30 s on a CPU: there it is drawn only near the bar, unless asked for.
-        "larger_sample": "always" if gpu or per_digit else "near_bar",
-        "grader_per_digit": 10 if gpu else 1,
-        "check_steps": CPU_CHECK_STEPS if profile == "transplant" else 0,
-        "artifacts_dir": artifacts_dir,
-        "stem": stem,
-        # The course flow trains as the notebook does; only the grade's own deadline bounds it.
-        "timeout": COURSE_FLOW_TIMEOUT if profile == "course" else GENERATION_TIMEOUT,
-    }
+def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
+    """Each task's options, from its own `choose_options(device, stem=..., **asked)` where it has one
+    (the runner knows no task's budgets); a task's ValueError is the user's unusable input."""
+    chosen = {}
+    for task_id in task_ids:
+        task = load_task(task_id)
+        if hasattr(task, "choose_options"):
+            try:
+                chosen[task_id] = task.choose_options(device, stem=stem, **asked.get(task_id, {}))
+            except ValueError as error:
+                raise UnusableInput(str(error)) from error
+    return chosen
 
 
 def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, timeout: float = 60.0,
@@ -416,7 +378,7 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
 
     `seed` None draws one for this grade (the child can't predict the grader's inputs); the
     result records it, so `seed=` reproduces the grade. `generation` overrides the generation
-    task's budgets (see `generation_options`). One deadline, `total_timeout` seconds from now,
+    task's budgets (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,
     bounds everything: cells, restarts, replays and checks; tasks not reached fail as not graded.
     """
     started = time.perf_counter()
@@ -426,8 +388,7 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     wanted = set(task_ids or TASK_IDS)
     order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
-        options = {"generation": generation_options(device, stem=Path(path).stem, **(generation or {}))} \
-            if "generation" in wanted else {}
+        options = task_options(order, device, Path(path).stem, {"generation": generation or {}})
         grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain)
         results, interrupted = [], False
         try:
@@ -461,6 +422,6 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     return GradeResult(
         submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
         device=device, tasks=results, integrity=integrity, seed=seed, sandbox=sandbox,
-        profile=options["generation"]["profile"] if "generation" in wanted else None,
+        profile=next((chosen["profile"] for chosen in options.values() if "profile" in chosen), None),
         duration_s=time.perf_counter() - started, timings=grading.timings, interrupted=interrupted,
     )

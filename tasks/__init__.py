@@ -2,7 +2,9 @@
 
 A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define) and
 `check(context)`, which runs in the grader: it makes the inputs, has the contained child run
-the student's code on them, and judges the raw values (see tasks/base.py).
+the student's code on them, and judges the raw values (see tasks/base.py). A task with
+choices or budgets also defines `choose_options(device, stem=..., **asked)`; the runner passes
+what it returns to `check` as `context.options` (the generation task's profiles).
 """
 
 from importlib import import_module

@@ -92,6 +92,6 @@ def test_course_profile_is_not_refused_when_generation_is_not_graded(tmp_path):
 @pytest.mark.parametrize("profile, reason", [("auto", "auto: no CUDA device is available"),
                                              ("transplant", "asked for: the reference weights")])
 def test_the_report_names_the_profile_and_why(profile, reason):
-    from grader.runner import generation_options
+    from tasks.generation import choose_options
 
-    assert generation_options("cpu", profile=profile)["profile_reason"].startswith(reason)
+    assert choose_options("cpu", profile=profile)["profile_reason"].startswith(reason)

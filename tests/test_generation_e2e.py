@@ -132,3 +132,4 @@ def test_same_seed_same_digits_whatever_tasks_ran_before(tmp_path):
     assert first["official_predictions"] == second["official_predictions"]
     assert first["reference_sampler_accuracy"] == second["reference_sampler_accuracy"]
     assert first["short_training"]["heldout_loss"] == pytest.approx(second["short_training"]["heldout_loss"], rel=1e-3)
+

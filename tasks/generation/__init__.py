@@ -1,6 +1,6 @@
 """Task `generation`: the student's model draws digits that the judge recognises (the official bar).
 
-The model comes from one of three profiles (`grader.runner.generation_options` picks one):
+The model comes from one of three profiles (`options.choose_options` picks one):
 - transplant: the shipped reference weights loaded into the student's model (which also
   proves the architecture), plus a short narrow training run through the student's training
   cell, compared with the reference pipeline's;
@@ -9,7 +9,8 @@ The model comes from one of three profiles (`grader.runner.generation_options` p
 The digits are drawn through the student's own sample_w and w, then again by the grader from
 the same weights on its trusted path; `judge` decides. The modules: `child` drives the
 contained child, `trusted` computes what the grader samples and predicts itself, `judge`
-gives the verdict, `hints` says why it failed, `official` holds the course's bar.
+gives the verdict, `hints` says why it failed, `official` holds the course's bar, `options`
+the profile and budgets.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tasks.generation import child
 from tasks.generation.child import StageFailure
 from tasks.generation.judge import judge, stage_failure, wilson_interval  # noqa: F401 (the task's API)
 from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify
+from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
 from tasks.generation.trusted import heldout_batch, trusted_samples  # noqa: F401 (the task's API)
 
 TITLE = "Generated digits recognised by the judge (official bar: 48 of 50)"

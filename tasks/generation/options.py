@@ -1,0 +1,63 @@
+"""The generation task's options: which profile runs, and its budgets on this device.
+
+The runner asks every task with an `options` function for its options and passes them to
+its `check`; this one picks the profile (`auto`: train with CUDA, else transplant) and says
+why, and refuses what cannot be done here (a ValueError, which the runner reports as
+unusable input).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.generation.official import OFFICIAL_PER_DIGIT
+
+GPU_TRAIN_STEPS = 2000  # about 1,000 eager steps reach 98-99.6% at w = 1 on an H100 (docs/calibration.md)
+CPU_TRAIN_STEPS = 200   # the train profile on a CPU: the whole path at a width and length a test affords
+CPU_TRAIN_CHS = (32, 32, 64)
+CPU_CHECK_STEPS = 40
+GENERATION_TIMEOUT = 900.0
+COURSE_FLOW_TIMEOUT = 24 * 3600.0
+
+
+PROFILE_REASONS = {
+    "train": "the student's model trained from a seeded start through their training cell",
+    "transplant": "the reference weights loaded into the student's model",
+    "course": "the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it",
+}
+
+
+def choose_options(device: str, profile: str = "auto", train_steps: int | None = None, per_digit: int | None = None,
+                   artifacts_dir: Path | None = None, stem: str = "submission", down_chs: tuple | None = None,
+                   force: bool = False) -> dict:
+    """Budgets of the generation task for its profile (train: from a seeded start; transplant:
+    the reference weights; course: the notebook as written). On a CPU the train profile runs
+    narrow and short: it checks the whole path, and its accuracy is not the verdict a GPU would
+    give (the report says which profile ran and why). The course profile trains as the notebook
+    does, hours on a CPU: there it needs `force`."""
+    gpu = device == "cuda"
+    if profile == "auto":
+        profile = "train" if gpu else "transplant"
+        why = f"auto: {'a CUDA device is' if gpu else 'no CUDA device is'} available, so {PROFILE_REASONS[profile]}"
+    elif profile in PROFILE_REASONS:
+        why = f"asked for: {PROFILE_REASONS[profile]}"
+    else:
+        raise ValueError(f"--profile must be auto, train, transplant or course, not {profile!r}")
+    if profile == "course" and not gpu and not force:
+        raise ValueError("--profile course runs the notebook as written, its training included, which takes "
+                            "hours on a CPU: grade on a GPU, or pass --force to run it here anyway")
+    return {
+        "profile": profile,
+        "profile_reason": why,
+        "train_steps": train_steps or (GPU_TRAIN_STEPS if gpu else CPU_TRAIN_STEPS),
+        "down_chs": down_chs or ((64, 64, 128) if gpu else CPU_TRAIN_CHS),
+        "per_digit": OFFICIAL_PER_DIGIT if profile == "course" else per_digit or (50 if gpu else 10),
+        # The larger sample costs 30 s on a CPU: there it is drawn only near the bar, unless asked for.
+        "larger_sample": "always" if gpu or per_digit else "near_bar",
+        "grader_per_digit": 10 if gpu else 1,
+        "check_steps": CPU_CHECK_STEPS if profile == "transplant" else 0,
+        "artifacts_dir": artifacts_dir,
+        "stem": stem,
+        # The course flow trains as the notebook does; only the grade's own deadline bounds it.
+        "timeout": COURSE_FLOW_TIMEOUT if profile == "course" else GENERATION_TIMEOUT,
+    }
