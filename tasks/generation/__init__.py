@@ -50,7 +50,7 @@ def check(context) -> Verdict:
             samples["official"], state, info["course_flow"] = child.course_flow(context)
             info["timings"]["course_flow_s"] = time.perf_counter() - started
         else:
-            if training is None:  # every profile: a notebook that never trains has no model to judge
+            if training is None:  # transplant and train alike: a notebook that never trains has no model
                 raise StageFailure("training", "no training loop found: the notebook never trains its model")
             target, state = _model(context, profile, training, options, info)
             info["timings"]["model_s"] = time.perf_counter() - started

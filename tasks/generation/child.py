@@ -106,7 +106,7 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
         flow["stopped"] = {"cell": numbers[stopped["cell"]], "error": str(stopped.get("error"))}
         raise StageFailure("course flow", f"the notebook stopped at cell {flow['stopped']['cell']} "
                                           f"({flow['stopped']['error']}) before the assessment ran")
-    if type(assessment) is not int:
+    if type(assessment) is not int or not 0 <= assessment < len(numbers):
         raise StageFailure("course flow", "no cell calls run_assessment(model, sample_w, w)")
     images = value.get("samples")
     if images is None:
