@@ -132,4 +132,6 @@ def _effective_w(context, w) -> float:
     if not found["called_reverse_q"] or w not in found["e_t"]:
         return float(w)
     alpha, beta, error = guidance.fit(found["e_t"][w], found["keep"], found["drop"])
-    return float(alpha - 1) if error < 1e-3 and abs(alpha + beta - 1) < 1e-3 else float(w)
+    if error < 1e-3 and abs(alpha + beta - 1) < 1e-3:
+        return round(float(alpha - 1), 4) + 0.0  # a fit's 1e-16 is no weight; + 0.0 makes -0.0 plain 0
+    return float(w)
