@@ -250,8 +250,7 @@ TASK_MUTANTS = (
     # held-out loss, the training records
     _task("bar-always-met", "generation", "if not verdict.check(official_accuracy >= OFFICIAL_BAR, POINTS,",
           "if not verdict.check(True, POINTS,", GENERATION_TESTS),
-    # One digit lower would be 0.94, but the accuracy is a float32 mean and 47/50 in float32 is
-    # 0.9399999976 < 0.94: that mutant still refuses 47 of 50 (equivalent). Half a digit lower passes it.
+    # Half a digit lower than the bar: 47 of 50 (0.94) passes, which the 47-of-50 test must refuse.
     _task("bar-47-of-50", "generation", "OFFICIAL_BAR = 0.95", "OFFICIAL_BAR = 0.935", GENERATION_TESTS),
     _task("bar-49-of-50", "generation", "OFFICIAL_BAR = 0.95", "OFFICIAL_BAR = 0.96", GENERATION_TESTS),
     _task("near-copies-ignored", "generation", "if copies > NEAR_COPY_LIMIT:", "if False:", GENERATION_TESTS),
