@@ -198,9 +198,11 @@ ATTACKS = [
            cell="import os\nif os.fork() == 0:\n    try:\n        _ = os.setsid()\n        if os.fork() == 0:\n"
                 "            _ = os.execv('/bin/sleep', ['sleep', '613'])\n    finally:\n        _ = os._exit(0)\n",
            statuses={"q": "passed"}, marker="sleep 613"),
-    Attack("a_forked_copy_of_the_executor_fails_closed",
-           cell="import os\nif os.fork() == 0:\n    _ = os.setsid()\n", tasks=("q",), statuses={"q": "failed"},
-           says={"q": "protocol"}, integrity=("protocol",)),
+    # The copy, with a wrong q, would answer first while the original sleeps; it must leave.
+    Attack("a_forked_copy_of_the_executor_takes_no_command",
+           cell="import os, time\nif os.fork() == 0:\n    _ = os.setsid()\n    def q(x_0, t):\n"
+                "        return x_0 * 0, x_0 * 0\nelse:\n    time.sleep(0.5)\n",
+           tasks=("q",), statuses={"q": "passed"}),
     Attack("huge_exception_messages_are_cut",
            edits=_hook("raise RuntimeError('A' * 10_000_000)"), statuses={"q": "failed"}),
     Attack("hostile_exception_str_is_handled",
