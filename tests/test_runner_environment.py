@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.runner import Grading, grade
+from grader.grading import Grading
+from grader.runner import grade
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
 

@@ -9,7 +9,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from grader.errors import UnusableInput
-from grader.submission import load_submission, neutralise
+from grader.ipython_syntax import neutralise
+from grader.submission import load_submission
 
 
 def write_notebook(tmp_path, cells, name="submission.ipynb", minor=None):
