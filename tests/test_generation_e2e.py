@@ -6,28 +6,17 @@ CPU), so the module is marked slow: `python -m pytest -m slow tests/test_generat
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from corpus import mutants as corpus  # tests/ is on sys.path (pytest's default import mode)
 from grader.runner import grade
 
 pytestmark = pytest.mark.slow
 
 
-def _corpus():
-    name = "dli_grade_test_corpus"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "corpus" / "mutants.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-CASES = {case.name: case for case in _corpus().CASES}
+CASES = {case.name: case for case in corpus.CASES}
 
 # case name -> phrases the generation message must contain (None: the task must pass)
 EXPECTED = {
@@ -45,7 +34,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_generation_verdict(name, tmp_path):
-    path = _corpus().write_case(CASES[name], tmp_path)
+    path = corpus.write_case(CASES[name], tmp_path)
     result = grade(path, ["generation"], device="cpu",
                    generation={"artifacts_dir": tmp_path / "artifacts"})
     (task,) = result.tasks
@@ -108,7 +97,7 @@ TRAIN_EXPECTED = {
 
 @pytest.mark.parametrize("name", list(TRAIN_EXPECTED))
 def test_train_profile_on_the_cpu(name, tmp_path):
-    path = _corpus().write_case(CASES[name], tmp_path)
+    path = corpus.write_case(CASES[name], tmp_path)
     result = grade(path, ["generation"], device="cpu", seed=3,
                    generation={"profile": "train", "train_steps": TRAIN_STEPS, "per_digit": 5})
     (task,) = result.tasks
@@ -125,7 +114,7 @@ def test_train_profile_on_the_cpu(name, tmp_path):
 def test_same_seed_same_digits_whatever_tasks_ran_before(tmp_path):
     """The generation inputs come from the grade's seed alone: grading other tasks first (which
     run student code in the same child) must not change a single prediction."""
-    path = _corpus().write_case(CASES["example_script"], tmp_path)
+    path = corpus.write_case(CASES["example_script"], tmp_path)
     alone = grade(path, ["generation"], device="cpu", seed=11)
     after_all = grade(path, None, device="cpu", seed=11)
     first, second = alone.tasks[-1].details, after_all.tasks[-1].details

@@ -11,13 +11,10 @@ that), each child on one thread so that two of them share a 2-core machine witho
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 import re
-import sys
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,20 +22,9 @@ import torch
 import tasks
 from grader.runner import grade
 from grader.submission import load_submission
+from corpus import mutants as corpus  # tests/ is on sys.path (pytest's default import mode)
 
 
-def _load_corpus():
-    """tests/corpus/mutants.py, imported by path (tests/ is not a package)."""
-    name = "dli_grade_test_corpus"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "corpus" / "mutants.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = _load_corpus()
 CASES, CORRECT, MUTANTS, SOURCES = corpus.CASES, corpus.CORRECT, corpus.MUTANTS, corpus.SOURCES
 Case, apply_edits, write_case = corpus.Case, corpus.apply_edits, corpus.write_case
 

@@ -244,6 +244,14 @@ MUTANTS = [
          )},
          hints={"blocks": ("ResidualConvBlock",)},
          at={"blocks": ("class ResBlock", 2)}),
+    Case("blocks_upblock_skip_first",
+         # Same layers, so the reference weights load; only the order of the concatenation differs.
+         edits=(("x = torch.cat((x, skip), 1)", "x = torch.cat((skip, x), 1)"),),
+         failed={"blocks": ("UpBlock in cell {cell:class UpBlock} does not behave like the course's UpBlock: "
+                            "its output differs from the course's",)},
+         absent={"blocks": ("DownBlock", "the class named")},
+         hints={"blocks": ("UpBlock should compute a transposed convolution on x concatenated with skip",)},
+         at={"blocks": ("class UpBlock", 2)}),
     # -- context mask -----------------------------------------------------------------------
     Case("mask_not_random",
          edits=((MASK, "c_mask = torch.round(torch.ones_like(c_hot).float() - drop_prob).to(device)"),),
