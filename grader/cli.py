@@ -65,6 +65,10 @@ def main():
                    "reference weights into it (auto without CUDA), or run the notebook top to bottom in a "
                    "Jupyter kernel as the DLI platform does (course; needs --force on a CPU)")
 @click.option("--force", is_flag=True, help="run --profile course even without a GPU (hours for a real notebook)")
+@click.option("--course-helpers", type=click.Path(exists=True, file_okay=False, path_type=str), default=None,
+              help="with --profile course: a folder holding the course's own run_assessment.py (copied from the "
+                   "DLI environment); the course flow runs it too and reports the accuracy it printed beside "
+                   "the grader's verdict (for disputes; its judge is then in the student's reach)")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,
               help="generation, train profile: training steps (default 2000 with CUDA, 200 on a CPU)")
 @click.option("--samples-per-digit", type=click.IntRange(min=1), default=None,
@@ -78,7 +82,7 @@ def main():
               help="grade even where this machine can't hide the answer key from student code (no user "
                    "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          force, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained):
+          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.formats.output import emit, emit_unusable
@@ -88,7 +92,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
 
     progress = ProgressReporter(enabled=not quiet)
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
-                  "artifacts_dir": artifacts_dir}
+                  "artifacts_dir": artifacts_dir, "course_helpers": course_helpers}
     try:
         if not allow_uncontained:
             machine = probe_isolation()

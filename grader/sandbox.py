@@ -69,6 +69,7 @@ class SandboxConfig:
     tmp_size_mb: int = 1024
     preamble: str = ""
     contain: bool = True        # False: the operator's opt-out, grade even where nothing hides the answer key
+    mounts: dict = field(default_factory=dict)  # name -> folder a task asked for, bound read-only at /tmp/.dli/NAME
 
 
 def _child_environment(config: SandboxConfig) -> dict[str, str]:
@@ -120,7 +121,8 @@ class Sandbox:
             **config.view, "grader_pid": os.getpid(), "contain": config.contain,
             "tmp_size_mb": config.tmp_size_mb, "file_limit_mb": FILE_LIMIT_MB, "process_limit": PROCESS_LIMIT,
             "memory_limit_mb": config.memory_limit_mb, "reply_fd": reply_write,
-            "mounts": {"executor": str(EXECUTOR), "course": str(config.course_dir), "data": str(config.data_dir)},
+            "mounts": {**{name: str(path) for name, path in config.mounts.items()},
+                       "executor": str(EXECUTOR), "course": str(config.course_dir), "data": str(config.data_dir)},
             "fallback_workdir": str(config.workdir), "python": sys.executable,
             "env": _child_environment(config),
             "executor": {"in_fd": command_read, "out_fd": reply_write},

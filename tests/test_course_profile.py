@@ -101,3 +101,76 @@ def test_the_report_names_the_profile_and_why(profile, reason):
     from tasks.generation import choose_options
 
     assert choose_options("cpu", profile=profile)["profile_reason"].startswith(reason)
+
+
+# A stand-in for the course's own run_assessment.py: it samples through the student's function, reads
+# a file beside it (as the course's reads its judge's weights) and prints its verdict the course's way.
+COURSE_OWN = '''
+import torch
+
+def run_assessment(model, sample_func, w):
+    with open("judge_weights.txt") as handle:
+        accuracy = float(handle.read())
+    for digit in range(10):
+        samples = sample_func(model, torch.eye(10)[[digit] * 5], w=w)
+        print(f"Digit {digit}: predictions for {tuple(samples.shape)}")
+    print(f"Final Accuracy: {accuracy * 100:.1f}%")
+'''
+
+
+def test_the_course_own_run_assessment_is_reported_beside_the_grader_verdict(tmp_path):
+    helpers = tmp_path / "course_helpers"
+    helpers.mkdir()
+    (helpers / "run_assessment.py").write_text(COURSE_OWN)
+    (helpers / "judge_weights.txt").write_text("0.96")
+    result = grade(tiny_notebook(tmp_path, first_cell=None), ["generation"], device="cpu", seed=5,
+                   generation={"profile": "course", "force": True, "course_helpers": helpers})
+    (task,) = result.tasks
+    flow = task.details["course_flow"]
+    assert "Digit 9: predictions for (5, 1, 28, 28)" in flow["assessment_output"], flow["assessment_output"]
+    assert task.details["course_printed_accuracy"] == pytest.approx(0.96)
+    assert "the course's own run_assessment printed Final Accuracy 96% (passed by its bar)" in task.message
+    # The grader's verdict stands: two training batches draw no digits it recognises.
+    assert task.status == "failed" and "official check" in task.message, task.message
+
+
+@pytest.mark.parametrize("printed, note", [(None, None), (0.9, "Final Accuracy 90% (not passed by its bar)")])
+def test_the_judge_reports_a_printed_accuracy_only_when_there_is_one(printed, note):
+    import torch
+
+    from tasks.generation.judge import judge
+
+    info = {"stage": "done", "course_flow": {"course_printed_accuracy": printed}}
+    verdict = judge(info, {"official": torch.zeros(50, 1, 28, 28)}, lambda name: None, 0)
+    assert verdict.details.get("course_printed_accuracy") == printed
+    notes = [text for text in verdict.notes if "the course's own run_assessment" in text]
+    assert notes == ([] if note is None else [notes[0]]) and (note is None or note in notes[0]), verdict.notes
+
+
+@pytest.mark.parametrize("arguments, phrase", [
+    (["--profile", "transplant"], "needs --profile course"),
+    (["--profile", "course", "--force"], "no run_assessment.py in that folder"),
+])
+def test_course_helpers_are_refused_where_they_cannot_run(tmp_path, arguments, phrase):
+    outcome = CliRunner().invoke(main, ["grade", str(NOTEBOOK), "--device", "cpu", "--tasks", "generation",
+                                        "--course-helpers", str(tmp_path), "-q", *arguments])
+    assert outcome.exit_code == 2, outcome.output
+    assert phrase in outcome.output
+
+
+MARKER = "--- the course's own run_assessment ---"
+
+
+@pytest.mark.parametrize("printed, accuracy", [
+    (MARKER + "\nDigit 0: [0, 0, 0, 0, 0]\nFinal Accuracy: 0.96\n", 0.96),
+    (MARKER + "\nFinal Accuracy = 94.0%\n", 0.94),
+    (MARKER + "\nfinal accuracy 98\n", 0.98),
+    ("Final Accuracy: 100%\n", None),                        # printed before the course's module ran
+    (MARKER + "\nthe course's run_assessment raised OSError: no judge\n", None),
+])
+def test_the_printed_accuracy_is_read_after_the_marker_only(printed, accuracy):
+    from tasks.generation.official import OFFICIAL_MARKER, printed_accuracy
+
+    assert OFFICIAL_MARKER == MARKER
+    found = printed_accuracy(printed)
+    assert found == (pytest.approx(accuracy) if accuracy is not None else None)

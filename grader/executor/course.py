@@ -4,8 +4,9 @@ This is how the DLI platform grades: every cell runs in order in an IPython kern
 last one calls `run_assessment(model, sample_w, w)`. nbclient drives a kernel started here,
 inside the sandbox, over IPC sockets in the working folder (the sandbox's network namespace
 has no loopback shared with anyone). The run_assessment stand-in on the kernel's path saves
-the 50 samples it drew; they are returned raw, with where the run stopped and what the
-assessment cell printed. The grader judges the samples itself.
+the 50 samples it drew (and, given the course's own helpers, runs their run_assessment too);
+they are returned raw, with where the run stopped and what the assessment cell printed. The
+grader judges the samples itself.
 """
 
 import os
@@ -15,6 +16,7 @@ import torch
 SAMPLES_FILE = "run_assessment_samples.pt"  # written by the run_assessment stand-in
 MODEL_FILE = ".dli-course-model.pt"
 TEXT_LIMIT = 2000
+OFFICIAL_VARIABLE = "DLI_GRADE_COURSE_HELPERS"  # read by the run_assessment stand-in
 
 # Run after the student's cells: the final model's weights, so the grader can sample them itself.
 SAVE_MODEL = f"""
@@ -63,6 +65,8 @@ def handlers(executor):
             IPYTHONDIR=os.path.join(here, ".jupyter", "ipython"),
             PYTHONPATH=executor.paths["course"],  # `from utils import ...`, `from run_assessment import ...`
         )
+        if "official" in executor.paths:  # the operator's copy of the course's own run_assessment
+            os.environ[OFFICIAL_VARIABLE] = executor.paths["official"]
         for stale in (SAMPLES_FILE, MODEL_FILE):
             if os.path.exists(stale):
                 os.remove(stale)

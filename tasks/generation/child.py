@@ -12,7 +12,7 @@ import torch
 from reference import narrow
 from reference.unet import UNet
 from tasks.base import StudentRaised, derive_seed, kind_of, plain_tensor
-from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT
+from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT, printed_accuracy
 from tasks.generation.trusted import heldout_batch
 
 class StageFailure(Exception):
@@ -102,6 +102,7 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
     stopped, assessment = value.get("stopped"), value.get("assessment_cell")
     flow = {"cells": value.get("cells"), "ran": value.get("ran"),
             "assessment_output": str(value.get("assessment_output") or "")}
+    flow["course_printed_accuracy"] = printed_accuracy(flow["assessment_output"])
     if isinstance(stopped, dict) and type(stopped.get("cell")) is int and 0 <= stopped["cell"] < len(numbers):
         flow["stopped"] = {"cell": numbers[stopped["cell"]], "error": str(stopped.get("error"))}
         raise StageFailure("course flow", f"the notebook stopped at cell {flow['stopped']['cell']} "

@@ -136,6 +136,12 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     )
     if info.get("w") is None:
         verdict.note("w is not set to a number; sampled with w = 0.0, the notebook's default")
+    printed = info.get("course_flow", {}).get("course_printed_accuracy")
+    if printed is not None:  # beside ours, never instead: the student's code prints into the same cell
+        verdict.details["course_printed_accuracy"] = printed
+        verdict.note(f"the course's own run_assessment printed Final Accuracy {printed:.0%} "
+                     f"({'passed' if printed >= OFFICIAL_BAR else 'not passed'} by its bar); the verdict "
+                     f"here is the grader's, from the samples it judged")
     if artifacts_dir is not None:
         verdict.details["grid"] = _save_grid(larger_images, per_digit, Path(artifacts_dir) / f"{stem}.samples.png")
     if not (official_finite and larger_finite):

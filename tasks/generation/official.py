@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import torch
@@ -12,6 +13,9 @@ OFFICIAL_PER_DIGIT = 5
 OFFICIAL_BAR = 0.95
 NEAR_BAR = (45, 49)  # official counts (of 50) where a fresh draw could well give the other verdict
 COURSE_CHS = (64, 64, 128)
+# What the course's run_assessment prints last: "Final Accuracy" and a number, as a fraction or a percentage.
+FINAL_ACCURACY = re.compile(r"Final Accuracy\W*?(\d+(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
+OFFICIAL_MARKER = "--- the course's own run_assessment ---"  # printed by the stand-in before running it
 
 
 @lru_cache(maxsize=1)
@@ -29,3 +33,17 @@ def classify(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
     finite = bool(torch.isfinite(images).all())
     images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
     return classify(judge_net(), images), finite
+
+
+def printed_accuracy(output: str) -> float | None:
+    """The accuracy the course's own run_assessment printed in the assessment cell (after the
+    stand-in's marker), as a fraction; None when it printed none. The student's code prints into
+    the same cell, so this is reported beside the grader's verdict, never as it."""
+    if OFFICIAL_MARKER not in output:
+        return None
+    found = FINAL_ACCURACY.findall(output.rsplit(OFFICIAL_MARKER, 1)[1])
+    if not found:
+        return None
+    number, percent = found[-1]
+    value = float(number)
+    return value / 100 if percent or value > 1 else value

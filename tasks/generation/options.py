@@ -29,12 +29,13 @@ PROFILE_REASONS = {
 
 def choose_options(device: str, profile: str = "auto", train_steps: int | None = None, per_digit: int | None = None,
                    artifacts_dir: Path | None = None, stem: str = "submission", down_chs: tuple | None = None,
-                   force: bool = False) -> dict:
+                   force: bool = False, course_helpers: str | Path | None = None) -> dict:
     """Budgets of the generation task for its profile (train: from a seeded start; transplant:
     the reference weights; course: the notebook as written). On a CPU the train profile runs
     narrow and short: it checks the whole path, and its accuracy is not the verdict a GPU would
     give (the report says which profile ran and why). The course profile trains as the notebook
-    does, hours on a CPU: there it needs `force`."""
+    does, hours on a CPU: there it needs `force`. `course_helpers`, a folder holding the course's own
+    `run_assessment.py`, has the course flow run it too and report the accuracy it printed."""
     gpu = device == "cuda"
     if profile == "auto":
         profile = "train" if gpu else "transplant"
@@ -46,6 +47,9 @@ def choose_options(device: str, profile: str = "auto", train_steps: int | None =
     if profile == "course" and not gpu and not force:
         raise ValueError("--profile course runs the notebook as written, its training included, which takes "
                             "hours on a CPU: grade on a GPU, or pass --force to run it here anyway")
+    mounts = {}
+    if course_helpers is not None:
+        mounts["official"] = _course_helpers(course_helpers, profile)
     return {
         "profile": profile,
         "profile_reason": why,
@@ -60,4 +64,17 @@ def choose_options(device: str, profile: str = "auto", train_steps: int | None =
         "stem": stem,
         # The course flow trains as the notebook does; only the grade's own deadline bounds it.
         "timeout": COURSE_FLOW_TIMEOUT if profile == "course" else GENERATION_TIMEOUT,
+        "child_mounts": mounts,  # the runner binds these into the child, read-only
     }
+
+
+def _course_helpers(folder: str | Path, profile: str) -> Path:
+    """The operator's copy of the course's helpers: a folder with the course's run_assessment.py."""
+    if profile != "course":
+        raise ValueError("--course-helpers runs the course's own run_assessment in the course flow: "
+                         "it needs --profile course")
+    folder = Path(folder).expanduser().resolve()
+    if not (folder / "run_assessment.py").is_file():
+        raise ValueError(f"--course-helpers {folder}: no run_assessment.py in that folder (copy the course's "
+                         "run_assessment.py, and what it loads, from the DLI environment)")
+    return folder
