@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 
-from grader.syntax import char_col, dotted_name
+from grader.syntax import LOOPS, char_col, dotted_name
 
 # Calls the unit-task grader must not run: training, data loading, plotting, compiling, the
 # assessment itself. Matched on the last dotted component, so `ddpm_utils.sample_w` or
@@ -22,8 +22,7 @@ _SKIPPED_CALLS = {
 _SKIPPED_EXACT = {"torch.compile"}
 _SKIPPED_MODULES = {"plt", "other_utils", "matplotlib"}  # any call through these names
 _SKIPPED_METHODS = {"backward", "step"}  # `loss.backward()`, `optimizer.step()`, `opt.step()`
-_LOOPS = (ast.For, ast.AsyncFor, ast.While)
-_BLOCKS = _LOOPS + (ast.With, ast.AsyncWith)
+_BLOCKS = LOOPS + (ast.With, ast.AsyncWith)
 
 
 def blank_side_effects(code: str, tree: ast.Module | None, also=()) -> str:

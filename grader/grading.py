@@ -185,9 +185,9 @@ class Grading:
     # -- tasks ------------------------------------------------------------------------------
     def grade_task(self, task_id: str) -> TaskResult:
         task = load_task(task_id)
-        skipped = self._not_attempted(task)
-        if skipped:
-            return skipped
+        unanswered = self._not_attempted(task)
+        if unanswered:
+            return unanswered
         for name in task.NEEDS:
             if self.analysis.defining(name) is None:
                 return task_result(task, "failed", 0.0, f"no cell defines {name}",

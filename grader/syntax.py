@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 
+LOOPS = (ast.For, ast.AsyncFor, ast.While)
+
 
 def module_scope(body: list[ast.stmt]):
     """Yield module-scope statements, looking inside if/try blocks (they bind globals) but not loops."""

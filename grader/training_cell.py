@@ -12,12 +12,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from grader.blanking import is_method_that_trains
-from grader.syntax import dotted_name, module_scope
+from grader.syntax import LOOPS, dotted_name, module_scope
 
 if TYPE_CHECKING:
     from grader.analysis import CellFacts
-
-_LOOPS = (ast.For, ast.AsyncFor, ast.While)
 
 
 def find_training_cell(cells: list[CellFacts]) -> CellFacts | None:
@@ -54,7 +52,7 @@ def trainer_call(stmt: ast.stmt, found: dict) -> ast.Call | None:
 
 def is_training_loop(stmt: ast.stmt) -> bool:
     """True for a loop whose body calls .backward(), .step() on an optimizer, or get_loss."""
-    if not isinstance(stmt, _LOOPS):
+    if not isinstance(stmt, LOOPS):
         return False
     for node in ast.walk(stmt):
         if isinstance(node, ast.Call):
