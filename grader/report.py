@@ -7,7 +7,7 @@ import json
 from grader.result import GradeResult
 from grader.sanitize import one_line
 
-MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
 
 
 def _points(value: float) -> str:

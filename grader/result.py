@@ -11,12 +11,12 @@ from tasks.base import Location
 
 SCHEMA = "dli-grade/result/v1"
 SCHEMA_FILE = "result-v1.schema.json"  # JSON Schema of SCHEMA, shipped in grader/schemas/
-STATUSES = ("passed", "failed", "error", "skipped")
+STATUSES = ("passed", "failed", "error")
 
 
 @dataclass
 class TaskResult:
-    """One task's verdict. `status` is passed, failed, error (the grader failed) or skipped."""
+    """One task's verdict. `status` is passed, failed or error (the grader failed)."""
 
     id: str
     title: str
@@ -59,13 +59,12 @@ class GradeResult:
 
     @property
     def max_score(self) -> float:
-        return round(sum(task.max_score for task in self.tasks if task.status != "skipped"), 2)
+        return round(sum(task.max_score for task in self.tasks), 2)
 
     @property
     def passed(self) -> bool:
-        """Passed when every graded task passed (skipped tasks don't count)."""
-        graded = [task for task in self.tasks if task.status != "skipped"]
-        return bool(graded) and all(task.status == "passed" for task in graded)
+        """Passed when every task graded passed."""
+        return bool(self.tasks) and all(task.status == "passed" for task in self.tasks)
 
     def to_json(self) -> dict:
         """The `dli-grade/result/v1` document (grader/schemas/result-v1.schema.json): strict JSON

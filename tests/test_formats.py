@@ -40,7 +40,6 @@ def sample_result(grid: str | None = None) -> GradeResult:
         TaskResult("q", "Forward diffusion q(x_0, t)", 0.0, 2, "failed", HOSTILE,
                    hints=["use sqrt_a_bar[t]\n::warning::also forged"], location=Location(10, 3)),
         TaskResult("loss", "Loss", 0.0, 1, "error", "internal grader error: RuntimeError: boom"),
-        TaskResult("guidance", "Guidance", 0.0, 1, "skipped", "not selected"),
     ]
     if grid:
         tasks.append(TaskResult("generation", "Generated digits", 28.0, 28, "passed", "48 of 50 recognised",
@@ -77,7 +76,7 @@ def test_gradescope_results_follow_the_specification():
     assert set(data) >= {"score", "output", "tests"}
     assert data["score"] == 5.0 and isinstance(data["output"], str) and "5/8" in data["output"]
     names = [test["name"] for test in data["tests"]]
-    assert names == ["schedule: DDPM schedule", "q: Forward diffusion q(x_0, t)", "loss: Loss"]  # skipped left out
+    assert names == ["schedule: DDPM schedule", "q: Forward diffusion q(x_0, t)", "loss: Loss"]
     for test in data["tests"]:
         assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
         assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
@@ -172,16 +171,16 @@ def test_junit_has_one_suite_one_case_per_task_failures_and_points():
     suites = root.findall("testsuite")
     assert root.tag == "testsuites" and len(suites) == 1
     suite = suites[0]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == ["schedule", "q", "loss", "guidance"]
+    assert [c.get("name") for c in cases] == ["schedule", "q", "loss"]
     assert all(c.get("classname") == "dli-grade" for c in cases)
     props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
     assert props["schedule"]["score"] == "5" and props["q"]["max_score"] == "2" and props["q"]["location"] == "cell 10, line 3"
     failure = cases[1].find("failure")
     assert failure is not None and "<script>" in failure.get("message")  # escaped by the XML writer, parsed back
     assert "\x1b" not in failure.get("message") and "\x00" not in failure.text and "\n" not in failure.get("message")
-    assert cases[2].find("error") is not None and cases[3].find("skipped") is not None
+    assert cases[2].find("error") is not None
     assert cases[0].find("failure") is None
     suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert suite_props["score"] == "5" and suite_props["max_score"] == "8"
@@ -300,7 +299,7 @@ def test_grade_command_writes_each_format_to_output(fmt, fake_grade, tmp_path, m
     if fmt == "gradescope":
         assert json.loads(text)["score"] == 5.0
     elif fmt == "junit":
-        assert ET.fromstring(text).find("testsuite").get("tests") == "4"
+        assert ET.fromstring(text).find("testsuite").get("tests") == "3"
     elif fmt == "html":
         assert text.startswith("<!DOCTYPE html>")
     else:

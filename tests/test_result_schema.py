@@ -44,7 +44,6 @@ def good() -> dict:
                        hints=["use B[t - 1]"], location=Location(7, 12), details={"t": [1, 2]}),
             TaskResult("generation", "digits", 0, 28, "error", location=Location(None, None),
                        details={"official_accuracy": 0.5, "official_passed": False}),
-            TaskResult("blocks", "blocks", 0, 7, "skipped"),
         ],
         integrity=["cell 3 was edited"], duration_s=12.3, timings={"q": 1.5},
     )
@@ -88,6 +87,7 @@ BROKEN = {
     "passed as string": _set("passed", "yes"),
     "unknown top-level field": _set("verdict", "ok"),
     "unknown task status": _set("tasks", 0, "status", "partial"),
+    "a status the grader never gives": _set("tasks", 0, "status", "skipped"),
     "task without hints": lambda d: d["tasks"][0].pop("hints"),
     "hints not strings": _set("tasks", 0, "hints", [3]),
     "cell numbered from 0": _set("tasks", 1, "location", "cell", 0),

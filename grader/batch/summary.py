@@ -38,7 +38,7 @@ def statistics(records: list[dict], task_ids) -> dict:
     per_task = []
     for task in task_ids:
         outcomes = [(r.get("tasks") or {}).get(task) for r in graded]
-        ran = [o for o in outcomes if o and o.get("status") != "skipped"]
+        ran = [o for o in outcomes if o]
         passed = sum(1 for o in ran if o.get("status") == "passed")
         per_task.append({"task": task, "graded": len(ran), "passed": passed,
                          "rate": passed / len(ran) if ran else None})

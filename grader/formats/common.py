@@ -16,7 +16,7 @@ class TaskView:
     title: str
     score: float
     max_score: float
-    status: str  # passed, failed, error, skipped
+    status: str  # passed, failed, error
     message: str
     hints: list[str] = field(default_factory=list)
     cell: int | None = None
@@ -48,7 +48,7 @@ def task_views(document: dict) -> list[TaskView]:
             title=one_line(task.get("title", ""), 200),
             score=_number(task.get("score")),
             max_score=_number(task.get("max_score")),
-            status=task.get("status") if task.get("status") in ("passed", "failed", "error", "skipped") else "error",
+            status=task.get("status") if task.get("status") in ("passed", "failed", "error") else "error",
             message=one_line(task.get("message", "")),
             hints=[one_line(hint) for hint in task.get("hints") or []][:10],
             cell=_int_or_none(location.get("cell")),

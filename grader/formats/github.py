@@ -80,7 +80,7 @@ def summary_markdown(document: dict) -> str:
     lines = [f"## dli-grade: {submission}", "",
              f"**Score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}**", "",
              "| task | status | points | message | where |", "| --- | --- | --- | --- | --- |"]
-    marks = {"passed": "✅ passed", "failed": "❌ failed", "error": "⚠️ error", "skipped": "➖ skipped"}
+    marks = {"passed": "✅ passed", "failed": "❌ failed", "error": "⚠️ error"}
     for task in task_views(document):
         message = _md(task.message)
         message += "".join(f"<br>hint: {_md(hint)}" for hint in task.hints)
@@ -101,8 +101,6 @@ def classroom_result(document: dict) -> dict:
                       "execution_time": "0s"})
     timings = document.get("timings") or {}
     for task in task_views(document):
-        if task.status == "skipped":
-            continue
         status = {"passed": "pass", "failed": "fail"}.get(task.status, "error")
         tests.append({
             "name": task.id, "status": status, "score": task.score, "max_score": task.max_score,

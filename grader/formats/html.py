@@ -31,7 +31,7 @@ th,td{text-align:left;padding:10px 12px;border-bottom:1px solid #eceef2;vertical
 th{background:#fafbfc;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#555e6e}
 tr:last-child td{border-bottom:none}
 .pill{display:inline-block;min-width:64px;text-align:center;padding:2px 8px;border-radius:999px;font-size:12px;font-weight:700;color:#fff}
-.passed .pill{background:#1f9d55}.failed .pill{background:#d64545}.error .pill{background:#b7791f}.skipped .pill{background:#9aa3b2}
+.passed .pill{background:#1f9d55}.failed .pill{background:#d64545}.error .pill{background:#b7791f}
 tr.failed{background:#fff6f6}tr.error{background:#fffaf0}
 .id{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-weight:600}
 .title{color:#555e6e;font-size:13px}
