@@ -108,7 +108,6 @@ def pair_of_tensors(value, what: str, names: str) -> tuple[torch.Tensor, torch.T
 class Verdict:
     """A task's findings: checks that passed or failed, each worth some points."""
 
-    points: float
     earned: float = 0.0
     failures: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)

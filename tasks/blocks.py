@@ -107,7 +107,7 @@ def check(context) -> Verdict:
 
 def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
     """Points for each kind whose class, under its own name, computes what the reference computes."""
-    verdict = Verdict(POINTS)
+    verdict = Verdict()
     seed = context.seed
     expected = {}
     for number, kind in enumerate(KINDS):

@@ -25,7 +25,7 @@ def check(context) -> Verdict:
         try:
             data[f"c_hot.{name}"], data[f"c_mask.{name}"] = pair_of_tensors(value, "get_context_mask", "c_hot, c_mask")
         except TaskFailure as failure:
-            verdict = Verdict(POINTS, location=context.locate("get_context_mask"))
+            verdict = Verdict(location=context.locate("get_context_mask"))
             verdict.check(False, POINTS, failure.message)
             return verdict
     context.call("get_context_mask", torch.tensor([3.0]), 0.0)  # must not raise
@@ -34,7 +34,7 @@ def check(context) -> Verdict:
 
 def judge(data: dict, context) -> Verdict:
     """c_hot is the one-hot; the mask is binary, random, shaped like c_hot, keeping 1 - drop_prob."""
-    verdict = Verdict(POINTS, location=context.locate("get_context_mask"))
+    verdict = Verdict(location=context.locate("get_context_mask"))
     one_hot = torch.nn.functional.one_hot(data["labels"], 10)
     hot, mask = data["c_hot.0.1"], data["c_mask.0.1"]
     problems = []

@@ -77,7 +77,7 @@ def _formula(alpha: float, beta: float) -> str:
 
 def judge(info: dict, context) -> Verdict:
     """The weights must be (1 + w, -w) for every w, or the shifted (w, 1 - w) form, noted."""
-    verdict = Verdict(POINTS, location=context.locate("sample_w"))
+    verdict = Verdict(location=context.locate("sample_w"))
     if not info["called_reverse_q"]:
         verdict.check(False, POINTS, "sample_w never calls reverse_q, so its guided noise could not be seen",
                       "x_t = reverse_q(x_t, t, e_t) at every step")

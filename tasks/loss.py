@@ -44,7 +44,7 @@ def check(context) -> Verdict:
 
 def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
     """The loss must be mean((noise - prediction)^2) for the noise q drew and the model's prediction."""
-    verdict = Verdict(POINTS, location=context.locate("get_loss"))
+    verdict = Verdict(location=context.locate("get_loss"))
     try:
         loss = plain_tensor(value, "get_loss returned", finite=False)
     except TaskFailure as failure:

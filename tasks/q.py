@@ -44,7 +44,7 @@ def _coefficients(schedule, t):
 def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     """The verdict on one run: `yours` is checked against the course's schedule, then the student's;
     `course` (run with the course's schedule bound) against the course's only."""
-    verdict = Verdict(POINTS, location=context.locate("q"))
+    verdict = Verdict(location=context.locate("q"))
     returned = runs[run]["returned"]
     if returned != "pair":
         verdict.check(False, POINTS, returned,

@@ -77,7 +77,7 @@ def _weights_match(weights, expected, residual) -> bool:
 def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     """The verdict on one run: `yours` is checked against the course's schedule, then the student's;
     `course` (run with the course's schedule bound) against the course's only."""
-    verdict = Verdict(POINTS, location=context.locate("reverse_q"))
+    verdict = Verdict(location=context.locate("reverse_q"))
     returned = runs[run]["returned"]
     if returned != "tensor":
         verdict.check(False, POINTS, returned)

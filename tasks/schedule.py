@@ -67,7 +67,7 @@ def _diagnose(name: str, value: torch.Tensor, student: dict) -> str | None:
 
 def check(context) -> Verdict:
     """Each derived tensor: defined, a plain tensor, shape (T,), on the notebook's device, right values."""
-    verdict = Verdict(POINTS)
+    verdict = Verdict()
     info = context.describe(*NEEDS, "device")
     values = context.get(*[name for name in NEEDS if info.get(name, {}).get("exact")])
     student = {name: value for name, value in values.items() if isinstance(value, torch.Tensor)}

@@ -29,7 +29,7 @@ def check(context) -> Verdict:
     """Run the training cell against stand-ins on the grader's batches; judge every batch."""
     facts = context.analysis.training_cell()
     if facts is None or facts.tree is None:
-        verdict = Verdict(POINTS)
+        verdict = Verdict()
         verdict.check(False, POINTS, "no training loop found (a cell with a for loop that calls "
                       "get_loss, loss.backward() or optimizer.step())")
         return verdict
@@ -106,7 +106,7 @@ def _describe_bad(bad, used, masks, batches) -> list[str]:
 
 def judge(info: dict, context, where: Location) -> Verdict:
     """Every training batch: drop probability strictly between 0 and 1, context from its labels."""
-    verdict = Verdict(POINTS, location=where)
+    verdict = Verdict(location=where)
     masks, batches = info["mask_calls"], info["batches"]
     if not batches:
         reason = f": the cell raised {info['error'].get('message')}" if info["error"] else ""

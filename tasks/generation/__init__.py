@@ -25,7 +25,7 @@ from tasks.base import Verdict, derive_seed
 from tasks.generation import child
 from tasks.generation.child import StageFailure
 from tasks.generation.judge import judge, stage_failure, wilson_interval  # noqa: F401 (the task's API)
-from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify
+from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
 from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
 from tasks.generation.trusted import heldout_batch, trusted_samples  # noqa: F401 (the task's API)
 
@@ -58,7 +58,7 @@ def check(context) -> Verdict:
             _sample(context, target, options, info, samples, bf16)
             info["timings"]["sampling_s"] = time.perf_counter() - started
     except StageFailure as failure:
-        return stage_failure(Verdict(POINTS, location=context.locate("sample_w")),
+        return stage_failure(Verdict(location=context.locate("sample_w")),
                              {**info, "stage": failure.stage, "problem": failure.problem})
     started = time.perf_counter()
     info["effective_w"] = _effective_w(context, info["w"])

@@ -96,7 +96,7 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
 
     `data` holds the digits drawn through the student's sample_w ("official", and "extra" for
     the larger sample) and on the grader's trusted path ("grader")."""
-    verdict = Verdict(POINTS, location=locate("sample_w"))
+    verdict = Verdict(location=locate("sample_w"))
     verdict.details["profile"] = info.get("profile")
     verdict.details["profile_reason"] = info.get("profile_reason")
     verdict.details["w"] = info.get("w")
