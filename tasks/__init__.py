@@ -4,7 +4,8 @@ A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define
 `check(context)`, which runs in the grader: it makes the inputs, has the contained child run
 the student's code on them, and judges the raw values (see tasks/base.py). A task with
 choices or budgets also defines `choose_options(device, stem=..., **asked)`; the runner passes
-what it returns to `check` as `context.options` (the generation task's profiles).
+what it returns to `check` as `context.options` (the generation task's profiles), and binds
+the folders named under `child_mounts` in them into the child, read-only.
 """
 
 from importlib import import_module
