@@ -228,22 +228,30 @@ def landlock_abi() -> int:
     return max(0, int(abi))
 
 
-def _grants(allowed, hidden) -> list:
-    """Paths to allow so that everything under `allowed` is reachable except what lies under
-    `hidden`: Landlock only adds access, so a folder that holds a hidden path is replaced by
-    its other entries, recursively. An allowed path under a hidden one (a venv inside the
-    checkout) stays allowed, as the view binds it back."""
+def _grants(allowed, hidden) -> tuple[list, list]:
+    """What to allow so that everything under `allowed` is reachable except what lies under
+    `hidden`: (paths to read whole, folders only to list). Landlock only adds access, so a
+    folder that holds a hidden path is replaced by its other entries, recursively, and may only
+    be listed (Python lists site-packages to import from it, where a non-editable install puts
+    the grader's packages beside torch): the hidden folder's file names can then be listed, its
+    files never read. An allowed path under a hidden one (a venv inside the checkout) stays
+    allowed, as the view binds it back. Paths are resolved first: a rule holds for what a path
+    resolves to, so a link to a folder holding a hidden path (a venv's lib64 -> lib) must be
+    expanded like the folder itself, never granted whole."""
     hidden = {os.path.realpath(path) for path in hidden}
-    granted = []
+    granted, listable, seen = [], [], set()
 
     def visit(path):
-        if path in hidden:
+        path = os.path.realpath(path)
+        if path in hidden or path in seen:
             return
+        seen.add(path)
         if any(other.startswith(path.rstrip("/") + "/") for other in hidden):
             try:
                 entries = os.listdir(path)
             except OSError:
                 return
+            listable.append(path)
             for entry in entries:
                 visit(os.path.join(path, entry))
         elif os.path.lexists(path):
@@ -251,12 +259,13 @@ def _grants(allowed, hidden) -> list:
 
     for path in dict.fromkeys(os.path.realpath(path) for path in allowed):
         visit(path)
-    return granted
+    return granted, listable
 
 
-def _landlock(read: list, write: list) -> str:
-    """Restrict this process and its descendants: read (and run) only `read`, write only `write`;
-    no TCP; with ABI 6, no signals or abstract sockets outside the sandbox."""
+def _landlock(read: list, write: list, list_only: list = ()) -> str:
+    """Restrict this process and its descendants: read (and run) only `read`, list only
+    `list_only`, write only `write`; no TCP; with ABI 6, no signals or abstract sockets outside
+    the sandbox."""
     abi = landlock_abi()
     if abi < 1:
         raise OSError(ctypes.get_errno() or 38, "Landlock is not available in this kernel")
@@ -268,7 +277,7 @@ def _landlock(read: list, write: list) -> str:
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
     rules = 0
-    groups = ((read, LL_EXECUTE | LL_READ_FILE | LL_READ_DIR), (write, fs),
+    groups = ((read, LL_EXECUTE | LL_READ_FILE | LL_READ_DIR), (list_only, LL_READ_DIR), (write, fs),
               (DEVICES, LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE))
     try:
         for paths, access in groups:
@@ -312,7 +321,8 @@ def _fallback_paths(config: dict) -> dict:
 
 def _landlock_view(config: dict, paths: dict) -> str:
     read = [*config["expose"], *config["mounts"].values(), *SYSTEM_READ, os.path.realpath("/proc/self")]
-    return _landlock(_grants(read, config["hide"]), [paths["workdir"]])
+    readable, listable = _grants(read, config["hide"])
+    return _landlock(readable, [paths["workdir"]], listable)
 
 
 # -- privileges and limits -------------------------------------------------------------------

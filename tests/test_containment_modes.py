@@ -466,15 +466,33 @@ def test_the_command_line_refuses_with_a_clear_error_unless_allowed(tmp_path):
 
 
 def test_landlock_grants_leave_out_what_is_hidden(tmp_path):
-    """Landlock only adds access: a folder holding a hidden path is replaced by its other entries."""
+    """Landlock only adds access: a folder holding a hidden path is replaced by its other entries,
+    and may only be listed."""
     from grader.launcher import _grants
 
     site = tmp_path / "lib/python/site-packages"
     for folder in (site / "torch", site / "reference", tmp_path / "lib/other", tmp_path / "venv/bin"):
         folder.mkdir(parents=True)
     (site / "six.py").write_text("")
-    granted = _grants([str(tmp_path / "lib"), str(tmp_path / "venv")], [str(site / "reference")])
-    assert sorted(granted) == sorted(str(path) for path in (site / "torch", site / "six.py", tmp_path / "lib/other",
-                                                            tmp_path / "venv"))
+    readable, listable = _grants([str(tmp_path / "lib"), str(tmp_path / "venv")], [str(site / "reference")])
+    assert sorted(readable) == sorted(str(path) for path in (site / "torch", site / "six.py", tmp_path / "lib/other",
+                                                             tmp_path / "venv"))
+    assert sorted(listable) == sorted(str(path) for path in (tmp_path / "lib", tmp_path / "lib/python", site))
     # An allowed folder inside a hidden one (a venv in the checkout) stays allowed, as in the view.
-    assert _grants([str(tmp_path / "venv")], [str(tmp_path)]) == [str(tmp_path / "venv")]
+    assert _grants([str(tmp_path / "venv")], [str(tmp_path)]) == ([str(tmp_path / "venv")], [])
+
+
+def test_landlock_grants_never_reach_a_hidden_path_through_a_link(tmp_path):
+    """A venv has lib64 -> lib: granting the link would grant lib whole, the installed answer key
+    in its site-packages included (it did, in a fresh clone with a non-editable install)."""
+    from grader.launcher import _grants
+
+    site = tmp_path / "venv/lib/python/site-packages"
+    for folder in (site / "torch", site / "reference", tmp_path / "venv/bin"):
+        folder.mkdir(parents=True)
+    (tmp_path / "venv/lib64").symlink_to("lib")
+    readable, listable = _grants([str(tmp_path / "venv")], [str(site / "reference")])
+    reached = [Path(path).resolve() for path in readable]
+    assert not any(site / "reference" == path or path in (site / "reference").parents for path in reached), readable
+    assert site / "torch" in reached and tmp_path / "venv/bin" in reached
+    assert str(site) in listable
