@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from grader.runner import grade
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "submission.ipynb"
 
 TINY = (

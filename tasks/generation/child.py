@@ -7,6 +7,8 @@ StageFailure, which the judge turns into the task's message.
 
 from __future__ import annotations
 
+import ast
+
 import torch
 
 from reference import narrow
@@ -14,6 +16,7 @@ from reference.unet import UNet
 from tasks.base import StudentRaised, derive_seed, kind_of, plain_tensor
 from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT, printed_accuracy
 from tasks.generation.trusted import heldout_batch
+
 
 class StageFailure(Exception):
     """The model could not be made or sampled; `info` says at which stage and why."""
@@ -33,8 +36,6 @@ def training_cell(context) -> dict | None:
 
 def _harness_epochs(tree) -> int | None:
     """The constant the cell assigns to `epochs`, if any (to split a batch budget over epochs)."""
-    import ast
-
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
                 and any(isinstance(t, ast.Name) and t.id == "epochs" for t in node.targets) \

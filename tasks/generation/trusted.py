@@ -18,6 +18,7 @@ from reference.unet import UNet
 from tasks.base import derive_seed
 from tasks.generation.official import ID
 
+
 def trusted_samples(state: dict, w: float, per_digit: int, seed: int, progress=None) -> torch.Tensor:
     """Digits drawn in the grader from the given weights with the reference sampler and its own noise."""
     from reference.sampling import sample_w
