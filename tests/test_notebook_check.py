@@ -60,10 +60,20 @@ def kernel_cells() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
+def kernel_folder(tmp_path_factory):
+    """The kernel's working folder, holding modules named like the grader's packages: a folder of
+    the student's that a grade started there would import instead of the grader's own."""
+    folder = tmp_path_factory.mktemp("kernel")
+    for name in ("grader.py", "tasks.py"):
+        (folder / name).write_text(f"raise SystemExit('the student folder\\'s {name} was imported')\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def outputs(kernel_folder):
     """Each cell's outputs after running the notebook in a fresh kernel of this interpreter."""
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in kernel_cells()])
-    folder = tmp_path_factory.mktemp("kernel")
+    folder = kernel_folder
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}})
     client.execute()
@@ -99,6 +109,11 @@ def test_correct_q_passes(outputs):
     text = shown(outputs[4], "text/plain")
     assert "PASS  q" in text and "Score 2/2: PASSED" in text
     assert "FAIL" not in text
+
+
+def test_students_folder_cannot_shadow_the_grader(kernel_folder, outputs):
+    assert (kernel_folder / "grader.py").is_file() and (kernel_folder / "tasks.py").is_file()
+    assert "Score 2/2: PASSED" in shown(outputs[4], "text/plain")
 
 
 def test_swapped_q_fails_with_the_clis_message_and_its_cell(outputs):
