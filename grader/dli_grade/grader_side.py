@@ -5,6 +5,7 @@ process, so the kernel holds nothing of the grader (no task list module, no answ
 
     task-ids          print {"unit": [...], "all": [...]} from tasks/__init__.py
     text REPORT.json  print the CLI's text report of a `--format json` result document
+    text -            the same, for the path on the first line of stdin (read after the imports)
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ def main(argv: list[str]) -> int:
         print(json.dumps(task_ids()))
         return 0
     if len(argv) == 2 and argv[0] == "text":
-        with open(argv[1], encoding="utf-8") as report:
+        import grader.report  # noqa: F401  (the slow imports, before waiting for a path on stdin)
+
+        path = sys.stdin.readline().strip() if argv[1] == "-" else argv[1]
+        with open(path, encoding="utf-8") as report:
             print(text_report(json.load(report)))
         return 0
-    print("usage: python -m dli_grade.grader_side task-ids | text REPORT.json", file=sys.stderr)
+    print("usage: python -m dli_grade.grader_side task-ids | text REPORT.json | text - (the path on stdin)",
+          file=sys.stderr)
     return 2
 
 

@@ -79,16 +79,39 @@ def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.
         command = [*GRADER_COMMAND, NOTEBOOK_NAME, "--format", "json", "--output", "result.json",
                    "--html-report", "report.html", "--tasks", ",".join(ids), "--quiet",
                    "--total-timeout", str(total_timeout), "--artifacts-dir", "artifacts"]
-        done = _run(command, folder, total_timeout + SLACK_S)
-        document = _read_json(Path(folder, "result.json"))
-        if done.returncode not in REPORTED or document is None or "tasks" not in document:
-            reason = (document or {}).get("error") or _tail(done.stderr) or "(no error output)"
-            raise GraderFailedError(f"the grader failed (exit {done.returncode}): {reason}")
-        html = Path(folder, "report.html").read_text(encoding="utf-8")
-        text = _run([*HELPER_COMMAND, "text", "result.json"], folder, 120)
-        if text.returncode != 0:
-            raise GraderFailedError(f"could not render the report: {_tail(text.stderr)}")
-        return Reports(document, text.stdout.rstrip("\n"), html)
+        # The text renderer imports torch (over a second on a 2-core CPU): started now, it does
+        # that while the grade runs, then waits on stdin for the result to render.
+        renderer = _start([*HELPER_COMMAND, "text", "-"], folder)
+        try:
+            done = _run(command, folder, total_timeout + SLACK_S)
+            document = _read_json(Path(folder, "result.json"))
+            if done.returncode not in REPORTED or document is None or "tasks" not in document:
+                reason = (document or {}).get("error") or _tail(done.stderr) or "(no error output)"
+                raise GraderFailedError(f"the grader failed (exit {done.returncode}): {reason}")
+            html = Path(folder, "report.html").read_text(encoding="utf-8")
+            return Reports(document, _rendered(renderer, "result.json"), html)
+        finally:
+            if renderer.poll() is None:
+                renderer.kill()
+                renderer.wait()
+
+
+def _start(command, cwd) -> subprocess.Popen:
+    try:
+        return subprocess.Popen(command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    except OSError as error:
+        raise GraderFailedError(f"the report renderer could not start: {error}") from None
+
+
+def _rendered(renderer: subprocess.Popen, report: str) -> str:
+    try:
+        text, errors = renderer.communicate(report + "\n", timeout=120)
+    except subprocess.TimeoutExpired:
+        raise GraderFailedError("the report renderer did not finish in 120 s") from None
+    if renderer.returncode != 0:
+        raise GraderFailedError(f"could not render the report: {_tail(errors) or '(no error output)'}")
+    return text.rstrip("\n")
 
 
 def _read_json(path: Path) -> dict | None:
