@@ -1,0 +1,64 @@
+"""Checks inside the notebook: `import dli_grade; dli_grade.check("q")` in a Jupyter kernel.
+
+This is a thin client. It imports nothing of the grader into the student's kernel: it writes the
+cells the kernel has run (history.py) to a temporary notebook, grades it with the `dli-grade`
+CLI in a child process (runner.py), which contains the student's code as a command-line grade
+does, and shows the CLI's report (display.py). The installed top-level package `dli_grade` is
+the folder grader/dli_grade/ of the repository (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from dli_grade.display import CheckResult
+from dli_grade.errors import CheckError, GraderFailedError, NoCellsRunError, NotInKernelError, UnknownTaskError
+
+__all__ = ["check", "check_all", "task_ids", "CheckResult", "CheckError", "GraderFailedError",
+           "NoCellsRunError", "NotInKernelError", "UnknownTaskError"]
+
+
+def task_ids(generation: bool = True) -> list[str]:
+    """The grader's task ids (tasks/__init__.py), the unit tasks only when `generation` is False."""
+    from dli_grade import runner
+
+    return list(runner.task_ids()["all" if generation else "unit"])
+
+
+def check(*task_ids: str, total_timeout: float = 1800.0) -> CheckResult:
+    """Grade the cells run so far on these tasks, e.g. `check("q")` or `check("q", "reverse_q")`."""
+    from dli_grade import runner
+
+    if not task_ids:
+        raise UnknownTaskError(f"name a task to check; choose from {', '.join(runner.task_ids()['all'])}")
+    ids = runner.checked_ids(task_ids)
+    return _grade(ids, total_timeout)
+
+
+def check_all(generation: bool = False, total_timeout: float = 1800.0) -> CheckResult:
+    """Grade the cells run so far on every unit task, and on generation when asked (minutes on a CPU)."""
+    from dli_grade import runner
+
+    return _grade(list(runner.task_ids()["all" if generation else "unit"]), total_timeout)
+
+
+def _grade(ids: list[str], total_timeout: float) -> CheckResult:
+    from dli_grade import history, runner
+
+    shell = _kernel()
+    sources = history.without_client(history.executed_cells(shell), shell.transform_cell)
+    if not any(source.strip() for source in sources):
+        raise NoCellsRunError("no cells run yet in this kernel: run the cells that define your answers, "
+                              "then check again")
+    reports = runner.grade_cells(sources, ids, total_timeout)
+    return CheckResult(reports.document, reports.text, reports.html)
+
+
+def _kernel():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = None
+    shell = get_ipython() if get_ipython else None
+    if shell is None or not hasattr(shell, "history_manager"):
+        raise NotInKernelError("dli_grade.check grades the cells a Jupyter kernel has run; outside one, "
+                               "grade the file with `dli-grade SUBMISSION`")
+    return shell

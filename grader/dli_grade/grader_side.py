@@ -1,0 +1,60 @@
+"""Run by the client as `python -m dli_grade.grader_side ...`, never imported in the student's kernel.
+
+It is the only part of `dli_grade` that imports the grader's packages, and it does so in its own
+process, so the kernel holds nothing of the grader (no task list module, no answer key).
+
+    task-ids          print {"unit": [...], "all": [...]} from tasks/__init__.py
+    text REPORT.json  print the CLI's text report of a `--format json` result document
+    text -            the same, for the path on the first line of stdin (read after the imports)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def task_ids() -> dict:
+    from tasks import TASK_IDS, UNIT_TASK_IDS
+
+    return {"unit": list(UNIT_TASK_IDS), "all": list(TASK_IDS)}
+
+
+def text_report(document: dict) -> str:
+    """The CLI's own text report (grader/report.py) of a result document."""
+    from grader.report import render_text
+    from grader.result import GradeResult, TaskResult
+    from tasks.base import Location
+
+    tasks = []
+    for task in document["tasks"]:
+        location = task.get("location")
+        tasks.append(TaskResult(
+            id=task["id"], title=task["title"], score=task["score"], max_score=task["max_score"],
+            status=task["status"], message=task.get("message", ""), hints=task.get("hints") or [],
+            location=Location(**location) if location else None, details=task.get("details") or {}))
+    result = GradeResult(
+        submission=document["submission"], sha256=document["sha256"], layout=document["layout"],
+        device=document["device"], tasks=tasks, integrity=document.get("integrity") or [],
+        seed=document.get("seed"), duration_s=document.get("duration_s", 0.0))
+    return render_text(result)
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["task-ids"]:
+        print(json.dumps(task_ids()))
+        return 0
+    if len(argv) == 2 and argv[0] == "text":
+        import grader.report  # noqa: F401  (the slow imports, before waiting for a path on stdin)
+
+        path = sys.stdin.readline().strip() if argv[1] == "-" else argv[1]
+        with open(path, encoding="utf-8") as report:
+            print(text_report(json.load(report)))
+        return 0
+    print("usage: python -m dli_grade.grader_side task-ids | text REPORT.json | text - (the path on stdin)",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
