@@ -141,8 +141,9 @@ def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction
             if info.is_dir() or not parts or _skipped(parts) or not name.lower().endswith(SUBMISSION_SUFFIXES):
                 continue
             key = _collision_key(name)
-            reason = _size_refusal(name, info) or (
-                "has the same name as an earlier member once case and Unicode form are ignored" if key in seen else None)
+            reason = _size_refusal(name, info)
+            if not reason and key in seen:
+                reason = "has the same name as an earlier member once case and Unicode form are ignored"
             seen.add(key)
             if not reason and written + info.file_size > max_bytes:
                 reason = _over_cap(max_bytes)

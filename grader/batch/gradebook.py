@@ -110,8 +110,8 @@ class Gradebook:
                    str(bool(record.get("passed"))).lower(), record["status"]]
             row += [(tasks.get(task) or {}).get("status") or "" for task in task_ids]
             row += [(tasks.get(task) or {}).get("score", "") for task in task_ids]
-            row += [record.get("grader_version", ""), record.get("graded_at", ""), one_line(record.get("message", ""), 1000),
-                    record.get("id_from", "")]
+            row += [record.get("grader_version", ""), record.get("graded_at", ""),
+                    one_line(record.get("message", ""), 1000), record.get("id_from", "")]
             writer.writerow([csv_cell(cell) for cell in row])
         path = self.out_dir / "grades.csv"
         atomic.write_text(path, buffer.getvalue())

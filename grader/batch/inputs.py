@@ -83,7 +83,8 @@ def _from_tree(root: Path, label: str, files: list[Path], known: dict[str, str] 
             origin = FROM_ARCHIVE if in_archive else (FROM_FOLDER if folder else FROM_FILE)
         source = f"{label}/{relative.as_posix()}" if label else relative.as_posix()
         if path.is_symlink():
-            items.append(Item(student, source, None, "is a symbolic link; links inside inputs are not followed", origin))
+            problem = "is a symbolic link; links inside inputs are not followed"
+            items.append(Item(student, source, None, problem, origin))
         else:
             items.append(Item(student, source, path, id_from=origin))
     return items
@@ -120,7 +121,8 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
         # a hostile path is named by its file; a well-formed one (refused for size) by its folder
         hostile = not parts or ".." in parts or parts[0] == "/"
         student = parts[0] if len(parts) > 1 and not hostile else PurePosixPath(member).stem or "member"
-        items.append(Item(_lms_name(student), f"{path}!{member}", None, f"{path}: member {member!r} {reason}", FROM_ARCHIVE))
+        problem = f"{path}: member {member!r} {reason}"
+        items.append(Item(_lms_name(student), f"{path}!{member}", None, problem, FROM_ARCHIVE))
     if not items:
         items.append(Item(path.stem, str(path), None, f"{path}: no .ipynb or .py file inside"))
     return items
