@@ -4,16 +4,20 @@ Builds an N-cell notebook in memory (one training function among N-1 one-line ce
 times `analyse` and `executable_code` for every cell, as a grade does. No torch is imported.
 
     python benchmarks/bench_analysis.py --cells 20000 --runs 3
+    git show main:grader/analysis.py > /tmp/old_analysis.py   # compare an earlier version
+    python benchmarks/bench_analysis.py --cells 5000 --analysis-file /tmp/old_analysis.py
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from grader.analysis import analyse
+from grader import analysis as current
 from grader.submission import Cell, Submission
 
 
@@ -27,12 +31,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--analysis-file", help="time this copy of grader/analysis.py instead of the installed one")
     args = parser.parse_args()
+    module = current
+    if args.analysis_file:
+        spec = importlib.util.spec_from_file_location("analysis_under_test", args.analysis_file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
     submission = notebook(args.cells)
     times = []
     for run in range(args.runs):
         started = time.perf_counter()
-        analysis = analyse(submission)
+        analysis = module.analyse(submission)
         for facts in analysis.cells:
             analysis.executable_code(facts)
         times.append(time.perf_counter() - started)
