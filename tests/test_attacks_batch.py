@@ -113,6 +113,7 @@ def test_each_hostile_archive_member_is_its_own_unusable_row(tmp_path):
     assert sum(p.stat().st_size for p in written) < 2**20 and not any(p.is_symlink() for p in written)
 
 
+@pytest.mark.slow  # a batch of several grades (10-25 s); the unit tests above cover each case
 def test_a_hostile_archive_grades_its_good_student(tmp_path):
     """The whole batch, driver included: alice is graded; every hostile member is one unusable row."""
     archive = hostile_archive(tmp_path / "class.zip")
@@ -229,6 +230,7 @@ def test_hostile_export_metadata_gives_no_ids_instead_of_failing(kind):
     assert gradescope_export.student_ids(HOSTILE_METADATA[kind]) == {}
 
 
+@pytest.mark.slow  # a batch of several grades (10-25 s); the unit tests above cover each case
 def test_hostile_metadata_and_deep_answers_in_one_batch_still_give_a_gradebook(tmp_path):
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
