@@ -33,6 +33,7 @@ class CellFacts:
 class Analysis:
     cells: list[CellFacts]
     layout: str  # "A" (UNet_utils.UNet), "B" (bare UNet) or "unknown"
+    _found_trainers: dict[str, CellFacts] | None = field(default=None, init=False, repr=False)
 
     def defining(self, name: str) -> CellFacts | None:
         """The last cell that defines `name` by def, class or top-level assignment."""
@@ -41,6 +42,13 @@ class Analysis:
                 return facts
         return None
 
+    def _trainers(self) -> dict[str, CellFacts]:
+        """The functions that train, found once: looking them up again for every cell made grading
+        a notebook take time growing with the square of its cell count (20,000 cells: minutes)."""
+        if self._found_trainers is None:
+            self._found_trainers = trainers(self.cells)
+        return self._found_trainers
+
     def training_cell(self) -> CellFacts | None:
         """The cell that trains the model (see `grader.training_cell`), or None."""
         return find_training_cell(self.cells)
@@ -48,7 +56,7 @@ class Analysis:
     def executable_code(self, facts: CellFacts) -> str:
         """The cell's code with training, plotting and other side-effect statements blanked out;
         calls of a function that trains (`losses = train()`) run only in the training harness."""
-        found = trainers(self.cells)
+        found = self._trainers()
         calls = [stmt for stmt in facts.tree.body if trainer_call(stmt, found) is not None] if facts.tree else []
         return blank_side_effects(facts.cell.code, facts.tree, also=calls)
 

@@ -7,6 +7,7 @@ handling are tested directly without grading.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -139,7 +140,7 @@ def test_csv_cells_cannot_become_formulas(mixed):
     lines = (mixed["out"] / "grades.csv").read_text(encoding="utf-8").splitlines()
     header = lines[0].split(",")
     assert header[:7] == ["student", "submission", "sha256", "score", "max_score", "passed", "status"]
-    assert header[7:] == ["q", "loss", "q_points", "loss_points", "grader_version", "graded_at", "message"]
+    assert header[7:] == ["q", "loss", "q_points", "loss_points", "grader_version", "graded_at", "message", "id_from"]
     rows = read_csv(mixed["out"] / "grades.csv")
     assert rows["SUM_1_1"]["submission"] == "'@SUM(1+1).py"
     for row in rows.values():
@@ -368,7 +369,8 @@ def test_archive_extraction_is_capped(tmp_path):
     archive = tmp_path / "big.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("a/one.py", "x = 1\n")
-        bundle.writestr("b/bomb.py", "#" * (3 * 2**20))  # compresses to a few KiB
+        # incompressible text, so the per-member ratio check passes and the archive's cap must stop it
+        bundle.writestr("b/big.py", "# " + base64.b64encode(os.urandom(3 * 2**20)).decode())
     items = inputs.collect([archive], tmp_path / "work", max_extract_bytes=2**20)
     by_id = {item.student: item for item in items}
     assert by_id["a"].problem is None and "exceed 1 MiB" in by_id["b"].problem

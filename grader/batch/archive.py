@@ -1,8 +1,11 @@
 """Extract the submissions of a zip archive (an LMS or Gradescope export) without trusting it.
 
-Members with absolute paths, `..` components or symlink modes are refused, not extracted;
-only .ipynb and .py files are written, each checked to land inside the destination, and
-the bytes actually written are counted against a cap (headers can lie about sizes).
+Every member is judged on its own: one that is hostile or broken (a symlink, an absolute path
+or `..`, an encrypted or corrupt member, a name too long or too deep, a file where another
+member needs a folder, a name that collides with an earlier one once case and Unicode form are
+ignored, a compression ratio no notebook has) is refused with a reason, and the others are
+still extracted. Only .ipynb and .py files are written, each checked to land inside the
+destination, and the bytes actually written are counted against caps (headers can lie).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import stat
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -17,6 +21,11 @@ from pathlib import Path, PurePosixPath
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
 SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git"}
 MAX_MEMBERS = 20_000
+MAX_DEPTH = 16  # folders in a member's path; exports nest two or three
+MAX_PART_BYTES = 200  # one path component (file systems allow 255; the batch adds a prefix)
+MAX_NAME_BYTES = 1024  # the whole member name
+MAX_MEMBER_BYTES = 200 * 2**20  # the grader's own limit on one submission
+MAX_RATIO = 200  # uncompressed / compressed; notebooks and modules compress 3-20x
 CHUNK = 1 << 20
 
 
@@ -24,6 +33,10 @@ CHUNK = 1 << 20
 class Extraction:
     files: list[tuple[str, Path]] = field(default_factory=list)  # (member name, extracted path)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
+
+
+class _Refused(Exception):
+    """A member that is not extracted; the message is the reason."""
 
 
 def _refusal(name: str, info: zipfile.ZipInfo) -> str | None:
@@ -38,8 +51,73 @@ def _refusal(name: str, info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def _size_refusal(name: str, info: zipfile.ZipInfo) -> str | None:
+    """Names and sizes no submission has, judged from the header before anything is written."""
+    parts = PurePosixPath(name).parts
+    if len(parts) - 1 > MAX_DEPTH:
+        return f"is nested {len(parts) - 1} folders deep (at most {MAX_DEPTH})"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        return f"has a name longer than {MAX_NAME_BYTES} bytes"
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES for part in parts):
+        return f"has a file or folder name longer than {MAX_PART_BYTES} bytes"
+    if info.flag_bits & 0x1:
+        return "is encrypted; submissions must not need a password"
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"declares {info.file_size} bytes (a submission is at most {MAX_MEMBER_BYTES // 2**20} MiB)"
+    if info.file_size > CHUNK and info.file_size > MAX_RATIO * max(1, info.compress_size):
+        return f"is compressed more than {MAX_RATIO} to 1; a zip bomb, not a submission"
+    return None
+
+
+def _collision_key(name: str) -> str:
+    """Equal for names a case-insensitive or normalising file system (macOS, Windows) would merge."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _skipped(parts: tuple[str, ...]) -> bool:
     return any(part in SKIP_PARTS or part.startswith(".") for part in parts)
+
+
+def _over_cap(cap: int) -> str:
+    return f"the archive's extracted size would exceed {cap // 2**20} MiB"
+
+
+def _write(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, cap: int) -> int:
+    """Copy one member to `target`, stopping at `budget` bytes or a ratio no submission has; return bytes written."""
+    written = 0
+    ratio_cap = max(CHUNK, MAX_RATIO * max(1, info.compress_size))
+    try:
+        with bundle.open(info) as source, open(target, "xb") as sink:
+            while chunk := source.read(CHUNK):
+                written += len(chunk)
+                if written > budget:
+                    raise _Refused(_over_cap(cap))
+                if written > MAX_MEMBER_BYTES:
+                    raise _Refused(f"inflates beyond {MAX_MEMBER_BYTES // 2**20} MiB, the limit of one submission")
+                if written > ratio_cap:  # declared small, inflated large
+                    raise _Refused(f"is compressed more than {MAX_RATIO} to 1; a zip bomb, not a submission")
+                sink.write(chunk)
+    except _Refused:
+        target.unlink(missing_ok=True)
+        raise
+    except (RuntimeError, zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as error:  # encrypted, corrupt
+        target.unlink(missing_ok=True)
+        raise _Refused(f"cannot be extracted: {error}") from None
+    return written
+
+
+def _extract_one(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, root: Path, budget: int,
+                 cap: int) -> tuple[Path, int]:
+    target = root.joinpath(*PurePosixPath(name).parts)
+    try:
+        if root not in target.resolve().parents:  # belt and braces after the checks above
+            raise _Refused("would be written outside the extraction folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target, _write(bundle, info, target, budget, cap)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise _Refused("needs a folder where another member is a file (or the reverse)") from None
+    except OSError as error:  # name too long for this file system, disk full, ...
+        raise _Refused(f"cannot be written: {error.strerror or error}") from None
 
 
 def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction:
@@ -48,6 +126,7 @@ def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     written = 0
+    seen: set[str] = set()
     with zipfile.ZipFile(archive) as bundle:
         members = bundle.infolist()
         if len(members) > MAX_MEMBERS:
@@ -61,30 +140,22 @@ def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction
             parts = PurePosixPath(name).parts
             if info.is_dir() or not parts or _skipped(parts) or not name.lower().endswith(SUBMISSION_SUFFIXES):
                 continue
-            target = root.joinpath(*parts)
-            if root not in target.resolve().parents:  # belt and braces after the checks above
-                result.refused.append((info.filename, "would be written outside the extraction folder"))
+            key = _collision_key(name)
+            reason = _size_refusal(name, info)
+            if not reason and key in seen:
+                reason = "has the same name as an earlier member once case and Unicode form are ignored"
+            seen.add(key)
+            if not reason and written + info.file_size > max_bytes:
+                reason = _over_cap(max_bytes)
+            if reason:
+                result.refused.append((info.filename, reason))
                 continue
-            if written + info.file_size > max_bytes:
-                result.refused.append((info.filename, f"the archive's extracted size would exceed {max_bytes // 2**20} MiB"))
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with bundle.open(info) as source, open(target, "wb") as sink:
-                    while chunk := source.read(CHUNK):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise OverflowError
-                        sink.write(chunk)
-            except OverflowError:  # declared small, inflated large: a zip bomb
-                target.unlink(missing_ok=True)
-                result.refused.append((info.filename, f"the archive's extracted size would exceed {max_bytes // 2**20} MiB"))
-                written = max_bytes
+                target, size = _extract_one(bundle, info, name, root, max_bytes - written, max_bytes)
+            except _Refused as refusal:
+                result.refused.append((info.filename, str(refusal)))
                 continue
-            except (RuntimeError, zipfile.BadZipFile, OSError, NotImplementedError) as error:  # encrypted, corrupt
-                target.unlink(missing_ok=True)
-                result.refused.append((info.filename, f"cannot be extracted: {error}"))
-                continue
+            written += size
             result.files.append((name, target))
     return result
 

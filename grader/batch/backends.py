@@ -6,8 +6,11 @@ thread, as soon as it is ready, so the gradebook has one writer.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 
 from grader.batch import worker
 
@@ -22,6 +25,7 @@ class Job:
     fingerprints: dict
     wall_timeout: float
     threads: int
+    id_from: str = ""
 
 
 def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done) -> None:
@@ -54,11 +58,15 @@ def ray_available() -> bool:
 
 
 def run_ray(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done, address: str | None = None,
-            gpus_per_grade: float = 0.0) -> None:
+            gpus_per_grade: float = 0.0, empty_dir: Path | None = None) -> None:
     """One Ray task per submission; at most `parallel` in flight; each still grades in a subprocess.
 
     A task asks Ray for one CPU (and `gpus_per_grade` GPUs); the grade's torch threads are
     set through the job's `threads`, as locally.
+
+    Ray puts the driver's working directory (often the folder of collected submissions) on
+    every worker's sys.path, ahead of site-packages, unless the job names a working_dir: so it
+    names an empty one, and a student's `grader.py` or `json.py` there is never imported.
     """
     if not jobs:
         return  # everything was resumed: no need to start Ray
@@ -66,7 +74,10 @@ def run_ray(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_don
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+        empty = Path(empty_dir or tempfile.mkdtemp(prefix="dli-ray-"))
+        shutil.rmtree(empty, ignore_errors=True)
+        empty.mkdir(parents=True)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"working_dir": str(empty)},
                  **({} if address else {"num_cpus": max(1, parallel)}))
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_grade, max_retries=0)(worker.grade_one)
     queue = list(jobs)

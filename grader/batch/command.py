@@ -32,7 +32,8 @@ def _interrupt(signum, frame):
 @click.option("--tasks", "task_ids", callback=_tasks, default="",
               help=f"comma-separated task ids (default: all; unit tasks only: {','.join(UNIT_TASK_IDS)})")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="one seed for every grade (default: each grade draws its own, recorded in its result.json)")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="seconds for each cell and each unit task's check")
 @click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,

@@ -63,16 +63,19 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
             except OSError as error:
                 problem = f"{item.source}: cannot be read: {error.strerror or error}"
         if problem is not None:
-            records[item.student] = gradebook.save(item.student, item.source, "", Outcome("unusable", problem), options)
+            records[item.student] = gradebook.save(item.student, item.source, "", Outcome("unusable", problem), options,
+                                                   extra={"id_from": item.id_from})
             continue
         sha = hashlib.sha256(data).hexdigest()
         previous = gradebook.previous(item.student, sha, options) if resume else None
+        if previous is not None and previous.get("status") == "timeout" and previous.get("wall_timeout_s", 0) < wall:
+            previous = None  # it timed out under a shorter --submission-timeout than this run allows
         if previous is not None:
             records[item.student] = previous
             report.reused += 1
             continue
         pending.append(backends.Job(item.student, item.source, item.path.name, data, sha,
-                                    similarity.fingerprints(item.path), wall, threads))
+                                    similarity.fingerprints(item.path), wall, threads, item.id_from))
 
     progress = BatchProgress(len(pending), enabled=not quiet, stream=stream)
 
@@ -80,7 +83,11 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
         return [records[student] for student in order if student in records]
 
     def on_done(job: backends.Job, outcome: Outcome) -> None:
-        records[job.student] = gradebook.save(job.student, job.source, job.sha256, outcome, options, job.fingerprints)
+        seed = (outcome.document or {}).get("seed")
+        extra = {"id_from": job.id_from, "wall_timeout_s": job.wall_timeout,
+                 "seed": seed if isinstance(seed, int) else None}  # reproduce a grade with `dli-grade grade --seed`
+        records[job.student] = gradebook.save(job.student, job.source, job.sha256, outcome, options, job.fingerprints,
+                                              extra)
         report.graded += 1
         gradebook.write_csv(rows(), options.tasks)
         score = records[job.student]
@@ -89,7 +96,8 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
 
     try:
         if backend == "ray":
-            backends.run_ray(pending, options, jobs, on_done, address=address, gpus_per_grade=gpus_per_grade)
+            backends.run_ray(pending, options, jobs, on_done, address=address, gpus_per_grade=gpus_per_grade,
+                             empty_dir=out_dir / ".work" / "ray-working-dir")
         else:
             backends.run_local(pending, options, jobs, on_done)
     except KeyboardInterrupt:

@@ -1,7 +1,9 @@
 """Clone a student's git repository (a local path or a URL) at an optional ref, safely.
 
 No prompts (a private URL fails instead of hanging), symlinks checked out as plain files,
-and a ref or URL that looks like an option is refused.
+and a ref or URL that looks like an option is refused. Whatever the operator's git config
+says, no hook runs (core.hooksPath), no submodule is fetched, no LFS object is downloaded
+(its filter passes the pointer through), and no fsmonitor or other helper is started.
 """
 
 from __future__ import annotations
@@ -33,9 +35,25 @@ def repository_name(source: str) -> str:
     return name[:-4] if name.endswith(".git") else name
 
 
+# -c settings that override the operator's config for every git command the batch runs
+SAFE_CONFIG = (
+    "core.symlinks=false",  # a committed link becomes a small text file, never a path out of the clone
+    "protocol.ext.allow=never",
+    f"core.hooksPath={os.devnull}",  # no post-checkout or other hook, from any config
+    "core.fsmonitor=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "filter.lfs.process=",  # LFS: the pointer file stays as it is; nothing is downloaded
+    "filter.lfs.smudge=cat",
+    "filter.lfs.required=false",
+)
+
+
 def _git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "GCM_INTERACTIVE": "never"}
-    done = subprocess.run(["git", "-c", "core.symlinks=false", "-c", "protocol.ext.allow=never", *args],
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "GCM_INTERACTIVE": "never",
+           "GIT_LFS_SKIP_SMUDGE": "1"}
+    config = [part for setting in SAFE_CONFIG for part in ("-c", setting)]
+    done = subprocess.run(["git", *config, *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=CLONE_TIMEOUT,
                           stdin=subprocess.DEVNULL)
     if done.returncode != 0:
@@ -49,7 +67,7 @@ def clone(source: str, dest: Path, ref: str | None = None) -> str:
     if source.startswith("-") or (ref or "").startswith("-"):
         raise GitError("a repository or ref may not start with '-'")
     try:
-        _git("clone", "--quiet", "--no-hardlinks", "--", source, str(dest))
+        _git("clone", "--quiet", "--no-hardlinks", "--no-recurse-submodules", "--", source, str(dest))
         if ref:
             for candidate in (ref, f"origin/{ref}"):
                 try:

@@ -50,7 +50,7 @@ class Gradebook:
         return None
 
     def save(self, student: str, source: str, sha256: str, outcome: Outcome, options: GradeOptions,
-             fingerprints: dict | None = None) -> dict:
+             fingerprints: dict | None = None, extra: dict | None = None) -> dict:
         """Write the submission's files and record; return the record."""
         folder = self.folder(student)
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,6 +71,7 @@ class Gradebook:
         atomic.write_text(folder / "result.json", json.dumps(document, indent=2) + "\n")
         atomic.write_text(folder / "report.html", html.render(document, base=folder))
         record = self._record(student, source, sha256, outcome, document, options, fingerprints)
+        record.update(extra or {})  # the batch's own facts: where the id came from, the seed, the wall limit
         atomic.write_text(folder / "record.json", json.dumps(record, indent=2) + "\n")
         return record
 
@@ -98,7 +99,7 @@ class Gradebook:
         """grades.csv: one row per record, every student-derived cell made formula-safe."""
         task_ids = list(task_ids)
         columns = (BASE_COLUMNS + task_ids + [f"{task}_points" for task in task_ids]
-                   + ["grader_version", "graded_at", "message"])
+                   + ["grader_version", "graded_at", "message", "id_from"])
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
@@ -109,7 +110,8 @@ class Gradebook:
                    str(bool(record.get("passed"))).lower(), record["status"]]
             row += [(tasks.get(task) or {}).get("status") or "" for task in task_ids]
             row += [(tasks.get(task) or {}).get("score", "") for task in task_ids]
-            row += [record.get("grader_version", ""), record.get("graded_at", ""), one_line(record.get("message", ""), 1000)]
+            row += [record.get("grader_version", ""), record.get("graded_at", ""),
+                    one_line(record.get("message", ""), 1000), record.get("id_from", "")]
             writer.writerow([csv_cell(cell) for cell in row])
         path = self.out_dir / "grades.csv"
         atomic.write_text(path, buffer.getvalue())

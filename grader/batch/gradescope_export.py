@@ -23,6 +23,7 @@ import yaml
 METADATA_NAME = "submission_metadata.yml"
 MAX_BYTES = 16 * 2**20
 _ID_KEYS = ("sid", "email", "name")
+MAX_ID_CHARS = 200  # an SID, email or name; longer is not a person's id
 
 
 class _Loader(yaml.SafeLoader):
@@ -46,12 +47,26 @@ def _field(entry: dict, name: str):
     return value if value not in (None, "") else None
 
 
+def _text(value) -> str | None:
+    """A scalar as short text; None for anything else (a 10,000-digit int, a nested structure, ...)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    if isinstance(value, int) and value.bit_length() > 256:  # str() of a huge int raises ValueError
+        return None
+    text = str(value).strip()
+    return text if 0 < len(text) <= MAX_ID_CHARS else None
+
+
 def student_ids(text: str | bytes) -> dict[str, str]:
     """Folder name -> student id for every submission the metadata names; {} when unreadable."""
     try:
-        data = yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
-    except (yaml.YAMLError, ValueError, RecursionError):
+        return _student_ids(text)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError, MemoryError):  # hostile metadata: no ids
         return {}
+
+
+def _student_ids(text: str | bytes) -> dict[str, str]:
+    data = yaml.load(text, Loader=_Loader)  # safe: a SafeLoader subclass
     if not isinstance(data, dict):
         return {}
     ids = {}
@@ -61,9 +76,9 @@ def student_ids(text: str | bytes) -> dict[str, str]:
         for submitter in submitters if isinstance(submitters, list) else []:
             if isinstance(submitter, dict):
                 value = next((_field(submitter, key) for key in _ID_KEYS if _field(submitter, key) is not None), None)
-                if value is not None and not isinstance(value, (dict, list)):
-                    people.append(str(value).strip())
-        people = [person for person in people if person]
-        if people and isinstance(folder, (str, int)):
-            ids[str(folder)] = "+".join(people)
+                if _text(value) is not None:
+                    people.append(_text(value))
+        folder = _text(folder) if not isinstance(folder, float) else None
+        if people and folder is not None:
+            ids[folder] = "+".join(people[:10])
     return ids

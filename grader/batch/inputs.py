@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,7 +22,13 @@ from grader.errors import UnusableInput
 
 SUFFIXES = (".ipynb", ".py")
 SKIP_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git", "node_modules"}
-MAX_ID = 80
+MAX_ID_BYTES = 96  # UTF-8 bytes of an id: a folder name on every file system, with room for a suffix
+
+# Where an id came from, as the gradebook's id_from column says it. Ids read from inside an
+# archive are the students' own words: they rank after every other and never displace one.
+FROM_FILE, FROM_FOLDER, FROM_METADATA, FROM_REPOSITORY = "file name", "folder name", "export metadata", "repository"
+FROM_ARCHIVE, FROM_ARCHIVE_METADATA = "name inside archive", "metadata inside archive"
+_INSIDE_ARCHIVE = {FROM_ARCHIVE, FROM_ARCHIVE_METADATA}
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Item:
     source: str  # what the instructor will recognise: the path, or archive!member, or repo@ref
     path: Path | None  # the file to grade; None when `problem` says why there is none
     problem: str | None = None
+    id_from: str = FROM_FILE
 
 
 def _digest(text: str) -> str:
@@ -57,7 +65,8 @@ def _walk(folder: Path):
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _from_tree(root: Path, label: str, files: list[Path], known: dict[str, str] | None = None) -> list[Item]:
+def _from_tree(root: Path, label: str, files: list[Path], known: dict[str, str] | None = None,
+               in_archive: bool = False) -> list[Item]:
     """Ids from a tree of files: the first folder below `root`, else the file's stem.
 
     `known` maps first folders to ids found elsewhere (a Gradescope export's metadata).
@@ -67,12 +76,17 @@ def _from_tree(root: Path, label: str, files: list[Path], known: dict[str, str] 
     for path in files:
         relative = path.relative_to(root)
         folder = relative.parts[0] if len(relative.parts) > 1 else None
-        student = known.get(folder) or _lms_name(folder or path.stem)
+        if known.get(folder):
+            student, origin = known[folder], FROM_ARCHIVE_METADATA if in_archive else FROM_METADATA
+        else:
+            student = _lms_name(folder or path.stem)
+            origin = FROM_ARCHIVE if in_archive else (FROM_FOLDER if folder else FROM_FILE)
         source = f"{label}/{relative.as_posix()}" if label else relative.as_posix()
         if path.is_symlink():
-            items.append(Item(student, source, None, "is a symbolic link; links inside inputs are not followed"))
+            problem = "is a symbolic link; links inside inputs are not followed"
+            items.append(Item(student, source, None, problem, origin))
         else:
-            items.append(Item(student, source, path))
+            items.append(Item(student, source, path, id_from=origin))
     return items
 
 
@@ -99,7 +113,7 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
     files = [target for _, target in extraction.files]
     root = _archive_root(dest, files)
     known = gradescope_export.student_ids(_zip_member(path, root.relative_to(dest) / gradescope_export.METADATA_NAME))
-    items = _from_tree(root, "", files, known) if files else []
+    items = _from_tree(root, "", files, known, in_archive=True) if files else []
     for item in items:
         item.source = f"{path}!{item.source}"
     for member, reason in extraction.refused:
@@ -107,7 +121,8 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
         # a hostile path is named by its file; a well-formed one (refused for size) by its folder
         hostile = not parts or ".." in parts or parts[0] == "/"
         student = parts[0] if len(parts) > 1 and not hostile else PurePosixPath(member).stem or "member"
-        items.append(Item(_lms_name(student), f"{path}!{member}", None, f"{path}: member {member!r} {reason}"))
+        problem = f"{path}: member {member!r} {reason}"
+        items.append(Item(_lms_name(student), f"{path}!{member}", None, problem, FROM_ARCHIVE))
     if not items:
         items.append(Item(path.stem, str(path), None, f"{path}: no .ipynb or .py file inside"))
     return items
@@ -145,12 +160,13 @@ def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list
     try:
         commit = gitsource.clone(source, dest, ref)
     except gitsource.GitError as error:
-        return [Item(name, label, None, f"{label}: cannot clone: {error}")]
+        return [Item(name, label, None, f"{label}: cannot clone: {error}", FROM_REPOSITORY)]
     matches = [f for f in _walk(dest)
                if fnmatch.fnmatch(f.relative_to(dest).as_posix(), pattern) or fnmatch.fnmatch(f.name, pattern)]
     if not matches:
-        return [Item(name, label, None, f"{label}: no file matching {pattern!r} in the repository")]
-    return [Item(name, f"{label} ({commit[:12]}):{f.relative_to(dest).as_posix()}", f) for f in matches]
+        return [Item(name, label, None, f"{label}: no file matching {pattern!r} in the repository", FROM_REPOSITORY)]
+    return [Item(name, f"{label} ({commit[:12]}):{f.relative_to(dest).as_posix()}", f, id_from=FROM_REPOSITORY)
+            for f in matches]
 
 
 def collect(inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ipynb",
@@ -174,21 +190,40 @@ def collect(inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ip
 
 
 def safe_id(text: str) -> str:
-    """Letters, digits, '.', '_' and '-' only; no leading dot or dash; bounded length."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
-    cleaned = re.sub(r"^[._-]+", "", cleaned)[:MAX_ID].rstrip("_")
-    return cleaned or "submission"
+    """Letters and digits of any script, '.', '_' and '-' only; no leading dot or dash; bounded length.
+
+    `\\w` keeps 张伟 and José readable; control, format (bidi) and symbol characters become '_'.
+    """
+    cleaned = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", text))
+    cleaned = re.sub(r"^[._-]+", "", cleaned)
+    while len(cleaned.encode("utf-8")) > MAX_ID_BYTES:
+        cleaned = cleaned[:-1]
+    return cleaned.rstrip("_") or "submission"
 
 
 def assign_ids(items: list[Item]) -> list[Item]:
-    """Make every student id unique (case-insensitively, for case-insensitive file systems)."""
+    """Make every student id unique (case- and Unicode-form-insensitively, for such file systems).
+
+    Stable and fair: first every id from outside an archive, then every id from inside one, keeps
+    its own name if still free (in input order); only then do the duplicates get suffixes, which
+    skip any name already taken, so no one's id moves because of another's name (`alice-2` stays).
+    """
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
+    ordered = sorted(items, key=lambda item: item.id_from in _INSIDE_ARCHIVE)  # stable: input order within each
     used: set[str] = set()
-    for item in items:
-        base = safe_id(item.student)
-        candidate, n = base, 1
-        while candidate.lower() in used:
+    duplicates = []
+    for item in ordered:
+        item.student = safe_id(item.student)
+        if key(item.student) in used:
+            duplicates.append(item)
+        else:
+            used.add(key(item.student))
+    for item in duplicates:
+        n = 2
+        while key(f"{item.student}-{n}") in used:
             n += 1
-            candidate = f"{base}-{n}"
-        used.add(candidate.lower())
-        item.student = candidate
+        item.student = f"{item.student}-{n}"
+        used.add(key(item.student))
     return items

@@ -23,6 +23,8 @@ ANSWER_NAMES = {
     "SinusoidalPositionEmbedBlock", "EmbedBlock", "ResidualConvBlock", "UNet",
     "get_context_mask", "get_loss", "sample_w", "c_drop_prob", "w",
 }
+MAX_CELL_CHARS = 100_000  # an answer cell is a few hundred characters; longer ones are not compared
+MAX_CELLS = 2_000  # the assessment has about 60 code cells
 KEEP = ANSWER_NAMES | set(dir(builtins)) | {"torch", "nn", "F", "math", "np", "Rearrange", "self", "device", "T"}
 
 
@@ -74,30 +76,47 @@ def _digest(parts: list[str]) -> str:
 
 
 def fingerprints(path: Path) -> dict:
-    """{"exact": h, "renamed": h, "cells": n} over the answer cells; {} when nothing can be read."""
+    """{"exact": h, "renamed": h, "cells": n} over the answer cells; {} when nothing can be read.
+
+    This runs in the batch's own process on the student's text, so nothing in it may raise:
+    a cell too long, too deep for the parser or the tree walks (RecursionError, MemoryError)
+    is compared by its text without blanks instead, and a submission with absurdly many cells
+    gets no fingerprint at all.
+    """
     try:
         submission = load_submission(path)
-    except (UnusableInput, OSError, ValueError):
+    except (UnusableInput, OSError, ValueError, RecursionError, MemoryError):
+        return {}
+    if len(submission.cells) > MAX_CELLS:
         return {}
     exact, renamed = [], []
     for cell in submission.cells:
-        try:
-            tree = ast.parse(cell.code)
-        except (SyntaxError, ValueError):
-            # a cell that does not parse still counts, by its text without blanks
-            if any(name in cell.code for name in ("def q(", "def reverse_q(", "def get_loss(", "def sample_w(")):
-                text = "".join(cell.code.split())
-                exact.append(text)
-                renamed.append(text)
-            continue
-        if not (_bound_names(tree) & ANSWER_NAMES):
-            continue
-        tree = _Strip().visit(tree)
-        exact.append(ast.dump(tree, annotate_fields=False))
-        renamed.append(ast.dump(_Rename().visit(tree), annotate_fields=False))
+        dumps = _cell_dumps(cell.code)
+        if dumps:
+            exact.append(dumps[0])
+            renamed.append(dumps[1])
     if not exact:
         return {}
     return {"exact": _digest(exact), "renamed": _digest(renamed), "cells": len(exact)}
+
+
+def _cell_dumps(code: str) -> tuple[str, str] | None:
+    """(exact, renamed) forms of an answer cell; None for a cell that defines no answer."""
+    try:
+        if len(code) > MAX_CELL_CHARS:
+            raise ValueError("too long to compare by its tree")
+        tree = ast.parse(code)
+        if not (_bound_names(tree) & ANSWER_NAMES):
+            return None
+        tree = _Strip().visit(tree)
+        exact = ast.dump(tree, annotate_fields=False)
+        return exact, ast.dump(_Rename().visit(tree), annotate_fields=False)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        # a cell that does not parse (or is too deep to walk) still counts, by its text without blanks
+        if any(name in code for name in ("def q(", "def reverse_q(", "def get_loss(", "def sample_w(")):
+            text = "".join(code.split())
+            return text, text
+        return None
 
 
 def groups(records: list[dict], key: str) -> list[list[dict]]:

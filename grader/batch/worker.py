@@ -35,7 +35,7 @@ _running_lock = threading.Lock()
 class GradeOptions:
     tasks: tuple[str, ...]
     device: str = "auto"
-    seed: int = 0
+    seed: int | None = None  # None: each grade draws its own (reported in its result), so no class can predict it
     timeout: float = 60.0
     total_timeout: float = 1800.0
 
@@ -55,10 +55,20 @@ class Outcome:
 
 
 def command(path: Path, result_file: Path, artifacts: Path, options: GradeOptions) -> list[str]:
-    return [sys.executable, "-m", "grader", "grade", str(path), "--format", "json", "--output", str(result_file),
-            "-q", "--tasks", ",".join(options.tasks), "--device", options.device, "--seed", str(options.seed),
+    # -P: the grade's working directory (where a student could have left a grader.py or json.py)
+    # is never put on its sys.path; PYTHONSAFEPATH in `environment` carries that to its children.
+    seed = [] if options.seed is None else ["--seed", str(options.seed)]
+    return [sys.executable, "-P", "-m", "grader", "grade", str(path), "--format", "json", "--output", str(result_file),
+            "-q", "--tasks", ",".join(options.tasks), "--device", options.device, *seed,
             "--timeout", f"{options.timeout:g}", "--total-timeout", f"{options.total_timeout:g}",
             "--artifacts-dir", str(artifacts)]
+
+
+def _trusted_path_entries(value: str | None) -> list[str]:
+    """The inherited PYTHONPATH without relative entries or the working directory (student files may sit there)."""
+    here = os.path.realpath(os.getcwd())
+    return [entry for entry in (value or "").split(os.pathsep)
+            if entry and os.path.isabs(entry) and os.path.realpath(entry) != here]
 
 
 def environment(threads: int) -> dict[str, str]:
@@ -66,7 +76,8 @@ def environment(threads: int) -> dict[str, str]:
     # Each concurrent grade gets its share of the cores; torch would otherwise take them all.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(max(1, threads))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join([PROJECT_ROOT, *_trusted_path_entries(env.get("PYTHONPATH"))])
+    env["PYTHONSAFEPATH"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
