@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.memory import child_preexec
 from grader.protocol import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame, progress_event
 from grader.sanitize import inert
 
@@ -134,7 +135,7 @@ class Sandbox:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps(launcher_config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(command_read, reply_write), cwd="/", start_new_session=True,
+                pass_fds=(command_read, reply_write), cwd="/", start_new_session=True, preexec_fn=child_preexec(),
                 env={"PATH": "/usr/bin:/bin"},
             )
         finally:

@@ -43,8 +43,10 @@ def _write(fd, header, blobs=()):
 _w.write_frame = _write
 """
 # A progress frame written by q itself, through the executor's own writer.
-PROGRESS = "import executor.wire as _w, json, sys\n_w.write_frame(json.loads(sys.argv[1])['out_fd'], {{'progress': {}}})"
-INJECTION = "\\x1b[2J\\x1b]0;owned\\x07\\n::error file=x::forged\\n::add-mask::dli\\n::stop-commands::tok\\n##vso[task.complete]"
+PROGRESS = ("import executor.wire as _w, json, sys\n"
+            "_w.write_frame(json.loads(sys.argv[1])['out_fd'], {{'progress': {}}})")
+INJECTION = ("\\x1b[2J\\x1b]0;owned\\x07\\n::error file=x::forged\\n::add-mask::dli\\n::stop-commands::tok"
+             "\\n##vso[task.complete]")
 
 
 @dataclass(frozen=True)
@@ -157,4 +159,4 @@ def test_two_200m_element_bool_tensors_cost_the_grader_little(tmp_path):
     found = json.loads(run.stdout.splitlines()[-1])
     assert found["tasks"]["q"][0] == "failed" and "200,000,000 elements" in found["tasks"]["q"][1], found
     assert found["tasks"]["context_mask"][0] == "passed", found
-    assert found["growth_mb"] < 1200, found  # the reply is 400 MB; before the fix it grew by about 4 GB
+    assert found["growth_mb"] < 700, found  # the reply is 400 MB: 487 MB measured, 3907 before the fix
