@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -160,3 +159,20 @@ def test_two_200m_element_bool_tensors_cost_the_grader_little(tmp_path):
     assert found["tasks"]["q"][0] == "failed" and "200,000,000 elements" in found["tasks"]["q"][1], found
     assert found["tasks"]["context_mask"][0] == "passed", found
     assert found["growth_mb"] < 700, found  # the reply is 400 MB: 487 MB measured, 3907 before the fix
+
+
+@pytest.mark.slow
+def test_a_reply_past_the_grader_memory_bound_fails_its_task_and_the_grade_goes_on(tmp_path):
+    """With --grader-memory-mb, a 400 MB reply that does not fit fails q as a broken protocol
+    (not an internal error), and context_mask passes in a fresh child. Importing torch alone
+    takes about 790 MB of the data limit, so 1,000 MB leaves no room for the reply."""
+    path = _submission(tmp_path, q_return="    return torch.zeros(200_000_000, dtype=torch.bool), "
+                                          "torch.zeros(200_000_000, dtype=torch.bool)\n")
+    run = subprocess.run([sys.executable, "-m", "grader", str(path), "--tasks", "q,context_mask", "--device", "cpu",
+                          "--format", "json", "--grader-memory-mb", "1000"], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(CHECKOUT)})
+    assert run.returncode == 1, run.stderr[-2000:]
+    tasks = {task["id"]: task for task in json.loads(run.stdout)["tasks"]}
+    assert tasks["q"]["status"] == "failed", tasks["q"]
+    assert "the child sent more than the grader's memory allows" in tasks["q"]["message"], tasks["q"]
+    assert tasks["context_mask"]["status"] == "passed", tasks["context_mask"]
