@@ -49,7 +49,8 @@ class StudentRaised(Exception):
         return str(self.error.get("type", ""))
 
     def describe(self) -> str:
-        return str(self.error.get("message", "an exception")).strip().splitlines()[0][:300]
+        lines = str(self.error.get("message", "")).strip().splitlines()  # a forged reply may send ""
+        return (lines or ["an exception with no message"])[0][:300]
 
 
 class MissingName(Exception):

@@ -23,7 +23,7 @@ import torch
 import grader
 from grader.runner import grade
 from tasks import _schedule_runs
-from tasks.base import MAX_ELEMENTS, TaskFailure, pair_of_tensors, plain_tensor
+from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure, pair_of_tensors, plain_tensor
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
 CHECKOUT = Path(grader.__file__).resolve().parent.parent
@@ -108,6 +108,12 @@ def test_progress_injection_reaches_stderr_inert(tmp_path):
         assert line.startswith("dli-grade: "), line  # no line of the child's own
     for command in ("::error", "::add-mask::", "::stop-commands::", "##vso["):
         assert command not in stderr, command
+
+
+def test_an_error_reply_with_an_empty_message_is_described():
+    # A patched executor can answer {"ok": false, "error": {"message": ""}}: splitlines()[0] was an IndexError.
+    assert StudentRaised({"type": "X", "message": " \n "}).describe() == "an exception with no message"
+    assert StudentRaised({"message": "ValueError: no\nmore"}).describe() == "ValueError: no"
 
 
 # -- memory: conversions are refused before they allocate ---------------------------------------------
