@@ -81,11 +81,16 @@ def main():
 @click.option("--allow-uncontained", is_flag=True,
               help="grade even where this machine can't hide the answer key from student code (no user "
                    "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
+@click.option("--grader-memory-mb", type=click.IntRange(min=64), default=None, envvar="DLI_GRADE_GRADER_MEMORY_MB",
+              help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
+                   "the grade stops with a clear error instead of the machine killing it")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained):
+          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained,
+          grader_memory_mb):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.formats.output import emit, emit_unusable
+    from grader.memory import limit_grader_memory, out_of_memory_message
     from grader.progress import ProgressReporter
     from grader.runner import grade as run_grade
     from grader.sandbox import probe_isolation
@@ -94,6 +99,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
                   "artifacts_dir": artifacts_dir, "course_helpers": course_helpers}
     try:
+        limit_grader_memory(grader_memory_mb)
         if not allow_uncontained:
             machine = probe_isolation()
             if not machine["isolated"]:
@@ -112,6 +118,9 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
         if html_report:
             emit_unusable("html", submission, str(error), html_report)
         sys.exit(EXIT_UNUSABLE)
+    except MemoryError:
+        click.echo(f"dli-grade: error: {out_of_memory_message(grader_memory_mb)}", err=True)
+        sys.exit(EXIT_INTERNAL)
     except Exception as error:  # never a bare traceback for users; say it is our fault
         click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)

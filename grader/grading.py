@@ -13,6 +13,7 @@ from pathlib import Path
 from grader import containment
 from grader.analysis import Analysis, analyse
 from grader.context import ChildLost, Context
+from grader.protocol import TASK_BYTES
 from grader.result import TaskResult
 from grader.sandbox import Outcome, Sandbox, SandboxConfig
 from grader.submission import load_submission
@@ -197,6 +198,7 @@ class Grading:
             if problem:
                 return task_result(task, "error" if "could not start" in problem else "failed", 0.0, problem)
         self.progress(f"checking {task_id}")
+        self.sandbox.limit_received(TASK_BYTES)  # what one task may make the grader hold, whatever it asks
         context = Context(self, task_id, self.options.get(task_id, {}))
         first_name = task.NEEDS[0] if task.NEEDS else None
         try:

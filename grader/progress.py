@@ -7,6 +7,8 @@ import time
 
 from tqdm import tqdm
 
+from grader.sanitize import inert
+
 PREFIX = "dli-grade: "
 
 
@@ -15,7 +17,8 @@ class ProgressReporter:
 
     On a terminal each phase gets a tqdm bar that redraws in place; elsewhere (CI logs) a line
     is printed when a phase starts and each time it passes a quarter, so logs stay short.
-    `finish()` ends whatever bar is open.
+    `finish()` ends whatever bar is open. Phases can come from the child (progress frames): every
+    text is made inert (one line, no escapes, no CI log commands) before it is written.
     """
 
     def __init__(self, enabled: bool = True, stream=None):
@@ -32,9 +35,10 @@ class ProgressReporter:
             return
         if isinstance(event, str):
             self.finish()
-            self._write(f"{PREFIX}{event}\n")
+            self._write(f"{PREFIX}{inert(event)}\n")
             return
         task, phase, done, total = event
+        task, phase = inert(task, 60), inert(phase, 60)
         if (task, phase) != self.phase:
             self.finish()
             self._start(task, phase, done, total)

@@ -16,14 +16,22 @@ from dataclasses import dataclass
 import torch
 
 MAX_HEADER = 8 * 1024**2
-MAX_BLOBS = 512 * 1024**2
+MAX_BLOBS = 512 * 1024**2       # tensor bytes in one frame
+TASK_BYTES = 1024**3            # everything one task may receive (Sandbox.limit_received)
 MAX_TENSORS = 10_000
+MAX_DIMENSIONS = 8
+MAX_EXTENT = 2**40              # product of a shape's non-zero sizes: every stride stays far inside int64
+MAX_DEPTH = 24
+MAX_PHASE = 200                 # characters of a progress phase
+MAX_COUNT = 10**12              # a progress count
+READ_SLACK = 2 * 1024**2        # raw bytes held past a whole frame (one read of the pipe, and some)
 DTYPES = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
     "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
     "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+ITEM_SIZES = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in DTYPES.items()}
 
 
 class ProtocolError(Exception):
@@ -41,44 +49,107 @@ class Opaque:
 
 
 class FrameReader:
-    """Accumulates bytes and yields whole frames: (header, blobs)."""
+    """Accumulates bytes and yields whole frames: (header, blobs).
 
-    def __init__(self):
-        self.buffer = bytearray()
+    Each tensor's bytes are collected in a bytearray of their own, grown as they arrive (never
+    allocated from the size a header claims), and later wrapped without a copy by `decode_value`:
+    a frame costs the grader about its own size once. `allowance` (None: no limit) is how many
+    bytes of frames the reader may still accept; a header that claims more breaks the protocol.
+    """
+
+    def __init__(self, allowance: int | None = None):
+        self.buffer = bytearray()   # raw bytes: a header being read, or what came after a whole frame
+        self.allowance = allowance
+        self._header: dict | None = None
+        self._sizes: list[int] = []
+        self._blobs: list[bytearray] = []
+        self._current = 0           # the blob being filled
+        self._ready = None
+
+    @property
+    def pending(self) -> bool:
+        """Bytes of a frame nobody has taken yet (a part of one, or a whole one)."""
+        return bool(self.buffer) or self._header is not None or self._ready is not None
 
     def feed(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > MAX_HEADER + MAX_BLOBS + 8:
-            raise ProtocolError("the child sent more data than any answer may hold")
+        view = memoryview(data)
+        while view:
+            if self._ready is not None:
+                self.buffer += view
+                if len(self.buffer) > 4 + MAX_HEADER + READ_SLACK:
+                    raise ProtocolError("the child sent more data than any answer may hold")
+                return
+            if self._header is None:
+                view = self._read_header(view)
+            else:
+                view = self._read_blobs(view)
 
     def next_frame(self):
         """The next complete frame, or None if more bytes are needed."""
-        if len(self.buffer) < 4:
+        if self._ready is None:
             return None
+        frame, self._ready = self._ready, None
+        rest, self.buffer = self.buffer, bytearray()
+        self.feed(rest)
+        return frame
+
+    def _read_header(self, view: memoryview) -> memoryview:
+        if len(self.buffer) < 4:
+            wanted = 4 - len(self.buffer)
+        else:
+            wanted = 4 + self._header_length() - len(self.buffer)
+        self.buffer += view[:wanted]
+        view = view[wanted:]
+        if len(self.buffer) == 4:
+            self._header_length()  # refuse an oversized header before reading it
+        if len(self.buffer) >= 4 and len(self.buffer) == 4 + self._header_length():
+            self._start_frame(parse_header(bytes(self.buffer[4:])))
+        return view
+
+    def _header_length(self) -> int:
         (length,) = struct.unpack(">I", self.buffer[:4])
         if length > MAX_HEADER:
             raise ProtocolError(f"a frame header of {length} bytes (limit {MAX_HEADER})")
-        if len(self.buffer) < 4 + length:
-            return None
-        try:
-            header = json.loads(bytes(self.buffer[4:4 + length]), parse_constant=_no_constants)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ProtocolError(f"a frame that is not JSON ({error})") from None
-        if not isinstance(header, dict):
-            raise ProtocolError("a frame header that is not an object")
+        return length
+
+    def _start_frame(self, header: dict) -> None:
         sizes = header.get("blobs", [])
         if not (isinstance(sizes, list) and len(sizes) <= MAX_TENSORS
                 and all(type(size) is int and size >= 0 for size in sizes) and sum(sizes) <= MAX_BLOBS):
             raise ProtocolError("a frame with malformed or oversized tensor data")
-        end = 4 + length + sum(sizes)
-        if len(self.buffer) < end:
-            return None
-        blobs, start = [], 4 + length
-        for size in sizes:
-            blobs.append(bytes(self.buffer[start:start + size]))
-            start += size
-        del self.buffer[:end]
-        return header, blobs
+        size = len(self.buffer) + sum(sizes)
+        if self.allowance is not None:
+            if size > self.allowance:
+                raise ProtocolError(f"the child sent more than the {TASK_BYTES // 1024**2} MiB a task may receive")
+            self.allowance -= size
+        self.buffer = bytearray()
+        self._header, self._sizes = header, sizes
+        self._blobs, self._current = [bytearray() for _ in sizes], 0
+        self._read_blobs(memoryview(b""))
+
+    def _read_blobs(self, view: memoryview) -> memoryview:
+        while self._current < len(self._sizes):
+            blob = self._blobs[self._current]
+            wanted = self._sizes[self._current] - len(blob)
+            blob += view[:wanted]
+            view = view[wanted:]
+            if len(blob) < self._sizes[self._current]:
+                return view
+            self._current += 1
+        self._ready = (self._header, self._blobs)
+        self._header, self._sizes, self._blobs, self._current = None, [], [], 0
+        return view
+
+
+def parse_header(body: bytes) -> dict:
+    """A frame's JSON header: an object, no NaN; anything else (deep nesting too) breaks the protocol."""
+    try:
+        header = json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as error:
+        raise ProtocolError(f"a frame that is not JSON ({type(error).__name__})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("a frame header that is not an object")
+    return header
 
 
 def _no_constants(name):
@@ -115,44 +186,86 @@ class ArgumentEncoder:
         return value
 
 
-def decode_value(tree, blobs: list[bytes], depth: int = 0):
-    """A value the child returned: plain data and tensors, anything else as Opaque."""
-    if depth > 24:
-        raise ProtocolError("a value nested too deeply")
-    if tree is None or type(tree) in (bool, int, float, str):
-        return tree
-    if isinstance(tree, list):
-        raise ProtocolError("a bare list in a value")
-    if not isinstance(tree, dict) or len(tree) == 0:
-        raise ProtocolError("a malformed value")
-    if "$tensor" in tree:
-        return _tensor(tree, blobs)
-    if set(tree) == {"$opaque"}:
-        return Opaque(str(tree["$opaque"])[:200])
-    if set(tree) == {"$float"}:
-        if tree["$float"] not in ("nan", "inf", "-inf"):
-            raise ProtocolError("a malformed float")
-        return float(tree["$float"])
-    if len(tree) != 1:
-        raise ProtocolError("a malformed value")
-    kind, items = next(iter(tree.items()))
-    if kind in ("$list", "$tuple") and isinstance(items, list):
-        values = [decode_value(item, blobs, depth + 1) for item in items]
-        return tuple(values) if kind == "$tuple" else values
-    if kind == "$dict" and isinstance(items, dict):
-        return {str(key): decode_value(item, blobs, depth + 1) for key, item in items.items()}
-    raise ProtocolError("a malformed value")
+def decode_value(tree, blobs: list) -> object:
+    """A value the child returned: plain data and tensors, anything else as Opaque.
+
+    Every malformed tree (deep, odd types, a tensor whose shape is absurd or whose bytes are
+    used twice) raises ProtocolError and nothing else: the task it came with fails, the grade
+    goes on."""
+    try:
+        return _Decoder(blobs).value(tree, 0)
+    except ProtocolError:
+        raise
+    except (RecursionError, MemoryError, RuntimeError, ValueError, TypeError, OverflowError) as error:
+        raise ProtocolError(f"a value the grader could not rebuild ({type(error).__name__})") from None
 
 
-def _tensor(tree: dict, blobs: list[bytes]) -> torch.Tensor:
-    index, dtype, shape = tree.get("$tensor"), DTYPES.get(tree.get("dtype")), tree.get("shape")
-    if not (type(index) is int and 0 <= index < len(blobs) and dtype is not None and isinstance(shape, list)
-            and len(shape) <= 8 and all(type(size) is int and size >= 0 for size in shape)):
-        raise ProtocolError("a malformed tensor")
-    numel = math.prod(shape)
-    data = blobs[index]
-    if len(data) != numel * torch.empty((), dtype=dtype).element_size():
-        raise ProtocolError("a tensor whose bytes don't match its shape")
-    if numel == 0:
-        return torch.empty(shape, dtype=dtype)
-    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape)
+class _Decoder:
+    def __init__(self, blobs: list):
+        self.blobs = blobs
+        self.used: set[int] = set()  # each tensor owns its bytes: no two returned tensors alias
+
+    def value(self, tree, depth: int):
+        if depth > MAX_DEPTH:
+            raise ProtocolError("a value nested too deeply")
+        if tree is None or type(tree) in (bool, int, float, str):
+            return tree
+        if isinstance(tree, list):
+            raise ProtocolError("a bare list in a value")
+        if not isinstance(tree, dict) or len(tree) == 0:
+            raise ProtocolError("a malformed value")
+        if "$tensor" in tree:
+            return self.tensor(tree)
+        if set(tree) == {"$opaque"} and type(tree["$opaque"]) is str:
+            return Opaque(tree["$opaque"][:200])
+        if set(tree) == {"$float"}:
+            if tree["$float"] not in ("nan", "inf", "-inf"):
+                raise ProtocolError("a malformed float")
+            return float(tree["$float"])
+        if len(tree) != 1:
+            raise ProtocolError("a malformed value")
+        kind, items = next(iter(tree.items()))
+        if kind in ("$list", "$tuple") and isinstance(items, list):
+            values = [self.value(item, depth + 1) for item in items]
+            return tuple(values) if kind == "$tuple" else values
+        if kind == "$dict" and isinstance(items, dict):
+            return {str(key): self.value(item, depth + 1) for key, item in items.items()}
+        raise ProtocolError("a malformed value")
+
+    def tensor(self, tree: dict) -> torch.Tensor:
+        index, dtype, shape = tree.get("$tensor"), tree.get("dtype"), tree.get("shape")
+        if not (type(index) is int and 0 <= index < len(self.blobs) and type(dtype) is str and dtype in DTYPES
+                and type(shape) is list and len(shape) <= MAX_DIMENSIONS
+                and all(type(size) is int and size >= 0 for size in shape)):
+            raise ProtocolError("a malformed tensor")
+        # Checked before anything is allocated: a 0-element [0, 2**62, 2**62] has no bytes but
+        # strides past int64.
+        if math.prod(max(size, 1) for size in shape) > MAX_EXTENT:
+            raise ProtocolError(f"a tensor of absurd shape {shape[:MAX_DIMENSIONS]}")
+        if index in self.used:
+            raise ProtocolError("two tensors share the same bytes")
+        self.used.add(index)
+        data = self.blobs[index]
+        if len(data) != math.prod(shape) * ITEM_SIZES[dtype]:
+            raise ProtocolError("a tensor whose bytes don't match its shape")
+        if not data:
+            return torch.empty(shape, dtype=DTYPES[dtype])
+        if not isinstance(data, bytearray):
+            data = bytearray(data)  # a writable buffer of its own (the reader's blobs already are)
+        return torch.frombuffer(data, dtype=DTYPES[dtype]).reshape(shape)
+
+
+def progress_event(header: dict) -> tuple[str, int, int]:
+    """A progress frame's (phase, done, total), schema-checked: exactly {"progress": [str, int, int]}
+    (no tensor data), a phase of at most MAX_PHASE characters, 0 <= done <= total <= MAX_COUNT."""
+    event = header.get("progress")
+    if set(header) - {"progress", "blobs"} or header.get("blobs", []) != []:
+        raise ProtocolError("a progress frame with other fields or tensor data")
+    if not (type(event) is list and len(event) == 3):
+        raise ProtocolError("a progress frame that is not [phase, done, total]")
+    phase, done, total = event
+    if type(phase) is not str or len(phase) > MAX_PHASE:
+        raise ProtocolError("a progress frame whose phase is not a short string")
+    if not (type(done) is int and type(total) is int and 0 <= done <= total <= MAX_COUNT):
+        raise ProtocolError("a progress frame whose counts are not 0 <= done <= total")
+    return phase, done, total

@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.protocol import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame
+from grader.memory import child_preexec
+from grader.protocol import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame, progress_event
+from grader.sanitize import inert
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 EXECUTOR = Path(__file__).with_name("executor")
@@ -133,7 +135,7 @@ class Sandbox:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps(launcher_config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(command_read, reply_write), cwd="/", start_new_session=True,
+                pass_fds=(command_read, reply_write), cwd="/", start_new_session=True, preexec_fn=child_preexec(),
                 env={"PATH": "/usr/bin:/bin"},
             )
         finally:
@@ -234,14 +236,19 @@ class Sandbox:
                     return self._lost(deadline)
                 header, blobs = frame
                 if "progress" in header:
-                    progress = header["progress"]
-                    if on_progress and isinstance(progress, list) and len(progress) == 3:
-                        on_progress(*progress)
+                    phase, done, total = progress_event(header)
+                    if on_progress:
+                        on_progress(inert(phase, 60), done, total)
                     continue
                 return self._reply(header, blobs)
         except ProtocolError as error:
             self._kill()
             return Outcome("broken", reason=f"the child broke the protocol: {error}")
+
+    def limit_received(self, limit: int | None) -> None:
+        """From now on, the child may send at most `limit` bytes of frames (None: no limit); the
+        grader sets it at the start of each task, so one task cannot make it hold unbounded data."""
+        self._reader.allowance = limit
 
     def _reply(self, header: dict, blobs: list[bytes]) -> Outcome:
         if header.get("id") != self._next_id:
@@ -251,7 +258,8 @@ class Sandbox:
             raise ProtocolError("an answer without a status")
         imports = reply.get("attempted_imports")
         if isinstance(imports, list):
-            self.attempted_imports += [str(name)[:100] for name in imports if str(name) not in self.attempted_imports][:20]
+            self.attempted_imports += [inert(name, 100) for name in imports[:20]
+                                       if type(name) is str and name not in self.attempted_imports][:20]
         self._check_no_stray_data()
         if reply["ok"]:
             records = reply.get("records")
@@ -261,7 +269,7 @@ class Sandbox:
 
     def _check_no_stray_data(self) -> None:
         """Bytes nobody asked for (a forged or extra answer) break the protocol."""
-        if self._reader.buffer:
+        if self._reader.pending:
             raise ProtocolError("data after an answer")
         try:
             data = os.read(self._replies, 1 << 16)
@@ -302,7 +310,10 @@ class Sandbox:
                 continue
             if not chunk:
                 return None
-            self._reader.feed(chunk)
+            try:
+                self._reader.feed(chunk)
+            except MemoryError:  # the operator's --grader-memory-mb, or the machine's, reached
+                raise ProtocolError("the child sent more than the grader's memory allows") from None
 
     def _lost(self, deadline: float) -> Outcome:
         if self.alive and time.monotonic() >= deadline:

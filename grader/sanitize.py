@@ -30,6 +30,19 @@ def one_line(text, limit: int = 500) -> str:
     return flat
 
 
+# CI log commands: GitHub's `::error::`, `::add-mask::`, `::stop-commands::` (at a line's start), Azure's
+# `##vso[...]` and `##[...]`, TeamCity's `##teamcity[...]` (anywhere in a line).
+_LOG_COMMANDS = re.compile(r"::|##")
+
+
+def inert(text, limit: int = 500) -> str:
+    """`one_line(text, limit)` that no CI log reads as a command: `::` and `##` get a space inside.
+
+    Split after the escapes are gone (`:\x1b[0m:` becomes `::` only then)."""
+    flat = one_line(text, limit)
+    return one_line(_LOG_COMMANDS.sub(lambda match: match.group()[0] + " " + match.group()[1], flat), limit)
+
+
 # XML 1.0 allows tab, newline, carriage return and these ranges; anything else is a parse error.
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from reference.schedule import make_schedule
-from tasks.base import StudentRaised, TaskFailure
+from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure
 
 SCHEDULE_NAMES = ("B", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
 
@@ -26,8 +26,9 @@ def notebook_T(context) -> int:
 
 
 def student_schedule(context) -> dict[str, torch.Tensor]:
-    """The student's schedule tensors that are plain tensors (to judge a function given them)."""
-    return {name: value for name, value in context.get(*SCHEDULE_NAMES).items() if isinstance(value, torch.Tensor)}
+    """The student's schedule tensors that are plain tensors of a sane size (to judge a function given them)."""
+    return {name: value for name, value in context.get(*SCHEDULE_NAMES).items()
+            if isinstance(value, torch.Tensor) and value.numel() <= MAX_ELEMENTS}
 
 
 def run_twice(context, function: str, arguments: tuple, describe_result) -> tuple[dict, dict]:
@@ -43,8 +44,8 @@ def run_twice(context, function: str, arguments: tuple, describe_result) -> tupl
     for run, bind in (("yours", None), ("course", course)):
         outputs = {}
         try:
-            value, _ = context.call(function, *arguments, bind=bind)
-            runs[run], outputs = describe_result(value)
+            # No name keeps the reply: a huge one is freed before the next call brings another.
+            runs[run], outputs = describe_result(context.call(function, *arguments, bind=bind)[0])
         except StudentRaised as error:
             if run == "course" and "raised" in runs["yours"]:
                 raise
@@ -58,9 +59,9 @@ def run_twice(context, function: str, arguments: tuple, describe_result) -> tupl
 def schedules_to_try(T: int, tensors: dict[str, torch.Tensor]):
     """The reference schedule first, then the student's own (so one bug is not charged twice)."""
     yield "reference", make_schedule(T).as_dict()
-    own = {name: tensors[f"schedule.{name}"].double() for name in SCHEDULE_NAMES if f"schedule.{name}" in tensors}
-    if len(own) == len(SCHEDULE_NAMES) and all(v.shape == (T,) for v in own.values()):
-        yield "yours", own
+    own = {name: tensors[f"schedule.{name}"] for name in SCHEDULE_NAMES if f"schedule.{name}" in tensors}
+    if len(own) == len(SCHEDULE_NAMES) and all(v.shape == (T,) for v in own.values()):  # shape first, then convert
+        yield "yours", {name: value.double() for name, value in own.items()}
 
 
 def judge_yours_then_course(task_id: str, runs: dict, data: dict, judge_run):

@@ -49,7 +49,8 @@ class StudentRaised(Exception):
         return str(self.error.get("type", ""))
 
     def describe(self) -> str:
-        return str(self.error.get("message", "an exception")).strip().splitlines()[0][:300]
+        lines = str(self.error.get("message", "")).strip().splitlines()  # a forged reply may send ""
+        return (lines or ["an exception with no message"])[0][:300]
 
 
 class MissingName(Exception):
@@ -82,13 +83,26 @@ def kind_of(value) -> str:
     return "None" if value is None else str(value) if type(value).__name__ == "Opaque" else type(value).__name__
 
 
-def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = True) -> torch.Tensor:
+# The most elements a returned tensor may have before a task converts it (the largest the tasks
+# expect is a batch of images, under 100,000): a tensor the grader turns into float64 costs 8
+# bytes an element however small its own dtype, so the size is checked before any conversion.
+MAX_ELEMENTS = 1 << 22
+
+
+def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = True,
+                 max_elements: int = MAX_ELEMENTS) -> torch.Tensor:
     """`value` as a tensor the grader can judge, or a TaskFailure that says what it was.
 
+    Shape and element count are checked before anything is computed from the tensor, so a task
+    may convert what this returns (`.double()`) at a bounded cost.
     `what` reads before the finding: "reverse_q returned" gives "reverse_q returned a list, ..."."""
     if not isinstance(value, torch.Tensor):
         verb = "" if what.endswith("returned") else " is"
         raise TaskFailure(f"{what}{verb} a {kind_of(value)}, expected a tensor")
+    if value.numel() > max_elements:
+        subject = f"{what} a tensor that" if what.endswith("returned") else what
+        raise TaskFailure(f"{subject} has {value.numel():,} elements (shape {tuple(value.shape)[:8]}), "
+                          f"far more than expected (at most {max_elements:,})")
     if shape is not None and tuple(value.shape) != tuple(shape):
         raise TaskFailure(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}")
     if finite and value.is_floating_point() and not torch.isfinite(value).all():

@@ -91,7 +91,8 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
     if found == "mse":
         verdict.check(True, POINTS, "")
         model_t, t = call.get("t"), data["t"].double()
-        if isinstance(model_t, torch.Tensor) and approx_equal(model_t.double().flatten(), t.flatten() / T):
+        if (isinstance(model_t, torch.Tensor) and model_t.numel() == t.numel()
+                and approx_equal(model_t.double().flatten(), t.flatten() / T)):
             verdict.note("get_loss passes t / T to the model (layout A); the course's model divides by T again")
     else:
         verdict.check(False, POINTS, f"get_loss computes {found}" if found else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -50,8 +51,10 @@ def _interrupt(signum, frame):
 @click.option("--gpus-per-grade", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="--backend ray: GPUs each grade asks Ray for")
 @click.option("--quiet", "-q", is_flag=True, help="no progress on stderr")
+@click.option("--grader-memory-mb", type=click.IntRange(min=64), default=None,
+              help="bound the memory of the batch process and of each grade it starts (RLIMIT_DATA, each)")
 def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout, submission_timeout, resume, ref,
-          notebook, max_extract_mb, backend, address, gpus_per_grade, quiet):
+          notebook, max_extract_mb, backend, address, gpus_per_grade, quiet, grader_memory_mb):
     """Grade every submission in INPUT... (notebooks, .py files, folders, zip archives, git repositories).
 
     Writes OUT/grades.csv, OUT/summary.md, OUT/summary.html and OUT/submissions/<student>/
@@ -68,6 +71,10 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
     if backend != "ray" and (address or gpus_per_grade):
         click.echo("dli-grade: error: --address and --gpus-per-grade need --backend ray", err=True)
         sys.exit(EXIT_UNUSABLE)
+    if grader_memory_mb:  # this process now; each local grade reads it from its environment
+        from grader.memory import ENVIRONMENT, limit_grader_memory
+        limit_grader_memory(grader_memory_mb)
+        os.environ[ENVIRONMENT] = str(grader_memory_mb)
     options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -13,7 +13,7 @@ import torch
 
 from reference import narrow
 from reference.unet import UNet
-from tasks.base import StudentRaised, derive_seed, kind_of, plain_tensor
+from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, plain_tensor
 from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT, printed_accuracy
 from tasks.generation.trusted import heldout_batch
 
@@ -52,7 +52,8 @@ def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool)
         raise StageFailure("sampling", f"sample_w returned {kind_of(value)} values, expected images")
     images = []
     for digit, out in enumerate(value):
-        out = plain_tensor(out, f"the images sample_w returned for digit {digit}", finite=False)
+        out = plain_tensor(out, f"the images sample_w returned for digit {digit}", finite=False,
+                           max_elements=max(MAX_ELEMENTS, per_digit * 28 * 28))  # however many were asked for
         if out.numel() != per_digit * 28 * 28:
             raise StageFailure("sampling", f"sample_w returned shape {tuple(out.shape)} for {per_digit} "
                                f"images of digit {digit}; expected ({per_digit}, 1, 28, 28)")
