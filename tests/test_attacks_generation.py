@@ -234,3 +234,79 @@ def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_pat
                 else "are not the last denoising step")
     assert expected in task.message, task.message
     assert any(expected in note for note in result.integrity), result.integrity
+
+
+# --- weights loaded in the training cell instead of learned (grader/smuggling.py) ----------------
+
+TRAINING_CELL = """
+for epoch in range(epochs):
+    for step, batch in enumerate(dataloader):
+        optimizer.zero_grad()
+        {smuggled}
+        loss = get_loss(model, batch[0], t, c_hot, c_mask)
+        loss.backward()
+        optimizer.step()
+"""
+
+SMUGGLED = {
+    "torch_load": ("model.load_state_dict(torch.load('weights.pt'))",
+                   ["loads weights into a model (model.load_state_dict)", "loads a saved object (torch.load)"]),
+    "base64_pickle": ("model.load_state_dict(pickle.loads(zlib.decompress(base64.b64decode(BLOB))))",
+                      ["decodes a base64 blob (base64.b64decode)", "decompresses a blob (zlib.decompress)",
+                       "loads a saved object (pickle.loads)", "loads weights into a model (model.load_state_dict)"]),
+    "big_literal": ("W = [" + ", ".join(["0.5"] * 1500) + "]", ["holds a literal of 1,500 constants"]),
+}
+
+
+def _analysis(tmp_path, *cells):
+    from grader.analysis import analyse
+    from grader.submission import load_submission
+
+    path = tmp_path / "submission.py"
+    path.write_text("".join(f"# %%\n{cell}\n" for cell in cells), encoding="utf-8")
+    return analyse(load_submission(path))
+
+
+@pytest.mark.parametrize("name", list(SMUGGLED))
+def test_a_training_cell_that_loads_weights_is_named_with_its_cell(name, tmp_path):
+    from grader.smuggling import weight_loading
+
+    code, expected = SMUGGLED[name]
+    analysis = _analysis(tmp_path, "import torch\nBLOB = b''", TRAINING_CELL.format(smuggled=code))
+    findings = weight_loading(analysis)
+    assert sorted(f.what for f in findings) == sorted(expected)
+    assert {(f.cell, f.line) for f in findings} == {(2, 6)}  # the second cell; its line 1 is the marker
+    assert str(findings[0]).startswith("cell 2, line 6: the training cell ")
+
+
+def test_weights_loaded_by_a_function_the_training_cell_calls_are_named_where_they_are(tmp_path):
+    from grader.smuggling import weight_loading
+
+    helper = "def warm_start(model):\n    model.load_state_dict(torch.load('w.pt'))"
+    analysis = _analysis(tmp_path, helper, TRAINING_CELL.format(smuggled="warm_start(model)"))
+    assert [(f.cell, f.line, f.what) for f in weight_loading(analysis)] == [
+        (1, 3, "loads a saved object (torch.load)"), (1, 3, "loads weights into a model (model.load_state_dict)")]
+
+
+def test_a_normal_training_cell_is_not_flagged(tmp_path):
+    from grader.smuggling import weight_loading
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    from grader.analysis import analyse
+    from grader.submission import load_submission
+
+    analysis = analyse(load_submission(example))
+    assert analysis.training_cell() is not None
+    assert weight_loading(analysis) == []
+    assert weight_loading(_analysis(tmp_path, TRAINING_CELL.format(smuggled="pass"))) == []
+
+
+def test_the_verdict_names_weights_loaded_in_the_integrity_notes(tmp_path):
+    from tasks import generation
+
+    finding = "cell 2, line 6: the training cell loads a saved object (torch.load) instead of learning the weights"
+    info = {"stage": "training", "problem": "no records", "profile": "train", "w": 1.0, "timings": {},
+            "weights_loaded": [finding]}
+    verdict = generation.judge(info, {}, lambda name: None, 0)
+    assert verdict.integrity == [f"weights not learned? {finding}"]
+    assert verdict.details["weights_loaded"] == [finding]

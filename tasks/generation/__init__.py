@@ -24,7 +24,8 @@ from tasks import guidance
 from tasks.base import Verdict, derive_seed
 from tasks.generation import child, provenance
 from tasks.generation.child import StageFailure
-from tasks.generation.judge import judge, stage_failure, wilson_interval  # noqa: F401 (the task's API)
+from tasks.generation.judge import flag_weights_loaded, judge, stage_failure  # noqa: F401 (the task's API)
+from tasks.generation.judge import wilson_interval  # noqa: F401 (the task's API)
 from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
 from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
 from tasks.generation.trusted import bf16_model, heldout_batch, trusted_model, trusted_samples  # noqa: F401
@@ -43,6 +44,10 @@ def check(context) -> Verdict:
             "failed_before": list(context.failed_before), "w": guidance.student_w(context)}
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
     training = child.training_cell(context)
+    if profile in ("train", "course"):  # the model is learned there: name weights brought in instead
+        from grader.smuggling import weight_loading
+
+        info["weights_loaded"] = [str(finding) for finding in weight_loading(context.analysis)]
     samples, traces = {}, None
     try:
         started = time.perf_counter()
@@ -58,8 +63,9 @@ def check(context) -> Verdict:
             traces = _sample(context, target, options, info, samples, bf16)
             info["timings"]["sampling_s"] = time.perf_counter() - started
     except StageFailure as failure:
-        return stage_failure(Verdict(location=context.locate("sample_w")),
-                             {**info, "stage": failure.stage, "problem": failure.problem})
+        verdict = Verdict(location=context.locate("sample_w"))
+        flag_weights_loaded(verdict, info)
+        return stage_failure(verdict, {**info, "stage": failure.stage, "problem": failure.problem})
     started = time.perf_counter()
     info["effective_w"] = _effective_w(context, info["w"])
     if state is not None:

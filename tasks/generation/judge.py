@@ -74,6 +74,14 @@ def _save_grid(images: torch.Tensor, per_digit: int, path: Path) -> str:
     return str(path)
 
 
+def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
+    """Statements of the training cell that load weights (grader/smuggling.py): named for a person
+    in the integrity notes, whatever the verdict."""
+    if info.get("weights_loaded"):
+        verdict.details["weights_loaded"] = info["weights_loaded"]
+        verdict.integrity.extend(f"weights not learned? {finding}" for finding in info["weights_loaded"])
+
+
 def stage_failure(verdict: Verdict, info: dict) -> Verdict:
     stage, problem = info["stage"], info.get("problem")
     if stage == "weights":
@@ -103,6 +111,7 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     verdict.details["effective_w"] = info.get("effective_w")
     if "course_flow" in info:
         verdict.details["course_flow"] = info["course_flow"]
+    flag_weights_loaded(verdict, info)
     if info["stage"] != "done":
         return stage_failure(verdict, info)
     official, official_finite = classify(data["official"])

@@ -122,7 +122,8 @@ def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int
                             f"the model (they differ by up to {final_gap:.2f}): they do not come from the model")
     elif not low <= ratio <= high:
         found["problem"] = ("the steps sample_w took do not follow the model's noise predictions (they move "
-                            f"{ratio:.2f} of the way the model says, 1 expected): the digits do not come from the model")
+                            f"{ratio:.2f} of the way the model says, 1 expected): the digits do not come "
+                                "from the model")
     return found
 
 
