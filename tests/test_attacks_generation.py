@@ -85,6 +85,25 @@ def test_the_reference_sampler_follows_its_model():
     assert found["drift_along_model"] == pytest.approx(1.0, abs=0.1)
 
 
+def test_a_sampler_that_passes_the_mask_by_keyword_still_follows_its_model():
+    """The recorder cannot tell kept rows then; the doubled batch's first half are the images."""
+    def by_keyword(traced, c_hot):
+        schedule, n = make_schedule(150), len(c_hot)
+        x_t = torch.randn(n, 1, 28, 28)
+        for i in reversed(range(150)):
+            t = torch.full((n, 1, 1, 1), i)
+            both = traced(x_t.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c=c_hot.repeat(2, 1),
+                          c_mask=torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))))
+            x_t = reverse_q(x_t, t, guided_noise(both[:n], both[n:], W), schedule)
+        return x_t
+
+    model = PatternModel()
+    images, traces = _draw(by_keyword, model)
+    assert traces[0][0]["x"].shape[0] == 2 * PER_DIGIT
+    found = provenance.follows_model(images, traces, model, W, seed=1)
+    assert found["problem"] is None, found
+
+
 def test_a_sampler_that_never_calls_the_model_fails():
     model = PatternModel()
     images, traces = _draw(lambda traced, c_hot: _mnist_blends(c_hot), model)

@@ -60,7 +60,11 @@ def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16
 
 
 def _steps(trace: list, per_digit: int) -> dict[int, torch.Tensor]:
-    """The images the model was first asked about at each step, where they are a plain batch."""
+    """The images the model was first asked about at each step, where they are a plain batch.
+
+    The recorder keeps the rows whose context mask is on; where it could not tell (the mask
+    passed by keyword, or the context dropped by zeroing `c`), the batch is whole, doubled as
+    the course doubles it, and its first rows are the images."""
     steps = {}
     for record in trace:
         if not isinstance(record, dict):
@@ -68,8 +72,9 @@ def _steps(trace: list, per_digit: int) -> dict[int, torch.Tensor]:
         t, x = record.get("t"), record.get("x")
         if type(t) is not float or not t.is_integer() or type(x) is not torch.Tensor:
             continue
-        if tuple(x.shape) == (per_digit, 1, 28, 28) and torch.isfinite(x).all() and int(t) not in steps:
-            steps[int(t)] = x.float()
+        if tuple(x.shape[1:]) == (1, 28, 28) and x.shape[0] in (per_digit, 2 * per_digit) \
+                and torch.isfinite(x).all() and int(t) not in steps:
+            steps[int(t)] = x[:per_digit].float()
     return steps
 
 
