@@ -329,3 +329,27 @@ def test_the_verdict_names_weights_loaded_in_the_integrity_notes(tmp_path):
     verdict = generation.judge(info, {}, lambda name: None, 0)
     assert verdict.integrity == [f"weights not learned? {finding}"]
     assert verdict.details["weights_loaded"] == [finding]
+
+
+@pytest.mark.slow
+def test_a_train_profile_grade_names_weights_loaded_in_the_training_cell(tmp_path):
+    """Through the whole grade: the finding reaches the result's integrity notes with its cell."""
+    from grader.analysis import analyse
+    from grader.runner import grade
+    from grader.submission import load_submission
+
+    example = (Path(__file__).resolve().parent.parent / "examples" / "submission.py").read_text(encoding="utf-8")
+    anchor = "        optimizer.zero_grad()\n"
+    assert example.count(anchor) == 1
+    path = tmp_path / "smuggler.py"
+    path.write_text(example.replace(anchor, anchor + "        if step < 0:  # never runs; read all the same\n"
+                                    "            model.load_state_dict(torch.load('smuggled.pt'))\n"), encoding="utf-8")
+    training = analyse(load_submission(path)).training_cell()
+    line = training.cell.code.splitlines().index("            model.load_state_dict(torch.load('smuggled.pt'))") + 1
+    result = grade(path, ["generation"], device="cpu", seed=3,
+                   generation={"profile": "train", "train_steps": 20, "per_digit": 5})
+    where = f"cell {training.cell.number}, line {line}: the training cell"
+    assert f"weights not learned? {where} loads a saved object (torch.load) instead of learning the weights" \
+        in result.integrity, result.integrity
+    assert f"weights not learned? {where} loads weights into a model (model.load_state_dict) instead of " \
+           "learning the weights" in result.integrity
