@@ -83,5 +83,57 @@ class TinyModel(torch.nn.Module):
         return self.conv(x) + context
 
 
+class TracedModel(torch.nn.Module, Recorder):
+    """The student's own model, called as usual, noting what it was asked at every step.
+
+    Each call records the step `t` and the images of the rows that keep the context (`x`),
+    so that the grader can recompute the model's predictions itself and check that the digits
+    drawn follow them. `seed` seeds torch's generator as the sample command does; `bf16` runs
+    the model under CPU bf16 autocast, as the sample command's wrapper does.
+    """
+
+    LIMIT = 400  # 150 steps, and room for samplers that call the model twice a step
+
+    def __init__(self, model, bf16=False, seed=None):
+        torch.nn.Module.__init__(self)
+        Recorder.__init__(self)
+        self.inner = getattr(model, "_orig_mod", model)  # a torch.compile wrapper keeps the module here
+        self.bf16 = bool(bf16)
+        if seed is not None:
+            torch.manual_seed(seed)
+
+    def forward(self, x, t, *args, **kwargs):
+        self.record(**_step_record(x, t, args))
+        if self.bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.inner(x, t, *args, **kwargs).float()
+        return self.inner(x, t, *args, **kwargs)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:  # a sampler may read attributes of the model, such as T
+            if name == "inner":
+                raise
+            return getattr(self.inner, name)
+
+
+def _step_record(x, t, args) -> dict:
+    """The step and the kept rows' images of one model call (raw; the grader judges them)."""
+    if not isinstance(x, torch.Tensor):
+        return {"t": None, "x": None}
+    if isinstance(t, torch.Tensor) and t.numel():
+        step = float(t.reshape(-1)[0])
+    else:
+        step = float(t) if type(t) in (int, float) else None
+    rows = x.detach().float().clone()
+    mask = args[1] if len(args) > 1 else None
+    if isinstance(mask, torch.Tensor) and mask.dim() and mask.shape[0] == rows.shape[0]:
+        kept = (mask.reshape(mask.shape[0], -1) != 0).any(dim=1)
+        rows = rows[kept.to(rows.device)]
+    return {"t": step, "x": rows}
+
+
 KINDS = {"keep_or_drop": KeepOrDrop, "affine_model": AffineModel, "fixed_q": FixedQ,
-         "noise_recorder": NoiseRecorder, "tiny_model": TinyModel}
+         "noise_recorder": NoiseRecorder, "tiny_model": TinyModel,
+         "traced_model": TracedModel}

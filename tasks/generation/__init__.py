@@ -22,12 +22,13 @@ import torch
 from reference import narrow
 from tasks import guidance
 from tasks.base import Verdict, derive_seed
-from tasks.generation import child
+from tasks.generation import child, provenance
 from tasks.generation.child import StageFailure
-from tasks.generation.judge import judge, stage_failure, wilson_interval  # noqa: F401 (the task's API)
+from tasks.generation.judge import flag_weights_loaded, judge, stage_failure  # noqa: F401 (the task's API)
+from tasks.generation.judge import wilson_interval  # noqa: F401 (the task's API)
 from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
 from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
-from tasks.generation.trusted import heldout_batch, trusted_samples  # noqa: F401 (the task's API)
+from tasks.generation.trusted import bf16_model, heldout_batch, trusted_model, trusted_samples  # noqa: F401
 
 TITLE = "Generated digits recognised by the judge (official bar: 48 of 50)"
 NEEDS = ("sample_w", "model")
@@ -43,7 +44,11 @@ def check(context) -> Verdict:
             "failed_before": list(context.failed_before), "w": guidance.student_w(context)}
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
     training = child.training_cell(context)
-    samples = {}
+    if profile in ("train", "course"):  # the model is learned there: name weights brought in instead
+        from grader.smuggling import weight_loading
+
+        info["weights_loaded"] = [str(finding) for finding in weight_loading(context.analysis)]
+    samples, traces = {}, None
     try:
         started = time.perf_counter()
         if profile == "course":
@@ -55,17 +60,24 @@ def check(context) -> Verdict:
             target, state = _model(context, profile, training, options, info)
             info["timings"]["model_s"] = time.perf_counter() - started
             started = time.perf_counter()
-            _sample(context, target, options, info, samples, bf16)
+            traces = _sample(context, target, options, info, samples, bf16)
             info["timings"]["sampling_s"] = time.perf_counter() - started
     except StageFailure as failure:
-        return stage_failure(Verdict(location=context.locate("sample_w")),
-                             {**info, "stage": failure.stage, "problem": failure.problem})
+        verdict = Verdict(location=context.locate("sample_w"))
+        flag_weights_loaded(verdict, info)
+        return stage_failure(verdict, {**info, "stage": failure.stage, "problem": failure.problem})
     started = time.perf_counter()
     info["effective_w"] = _effective_w(context, info["w"])
     if state is not None:
         samples["grader"] = trusted_samples(state, info["effective_w"], options.get("grader_per_digit", 1),
                                             derive_seed(context.seed, ID, "trusted"), context.progress)
     info["timings"]["trusted_path_s"] = time.perf_counter() - started
+    if traces is not None and state is not None:
+        started = time.perf_counter()
+        grader_model = bf16_model(trusted_model(state))
+        info["provenance"] = provenance.follows_model(samples["official"], traces, grader_model,
+                                                      info["effective_w"], context.seed)
+        info["timings"]["provenance_s"] = time.perf_counter() - started
     if profile == "transplant" and options.get("check_steps"):
         started = time.perf_counter()
         info["narrow"] = child.short_training(context, options["check_steps"], training, bf16)
@@ -96,14 +108,20 @@ def _model(context, profile: str, training: dict, options: dict, info: dict) -> 
     return "trained", child.returned_state(context, "trained", state)
 
 
-def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16: bool) -> None:
-    """The official 50 through the student's sample_w, and the larger sample when it is called for."""
+def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16: bool) -> list:
+    """The official 50 through the student's sample_w, traced (the calls its model got, which
+    `provenance` checks), and the larger sample when it is called for."""
     w = info["w"] if info["w"] is not None else 0.0
-    samples["official"] = child.draw(context, target, OFFICIAL_PER_DIGIT, w, "official sample", bf16)
+    try:
+        samples["official"], traces = provenance.traced_draw(context, target, OFFICIAL_PER_DIGIT, w,
+                                                             "official sample", bf16)
+    except provenance.NotDrawn as problem:
+        raise StageFailure("sampling", str(problem)) from None
     extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
     info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.get("larger_sample", "always"))
     if info["larger_sample"].startswith("drawn"):
         samples["extra"] = child.draw(context, target, extra, w, "larger sample", bf16)
+    return traces
 
 
 def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> str:

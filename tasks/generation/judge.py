@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from reference import narrow
 from tasks.base import Verdict, kind_of
-from tasks.generation.hints import likely_causes
+from tasks.generation.hints import SAMPLING_RELIES_ON, likely_causes
 from tasks.generation.official import OFFICIAL_BAR, OFFICIAL_PER_DIGIT, POINTS, classify
 from tasks.generation.trusted import heldout_batch, reference_heldout_loss
 
@@ -74,6 +74,14 @@ def _save_grid(images: torch.Tensor, per_digit: int, path: Path) -> str:
     return str(path)
 
 
+def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
+    """Statements of the training cell that load weights (grader/smuggling.py): named for a person
+    in the integrity notes, whatever the verdict."""
+    if info.get("weights_loaded"):
+        verdict.details["weights_loaded"] = info["weights_loaded"]
+        verdict.integrity.extend(f"weights not learned? {finding}" for finding in info["weights_loaded"])
+
+
 def stage_failure(verdict: Verdict, info: dict) -> Verdict:
     stage, problem = info["stage"], info.get("problem")
     if stage == "weights":
@@ -103,6 +111,7 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     verdict.details["effective_w"] = info.get("effective_w")
     if "course_flow" in info:
         verdict.details["course_flow"] = info["course_flow"]
+    flag_weights_loaded(verdict, info)
     if info["stage"] != "done":
         return stage_failure(verdict, info)
     official, official_finite = classify(data["official"])
@@ -161,6 +170,8 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
         verdict.check(False, POINTS, message, "sample_w must draw its digits from the model it is given")
         verdict.integrity.append(message)
 
+    _check_provenance(verdict, info)
+
     confusion = _confusions(official, OFFICIAL_PER_DIGIT)
     if not verdict.check(official_accuracy >= OFFICIAL_BAR, POINTS,
                          f"official check: {int(round(official_accuracy * 50))} of 50 digits recognised "
@@ -172,6 +183,21 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
         _check_training_records(verdict, info["training"], info["training"].get("steps_asked", 0))
     verdict.earned = POINTS if verdict.passed else 0.0  # all or nothing, like the official grader
     return verdict
+
+
+def _check_provenance(verdict: Verdict, info: dict) -> None:
+    """The official digits must come from the model through sample_w (tasks/generation/provenance.py)."""
+    found = info.get("provenance")
+    if found is None:  # the course flow's digits come from its run_assessment, untraced
+        return
+    verdict.details["provenance"] = {k: v for k, v in found.items() if k != "problem"}
+    if found.get("problem"):
+        causes = [task for task in SAMPLING_RELIES_ON if task in info.get("failed_before", ())]
+        hint = "sample_w must draw each digit by denoising random noise with the model it is given, step by step"
+        if causes:
+            hint += f" (the {', '.join(causes)} task{'s' if len(causes) > 1 else ''} failed above: fix that first)"
+        verdict.check(False, POINTS, found["problem"], hint)
+        verdict.integrity.append(found["problem"])
 
 
 def _check_training_records(verdict: Verdict, training: dict, steps: int) -> None:

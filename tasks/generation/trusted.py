@@ -24,14 +24,28 @@ def trusted_samples(state: dict, w: float, per_digit: int, seed: int, progress=N
     from reference.sampling import sample_w
     from reference.schedule import make_schedule
 
-    model = UNet(150, 1, 28, _widths(state)).eval()
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model = trusted_model(state)
     torch.manual_seed(seed)
     schedule = make_schedule(150)
     c_hot = F.one_hot(torch.arange(10).repeat_interleave(per_digit), 10).float()
     report = (lambda step: progress("trusted sample", step, schedule.T)) if progress else None
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=narrow.bf16_here()):
         return sample_w(model, c_hot, w, schedule, progress=report).float()
+
+
+def trusted_model(state: dict) -> UNet:
+    """The reference U-Net holding the given weights, in eval mode, in the grader."""
+    model = UNet(150, 1, 28, _widths(state)).eval()
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model
+
+
+def bf16_model(model):
+    """`model` called under CPU bf16 autocast where this CPU runs it fast, as the child's sampling does."""
+    def call(*args):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=narrow.bf16_here()):
+            return model(*args).float()
+    return call
 
 
 def _widths(state: dict) -> tuple:

@@ -1,0 +1,142 @@
+"""Do the official digits come from the student's model? The draw's provenance.
+
+The official 50 are drawn through the student's sample_w with their model wrapped in a
+recorder (`traced_model` in grader/executor/stubs.py) that notes, at every call, the step and
+the images the model was asked about. The grader then recomputes the model's guided prediction
+itself, from the weights it loaded into the model, and checks three things a sampler that
+ignores its model cannot meet:
+- the model was asked about every step T-1 .. 0 of every digit's draw;
+- the digits returned are the mean of the last step (t = 0 adds no noise) for the grader's
+  prediction at the images recorded there;
+- at steps the grader picks after the draw, each step moved its images along the model's
+  prediction: the step's drift, projected on the mean's correction term, is about one
+  correction (a sampler that ignores the model projects to about zero).
+The records come from the child, so they are never believed, only checked against weights the
+grader holds. What remains (a sampler that follows its model but chooses its noise to steer)
+is in docs/security.md.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tasks.base import derive_seed, kind_of, named, plain_tensor, stub
+from tasks.generation.official import ID
+
+CHECKED_STEPS = 6  # picked at random per digit after the draw, beside the last step
+FINAL_TOLERANCE = 0.05  # largest pixel gap (images clamped to [0, 1]) between the digits and the last mean
+FOLLOW_RANGE = (0.7, 1.3)  # the drift along the model's correction, in corrections (1 when it is followed)
+
+
+class NotDrawn(Exception):
+    """What sample_w returned cannot be judged (the caller turns it into a stage failure)."""
+
+
+def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool):
+    """per_digit digits of each kind through the student's sample_w, with the calls its model got.
+
+    Returns the images (10 * per_digit, 1, 28, 28), digit by digit, and one trace per digit:
+    the raw records [{"t": step, "x": kept rows}] of every call of the model."""
+    images, traces = [], []
+    for digit in range(10):
+        c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float()
+        model = stub("traced_model", model=named(target), bf16=bf16,
+                     seed=derive_seed(context.seed, ID, phase, str(digit)))
+        value, records = context.call("sample_w", model, c_hot, w=w, no_grad=True)
+        if isinstance(value, (tuple, list)) and value:  # some samplers also return their stored steps
+            value = value[0]
+        if not isinstance(value, torch.Tensor):
+            raise NotDrawn(f"sample_w returned a {kind_of(value)} for digit {digit}, expected images")
+        out = plain_tensor(value, f"the images sample_w returned for digit {digit}", finite=False)
+        if out.numel() != per_digit * 28 * 28:
+            raise NotDrawn(f"sample_w returned shape {tuple(out.shape)} for {per_digit} images of digit "
+                           f"{digit}; expected ({per_digit}, 1, 28, 28)")
+        images.append(out.float().reshape(per_digit, 1, 28, 28))
+        trace = records.get("traced_model", []) if isinstance(records, dict) else []
+        traces.append(trace if isinstance(trace, list) else [])
+        context.progress(phase, digit + 1, 10)
+    return torch.cat(images), traces
+
+
+def _steps(trace: list, per_digit: int) -> dict[int, torch.Tensor]:
+    """The images the model was first asked about at each step, where they are a plain batch.
+
+    The recorder keeps the rows whose context mask is on; where it could not tell (the mask
+    passed by keyword, or the context dropped by zeroing `c`), the batch is whole, doubled as
+    the course doubles it, and its first rows are the images."""
+    steps = {}
+    for record in trace:
+        if not isinstance(record, dict):
+            continue
+        t, x = record.get("t"), record.get("x")
+        if type(t) is not float or not t.is_integer() or type(x) is not torch.Tensor:
+            continue
+        if tuple(x.shape[1:]) == (1, 28, 28) and x.shape[0] in (per_digit, 2 * per_digit) \
+                and torch.isfinite(x).all() and int(t) not in steps:
+            steps[int(t)] = x[:per_digit].float()
+    return steps
+
+
+def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int) -> dict:
+    """Findings on the official draw: calls per digit, the last step's gap, the drift along the
+    model's correction, and `problem` (a sentence, or None when the digits follow the model).
+
+    `model(x, t, c, c_mask)` is the grader's own copy of the weights; `w` the course's guidance
+    weight the student's sample_w applies."""
+    from reference.conditioning import guided_noise
+    from reference.diffusion import reverse_mean
+    from reference.schedule import make_schedule
+
+    schedule = make_schedule(150)
+    T = schedule.T
+    per_digit = images.shape[0] // 10
+    found = {"calls": [len(trace) for trace in traces], "checked_steps": CHECKED_STEPS, "problem": None}
+    along, squared, final_gap = 0.0, 0.0, 0.0
+    for digit, trace in enumerate(traces):
+        steps = _steps(trace, per_digit)
+        if not steps:
+            found["problem"] = (f"sample_w never asked the model it was given about the images it drew for digit "
+                                f"{digit}: the digits do not come from the model")
+            return found
+        if set(steps) != set(range(T)):
+            found["problem"] = (f"sample_w asked the model about {len(steps)} of the {T} steps while drawing digit "
+                                f"{digit}: the digits must be denoised by the model at every step")
+            return found
+        generator = torch.Generator().manual_seed(derive_seed(seed, ID, "provenance", str(digit)))
+        picked = (torch.randperm(T - 1, generator=generator)[:CHECKED_STEPS] + 1).tolist()
+        at = [0, *picked]
+        x = torch.cat([steps[t] for t in at])
+        t = torch.tensor(at).repeat_interleave(per_digit).reshape(-1, 1, 1, 1)
+        e_t = _guided(model, x, t, digit, w, guided_noise)
+        mean, _ = reverse_mean(x, t, e_t, schedule)
+        drawn = images[digit * per_digit:(digit + 1) * per_digit]
+        gap = (torch.nan_to_num(drawn).clamp(0, 1) - mean[:per_digit].clamp(0, 1)).abs().max().item()
+        final_gap = max(final_gap, gap)
+        for index, step in enumerate(picked, start=1):
+            rows = slice(index * per_digit, (index + 1) * per_digit)
+            correction = schedule.sqrt_a_inv[step] * schedule.pred_noise_coeff[step] * e_t[rows]
+            drift = schedule.sqrt_a_inv[step] * steps[step] - steps[step - 1]
+            along += float((drift * correction).sum())
+            squared += float((correction * correction).sum())
+    ratio = along / squared if squared else 0.0
+    found.update(final_gap=round(final_gap, 4), drift_along_model=round(ratio, 3))
+    low, high = FOLLOW_RANGE
+    if final_gap > FINAL_TOLERANCE:
+        found["problem"] = ("the digits sample_w returned are not the last denoising step of the images it gave "
+                            f"the model (they differ by up to {final_gap:.2f}): they do not come from the model")
+    elif not low <= ratio <= high:
+        found["problem"] = ("the steps sample_w took do not follow the model's noise predictions (they move "
+                            f"{ratio:.2f} of the way the model says, 1 expected): the digits do not come "
+                                "from the model")
+    return found
+
+
+def _guided(model, x: torch.Tensor, t: torch.Tensor, digit: int, w: float, guided_noise) -> torch.Tensor:
+    """The model's guided noise prediction for images of `digit`, as the course's sample_w mixes it."""
+    c = F.one_hot(torch.full((x.shape[0],), digit), 10).float()
+    with torch.no_grad():
+        both = model(x.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c.repeat(2, 1),
+                     torch.cat((torch.ones_like(c), torch.zeros_like(c))))
+    n = x.shape[0]
+    return guided_noise(both[:n].float(), both[n:].float(), w)
