@@ -15,7 +15,7 @@ from pathlib import Path
 
 from grader import __version__, atomic
 from grader.batch import similarity
-from grader.sanitize import one_line
+from grader.sanitize import one_line, safe_text
 
 STATUS_ORDER = ("graded", "unusable", "timeout", "crashed")
 
@@ -197,6 +197,6 @@ def write(out_dir: Path, records: list[dict], task_ids) -> dict:
     histogram = histogram_png(stats["scores"], stats["max_score"])
     if histogram:
         atomic.write_bytes(out_dir / "score_histogram.png", histogram)
-    atomic.write_text(out_dir / "summary.md", markdown(stats, histogram is not None))
-    atomic.write_text(out_dir / "summary.html", html_page(stats, histogram))
+    atomic.write_text(out_dir / "summary.md", safe_text(markdown(stats, histogram is not None)))
+    atomic.write_text(out_dir / "summary.html", safe_text(html_page(stats, histogram)))
     return stats

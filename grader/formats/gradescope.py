@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from grader.formats.common import error_of, points, task_views
-from grader.sanitize import one_line
+from grader.sanitize import one_line, strict_json_value
 
 # Where Gradescope's harness collects the results; we write there only when it exists.
 RESULTS_DIR = Path("/autograder/results")
@@ -110,4 +110,5 @@ def results(document: dict, metadata: dict | None = None) -> dict:
 
 
 def render(document: dict, metadata: dict | None = None) -> str:
-    return json.dumps(results(document, metadata), indent=2)
+    # strict: no surrogate escape or NaN that Gradescope's reader would reject
+    return json.dumps(strict_json_value(results(document, metadata), []), indent=2, allow_nan=False)

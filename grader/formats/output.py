@@ -15,7 +15,7 @@ from pathlib import Path
 from grader import atomic
 from grader.formats import github, gradescope, html, junit
 from grader.formats.common import error_document
-from grader.sanitize import one_line
+from grader.sanitize import encodable, one_line, safe_json, safe_text
 
 STRUCTURED = ("gradescope", "junit", "github", "html")
 ERROR_SCHEMA = "dli-grade/error/v1"
@@ -43,9 +43,11 @@ def destination(output_format: str, output: str | None) -> Path | None:
 
 
 def deliver(text: str, output_format: str, output: str | None) -> None:
+    """Write the report; text a student made unencodable (a lone surrogate) never stops it."""
+    text = safe_text(text)
     path = destination(output_format, output)
     if path is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(encodable(text if text.endswith("\n") else text + "\n", sys.stdout.encoding))
         sys.stdout.flush()
     else:
         atomic.write_text(path, text if text.endswith("\n") else text + "\n")
@@ -75,7 +77,7 @@ def emit_unusable(output_format: str, submission: str, message: str, output: str
     if output_format == "json":
         document = {"schema": ERROR_SCHEMA, "submission": str(submission), "status": "unusable",
                     "error": one_line(message, 2000)}
-        return deliver(json.dumps(document, indent=2, allow_nan=False), output_format, output)
+        return deliver(json.dumps(safe_json(document), indent=2, allow_nan=False), output_format, output)
     if output_format not in STRUCTURED:
         return
     document = error_document(submission, message, "unusable")
