@@ -216,7 +216,9 @@ dli-grade:
       - .cache/pip
   script:
     - {_pip_install("DLI_GRADE_PACKAGE")}
-    - dli-grade "$NOTEBOOK" --device cpu -q --format junit --junit-flavour gitlab --output dli-grade-junit.xml --html-report dli-grade-report.html
+    - >-
+      dli-grade "$NOTEBOOK" --device cpu -q --format junit --junit-flavour gitlab
+      --output dli-grade-junit.xml --html-report dli-grade-report.html
   artifacts:
     when: always
     expose_as: dli-grade report
@@ -339,7 +341,8 @@ def gradescope_zip(notebook: str, total_timeout: int, visibility: str) -> bytes:
 
 def _check_notebook(ctx, param, value: str) -> str:
     # The templates quote it for YAML and the shell; a leading '-' would read as an option.
-    if not value or value.startswith("-") or CONTROL.search(value) or "/" in value or not value.endswith((".ipynb", ".py")):
+    if (not value or value.startswith("-") or CONTROL.search(value) or "/" in value
+            or not value.endswith((".ipynb", ".py"))):
         raise click.BadParameter("give the notebook's or module's file name (.ipynb or .py), e.g. 06_Assessment.ipynb")
     return value
 

@@ -177,7 +177,8 @@ def test_the_origin_comes_from_the_installed_distribution(tmp_path, monkeypatch)
     class Installed:  # the distribution as importlib.metadata reports it
         @staticmethod
         def read_text(name):
-            return json.dumps({"url": "https://github.com/o/dli-grade", "vcs_info": {"vcs": "git", "commit_id": commit}})
+            return json.dumps({"url": "https://github.com/o/dli-grade",
+                               "vcs_info": {"vcs": "git", "commit_id": commit}})
 
     monkeypatch.setattr(init_ci.importlib.metadata, "distribution", lambda name: Installed)
     assert run("--gitlab", "--out", tmp_path).exit_code == 0

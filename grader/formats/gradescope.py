@@ -105,7 +105,8 @@ def results(document: dict, metadata: dict | None = None, visibility: str = "vis
         "stdout_visibility": "hidden",
     }
     duration = document.get("duration_s")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration) and duration > 0:
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration) \
+            and duration > 0:
         data["execution_time"] = max(1, round(duration))  # the specification's whole seconds
     # Stored with the grade and shown to no student: what an instructor needs to reproduce it.
     extra = {key: document[key] for key in ("schema", "sha256", "seed", "profile") if document.get(key) not in (None, "")}
