@@ -10,6 +10,8 @@ import click
 from grader import __version__
 from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
 from grader.formats import FORMATS
+from grader.formats.gradescope import VISIBILITIES
+from grader.formats.junit import FLAVOURS
 from tasks import TASK_IDS
 
 
@@ -77,6 +79,12 @@ def main():
 @click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=str),
               default="dli-grade-artifacts", show_default=True,
               help="where the generation task writes its PNG grid of samples")
+@click.option("--gradescope-visibility", type=click.Choice(VISIBILITIES),
+              default="visible", show_default=True,
+              help="--format gradescope: when students see the result and each task's output")
+@click.option("--junit-flavour", type=click.Choice(FLAVOURS), default="jenkins", show_default=True,
+              help="--format junit: jenkins validates against the xunit plugin's schema; gitlab adds the "
+                   "submission as each testcase's file, which GitLab's test report links")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
 @click.option("--allow-uncontained", is_flag=True,
               help="grade even where this machine can't hide the answer key from student code (no user "
@@ -85,8 +93,8 @@ def main():
               help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
                    "the grade stops with a clear error instead of the machine killing it")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained,
-          grader_memory_mb):
+          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, gradescope_visibility, junit_flavour,
+          quiet, allow_uncontained, grader_memory_mb):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.formats.output import emit, emit_unusable
@@ -96,6 +104,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
     from grader.sandbox import probe_isolation
 
     progress = ProgressReporter(enabled=not quiet)
+    format_options = {"gradescope_visibility": gradescope_visibility, "junit_flavour": junit_flavour}
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
                   "artifacts_dir": artifacts_dir, "course_helpers": course_helpers}
     try:
@@ -114,7 +123,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)
-        emit_unusable(output_format, submission, str(error), output)
+        emit_unusable(output_format, submission, str(error), output, format_options)
         if html_report:
             emit_unusable("html", submission, str(error), html_report)
         sys.exit(EXIT_UNUSABLE)
@@ -125,7 +134,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
         click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)
     try:
-        emit(output_format, result, output)
+        emit(output_format, result, output, format_options)
         if html_report:
             emit("html", result, html_report)
     except OSError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from grader.result import GradeResult
-from grader.sanitize import one_line
+from grader.sanitize import one_line, safe_text
 
 MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
 
@@ -65,7 +65,7 @@ def render_text(result: GradeResult) -> str:
     verdict = "PASSED" if result.passed else "NOT PASSED"
     lines += ["", f"Score {_points(result.score)}/{_points(result.max_score)}: {verdict} "
                   f"({result.duration_s:.1f} s; cells are counted from the top, markdown included)"]
-    return "\n".join(lines)
+    return safe_text("\n".join(lines))
 
 
 def render_json(result: GradeResult) -> str:

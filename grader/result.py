@@ -86,7 +86,8 @@ class GradeResult:
             "passed": self.passed,
             "tasks": [asdict(task) for task in self.tasks],
             "integrity": [one_line(note, 500) for note in self.integrity],
-            **({"seed": self.seed} if self.seed is not None else {}),
+            # a string: JSON readers that hold numbers as doubles lose digits of a 63-bit seed
+            **({"seed": str(self.seed)} if self.seed is not None else {}),
             **({"sandbox": {"layers": self.sandbox}} if self.sandbox else {}),
             **({"profile": self.profile} if self.profile else {}),
             "duration_s": round(self.duration_s, 2),

@@ -16,20 +16,25 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jsonschema
 import pytest
+import xmlschema
 from click.testing import CliRunner
 
 import grader.runner
 from grader.cli import main
 from grader.formats import github, gradescope, html as html_format, junit
 from grader.formats.common import error_document
-from grader.result import GradeResult, Location, TaskResult
+from grader.result import GradeResult, Location, TaskResult, json_schema
 from grader.sanitize import csv_cell, one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
 SCRIPT = shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade")
 HOSTILE = "bad <script>alert(1)</script> & \"q\"\n::error::forged\r\x1b[31mred\x1b[0m\x00\x07 100%,x:y"
+SCHEMAS = ROOT / "tests" / "schemas"
+GRADESCOPE_SCHEMA = json.loads((SCHEMAS / "gradescope-results.schema.json").read_text())
+JUNIT_XSD = xmlschema.XMLSchema(str(SCHEMAS / "junit-10.xsd"))  # the Jenkins xunit plugin's
 # a 1x1 PNG
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
@@ -117,8 +122,45 @@ def test_gradescope_results_use_only_the_specifications_keys_and_values(tmp_path
     # The top-level output would be rendered as HTML ("simple_format") unless declared text.
     assert data["output_format"] == data["test_output_format"] == data["test_name_format"] == "text"
     assert {data["output_format"]} <= GRADESCOPE_FORMATS
-    assert isinstance(data["execution_time"], float) and data["execution_time"] == 3.2
+    assert isinstance(data["execution_time"], int) and data["execution_time"] == 3  # whole seconds
     json.dumps(data, allow_nan=False)
+    jsonschema.validate(data, GRADESCOPE_SCHEMA)
+
+
+def test_gradescope_results_validate_against_the_schema_written_from_the_specification(tmp_path):
+    document = sample_result().to_json()
+    for visibility in gradescope.VISIBILITIES:
+        data = gradescope.results(document, gradescope_metadata_of(METADATA, tmp_path), visibility)
+        jsonschema.validate(data, GRADESCOPE_SCHEMA)
+        assert data["visibility"] == visibility and {t["visibility"] for t in data["tests"]} == {visibility}
+    jsonschema.validate(gradescope.results(error_document("x.ipynb", "broken")), GRADESCOPE_SCHEMA)
+    # the schema can fail: what the old writer produced (a float time) and an unknown key are rejected
+    for broken in ({**data, "execution_time": 3.2}, {**data, "visiblity": "hidden"},
+                   {**data, "tests": [{**data["tests"][0], "status": "error"}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, GRADESCOPE_SCHEMA)
+
+
+def test_gradescope_visibility_from_the_command_line(fake_grade, tmp_path, monkeypatch):
+    monkeypatch.setattr(gradescope, "RESULTS_DIR", tmp_path / "absent")
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "-q",
+                                       "--gradescope-visibility", "after_published"])
+    data = json.loads(result.stdout)
+    assert data["visibility"] == "after_published"
+    assert {test["visibility"] for test in data["tests"]} == {"after_published"}
+    assert CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "--gradescope-visibility", "x"]).exit_code == 2
+
+
+def test_the_seed_is_a_string_in_every_json_output():
+    # 2^63 - 1: a double holds 53 bits, so a JSON reader using doubles would read 9223372036854775808
+    result = sample_result()
+    result.seed = 2**63 - 1
+    document = result.to_json()
+    assert document["seed"] == "9223372036854775807"
+    jsonschema.validate(document, json_schema())
+    extra = json.loads(gradescope.render(document))["extra_data"]["dli_grade"]
+    assert extra["seed"] == "9223372036854775807"
+    assert int(json.loads(json.dumps(document))["seed"]) == 2**63 - 1
 
 
 def gradescope_metadata_of(raw, folder: Path) -> dict | None:
@@ -175,8 +217,10 @@ def test_junit_has_one_suite_one_case_per_task_failures_and_points():
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == ["schedule", "q", "loss"]
     assert all(c.get("classname") == "dli-grade" for c in cases)
-    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
-    assert props["schedule"]["score"] == "5" and props["q"]["max_score"] == "2" and props["q"]["location"] == "cell 10, line 3"
+    assert not any(c.find("properties") is not None for c in cases)  # junit-10.xsd allows none in a testcase
+    outs = {c.get("name"): c.find("system-out").text for c in cases}
+    assert outs["schedule"] == "5/5 points: DDPM schedule"
+    assert outs["q"] == "0/2 points: Forward diffusion q(x_0, t) [cell 10, line 3]"
     failure = cases[1].find("failure")
     assert failure is not None and "<script>" in failure.get("message")  # escaped by the XML writer, parsed back
     assert "\x1b" not in failure.get("message") and "\x00" not in failure.text and "\n" not in failure.get("message")
@@ -184,6 +228,36 @@ def test_junit_has_one_suite_one_case_per_task_failures_and_points():
     assert cases[0].find("failure") is None
     suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert suite_props["score"] == "5" and suite_props["max_score"] == "8"
+
+
+def test_junit_validates_against_the_jenkins_xunit_schema():
+    documents = [sample_result().to_json(), error_document("x.ipynb", "x.ipynb: not valid JSON"),
+                 GradeResult("s.py", "ab" * 32, "B", "cpu", []).to_json()]
+    for document in documents:
+        for flavour in junit.FLAVOURS:
+            root = ET.fromstring(junit.render(document, flavour))
+            if flavour == "gitlab":
+                # GitLab links each case to its file; the xunit schema has no such attribute on a testcase
+                assert {case.get("file") for case in root.iter("testcase")} <= {document["submission"]}
+                for case in root.iter("testcase"):
+                    del case.attrib["file"]
+            JUNIT_XSD.validate(ET.tostring(root, encoding="unicode"))
+    # the schema can fail: properties inside a testcase (what the writer did before) are rejected
+    root = ET.fromstring(junit.render(sample_result().to_json()))
+    ET.SubElement(root.find("testsuite/testcase"), "properties")
+    assert not JUNIT_XSD.is_valid(ET.tostring(root, encoding="unicode"))
+
+
+def test_junit_gitlab_flavour_names_the_file_of_every_case(fake_grade, tmp_path):
+    target = tmp_path / "junit.xml"
+    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "junit", "--junit-flavour", "gitlab",
+                                       "--output", str(target), "-q"])
+    assert result.exit_code == 3, result.output  # the fake result has an error task
+    root = ET.parse(target).getroot()
+    assert [case.get("file") for case in root.iter("testcase")] == ["subs/=evil<b>.ipynb"] * 3
+    jenkins = ET.fromstring(junit.render(sample_result().to_json()))
+    assert all(case.get("file") is None for case in jenkins.iter("testcase"))
+    assert jenkins.find("testsuite").get("file") == "subs/=evil<b>.ipynb"  # allowed on the suite
 
 
 def test_junit_strips_characters_illegal_in_xml():

@@ -31,7 +31,8 @@ def _interrupt(signum, frame):
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="grades running at once, each in its own process with cores/jobs threads")
 @click.option("--tasks", "task_ids", callback=_tasks, default="",
-              help=f"comma-separated task ids (default: all; unit tasks only: {','.join(UNIT_TASK_IDS)})")
+              help=f"comma-separated task ids (default: all; choose from {','.join(TASK_IDS)}; "
+                   f"{','.join(UNIT_TASK_IDS)} are the quick unit tasks)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="one seed for every grade (default: each grade draws its own, recorded in its result.json)")

@@ -18,7 +18,7 @@ from grader import __version__, atomic
 from grader.batch.worker import GradeOptions, Outcome
 from grader.formats import html
 from grader.formats.common import error_document
-from grader.sanitize import csv_cell, one_line
+from grader.sanitize import csv_cell, one_line, safe_json, safe_text
 
 RECORD_SCHEMA = "dli-grade/batch-record/v1"
 BASE_COLUMNS = ["student", "submission", "sha256", "score", "max_score", "passed", "status"]
@@ -68,11 +68,12 @@ class Gradebook:
         else:
             document = error_document(source, outcome.message, outcome.status)
             document["sha256"] = sha256
+        document = safe_json(document)  # a student's text must not stop the batch (nor --resume)
         atomic.write_text(folder / "result.json", json.dumps(document, indent=2) + "\n")
         atomic.write_text(folder / "report.html", html.render(document, base=folder))
         record = self._record(student, source, sha256, outcome, document, options, fingerprints)
         record.update(extra or {})  # the batch's own facts: where the id came from, the seed, the wall limit
-        atomic.write_text(folder / "record.json", json.dumps(record, indent=2) + "\n")
+        atomic.write_text(folder / "record.json", json.dumps(safe_json(record), indent=2) + "\n")
         return record
 
     @staticmethod
@@ -114,5 +115,5 @@ class Gradebook:
                     one_line(record.get("message", ""), 1000), record.get("id_from", "")]
             writer.writerow([csv_cell(cell) for cell in row])
         path = self.out_dir / "grades.csv"
-        atomic.write_text(path, buffer.getvalue())
+        atomic.write_text(path, safe_text(buffer.getvalue()))
         return path

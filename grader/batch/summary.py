@@ -1,4 +1,4 @@
-"""summary.md and summary.html: pass rates, frequent diagnoses, score histogram, look-alikes.
+"""summary.md and summary.html: a roster, pass rates, frequent diagnoses, score histogram, look-alikes.
 
 Everything is computed from the gradebook's records. Student-derived text is one line,
 escaped for Markdown tables and for HTML.
@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import re
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 from grader import __version__, atomic
 from grader.batch import similarity
-from grader.sanitize import one_line
+from grader.sanitize import one_line, safe_text
 
 STATUS_ORDER = ("graded", "unusable", "timeout", "crashed")
 
@@ -59,8 +61,12 @@ def statistics(records: list[dict], task_ids) -> dict:
                          "students": [student for _, student in hits]})
     accuracies = [r["official_accuracy"] for r in graded if isinstance(r.get("official_accuracy"), (int, float))]
     max_scores = [r["max_score"] for r in graded if isinstance(r.get("max_score"), (int, float))]
+    roster = [{"student": r["student"], "status": r["status"], "passed": bool(r.get("passed")),
+               "score": float(r.get("score") or 0.0) if r["status"] == "graded" else None,
+               "max_score": r.get("max_score") if isinstance(r.get("max_score"), (int, float)) else None}
+              for r in sorted(records, key=lambda r: r["student"])]
     return {
-        "total": len(records),
+        "total": len(records), "roster": roster,
         "by_status": {status: sum(1 for r in records if r["status"] == status) for status in STATUS_ORDER},
         "passed": sum(1 for r in graded if r.get("passed")),
         "scores": [float(r.get("score") or 0.0) for r in graded],
@@ -71,6 +77,22 @@ def statistics(records: list[dict], task_ids) -> dict:
         "renamed": [g for g in similarity.groups(records, "renamed")
                     if len({(r.get("fingerprints") or {}).get("exact") for r in g}) > 1],
     }
+
+
+def report_link(student: str) -> str:
+    """The student's report, relative to the summary (ids are file-name safe; quoted all the same)."""
+    return f"submissions/{quote(student)}/report.html"
+
+
+def histogram_edges(scores: list[float], max_score: float) -> list[float]:
+    """Bin edges half a step either side of whole scores, so each bar stands on the scores it counts.
+
+    One point a bin up to 50 points; beyond, a whole number of points a bin (at most about 50 bins).
+    """
+    top = max([max_score, 1.0, *scores])
+    step = max(1, math.ceil(top / 50))
+    count = math.ceil((top + 0.5) / step) + 1
+    return [-0.5 + step * k for k in range(count)]
 
 
 def histogram_png(scores: list[float], max_score: float) -> bytes | None:
@@ -84,8 +106,9 @@ def histogram_png(scores: list[float], max_score: float) -> bytes | None:
     figure = Figure(figsize=(6.4, 3.2), dpi=100)
     axes = figure.subplots()
     top = max(max_score, max(scores), 1.0)
-    bins = min(int(top) + 1, 25)
-    axes.hist(scores, bins=bins, range=(0, top), color="#3b82f6", edgecolor="white")
+    edges = histogram_edges(scores, max_score)
+    axes.hist(scores, bins=edges, color="#3b82f6", edgecolor="white")
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_xlabel("score")
     axes.set_ylabel("submissions")
     axes.set_title(f"Scores of {len(scores)} graded submissions (max {top:g})")
@@ -94,6 +117,18 @@ def histogram_png(scores: list[float], max_score: float) -> bytes | None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _score(row: dict) -> str:
+    if row["score"] is None:
+        return "-"
+    return f"{row['score']:g}" + (f"/{row['max_score']:g}" if row["max_score"] is not None else "")
+
+
+def _status(row: dict) -> str:
+    if row["status"] != "graded":
+        return row["status"]
+    return "passed" if row["passed"] else "not passed"
 
 
 def _percent(rate) -> str:
@@ -106,7 +141,10 @@ def markdown(stats: dict, has_histogram: bool) -> str:
     lines = ["# dli-grade batch summary", "",
              f"{stats['total']} submissions: {graded} graded, {by['unusable']} unusable, {by['timeout']} timed out, "
              f"{by['crashed']} crashed. Passed: {stats['passed']} of {graded} graded. Grader {__version__}.", "",
-             "## Pass rate per task", "", "| task | passed | graded | rate |", "| --- | --- | --- | --- |"]
+             "## Students", "", "| student | score | status | report |", "| --- | --- | --- | --- |"]
+    lines += [f"| {_md(r['student'])} | {_score(r)} | {_md(_status(r))} | [report]({report_link(r['student'])}) |"
+              for r in stats["roster"]]
+    lines += ["", "## Pass rate per task", "", "| task | passed | graded | rate |", "| --- | --- | --- | --- |"]
     lines += [f"| `{t['task']}` | {t['passed']} | {t['graded']} | {_percent(t['rate'])} |" for t in stats["per_task"]]
     lines += ["", "## Most frequent diagnoses", ""]
     if stats["diagnoses"]:
@@ -152,7 +190,11 @@ def html_page(stats: dict, histogram: bytes | None) -> str:
              f"<p>{stats['total']} submissions: {by['graded']} graded, {by['unusable']} unusable, "
              f"{by['timeout']} timed out, {by['crashed']} crashed. Passed: <strong>{stats['passed']}</strong> of "
              f"{by['graded']} graded. Grader {_e(__version__)}.</p>",
-             "<h2>Pass rate per task</h2><table><tr><th>task</th><th>passed</th><th>graded</th><th>rate</th></tr>"]
+             "<h2>Students</h2><table><tr><th>student</th><th>score</th><th>status</th><th>report</th></tr>"]
+    parts += [f"<tr><td>{_e(r['student'])}</td><td>{_e(_score(r))}</td><td>{_e(_status(r))}</td>"
+              f'<td><a href="{_e(report_link(r["student"]))}">report</a></td></tr>' for r in stats["roster"]]
+    parts.append("</table><h2>Pass rate per task</h2><table><tr><th>task</th><th>passed</th><th>graded</th>"
+                 "<th>rate</th></tr>")
     for t in stats["per_task"]:
         width = int(120 * (t["rate"] or 0))
         parts.append(f"<tr><td><code>{_e(t['task'])}</code></td><td>{t['passed']}</td><td>{t['graded']}</td>"
@@ -197,6 +239,6 @@ def write(out_dir: Path, records: list[dict], task_ids) -> dict:
     histogram = histogram_png(stats["scores"], stats["max_score"])
     if histogram:
         atomic.write_bytes(out_dir / "score_histogram.png", histogram)
-    atomic.write_text(out_dir / "summary.md", markdown(stats, histogram is not None))
-    atomic.write_text(out_dir / "summary.html", html_page(stats, histogram))
+    atomic.write_text(out_dir / "summary.md", safe_text(markdown(stats, histogram is not None)))
+    atomic.write_text(out_dir / "summary.html", safe_text(html_page(stats, histogram)))
     return stats

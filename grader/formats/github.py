@@ -15,7 +15,7 @@ import os
 import secrets
 
 from grader.formats.common import error_of, outcome, points, task_views
-from grader.sanitize import one_line
+from grader.sanitize import one_line, safe_json, safe_text
 
 
 def escape_data(text: str) -> str:
@@ -88,7 +88,7 @@ def summary_markdown(document: dict) -> str:
                      f"| {message} | {_md(task.where)} |")
     for note in document.get("integrity") or []:
         lines.append(f"\n> integrity: {_md(one_line(note))}")
-    return "\n".join(lines) + "\n"
+    return safe_text("\n".join(lines) + "\n")
 
 
 def classroom_result(document: dict) -> dict:
@@ -116,7 +116,7 @@ def render(document: dict, text_report: str = "") -> str:
     """What goes to stdout: the text report with commands stopped, then the annotations."""
     token = secrets.token_hex(16)
     lines = [f"::stop-commands::{token}", neutralise_commands(text_report), f"::{token}::"] if text_report else []
-    return "\n".join(lines + annotations(document))
+    return safe_text("\n".join(lines + annotations(document)))
 
 
 def write_environment_files(document: dict, environ=None) -> None:
@@ -128,6 +128,6 @@ def write_environment_files(document: dict, environ=None) -> None:
             handle.write(summary_markdown(document) + "\n")
     output = environ.get("GITHUB_OUTPUT")
     if output:
-        payload = base64.b64encode(json.dumps(classroom_result(document)).encode("utf-8")).decode("ascii")
+        payload = base64.b64encode(json.dumps(safe_json(classroom_result(document))).encode("utf-8")).decode("ascii")
         with open(output, "a", encoding="utf-8") as handle:
             handle.write(f"result={payload}\n")

@@ -14,15 +14,18 @@ submission in the output and are stored in `extra_data` with the grade's seed an
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from grader.formats.common import error_of, points, task_views
-from grader.sanitize import one_line
+from grader.sanitize import one_line, strict_json_value
 
 # Where Gradescope's harness collects the results; we write there only when it exists.
 RESULTS_DIR = Path("/autograder/results")
 # Written by Gradescope's harness before run_autograder starts (JSON, whatever its name suggests elsewhere).
 METADATA_FILE = Path("/autograder/submission_metadata.json")
+# When a student sees the results (the specification's values); `--gradescope-visibility` picks one.
+VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
 
 
 def _identifier(value) -> str | int | None:
@@ -66,7 +69,10 @@ def _whose(metadata: dict) -> str:
     return text + (f" (submitted {metadata['created_at']})" if metadata["created_at"] else "")
 
 
-def results(document: dict, metadata: dict | None = None) -> dict:
+def results(document: dict, metadata: dict | None = None, visibility: str = "visible") -> dict:
+    """results.json as a dict; `visibility` applies to the whole result and to every test."""
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"unknown Gradescope visibility {visibility!r}")
     error = error_of(document)
     tests = []
     for task in task_views(document):
@@ -78,7 +84,7 @@ def results(document: dict, metadata: dict | None = None) -> dict:
             "max_score": task.max_score,
             "status": "passed" if task.status == "passed" else "failed",
             "output": "\n".join(lines),
-            "visibility": "visible",
+            "visibility": visibility,
         })
     if error:
         output = f"dli-grade could not grade this submission ({error['status']}): {error['message']}"
@@ -95,12 +101,13 @@ def results(document: dict, metadata: dict | None = None) -> dict:
         "test_output_format": "text",
         "test_name_format": "text",
         "tests": tests,
-        "visibility": "visible",
+        "visibility": visibility,
         "stdout_visibility": "hidden",
     }
     duration = document.get("duration_s")
-    if isinstance(duration, (int, float)) and duration > 0:
-        data["execution_time"] = round(float(duration), 2)
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration) \
+            and duration > 0:
+        data["execution_time"] = max(1, round(duration))  # the specification's whole seconds
     # Stored with the grade and shown to no student: what an instructor needs to reproduce it.
     extra = {key: document[key] for key in ("schema", "sha256", "seed", "profile") if document.get(key) not in (None, "")}
     if metadata:
@@ -109,5 +116,6 @@ def results(document: dict, metadata: dict | None = None) -> dict:
     return data
 
 
-def render(document: dict, metadata: dict | None = None) -> str:
-    return json.dumps(results(document, metadata), indent=2)
+def render(document: dict, metadata: dict | None = None, visibility: str = "visible") -> str:
+    # strict: no surrogate escape or NaN that Gradescope's reader would reject
+    return json.dumps(strict_json_value(results(document, metadata, visibility), []), indent=2, allow_nan=False)

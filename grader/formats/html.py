@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.formats.common import error_of, points, task_views
-from grader.sanitize import one_line
+from grader.sanitize import one_line, safe_text
 
 MAX_GRID_BYTES = 8 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -142,4 +142,4 @@ def render(document: dict, base: Path | None = None) -> str:
             parts.append(_generation_section(task.details, base))
     parts.append(f"<footer>dli-grade {_e(__version__)} · schema {_e(one_line(document.get('schema', ''), 60))}</footer>")
     parts.append("</main></body></html>")
-    return "\n".join(parts) + "\n"
+    return safe_text("\n".join(parts) + "\n")

@@ -1,4 +1,11 @@
-"""JUnit XML (GitLab `artifacts:reports:junit`, Jenkins, most CI test views): one testcase per task."""
+"""JUnit XML (GitLab `artifacts:reports:junit`, Jenkins, most CI test views): one testcase per task.
+
+The output validates against the Jenkins xunit plugin's `junit-10.xsd` (tests/schemas/): a
+testcase holds only failure/error/skipped and system-out/err, so each task's points, title
+and location go in its `system-out`, and the suite's `properties` carry the totals. The
+`gitlab` flavour adds `file` (the submission) to every testcase, which GitLab's test report
+uses to link the notebook; the xunit schema has no such attribute, so it is left out otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from grader.formats.common import error_of, points, task_views
 from grader.sanitize import one_line, xml_text
 
 CLASSNAME = "dli-grade"
+FLAVOURS = ("jenkins", "gitlab")
 
 
 def _properties(parent: ET.Element, values: dict) -> None:
@@ -17,30 +25,38 @@ def _properties(parent: ET.Element, values: dict) -> None:
         ET.SubElement(properties, "property", name=name, value=xml_text(value))
 
 
-def build(document: dict) -> ET.Element:
+def build(document: dict, flavour: str = "jenkins") -> ET.Element:
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown JUnit flavour {flavour!r}")
     tasks = task_views(document)
     error = error_of(document)
-    suite_name = xml_text(one_line(document.get("submission", "submission"), 300))
+    submission = xml_text(one_line(document.get("submission", ""), 300))
     root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite", name=suite_name)
+    suite = ET.SubElement(root, "testsuite", name=submission or "submission")
+    if submission:
+        suite.set("file", submission)
     _properties(suite, {
-        "submission": one_line(document.get("submission", ""), 300), "sha256": document.get("sha256", ""),
+        "submission": submission, "sha256": document.get("sha256", ""),
         "score": points(document.get("score")), "max_score": points(document.get("max_score")),
         "passed": str(document.get("passed") is True).lower(), "grader_version": __version__,
     })
     counts = {"tests": 0, "failures": 0, "errors": 0}
+
+    def testcase(name: str) -> ET.Element:
+        case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=xml_text(name))
+        if flavour == "gitlab" and submission:
+            case.set("file", submission)
+        counts["tests"] += 1
+        return case
+
     if error:
-        case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name="load")
+        case = testcase("load")
         element = ET.SubElement(case, "error", message=xml_text(error["message"]), type=xml_text(error["status"]))
         element.text = xml_text(error["message"])
-        counts["tests"] += 1
         counts["errors"] += 1
     for task in tasks:
-        case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=xml_text(task.id))
+        case = testcase(task.id)
         case.set("time", f"{float((document.get('timings') or {}).get(task.id, 0.0) or 0.0):.2f}")
-        _properties(case, {"score": points(task.score), "max_score": points(task.max_score),
-                           "title": task.title, "location": task.where})
-        counts["tests"] += 1
         body = "\n".join([task.message + (f" [{task.where}]" if task.where else "")]
                          + [f"hint: {hint}" for hint in task.hints])
         if task.status in ("failed", "error"):
@@ -48,8 +64,12 @@ def build(document: dict) -> ET.Element:
             element = ET.SubElement(case, tag, message=xml_text(task.message), type=task.status)
             element.text = xml_text(body)
             counts["failures" if tag == "failure" else "errors"] += 1
-        elif task.message and task.message != "correct":
-            ET.SubElement(case, "system-out").text = xml_text(body)  # a passing task's note
+        # Points, title and location: the schema allows no properties in a testcase.
+        summary = f"{points(task.score)}/{points(task.max_score)} points: {task.title}"
+        summary += f" [{task.where}]" if task.where else ""
+        if task.status == "passed" and task.message and task.message != "correct":
+            summary += "\n" + body  # a passing task's note
+        ET.SubElement(case, "system-out").text = xml_text(summary)
     for key, value in counts.items():
         suite.set(key, str(value))
     suite.set("time", f"{float(document.get('duration_s') or 0.0):.2f}")
@@ -58,7 +78,7 @@ def build(document: dict) -> ET.Element:
     return root
 
 
-def render(document: dict) -> str:
-    root = build(document)
+def render(document: dict, flavour: str = "jenkins") -> str:
+    root = build(document, flavour)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -15,17 +15,20 @@ from pathlib import Path
 from grader import atomic
 from grader.formats import github, gradescope, html, junit
 from grader.formats.common import error_document
-from grader.sanitize import one_line
+from grader.sanitize import encodable, one_line, safe_json, safe_text
 
 STRUCTURED = ("gradescope", "junit", "github", "html")
 ERROR_SCHEMA = "dli-grade/error/v1"
 
 
-def render(output_format: str, document: dict, text_report: str = "") -> str:
+def render(output_format: str, document: dict, text_report: str = "", options: dict | None = None) -> str:
+    """`options`: what a format lets the command line choose (`gradescope_visibility`, `junit_flavour`)."""
+    options = options or {}
     if output_format == "gradescope":
-        return gradescope.render(document, gradescope.submission_metadata())
+        return gradescope.render(document, gradescope.submission_metadata(),
+                                 options.get("gradescope_visibility", "visible"))
     if output_format == "junit":
-        return junit.render(document)
+        return junit.render(document, options.get("junit_flavour", "jenkins"))
     if output_format == "html":
         return html.render(document)
     if output_format == "github":
@@ -43,15 +46,17 @@ def destination(output_format: str, output: str | None) -> Path | None:
 
 
 def deliver(text: str, output_format: str, output: str | None) -> None:
+    """Write the report; text a student made unencodable (a lone surrogate) never stops it."""
+    text = safe_text(text)
     path = destination(output_format, output)
     if path is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(encodable(text if text.endswith("\n") else text + "\n", sys.stdout.encoding))
         sys.stdout.flush()
     else:
         atomic.write_text(path, text if text.endswith("\n") else text + "\n")
 
 
-def emit(output_format: str, result, output: str | None = None) -> None:
+def emit(output_format: str, result, output: str | None = None, options: dict | None = None) -> None:
     """Report a GradeResult in `output_format` (text and json exactly as the report module writes them)."""
     from grader.report import render_json, render_text
 
@@ -62,10 +67,11 @@ def emit(output_format: str, result, output: str | None = None) -> None:
     document = result.to_json()
     if output_format == "github":
         github.write_environment_files(document)
-    deliver(render(output_format, document, render_text(result)), output_format, output)
+    deliver(render(output_format, document, render_text(result), options), output_format, output)
 
 
-def emit_unusable(output_format: str, submission: str, message: str, output: str | None = None) -> None:
+def emit_unusable(output_format: str, submission: str, message: str, output: str | None = None,
+                  options: dict | None = None) -> None:
     """For the structured formats, a report saying the submission could not be graded.
 
     text says nothing on stdout (the message goes to stderr); json prints one small document
@@ -75,10 +81,10 @@ def emit_unusable(output_format: str, submission: str, message: str, output: str
     if output_format == "json":
         document = {"schema": ERROR_SCHEMA, "submission": str(submission), "status": "unusable",
                     "error": one_line(message, 2000)}
-        return deliver(json.dumps(document, indent=2, allow_nan=False), output_format, output)
+        return deliver(json.dumps(safe_json(document), indent=2, allow_nan=False), output_format, output)
     if output_format not in STRUCTURED:
         return
     document = error_document(submission, message, "unusable")
     if output_format == "github":
         github.write_environment_files(document)
-    deliver(render(output_format, document), output_format, output)
+    deliver(render(output_format, document, options=options), output_format, output)
