@@ -246,7 +246,7 @@ def test_hostile_metadata_and_deep_answers_in_one_batch_still_give_a_gradebook(t
 
 # ----------------------------------------------------------------------- unpredictable grades
 
-def _seeds(out: Path) -> dict[str, int]:
+def _seeds(out: Path) -> dict[str, str]:
     seeds = {}
     for folder in sorted((out / "submissions").iterdir()):
         record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
@@ -264,12 +264,12 @@ def test_each_grade_draws_its_own_seed_unless_the_operator_fixes_one(tmp_path):
                            cwd=tmp_path)
     assert code == 0, err
     drawn = _seeds(tmp_path / "drawn")
-    assert sorted(drawn) == ["ann", "ben"] and all(isinstance(s, int) for s in drawn.values())
-    assert drawn["ann"] != drawn["ben"] and 0 not in drawn.values()
+    assert sorted(drawn) == ["ann", "ben"] and all(s.isdigit() for s in drawn.values())
+    assert drawn["ann"] != drawn["ben"] and "0" not in drawn.values()
     code, out, err = batch("subs", "--out", "fixed", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q",
                            "--seed", "7", cwd=tmp_path)
     assert code == 0, err
-    assert _seeds(tmp_path / "fixed") == {"ann": 7, "ben": 7}
+    assert _seeds(tmp_path / "fixed") == {"ann": "7", "ben": "7"}
 
 
 # ------------------------------------------------------------------------------ identities

@@ -83,9 +83,9 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
         return [records[student] for student in order if student in records]
 
     def on_done(job: backends.Job, outcome: Outcome) -> None:
-        seed = (outcome.document or {}).get("seed")
-        extra = {"id_from": job.id_from, "wall_timeout_s": job.wall_timeout,
-                 "seed": seed if isinstance(seed, int) else None}  # reproduce a grade with `dli-grade grade --seed`
+        seed = str((outcome.document or {}).get("seed"))
+        # Reproduce a grade with `dli-grade grade --seed`; a decimal string, as in every JSON output (up to 2**63).
+        extra = {"id_from": job.id_from, "wall_timeout_s": job.wall_timeout, "seed": seed if seed.isdigit() else None}
         records[job.student] = gradebook.save(job.student, job.source, job.sha256, outcome, options, job.fingerprints,
                                               extra)
         report.graded += 1
