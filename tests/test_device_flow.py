@@ -134,3 +134,50 @@ def test_the_training_cell_check_runs_its_stand_ins_on_the_device():
 def test_the_blank_sampler_of_a_training_cell_makes_images_on_the_device():
     images = harness.blank_sampler(META)(None, torch.zeros(3, 10, device=META))
     assert images.device == META and images.shape == (3, 1, 28, 28)
+
+
+# -- an optimizer built in an earlier cell ---------------------------------------------------
+TRAINING_STEP = (
+    "for batch in dataloader:\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = model(batch).pow(2).sum()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+)
+
+
+def test_an_optimizer_from_an_earlier_cell_trains_the_model_the_grader_swapped_in():
+    """`optimizer = Adam(model.parameters(), ...)` in its own cell holds the notebook's model; the
+    grader's model must still train, with the student's lr, betas and weight decay."""
+    torch.manual_seed(0)
+    notebook_model, graders_model = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    optimizer = torch.optim.Adam(notebook_model.parameters(), lr=0.05, betas=(0.8, 0.9), weight_decay=0.01)
+    namespace = {"torch": torch, "model": notebook_model, "optimizer": optimizer}
+    before, untouched = graders_model.weight.detach().clone(), notebook_model.weight.detach().clone()
+    error = harness.run_cell(namespace, TRAINING_STEP, "<cell 9>", [torch.rand(4, 3)] * 3, {"model": graders_model},
+                             "cpu")
+    assert error is None
+    assert not torch.equal(graders_model.weight, before)  # the grader's model trained
+    assert torch.equal(notebook_model.weight, untouched)  # the notebook's model did not
+    assert namespace["optimizer"] is optimizer  # the student's namespace is left as it was
+
+
+def test_the_rebuilt_optimizer_keeps_the_students_settings():
+    notebook_model, graders_model = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    optimizer = torch.optim.AdamW(notebook_model.parameters(), lr=0.05, betas=(0.8, 0.9), weight_decay=0.3)
+    optimizer.param_groups[0]["lr"] = 0.02  # as a scheduler leaves it
+    scratch = {"optimizer": optimizer, "model": graders_model}
+    harness.rebind_optimizers(scratch, graders_model)
+    fresh = scratch["optimizer"]
+    assert type(fresh) is torch.optim.AdamW and fresh is not optimizer
+    group = fresh.param_groups[0]
+    assert (group["lr"], group["betas"], group["weight_decay"]) == (0.02, (0.8, 0.9), 0.3)
+    assert [id(p) for p in group["params"]] == [id(p) for p in graders_model.parameters()]
+
+
+def test_an_optimizer_already_over_the_swapped_model_is_kept():
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scratch = {"optimizer": optimizer}
+    harness.rebind_optimizers(scratch, model)
+    assert scratch["optimizer"] is optimizer
