@@ -77,12 +77,16 @@ def main():
 @click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=str),
               default="dli-grade-artifacts", show_default=True,
               help="where the generation task writes its PNG grid of samples")
+@click.option("--gpu-memory-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help="share of the GPU's memory the student's process may take (default: DLI_GRADE_GPU_FRACTION, "
+                   "else 0.9); lower it when several grades share one GPU")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
 @click.option("--allow-uncontained", is_flag=True,
               help="grade even where this machine can't hide the answer key from student code (no user "
                    "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, quiet, allow_uncontained):
+          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, gpu_memory_fraction, quiet,
+          allow_uncontained):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.formats.output import emit, emit_unusable
@@ -104,7 +108,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
                     "to grade anyway (the result is then untrusted)")
         result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
                            progress=progress, generation=generation, total_timeout=total_timeout,
-                           contain=not allow_uncontained)
+                           contain=not allow_uncontained, gpu_fraction=gpu_memory_fraction)
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)

@@ -7,6 +7,7 @@ this module decides what to run and turns the outcomes into a `GradeResult`.
 
 from __future__ import annotations
 
+import os
 import secrets
 import tempfile
 import time
@@ -31,6 +32,31 @@ def choose_device(requested: str) -> str:
     return requested
 
 
+GPU_FRACTION_ENV = "DLI_GRADE_GPU_FRACTION"
+DEFAULT_GPU_FRACTION = 0.9  # one grade alone on the GPU; the rest is the CUDA context's and the grader's
+
+
+def gpu_memory_fraction(asked: float | None = None) -> float:
+    """The share of the GPU's memory the child may take (torch's per-process memory fraction).
+
+    `asked` (--gpu-memory-fraction), else DLI_GRADE_GPU_FRACTION (an operator's setting; `dli-grade batch`
+    sets it from --gpus-per-grade), else 0.9. Grades sharing a GPU must not each claim 90% of it.
+    """
+    source = "--gpu-memory-fraction"
+    if asked is None:
+        text = os.environ.get(GPU_FRACTION_ENV, "").strip()
+        if not text:
+            return DEFAULT_GPU_FRACTION
+        source = GPU_FRACTION_ENV
+        try:
+            asked = float(text)
+        except ValueError:
+            raise UnusableInput(f"{GPU_FRACTION_ENV}={text[:50]!r} is not a number") from None
+    if not 0 < asked <= 1:
+        raise UnusableInput(f"{source} must be above 0 and at most 1, not {asked:g}")
+    return asked
+
+
 def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
     """Each task's options, from its own `choose_options(device, stem=..., **asked)` where it has one
     (the runner knows no task's budgets); a task's ValueError is the user's unusable input."""
@@ -47,9 +73,10 @@ def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
 
 def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, timeout: float = 60.0,
           progress=None, generation: dict | None = None, total_timeout: float = 1800.0,
-          contain: bool = True) -> GradeResult:
+          contain: bool = True, gpu_fraction: float | None = None) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
+    `gpu_fraction` caps the child's share of the GPU's memory (see `gpu_memory_fraction`).
     `seed` None draws one for this grade (the child can't predict the grader's inputs); the
     result records it, so `seed=` reproduces the grade. `generation` overrides the generation
     task's budgets (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,
@@ -58,12 +85,14 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     started = time.perf_counter()
     deadline = time.monotonic() + total_timeout
     device = choose_device(device)
+    gpu_fraction = gpu_memory_fraction(gpu_fraction)
     seed = secrets.randbits(63) if seed is None else seed
     wanted = set(task_ids or TASK_IDS)
     order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
         options = task_options(order, device, Path(path).stem, {"generation": generation or {}})
-        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain)
+        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain,
+                          gpu_fraction)
         results, interrupted = [], False
         try:
             for task_id in order:
