@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import click
@@ -39,6 +40,16 @@ def main():
 
     dli-grade SUBMISSION grades one notebook (.ipynb) or module (.py).
     """
+
+
+def _show_debug_log() -> None:
+    """--debug: the grader's own log (internal errors with their tracebacks) on stderr; quiet otherwise."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("dli-grade: %(levelname)s %(name)s: %(message)s"))
+    for name in ("grader", "tasks"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
 
 
 @main.command()
@@ -81,12 +92,14 @@ def main():
               help="share of the GPU's memory the student's process may take (default: DLI_GRADE_GPU_FRACTION, "
                    "else 0.9); lower it when several grades share one GPU")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
+@click.option("--debug", is_flag=True,
+              help="log the grader's own steps and the traceback of any internal error on stderr")
 @click.option("--allow-uncontained", is_flag=True,
               help="grade even where this machine can't hide the answer key from student code (no user "
                    "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
           force, course_helpers, train_steps, samples_per_digit, artifacts_dir, gpu_memory_fraction, quiet,
-          allow_uncontained):
+          debug, allow_uncontained):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.formats.output import emit, emit_unusable
@@ -94,6 +107,8 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
     from grader.runner import grade as run_grade
     from grader.sandbox import probe_isolation
 
+    if debug:
+        _show_debug_log()
     progress = ProgressReporter(enabled=not quiet)
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
                   "artifacts_dir": artifacts_dir, "course_helpers": course_helpers}
@@ -117,6 +132,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
             emit_unusable("html", submission, str(error), html_report)
         sys.exit(EXIT_UNUSABLE)
     except Exception as error:  # never a bare traceback for users; say it is our fault
+        logging.getLogger("grader.cli").debug("internal error", exc_info=True)
         click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)
     try:

@@ -7,10 +7,12 @@ this module decides what to run and turns the outcomes into a `GradeResult`.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -18,6 +20,7 @@ import torch
 from grader.errors import UnusableInput
 from grader.grading import Grading, task_result
 from grader.result import GradeResult
+from grader.sanitize import one_line
 from tasks import TASK_IDS, load_task
 
 
@@ -31,6 +34,9 @@ def choose_device(requested: str) -> str:
         raise UnusableInput(f"--device must be auto, cpu or cuda, not {requested!r}")
     return requested
 
+
+log = logging.getLogger(__name__)  # quiet unless the operator asks (dli-grade --debug)
+TRACEBACK_LINES = 80
 
 GPU_FRACTION_ENV = "DLI_GRADE_GPU_FRACTION"
 DEFAULT_GPU_FRACTION = 0.9  # one grade alone on the GPU; the rest is the CUDA context's and the grader's
@@ -55,6 +61,13 @@ def gpu_memory_fraction(asked: float | None = None) -> float:
     if not 0 < asked <= 1:
         raise UnusableInput(f"{source} must be above 0 and at most 1, not {asked:g}")
     return asked
+
+
+def grader_traceback(error: BaseException) -> str:
+    """The grader-side traceback of an internal error, for details.traceback: its last lines, each
+    one clean line (an exception message may quote student text)."""
+    lines = "".join(traceback.format_exception(error)).splitlines()[-TRACEBACK_LINES:]
+    return "\n".join(line[:len(line) - len(line.lstrip(" "))] + one_line(line, 500) for line in lines)
 
 
 def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
@@ -108,8 +121,10 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
                     interrupted = True
                     results.append(task_result(load_task(task_id), "failed", 0.0, "not graded: the grade was interrupted"))
                 except Exception as error:  # a grader bug: report it on this task, keep grading
+                    log.debug("internal grader error on task %s", task_id, exc_info=True)
                     results.append(task_result(load_task(task_id), "error", 0.0,
-                                           f"internal grader error: {type(error).__name__}: {error}"))
+                                               f"internal grader error: {type(error).__name__}: {error}",
+                                               details={"traceback": grader_traceback(error)}))
                 grading.timings[task_id] = time.perf_counter() - task_started
                 if results[-1].status in ("failed", "error"):
                     grading.failed_tasks.append(task_id)

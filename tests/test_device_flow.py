@@ -82,7 +82,8 @@ def test_a_call_gets_its_tensors_and_stubs_on_the_device():
     encoder = wire.Encoder()
     x, c = encoder.encode(torch.rand(2, 1, 4, 4)), encoder.encode(torch.eye(10)[:2])
     executor.blobs = encoder.blobs
-    reply = executor.answer({"op": "call", "target": "student", "args": [x, c, {"$stub": "tiny_model", "args": {"$dict": {}}}]})
+    stub = {"$stub": "tiny_model", "args": {"$dict": {}}}
+    reply = executor.answer({"op": "call", "target": "student", "args": [x, c, stub]})
     assert reply["ok"], reply
     assert reply["value"].device == META and reply["value"].shape == (2, 1, 4, 4)
 

@@ -54,7 +54,8 @@ VARIANTS = [
          edits=(('device = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
                  'device = "cuda" if torch.cuda.is_available() else "cpu"'),)),
     Case("variant_model_keywords",
-         edits=(("model = UNet(\n    T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=N_CLASSES\n)",
+         edits=(("model = UNet(\n    T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, "
+                 "c_embed_dim=N_CLASSES\n)",
                  "model = UNet(\n    c_embed_dim=N_CLASSES, t_embed_dim=8, down_chs=(64, 64, 128),\n"
                  "    img_size=IMG_SIZE, img_ch=IMG_CH, T=T,\n)"),)),
     Case("variant_cells_reordered",
