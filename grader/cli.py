@@ -109,6 +109,10 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
 
     if debug:
         _show_debug_log()
+    from grader.cpus import size_torch_threads
+
+    threads = size_torch_threads()  # the cores this process may use, not the host's (affinity, cgroup quota)
+    logging.getLogger("grader.cli").debug("torch threads: %d", threads)
     progress = ProgressReporter(enabled=not quiet)
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
                   "artifacts_dir": artifacts_dir, "course_helpers": course_helpers}
