@@ -63,3 +63,19 @@ def test_reverse_q_is_judged_at_steps_every_accepted_T_has():
         steps = reverse_q.steps_for(T)
         assert steps[0] == 0 and steps[1] == 1 and max(steps) == min(75, T - 1), (T, steps)
         assert len(set(steps)) == len(steps)
+
+
+GENERATION_VARIANTS = ("variant_optimizer_own_cell", "variant_loop_in_function")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GENERATION_VARIANTS)
+def test_variant_passes_generation_with_its_short_training(name, tmp_path):
+    """The variants that move the optimizer or the loop also pass generation (about two minutes each on
+    a 2-core CPU): the short training check trains the grader's model through the student's own cell."""
+    case = next(case for case in VARIANTS if case.name == name)
+    result = grade(write_case(case, tmp_path), ["generation"], device="cpu",
+                   generation={"artifacts_dir": tmp_path / "artifacts"})
+    (task,) = result.tasks
+    assert task.status == "passed" and task.score == 28, task.message
+    assert "short_training" in task.details

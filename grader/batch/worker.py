@@ -150,7 +150,8 @@ def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: f
         artifacts.mkdir()
         submission.write_bytes(data)
         process = subprocess.Popen(command(submission, result_file, artifacts, options), cwd=temp,
-                                   env={**environment(threads), **gpu_share_environment()}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   env={**environment(threads), **gpu_share_environment()},
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent)
         with _running_lock:
             _running.add(process)
