@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 
 import click
@@ -50,6 +51,14 @@ def _show_debug_log() -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.DEBUG)
         logger.addHandler(handler)
+
+
+def _let_ctrl_c_interrupt() -> None:
+    """A grade started with SIGINT ignored (a background job of a script inherits SIG_IGN, and Python
+    then installs no KeyboardInterrupt handler) would ignore Ctrl-C and `kill -INT` and run to its end:
+    take SIGINT back, so an interrupt always stops the grade and reports the tasks graded so far."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @main.command()
@@ -109,6 +118,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
 
     if debug:
         _show_debug_log()
+    _let_ctrl_c_interrupt()
     from grader.cpus import size_torch_threads
 
     threads = size_torch_threads()  # the cores this process may use, not the host's (affinity, cgroup quota)

@@ -234,15 +234,23 @@ def test_help_and_version():
     assert version.exit_code == 0 and "dli-grade" in version.stdout
 
 
-def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path):
-    """A person interrupts a grade stuck in q: schedule's verdict is printed, q and later are not graded."""
+def _ignore_sigint():  # runs in the child before exec: as a background job of a script starts
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
+def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path, sigint):
+    """A person interrupts a grade stuck in q: schedule's verdict is printed, q and later are not graded.
+    Also when the grade inherited SIGINT ignored (a test suite run in the background): the grade then ran
+    on until q's 60 s time limit and the tasks after it, so the interrupt was not answered in time."""
     text = EXAMPLE.read_text(encoding="utf-8")
     head = "def q(x_0, t):\n"
     assert text.count(head) == 1
     path = tmp_path / "stuck.py"
     path.write_text(text.replace(head, head + "    while True:\n        pass\n"), encoding="utf-8")
     process = subprocess.Popen([SCRIPT, str(path), "--format", "json", "--tasks", "schedule,q,loss",
-                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ignore_sigint if sigint != "default" else None)
     seen = ""
     while "checking q" not in seen:
         line = process.stderr.readline()
