@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -65,11 +67,33 @@ def usable_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/c
     return max(1, cpus)
 
 
+def busy_elsewhere(loadavg: Path = Path("/proc/loadavg"), samples: int = 3) -> int:
+    """Threads of other processes running right now (the runnable count of /proc/loadavg, less this
+    one), the median of a few samples; 0 where it cannot be read."""
+    counts = []
+    for number in range(samples):
+        try:
+            running = int(loadavg.read_text().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+        counts.append(max(0, running - 1))
+        if number + 1 < samples:
+            time.sleep(0.05)
+    return int(statistics.median(counts))
+
+
+def free_cpus(usable: int, busy: int) -> int:
+    """Cores to use beside `busy` threads of other work: more torch threads than free cores make each
+    parallel region wait for a descheduled thread (a grade beside one torch job took 3x as long)."""
+    return max(1, min(usable, usable - busy))
+
+
 def size_torch_threads() -> int:
     """Threads for this grade: the operator's OMP_NUM_THREADS when set (the batch sets each grade's
-    share), else the usable cores, which the child inherits through the same variables."""
+    share), else the usable cores not busy with other work, which the child inherits through the
+    same variables."""
     chosen = os.environ.get("OMP_NUM_THREADS", "").strip()
-    threads = int(chosen) if chosen.isdigit() and int(chosen) > 0 else usable_cpus()
+    threads = int(chosen) if chosen.isdigit() and int(chosen) > 0 else free_cpus(usable_cpus(), busy_elsewhere())
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(threads))
     import torch

@@ -54,6 +54,19 @@ def test_cgroup_v1_only_means_no_quota(tmp_path, eight_cores):
     assert cpus.usable_cpus(tmp_path, proc) == 8
 
 
+@pytest.mark.parametrize("usable, busy, expected", [(2, 0, 2), (2, 1, 1), (2, 2, 1), (2, 7, 1), (8, 3, 5)])
+def test_threads_beside_other_work(usable, busy, expected):
+    assert cpus.free_cpus(usable, busy) == expected
+
+
+def test_busy_elsewhere_reads_the_runnable_count_without_this_process(tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.90 1.20 0.80 3/412 12345\n")  # this process and two threads of another job
+    assert cpus.busy_elsewhere(loadavg, samples=1) == 2
+    loadavg.write_text("garbage\n")
+    assert cpus.busy_elsewhere(loadavg, samples=1) == 0
+
+
 def test_the_command_sizes_threads_for_itself_and_the_child(monkeypatch, tmp_path):
     """dli-grade sets torch's threads and OMP_NUM_THREADS (which the child inherits) to the usable cores."""
     from click.testing import CliRunner
@@ -74,6 +87,7 @@ def test_the_command_sizes_threads_for_itself_and_the_child(monkeypatch, tmp_pat
         monkeypatch.setenv(name, "")  # recorded, so the value the command sets is undone afterwards
         monkeypatch.delenv(name)
     monkeypatch.setattr(cpus, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(cpus, "busy_elsewhere", lambda: 0)
     monkeypatch.setattr(runner, "grade", fake_grade)
     try:
         result = CliRunner().invoke(main, ["grade", str(tmp_path / "x.py"), "--allow-uncontained", "-q"])
