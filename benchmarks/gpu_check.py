@@ -46,7 +46,8 @@ def official(path: Path, device: str, seed: int, generation: dict) -> tuple[floa
 def concurrent_grades(path: Path, device: str, count: int, steps: int, env: dict | None = None) -> float:
     """Seconds for `count` whole-command grades started at once (they share the device)."""
     command = [sys.executable, "-m", "grader", str(path), "--device", device, "--format", "json", "-q",
-               "--tasks", "generation", "--profile", "train", "--train-steps", str(steps)]
+               "--tasks", "generation", "--profile", "train", "--train-steps", str(steps),
+               "--gpu-memory-fraction", f"{0.9 / count:.4g}"]  # grades sharing one GPU share its memory
     started = time.perf_counter()
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             for _ in range(count)]

@@ -195,8 +195,9 @@ TASK_MUTANTS = (
     _task("t0-noise-accepted", "reverse_q", "verdict.check(at_zero.abs().max().item() < 1e-4, 1,", "verdict.check(True, 1,"),
     _task("variance-no-upper", "reverse_q", "if not 0.9 * expected < variance < 1.1 * expected:", "if not 0.9 * expected < variance:"),
     _task("variance-no-lower", "reverse_q", "if not 0.9 * expected < variance < 1.1 * expected:", "if not variance < 1.1 * expected:"),
-    _task("variance-steps-one-short", "reverse_q", "for step in STEPS[1:]:", "for step in STEPS[2:]:"),
-    _task("swap-undiagnosed", "reverse_q", "if _weights_match(fits[75][:2], (beta, alpha), fits[75][2]):", "if False:"),
+    _task("variance-steps-one-short", "reverse_q", "for step in steps[1:]:", "for step in steps[2:]:"),
+    _task("swap-undiagnosed", "reverse_q",
+          "if _weights_match(fits[middle][:2], (beta, alpha), fits[middle][2]):", "if False:"),
     _task("nan-unchecked", "reverse_q", "broken = [step for step, out in outputs.items() if not torch.isfinite(out).all()]", "broken = []"),
     _task("variance-named-inverted", "reverse_q", "if abs(variance - value) <= 0.05 * value:", "if abs(variance - value) > 0.05 * value:"),
     # blocks: a class earns its name only when it computes the reference block under that name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
 
 import click
@@ -41,6 +43,24 @@ def main():
 
     dli-grade SUBMISSION grades one notebook (.ipynb) or module (.py).
     """
+
+
+def _show_debug_log() -> None:
+    """--debug: the grader's own log (internal errors with their tracebacks) on stderr; quiet otherwise."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("dli-grade: %(levelname)s %(name)s: %(message)s"))
+    for name in ("grader", "tasks"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
+def _let_ctrl_c_interrupt() -> None:
+    """A grade started with SIGINT ignored (a background job of a script inherits SIG_IGN, and Python
+    then installs no KeyboardInterrupt handler) would ignore Ctrl-C and `kill -INT` and run to its end:
+    take SIGINT back, so an interrupt always stops the grade and reports the tasks graded so far."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @main.command()
@@ -85,7 +105,12 @@ def main():
 @click.option("--junit-flavour", type=click.Choice(FLAVOURS), default="jenkins", show_default=True,
               help="--format junit: jenkins validates against the xunit plugin's schema; gitlab adds the "
                    "submission as each testcase's file, which GitLab's test report links")
+@click.option("--gpu-memory-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help="share of the GPU's memory the student's process may take (default: DLI_GRADE_GPU_FRACTION, "
+                   "else 0.9); lower it when several grades share one GPU")
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
+@click.option("--debug", is_flag=True,
+              help="log the grader's own steps and the traceback of any internal error on stderr")
 @click.option("--allow-uncontained", is_flag=True,
               help="grade even where this machine can't hide the answer key from student code (no user "
                    "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
@@ -94,15 +119,21 @@ def main():
                    "the grade stops with a clear error instead of the machine killing it")
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
           force, course_helpers, train_steps, samples_per_digit, artifacts_dir, gradescope_visibility, junit_flavour,
-          quiet, allow_uncontained, grader_memory_mb):
+          gpu_memory_fraction, quiet, debug, allow_uncontained, grader_memory_mb):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
+    from grader.cpus import size_torch_threads
     from grader.formats.output import emit, emit_unusable
     from grader.memory import limit_grader_memory, out_of_memory_message
     from grader.progress import ProgressReporter
     from grader.runner import grade as run_grade
     from grader.sandbox import probe_isolation
 
+    if debug:
+        _show_debug_log()
+    _let_ctrl_c_interrupt()
+    threads = size_torch_threads()  # the cores this process may use, not the host's (affinity, cgroup quota)
+    logging.getLogger("grader.cli").debug("torch threads: %d", threads)
     progress = ProgressReporter(enabled=not quiet)
     format_options = {"gradescope_visibility": gradescope_visibility, "junit_flavour": junit_flavour}
     generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
@@ -119,7 +150,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
                     "to grade anyway (the result is then untrusted)")
         result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
                            progress=progress, generation=generation, total_timeout=total_timeout,
-                           contain=not allow_uncontained)
+                           contain=not allow_uncontained, gpu_fraction=gpu_memory_fraction)
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)
@@ -131,6 +162,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
         click.echo(f"dli-grade: error: {out_of_memory_message(grader_memory_mb)}", err=True)
         sys.exit(EXIT_INTERNAL)
     except Exception as error:  # never a bare traceback for users; say it is our fault
+        logging.getLogger("grader.cli").debug("internal error", exc_info=True)
         click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)
     try:

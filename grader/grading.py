@@ -67,7 +67,8 @@ class Grading:
     """One grading run: owns the child, the cell results, the deadline and the per-task outcomes."""
 
     def __init__(self, path, device: str, seed: int, timeout: float, workdir: Path, progress=None,
-                 options: dict | None = None, deadline: float | None = None, contain: bool = True):
+                 options: dict | None = None, deadline: float | None = None, contain: bool = True,
+                 gpu_fraction: float = 0.9):
         self.submission = load_submission(path)
         self.options = options or {}  # task id -> options for its check
         self.analysis: Analysis = analyse(self.submission)
@@ -82,7 +83,7 @@ class Grading:
             workdir=workdir / "child", data_dir=data_dir, course_dir=course_path(),
             view=containment.view_config(Path(path)), device=device,
             seed=derive_seed(seed, "child"), preamble=PREAMBLE, memory_limit_mb=memory_limit_mb(device),
-            contain=contain, mounts=_child_mounts(self.options),
+            contain=contain, mounts=_child_mounts(self.options), gpu_fraction=gpu_fraction,
         ))
         self.child_ready = False
         self.integrity: list[str] = []

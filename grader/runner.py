@@ -7,9 +7,12 @@ this module decides what to run and turns the outcomes into a `GradeResult`.
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -17,6 +20,7 @@ import torch
 from grader.errors import UnusableInput
 from grader.grading import Grading, task_result
 from grader.result import GradeResult
+from grader.sanitize import one_line
 from tasks import TASK_IDS, load_task
 
 
@@ -29,6 +33,41 @@ def choose_device(requested: str) -> str:
     if requested not in ("cpu", "cuda"):
         raise UnusableInput(f"--device must be auto, cpu or cuda, not {requested!r}")
     return requested
+
+
+log = logging.getLogger(__name__)  # quiet unless the operator asks (dli-grade --debug)
+TRACEBACK_LINES = 80
+
+GPU_FRACTION_ENV = "DLI_GRADE_GPU_FRACTION"
+DEFAULT_GPU_FRACTION = 0.9  # one grade alone on the GPU; the rest is the CUDA context's and the grader's
+
+
+def gpu_memory_fraction(asked: float | None = None) -> float:
+    """The share of the GPU's memory the child may take (torch's per-process memory fraction).
+
+    `asked` (--gpu-memory-fraction), else DLI_GRADE_GPU_FRACTION (an operator's setting; `dli-grade batch`
+    sets it from --gpus-per-grade), else 0.9. Grades sharing a GPU must not each claim 90% of it.
+    """
+    source = "--gpu-memory-fraction"
+    if asked is None:
+        text = os.environ.get(GPU_FRACTION_ENV, "").strip()
+        if not text:
+            return DEFAULT_GPU_FRACTION
+        source = GPU_FRACTION_ENV
+        try:
+            asked = float(text)
+        except ValueError:
+            raise UnusableInput(f"{GPU_FRACTION_ENV}={text[:50]!r} is not a number") from None
+    if not 0 < asked <= 1:
+        raise UnusableInput(f"{source} must be above 0 and at most 1, not {asked:g}")
+    return asked
+
+
+def grader_traceback(error: BaseException) -> str:
+    """The grader-side traceback of an internal error, for details.traceback: its last lines, each
+    one clean line (an exception message may quote student text)."""
+    lines = "".join(traceback.format_exception(error)).splitlines()[-TRACEBACK_LINES:]
+    return "\n".join(line[:len(line) - len(line.lstrip(" "))] + one_line(line, 500) for line in lines)
 
 
 def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
@@ -47,9 +86,10 @@ def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
 
 def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, timeout: float = 60.0,
           progress=None, generation: dict | None = None, total_timeout: float = 1800.0,
-          contain: bool = True) -> GradeResult:
+          contain: bool = True, gpu_fraction: float | None = None) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
+    `gpu_fraction` caps the child's share of the GPU's memory (see `gpu_memory_fraction`).
     `seed` None draws one for this grade (the child can't predict the grader's inputs); the
     result records it, so `seed=` reproduces the grade. `generation` overrides the generation
     task's budgets (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,
@@ -58,12 +98,14 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     started = time.perf_counter()
     deadline = time.monotonic() + total_timeout
     device = choose_device(device)
+    gpu_fraction = gpu_memory_fraction(gpu_fraction)
     seed = secrets.randbits(63) if seed is None else seed
     wanted = set(task_ids or TASK_IDS)
     order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
         options = task_options(order, device, Path(path).stem, {"generation": generation or {}})
-        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain)
+        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain,
+                          gpu_fraction)
         results, interrupted = [], False
         try:
             for task_id in order:
@@ -79,8 +121,10 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
                     interrupted = True
                     results.append(task_result(load_task(task_id), "failed", 0.0, "not graded: the grade was interrupted"))
                 except Exception as error:  # a grader bug: report it on this task, keep grading
+                    log.debug("internal grader error on task %s", task_id, exc_info=True)
                     results.append(task_result(load_task(task_id), "error", 0.0,
-                                           f"internal grader error: {type(error).__name__}: {error}"))
+                                               f"internal grader error: {type(error).__name__}: {error}",
+                                               details={"traceback": grader_traceback(error)}))
                 grading.timings[task_id] = time.perf_counter() - task_started
                 if results[-1].status in ("failed", "error"):
                     grading.failed_tasks.append(task_id)

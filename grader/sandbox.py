@@ -72,6 +72,7 @@ class SandboxConfig:
     preamble: str = ""
     contain: bool = True        # False: the operator's opt-out, grade even where nothing hides the answer key
     mounts: dict = field(default_factory=dict)  # name -> folder a task asked for, bound read-only at /tmp/.dli/NAME
+    gpu_fraction: float = 0.9   # share of the GPU's memory the child may take (grader.runner.gpu_memory_fraction)
 
 
 def _child_environment(config: SandboxConfig) -> dict[str, str]:
@@ -159,7 +160,7 @@ class Sandbox:
             return Outcome("died", reason=f"the sandbox refused to run student code: {status[0]['refused']}"[:500])
         outcome = self.request("setup", max(1.0, deadline - time.monotonic()), seed=config.seed,
                                preamble=config.preamble, device=config.device,
-                               gpu_fraction=0.9 if config.device == "cuda" else 0.0)
+                               gpu_fraction=config.gpu_fraction if config.device == "cuda" else 0.0)
         if outcome.ok and isinstance(outcome.value, dict):
             self.setup_reply = outcome.value
         return outcome

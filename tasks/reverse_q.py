@@ -15,6 +15,11 @@ BATCH = 32
 STEPS = (0, 1, 2, 75)  # 1 and 2 tell B[t-1] from B[t] apart; 75 is a typical middle step
 
 
+def steps_for(T: int) -> tuple[int, ...]:
+    """STEPS that exist in a schedule of T steps: each clamped to T - 1, without repeats (T = 2 gives 0, 1)."""
+    return tuple(sorted({min(step, T - 1) for step in STEPS}))
+
+
 def check(context) -> Verdict:
     """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1].
 
@@ -23,14 +28,15 @@ def check(context) -> Verdict:
     course's schedule, so a schedule bug is charged to the schedule task only.
     """
     T = notebook_T(context)
+    steps = steps_for(T)
     generator = context.generator(ID)
     x_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
     e_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
 
     runs, data = {}, {}
-    for step in STEPS:  # one call per step, each run with both schedules
+    for step in steps:  # one call per step, each run with both schedules
         step_runs, outputs = run_twice(context, "reverse_q",
-                                       (x_t, torch.full((BATCH, 1, 1, 1), min(step, T - 1), dtype=torch.long), e_t),
+                                       (x_t, torch.full((BATCH, 1, 1, 1), step, dtype=torch.long), e_t),
                                        lambda value: ({"returned": "tensor"}, {f"out.{step}": plain_tensor(
                                            value, "reverse_q returned", finite=False)}))
         for run, summary in step_runs.items():
@@ -83,7 +89,8 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
         verdict.check(False, POINTS, returned)
         return verdict
     x_t, e_t = data["x_t"].double(), data["e_t"].double()
-    outputs = {step: data[f"{run}.out.{step}"].double() for step in STEPS}
+    steps = steps_for(T)
+    outputs = {step: data[f"{run}.out.{step}"].double() for step in steps}
     if any(out.shape != x_t.shape for out in outputs.values()):
         shape = next(out.shape for out in outputs.values() if out.shape != x_t.shape)
         verdict.check(False, POINTS, f"reverse_q returned shape {tuple(shape)} for x_t of shape {tuple(x_t.shape)}")
@@ -106,8 +113,9 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
                 verdict.note("reverse_q is right given your schedule tensors; the schedule task reports what differs")
             break
     if chosen is None:
-        alpha, beta = _mean_weights(schedules[0][1], 75)
-        if _weights_match(fits[75][:2], (beta, alpha), fits[75][2]):
+        middle = steps[-1]
+        alpha, beta = _mean_weights(schedules[0][1], middle)
+        if _weights_match(fits[middle][:2], (beta, alpha), fits[middle][2]):
             failure, hint = ("reverse_q swaps x_t and e_t: it computes sqrt_a_inv * (e_t - pred_noise_coeff * x_t)",
                              "u_t = sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)")
         else:
@@ -124,7 +132,7 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
 
     B = chosen["B"].double()
     wrong = []
-    for step in STEPS[1:]:
+    for step in steps[1:]:
         variance, expected = fits[step][2].var().item(), B[step - 1].item()
         verdict.details[f"noise_variance_t{step}"] = variance
         if not 0.9 * expected < variance < 1.1 * expected:

@@ -230,8 +230,58 @@ def _write(attack: Attack, folder: Path) -> Path:
 
 
 
-def _pids_with(marker: str) -> set[str]:
-    return {line.split()[0] for line in _processes_with(marker)}
+class _Sessions:
+    """Records the sessions this test's grade starts: each sandbox's launcher starts a new session
+    (start_new_session), and every process it leads keeps that session id even once reparented."""
+
+    def __init__(self):
+        self.ids: set[int] = set()
+
+    def popen(self):
+        sessions = self
+
+        class RecordingPopen(subprocess.Popen):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                if kwargs.get("start_new_session"):
+                    sessions.ids.add(self.pid)
+        return RecordingPopen
+
+
+@pytest.fixture
+def grade_sessions(monkeypatch):
+    sessions = _Sessions()
+    monkeypatch.setattr(subprocess, "Popen", sessions.popen())
+    return sessions
+
+
+def _live_processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every process not yet a zombie."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+        except OSError:
+            continue
+        if fields[0] not in ("Z", "X"):
+            found[int(entry)] = (int(fields[1]), int(fields[3]))
+    return found
+
+
+def _grade_processes(sessions: set[int]) -> list[int]:
+    """Processes of this grade's own tree: in a session one of its launchers led, or descended from one
+    (a grade run beside the suite by someone else is not counted)."""
+    processes = _live_processes()
+
+    def ours(pid, hops=0):
+        if pid in sessions or processes[pid][1] in sessions:
+            return True
+        parent = processes[pid][0]
+        return parent in processes and hops < 64 and ours(parent, hops + 1)
+    return sorted(pid for pid in processes if ours(pid))
 
 
 def _processes_with(marker: str) -> list[str]:
@@ -240,14 +290,13 @@ def _processes_with(marker: str) -> list[str]:
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_attack(attack, tmp_path, host_server, monkeypatch):
+def test_attack(attack, tmp_path, host_server, monkeypatch, grade_sessions):
     monkeypatch.setenv("DLI_GRADE_TEST_SECRET", SECRET)
     submission_dir = tmp_path / "class"
     submission_dir.mkdir()
     (submission_dir / "other_student.txt").write_text(SECRET)
     path = _write(attack, submission_dir)
     path.write_text(path.read_text().replace("__DIR__", repr(str(submission_dir))).replace("__PORT__", str(host_server)))
-    executors_before = _pids_with("executor.main")
     started = time.monotonic()
     result = grade(path, list(attack.tasks), device="cpu", seed=1, timeout=attack.timeout,
                    total_timeout=attack.total_timeout)
@@ -271,7 +320,8 @@ def test_attack(attack, tmp_path, host_server, monkeypatch):
     assert all(layer["held"] for layer in result.sandbox.values()), result.sandbox
     assert json.loads(document)["sandbox"]["layers"] == result.sandbox
     time.sleep(0.3)
-    assert _pids_with("executor.main") <= executors_before, "a sandbox outlived its grade"
+    assert grade_sessions.ids, "the grade started no sandbox"
+    assert _grade_processes(grade_sessions.ids) == [], "a process of the sandbox outlived its grade"
     if attack.marker:
         assert _processes_with(attack.marker) == [], "a process of the sandbox outlived the grade"
 
@@ -366,3 +416,19 @@ def test_the_copy_an_editable_install_maps_to_is_hidden(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, EditableFinder])
     assert str(other.resolve()) in containment.hidden_paths(tmp_path / "class" / "submission.py")
+
+
+def test_leftovers_are_this_grades_own_processes_only(grade_sessions):
+    """Another grade's executor beside the suite is not a leftover of this one; a process of this grade's
+    session that outlived its leader (reparented away from the tree) still is."""
+    foreign = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "executor.main"])
+    own = subprocess.Popen(["sh", "-c", "sleep 61 & echo $!"], stdout=subprocess.PIPE, start_new_session=True,
+                           text=True)
+    orphan = int(own.stdout.readline())
+    own.wait()
+    try:
+        assert _grade_processes(grade_sessions.ids) == [orphan]  # not foreign.pid, whose argv names the executor
+    finally:
+        for pid in (foreign.pid, orphan):
+            os.kill(pid, 9)
+        foreign.wait()

@@ -234,15 +234,23 @@ def test_help_and_version():
     assert version.exit_code == 0 and "dli-grade" in version.stdout
 
 
-def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path):
-    """A person interrupts a grade stuck in q: schedule's verdict is printed, q and later are not graded."""
+def _ignore_sigint():  # runs in the child before exec: as a background job of a script starts
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
+def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path, sigint):
+    """A person interrupts a grade stuck in q: schedule's verdict is printed, q and later are not graded.
+    Also when the grade inherited SIGINT ignored (a test suite run in the background): the grade then ran
+    on until q's 60 s time limit and the tasks after it, so the interrupt was not answered in time."""
     text = EXAMPLE.read_text(encoding="utf-8")
     head = "def q(x_0, t):\n"
     assert text.count(head) == 1
     path = tmp_path / "stuck.py"
     path.write_text(text.replace(head, head + "    while True:\n        pass\n"), encoding="utf-8")
     process = subprocess.Popen([SCRIPT, str(path), "--format", "json", "--tasks", "schedule,q,loss",
-                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ignore_sigint if sigint != "default" else None)
     seen = ""
     while "checking q" not in seen:
         line = process.stderr.readline()
@@ -257,3 +265,51 @@ def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path):
     assert statuses["schedule"] == ("passed", "correct")
     assert statuses["q"][1] == statuses["loss"][1] == "not graded: the grade was interrupted"
     assert any("interrupted" in note for note in document["integrity"])
+
+
+# -- internal errors keep their traceback ----------------------------------------------------
+def _broken_grade_task(self, task_id):
+    raise RuntimeError("boom in the judge")
+
+
+@pytest.fixture
+def broken_judge(monkeypatch):
+    """Every task's check ends in a grader bug (no child is started); the grader's loggers restored after."""
+    import logging
+
+    from grader import grading
+
+    monkeypatch.setattr(grading.Grading, "grade_task", _broken_grade_task)
+    loggers = [logging.getLogger(name) for name in ("grader", "tasks")]
+    saved = [(logger, logger.level, list(logger.handlers)) for logger in loggers]
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+
+
+def test_an_internal_error_carries_the_grader_traceback_in_details(broken_judge):
+    import jsonschema
+
+    from grader.result import json_schema
+    from grader.runner import grade
+
+    result = grade(str(EXAMPLE), task_ids=["schedule"], device="cpu", contain=False)
+    task = result.tasks[0]
+    assert task.status == "error" and task.message == "internal grader error: RuntimeError: boom in the judge"
+    trace = task.details["traceback"]
+    assert trace.startswith("Traceback (most recent call last):")
+    assert "in _broken_grade_task" in trace and trace.endswith("RuntimeError: boom in the judge")
+    jsonschema.validate(result.to_json(), json_schema())
+
+
+def test_debug_shows_the_traceback_on_the_terminal_and_the_default_stays_quiet(broken_judge):
+    runner = CliRunner()
+    quiet = runner.invoke(main, [str(EXAMPLE), "--tasks", "schedule", "--device", "cpu", "--allow-uncontained", "-q"])
+    assert quiet.exit_code == 3
+    assert "Traceback" not in quiet.stderr and "boom in the judge" in quiet.stdout
+    debug = runner.invoke(main, [str(EXAMPLE), "--tasks", "schedule", "--device", "cpu", "--allow-uncontained", "-q",
+                                 "--debug"])
+    assert debug.exit_code == 3
+    assert "internal grader error on task schedule" in debug.stderr
+    assert "Traceback (most recent call last):" in debug.stderr and "in _broken_grade_task" in debug.stderr

@@ -82,6 +82,21 @@ def environment(threads: int) -> dict[str, str]:
     return env
 
 
+def gpu_share_environment() -> dict[str, str]:
+    """Under Ray with --gpus-per-grade below 1, the grade's child may take only its share of the GPU's
+    memory (0.9 of that share, as a grade alone takes 0.9), through grader.runner's DLI_GRADE_GPU_FRACTION."""
+    ray = sys.modules.get("ray")  # imported in a Ray worker; never imported here for its sake
+    try:
+        if ray is None or not ray.is_initialized():
+            return {}
+        share = float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+    except Exception:  # an older Ray without the call: the default fraction stands
+        return {}
+    if not 0 < share < 1:
+        return {}
+    return {"DLI_GRADE_GPU_FRACTION": f"{0.9 * share:.4g}"}
+
+
 def _die_with_parent():  # runs in the child before exec: a killed batch leaves no orphan grades
     try:
         import ctypes
@@ -146,7 +161,8 @@ def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: f
         artifacts.mkdir()
         submission.write_bytes(data)
         process = subprocess.Popen(command(submission, result_file, artifacts, options), cwd=temp,
-                                   env=environment(threads), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   env={**environment(threads), **gpu_share_environment()},
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent)
         with _running_lock:
             _running.add(process)

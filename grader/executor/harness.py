@@ -7,6 +7,7 @@ Everything recorded is raw: the drop probability as given, the context tensor as
 """
 
 import ast
+import inspect
 import time
 
 import torch
@@ -116,6 +117,8 @@ def run_cell(namespace: dict, code: str, filename: str, loader, overrides: dict,
         plot_generated_images=Anything(), save_animation=Anything(), clear_output=Anything(),
     )
     scratch.update(overrides)
+    if isinstance(overrides.get("model"), torch.nn.Module):
+        rebind_optimizers(scratch, overrides["model"])
     for name in loader_names(code):
         scratch[name] = loader
     try:
@@ -127,6 +130,33 @@ def run_cell(namespace: dict, code: str, filename: str, loader, overrides: dict,
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == filename]
         return {"message": f"{type(error).__name__}: {error}"[:300], "line": frames[-1].lineno if frames else None}
     return None
+
+
+def rebind_optimizers(scratch: dict, model: torch.nn.Module) -> None:
+    """Optimizers an earlier cell built over the notebook's model now get the model the grader
+    swapped in (else it never trains), with the student's own settings: lr, betas, weight decay."""
+    own = {id(parameter) for parameter in model.parameters()}
+    for name, value in list(scratch.items()):
+        if not isinstance(value, torch.optim.Optimizer) or not value.param_groups:
+            continue
+        if any(id(parameter) in own for group in value.param_groups for parameter in group["params"]):
+            continue
+        try:
+            fresh = type(value)(model.parameters(), **constructor_settings(type(value), value.defaults))
+            # the first group's current values (a scheduler may have moved lr from the default)
+            fresh.param_groups[0].update({key: setting for key, setting in value.param_groups[0].items()
+                                          if key != "params"})
+        except Exception:  # an optimizer class we cannot rebuild: leave the student's as it is
+            continue
+        scratch[name] = fresh
+
+
+def constructor_settings(cls, defaults: dict) -> dict:
+    """The defaults an optimizer class's constructor takes (AdamW keeps one it sets itself)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(defaults)
+    return {key: value for key, value in defaults.items() if key in parameters}
 
 
 def blank_sampler(device):

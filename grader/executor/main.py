@@ -140,7 +140,8 @@ class Executor:
     def module(self, target: str, args=(), state=None, inputs=(), bind=None):
         """Build a student class, load weights strictly, run forward on the inputs (no grad)."""
         def run():
-            instance = self.lookup(target)(*args)
+            # The weights and inputs were decoded onto the device: the module must live there too.
+            instance = self.lookup(target)(*args).to(self.device)
             if state is not None:
                 instance.load_state_dict(state, strict=True)
             instance.eval()
