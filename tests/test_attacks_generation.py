@@ -85,6 +85,15 @@ def test_the_reference_sampler_follows_its_model():
     assert found["drift_along_model"] == pytest.approx(1.0, abs=0.1)
 
 
+def test_a_notebook_with_another_T_follows_its_model_over_its_own_steps():
+    """A student may change T (the variant corpus has T = 50): the check reads that many steps."""
+    model = PatternModel()
+    images, traces = _draw(lambda traced, c_hot: reference_sample_w(traced, c_hot, W, make_schedule(50)), model)
+    found = provenance.follows_model(images, traces, model, W, seed=1, T=50)
+    assert found["problem"] is None, found
+    assert found["calls"] == [50] * 10
+
+
 def test_a_sampler_that_passes_the_mask_by_keyword_still_follows_its_model():
     """The recorder cannot tell kept rows then; the doubled batch's first half are the images."""
     def by_keyword(traced, c_hot):

@@ -21,6 +21,7 @@ import torch
 
 from reference import narrow
 from tasks import guidance
+from tasks._schedule_runs import notebook_T
 from tasks.base import Verdict, derive_seed
 from tasks.generation import child, provenance
 from tasks.generation.child import StageFailure
@@ -41,7 +42,8 @@ def check(context) -> Verdict:
     options = context.options
     profile = options.get("profile", "transplant")
     info = {"profile": profile, "profile_reason": options.get("profile_reason"), "timings": {},
-            "failed_before": list(context.failed_before), "w": guidance.student_w(context)}
+            "failed_before": list(context.failed_before), "w": guidance.student_w(context),
+            "T": notebook_T(context)}
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
     training = child.training_cell(context)
     if profile in ("train", "course"):  # the model is learned there: name weights brought in instead
@@ -70,13 +72,13 @@ def check(context) -> Verdict:
     info["effective_w"] = _effective_w(context, info["w"])
     if state is not None:
         samples["grader"] = trusted_samples(state, info["effective_w"], options.get("grader_per_digit", 1),
-                                            derive_seed(context.seed, ID, "trusted"), context.progress)
+                                            derive_seed(context.seed, ID, "trusted"), context.progress, info["T"])
     info["timings"]["trusted_path_s"] = time.perf_counter() - started
     if traces is not None and state is not None:
         started = time.perf_counter()
-        grader_model = bf16_model(trusted_model(state))
+        grader_model = bf16_model(trusted_model(state, info["T"]))
         info["provenance"] = provenance.follows_model(samples["official"], traces, grader_model,
-                                                      info["effective_w"], context.seed)
+                                                      info["effective_w"], context.seed, info["T"])
         info["timings"]["provenance_s"] = time.perf_counter() - started
     if profile == "transplant" and options.get("check_steps"):
         started = time.perf_counter()

@@ -78,18 +78,17 @@ def _steps(trace: list, per_digit: int) -> dict[int, torch.Tensor]:
     return steps
 
 
-def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int) -> dict:
+def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int, T: int = 150) -> dict:
     """Findings on the official draw: calls per digit, the last step's gap, the drift along the
     model's correction, and `problem` (a sentence, or None when the digits follow the model).
 
     `model(x, t, c, c_mask)` is the grader's own copy of the weights; `w` the course's guidance
-    weight the student's sample_w applies."""
+    weight the student's sample_w applies; `T` the notebook's number of steps."""
     from reference.conditioning import guided_noise
     from reference.diffusion import reverse_mean
     from reference.schedule import make_schedule
 
-    schedule = make_schedule(150)
-    T = schedule.T
+    schedule = make_schedule(T)
     per_digit = images.shape[0] // 10
     found = {"calls": [len(trace) for trace in traces], "checked_steps": CHECKED_STEPS, "problem": None}
     along, squared, final_gap = 0.0, 0.0, 0.0

@@ -19,23 +19,24 @@ from tasks.base import derive_seed
 from tasks.generation.official import ID
 
 
-def trusted_samples(state: dict, w: float, per_digit: int, seed: int, progress=None) -> torch.Tensor:
-    """Digits drawn in the grader from the given weights with the reference sampler and its own noise."""
+def trusted_samples(state: dict, w: float, per_digit: int, seed: int, progress=None, T: int = 150) -> torch.Tensor:
+    """Digits drawn in the grader from the given weights with the reference sampler and its own noise,
+    over the notebook's T steps (the student's model was built, and on `train` trained, with that T)."""
     from reference.sampling import sample_w
     from reference.schedule import make_schedule
 
-    model = trusted_model(state)
+    model = trusted_model(state, T)
     torch.manual_seed(seed)
-    schedule = make_schedule(150)
+    schedule = make_schedule(T)
     c_hot = F.one_hot(torch.arange(10).repeat_interleave(per_digit), 10).float()
     report = (lambda step: progress("trusted sample", step, schedule.T)) if progress else None
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=narrow.bf16_here()):
         return sample_w(model, c_hot, w, schedule, progress=report).float()
 
 
-def trusted_model(state: dict) -> UNet:
-    """The reference U-Net holding the given weights, in eval mode, in the grader."""
-    model = UNet(150, 1, 28, _widths(state)).eval()
+def trusted_model(state: dict, T: int = 150) -> UNet:
+    """The reference U-Net holding the given weights, in eval mode, in the grader (T scales its time input)."""
+    model = UNet(T, 1, 28, _widths(state)).eval()
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model
 
