@@ -38,34 +38,50 @@ PROBE = ("import os\nreached = []\nfor i, p in enumerate(__PLANTED__):\n"
 
 
 @pytest.fixture
-def planted(tmp_path):
+def outside(tmp_path):
+    """A folder of its own at the top of the filesystem (a class folder on a server is rarely under
+    /tmp, which a view may keep private anyway); removed afterwards."""
+    base = Path(f"/dli-view-{uuid.uuid4().hex[:8]}") if os.access("/", os.W_OK) else tmp_path / "outside"
+    base.mkdir()
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def planted(outside):
     """A secret file at many places outside the allow-list, most of them named nowhere in the
     grader's code; removed afterwards. Returns (the class folder, the planted paths)."""
-    tag = f"dli-view-{uuid.uuid4().hex[:8]}"
-    classroom = tmp_path / "class"
+    tag = outside.name
+    classroom = outside / "class"
     (classroom / "bob").mkdir(parents=True)
-    second = tmp_path / "second-checkout"          # another copy of this project on the machine
+    second = outside / "second-checkout"          # another copy of this project on the machine
     shutil.copytree(CHECKOUT / "reference", second / "reference", ignore=shutil.ignore_patterns("*.pt", "__pycache__"))
     (second / "pyproject.toml").write_text("")
-    outside = [Path(f"/srv/{tag}/secret.txt"), Path(f"/autograder/source/{tag}/secret.txt"),
-               Path(f"/var/tmp/{tag}.txt"), Path(f"/etc/{tag}.conf"), Path(f"/opt/{tag}/secret.txt"),
-               Path(f"/mnt/{tag}.txt")]
+    system = [Path(f"/srv/{tag}/secret.txt"), Path(f"/autograder/source/{tag}/secret.txt"),
+              Path(f"/var/tmp/{tag}.txt"), Path(f"/etc/{tag}.conf"), Path(f"/opt/{tag}/secret.txt"),
+              Path(f"/mnt/{tag}.txt"), Path(f"/usr/share/{tag}.txt")]
     created = [Path(f"/srv/{tag}"), Path(f"/autograder/source/{tag}"), Path(f"/opt/{tag}")]
     if not Path("/autograder").exists():
         created.append(Path("/autograder"))
     files = [classroom / "bob" / "beside.txt",                  # beside the submission
              classroom / "alice" / "submission.py",             # a sibling student's folder
-             tmp_path / "batch-in" / "carol" / "submission.py",  # a batch's input and output folders
-             tmp_path / "batch-out" / "grades.csv",
-             second / "reference" / "diffusion.py", *outside]
+             outside / "batch-in" / "carol" / "submission.py",  # a batch's input and output folders
+             outside / "batch-out" / "grades.csv",
+             second / "reference" / "diffusion.py", *system]
     try:
-        for path in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                path.write_text(SECRET)
+        for path in list(files):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.exists():
+                    path.write_text(SECRET)
+            except PermissionError:  # not root: the system folders stay out of the probe
+                files.remove(path)
         yield classroom, [str(path) for path in files]
     finally:
-        for path in outside:
+        for path in system:
             path.unlink(missing_ok=True)
         for folder in created:
             shutil.rmtree(folder, ignore_errors=True)
@@ -112,18 +128,29 @@ def test_without_isolation_the_planted_files_are_read(planted, monkeypatch):
     assert [f"read #{index}" for index in range(len(paths))] == reached[::2], message
 
 
-def test_a_classmates_correct_q_does_not_make_a_wrong_one_pass(tmp_path):
+def _classmate_attack(outside: Path, **outcome) -> Attack:
     """Bob's q is wrong; his last cell runs the correct q from Alice's notebook beside his."""
-    alice = tmp_path / "class" / "alice"
+    alice = outside / "class" / "alice"
     alice.mkdir(parents=True)
     shutil.copy(EXAMPLE, alice / "submission.py")
-    steal = (f"try:\n    _src = open({str(alice / 'submission.py')!r}).read()\n"
-             "    _start = _src.index('def q(')\n    exec(_src[_start:_src.index('\\ndef ', _start + 1)])\n"
-             "except OSError:\n    pass\n")
-    attack = Attack("classmate_q", cell=steal, edits=(WRONG_Q,), statuses={"q": "failed"},
-                    says={"q": "swaps its coefficients"})
-    (tmp_path / "class" / "bob").mkdir()
-    _grade(attack, tmp_path / "class" / "bob")
+    (outside / "class" / "bob").mkdir()
+    steal = (f"try:\n    _src, _ns = open({str(alice / 'submission.py')!r}).read(), {{}}\n"
+             "    _start = _src.index('def q(')\n    exec(_src[_start:_src.index('\\n# %%', _start)], globals(), _ns)\n"
+             "    return _ns['q'](x_0, t)\nexcept OSError:\n    pass")
+    return Attack("classmate_q", edits=(WRONG_Q, *_hook(steal)), **outcome)
+
+
+def test_a_classmates_correct_q_does_not_make_a_wrong_one_pass(outside):
+    attack = _classmate_attack(outside, statuses={"q": "failed"}, says={"q": "swaps its coefficients"})
+    _grade(attack, outside / "class" / "bob")
+
+
+def test_without_isolation_a_classmates_q_passes(outside, monkeypatch):
+    """The proof that the theft works where the file can be read."""
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
+    attack = _classmate_attack(outside)
+    result = grade(_write(attack, outside / "class" / "bob"), ["q"], device="cpu", seed=1, contain=False)
+    assert result.tasks[0].status == "passed", result.tasks[0].message
 
 
 SOCKETS = ("import socket\nmade = []\nfor name in ('AF_VSOCK', 'AF_NETLINK', 'AF_PACKET'):\n"
