@@ -417,7 +417,9 @@ def _fallback_paths(config: dict) -> dict:
 def _landlock_view(config: dict, paths: dict) -> str:
     """The view's list (read_paths), nothing more: the kernel's CPU and memory description and
     the child's own /proc entry stand in for the view's fresh /proc."""
-    read = [*read_paths(config), *config["mounts"].values(), *KERNEL_INFO, os.path.realpath("/proc/self")]
+    cuda = str(config.get("device", "cpu")).startswith("cuda")
+    read = [*read_paths(config), *config["mounts"].values(), *KERNEL_INFO, os.path.realpath("/proc/self"),
+            *(("/proc/driver/nvidia",) if cuda else ())]
     readable, listable = _grants(read, config["hide"])
     return _landlock(readable, [paths["workdir"]], listable, device_nodes(config.get("device", "cpu")))
 
