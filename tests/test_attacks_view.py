@@ -156,7 +156,8 @@ def test_without_isolation_a_classmates_q_passes(outside, monkeypatch):
 SOCKETS = ("import socket\nmade = []\nfor name in ('AF_VSOCK', 'AF_NETLINK', 'AF_PACKET'):\n"
            "    try:\n        socket.socket(getattr(socket, name), socket.SOCK_RAW if name == 'AF_NETLINK' "
            "else socket.SOCK_DGRAM if name == 'AF_PACKET' else socket.SOCK_STREAM)\n"
-           "        made.append(name)\n    except OSError as error:\n        made.append(f'{name} refused: {error.strerror}')\n"
+           "        made.append(name)\n"
+           "    except OSError as error:\n        made.append(f'{name} refused: {error.strerror}')\n"
            "raise RuntimeError('; '.join(made))")
 
 
