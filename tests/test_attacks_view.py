@@ -265,15 +265,20 @@ def test_the_fallback_grants_the_device_list_it_is_given(monkeypatch):
 
 
 # -- a process hog beside good submissions in one batch ------------------------------------------------
+GOOD = ("good1", "good2", "good3")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="separate uids per sandbox need root")
 def test_a_process_hog_does_not_stop_its_neighbours_in_a_batch(tmp_path):
-    """Three submissions, two at a time: the hog forks until refused and holds its processes
-    while its neighbours are graded; sharing one uid, their RLIMIT_NPROC was the hog's."""
+    """Four submissions, two at a time: the hog (graded first) forks until refused and holds its
+    processes while its neighbours are graded; sharing one uid, their RLIMIT_NPROC was the hog's."""
     subs = tmp_path / "subs"
-    for name in ("good1", "good2"):
+    # Correct, and starting a thread as tqdm's monitor does: a thread counts against RLIMIT_NPROC.
+    good = Attack("good", cell="import threading\n_t = threading.Thread(target=print)\n_t.start()\n_t.join()\n")
+    for name in GOOD:
         (subs / name).mkdir(parents=True)
-        shutil.copy(EXAMPLE, subs / name / "submission.py")
+        _write(good, subs / name)
     hog = Attack("hog", cell="import os, time\nfor _ in range(1000):\n    try:\n        if os.fork() == 0:\n"
                              "            time.sleep(60)\n            os._exit(0)\n    except OSError:\n        break\n"
                              "time.sleep(20)\n")
@@ -286,5 +291,5 @@ def test_a_process_hog_does_not_stop_its_neighbours_in_a_batch(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
-    for name in ("good1", "good2"):
+    for name in GOOD:
         assert (rows[name]["status"], rows[name]["q"], rows[name]["loss"]) == ("graded", "passed", "passed"), rows[name]
