@@ -22,10 +22,12 @@ unless the grader was told not to insist (`contain` false: the operator's --allo
 """
 
 import ctypes
+import fcntl
 import json
 import os
 import resource
 import signal
+import stat
 import struct
 import sys
 import time
@@ -40,7 +42,6 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 38, 22
 SECCOMP_MODE_FILTER = 2
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
-NOBODY = 65534
 PR_SET_CHILD_SUBREAPER = 36
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 SKIP_NOTE = "skipped (DLI_GRADE_SANDBOX_SKIP, a switch for tests)"
@@ -94,6 +95,8 @@ DENIED_SYSCALLS = {
     },
 }
 CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
+SOCKET_SYSCALLS = {"x86_64": (41, 53), "aarch64": (198, 199)}  # socket, socketpair
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 CLONE3_SYSCALL = 435
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 X32_SYSCALL_BIT = 0x40000000
@@ -102,9 +105,12 @@ EPERM, ENOSYS = 1, 38
 BPF_LD_W_ABS, BPF_JEQ_K, BPF_JSET_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x45, 0x35, 0x06
 
 
-def _seccomp_program(arch: str) -> bytes:
+def _seccomp_program(arch: str, inet: bool = False) -> bytes:
     """A classic-BPF filter: another architecture is killed; a denied call fails with EPERM;
-    clone with a namespace flag fails; clone3 says ENOSYS, so the C library falls back to clone."""
+    clone with a namespace flag fails; clone3 says ENOSYS, so the C library falls back to clone;
+    socket and socketpair only make AF_UNIX sockets, and AF_INET/AF_INET6 where `inet` (a
+    network namespace holds, with nothing to reach); vsock, netlink, packet and the rest fail
+    with EPERM (a network namespace does not cover vsock, and netlink talks to the kernel)."""
     def op(code, k, jt=0, jf=0):
         return struct.pack("HBBI", code, jt, jf, k)
 
@@ -118,16 +124,22 @@ def _seccomp_program(arch: str) -> bytes:
     # clone(flags, ...): the low word of the first argument (offset 16) must hold no namespace flag.
     program += [op(BPF_JEQ_K, CLONE_SYSCALL[arch], 0, 4), op(BPF_LD_W_ABS, 16),
                 op(BPF_JSET_K, NAMESPACE_FLAGS, 0, 1), refuse, allow]
+    families = (AF_UNIX, AF_INET, AF_INET6) if inet else (AF_UNIX,)
+    for number in SOCKET_SYSCALLS[arch]:
+        # socket(family, ...): the low word of the first argument is the family.
+        checks = [op(BPF_JEQ_K, family, len(families) - index, 0) for index, family in enumerate(families)]
+        program += [op(BPF_JEQ_K, number, 0, len(checks) + 3), op(BPF_LD_W_ABS, 16), *checks, refuse, allow]
+        program += [op(BPF_LD_W_ABS, 0)]  # not this call: the number again, for the next test
     for number in sorted(set(DENIED_SYSCALLS[arch].values())):
         program += [op(BPF_JEQ_K, number, 0, 1), refuse]
     return b"".join(program + [allow])
 
 
-def _install_seccomp() -> str:
+def _install_seccomp(inet: bool) -> str:
     arch = os.uname().machine
     if arch not in DENIED_SYSCALLS:
         raise OSError(0, f"no system call table for {arch}")
-    code = _seccomp_program(arch)
+    code = _seccomp_program(arch, inet)
     filters = ctypes.create_string_buffer(code, len(code))
 
     class Program(ctypes.Structure):
@@ -135,58 +147,148 @@ def _install_seccomp() -> str:
 
     program = Program(len(code) // 8, ctypes.addressof(filters))
     _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
-    return f"{len(DENIED_SYSCALLS[arch])} system calls refused ({arch})"
+    return (f"{len(DENIED_SYSCALLS[arch])} system calls refused ({arch}); sockets: AF_UNIX"
+            + (", AF_INET and AF_INET6 in the empty network namespace" if inet else " only"))
 
 
-# -- the filesystem view ---------------------------------------------------------------------
+# -- the filesystem view: an allow-list ---------------------------------------------------------
+# The child starts from an empty root holding only read-only binds of what the runtime needs;
+# nothing else exists in it (a classmate's notebook, a second checkout, /autograder, /srv...).
 VIEW_ROOT = "/tmp/.dli"          # the executor's code and the course helpers, read-only
 VIEW_WORKDIR = "/tmp/work"       # the child's working folder (its ./data is MNIST, read-only)
+BUILD_AT = "/tmp"                # where the fresh root is built, shadowing /tmp in this namespace alone
+SYSTEM_LIBRARIES = ("/lib", "/lib32", "/lib64", "/usr/lib", "/usr/lib32", "/usr/lib64", "/bin", "/usr/bin")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd", "/etc/group",
+             "/etc/nsswitch.conf")
+CPU_INFO = ("/sys/devices/system/cpu", "/sys/devices/system/node")  # thread counts, NUMA (torch, OpenMP)
+KERNEL_INFO = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat")      # the view mounts a fresh /proc instead
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+                "stderr": "/proc/self/fd/2"}
+PRIVATE_TMPFS_MB = {"/dev/shm": 16}  # beside /tmp (tmp_size_mb): private, size-capped, gone afterwards
+MNT_DETACH = 2
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+
+
+def device_nodes(device: str, dev: str = "/dev") -> list:
+    """The device nodes the child may open: the harmless five, and on CUDA the NVIDIA nodes
+    (nvidia0..., nvidiactl, nvidia-uvm, nvidia-caps/...), without which no GPU can be used."""
+    nodes = [dev + path[len("/dev"):] for path in DEVICES]
+    if str(device).startswith("cuda") and os.path.isdir(dev):
+        nodes += sorted(os.path.join(dev, name) for name in os.listdir(dev) if name.startswith("nvidia"))
+    return nodes
+
+
+def read_paths(config: dict) -> list:
+    """Everything the child may read, in the view and under Landlock alike (the grader's
+    packages under any of them are hidden separately): the system's libraries, a few named
+    files of /etc, the CPU's description, Python (`expose`: its prefixes' bin and lib folders,
+    site-packages, the path) and, on CUDA, /sys (the NVIDIA library reads the PCI tree)."""
+    cuda = str(config.get("device", "cpu")).startswith("cuda")
+    return [*SYSTEM_LIBRARIES, *ETC_FILES, *(("/sys",) if cuda else CPU_INFO), *config["expose"]]
 
 
 def _depth(path: str) -> int:
     return path.rstrip("/").count("/")
 
 
+def _open_path(path: str):
+    try:
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _make_mountpoint(target: str, directory: bool) -> None:
+    """Only ever inside the fresh root's own tmpfs: a target under a bound folder exists already
+    (it is the same path as its source), so nothing is created on the host."""
+    if os.path.lexists(target):
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if directory:
+        os.mkdir(target)
+    else:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def _bind(fd: int, target: str) -> None:
+    _make_mountpoint(target, os.path.isdir(f"/proc/self/fd/{fd}"))
+    _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+
+
 def _build_view(config: dict) -> str:
-    """Cover what the child must not see, bind back what Python needs, make the rest read-only."""
+    """A fresh tmpfs root with read-only binds of `read_paths` (the grader's packages under them
+    covered), a minimal /dev, a fresh /proc, a private /tmp; then pivot_root into it."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # Open what is bound back before anything is covered: a covered path can't be reached.
-    exposed = {}
-    for path in config["expose"]:
-        try:
-            exposed[path] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
+    # Open every source first: once the root is built on top of /tmp, a path there can't be reached.
+    sources, links = {}, {}
+    for path in read_paths(config):
+        if os.path.islink(path):  # /lib -> usr/lib stays a link; what it points to is bound
+            links[path] = os.readlink(path)
+        real = os.path.realpath(path)
+        fd = _open_path(real)
+        if fd is not None:
+            sources[real] = fd
+    devices = {path: fd for path in device_nodes(config.get("device", "cpu"))
+               if (fd := _open_path(path)) is not None}
     binds = {_view_path(name): os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
              for name, source in config["mounts"].items()}
     tmp_size = int(config["tmp_size_mb"])
-    writable = {"/tmp": tmp_size, "/var/tmp": 16, "/dev/shm": 16}  # private, size-capped, gone afterwards
-    steps = [(path, "hide") for path in config["hide"] if path not in writable]
-    steps += [(path, "writable") for path in writable if os.path.isdir(path)]
-    steps += [(path, "expose") for path in exposed]
-    # Shallow first; at equal depth cover before binding back. Python may live under a covered
-    # or a writable folder (a venv in /tmp): it is bound back on top of the cover.
-    for path, action in sorted(steps, key=lambda step: (_depth(step[0]), step[1] == "expose")):
-        if action == "expose":
-            os.makedirs(path, exist_ok=True)
-            _mount(f"/proc/self/fd/{exposed[path]}", path, None, MS_BIND | MS_REC)
+    root = BUILD_AT
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    try:
+        _fill_root(root, config, sources, links, devices, binds)
+    except BaseException:
+        libc.umount2(root.encode(), MNT_DETACH)  # a fallback must find the real /tmp again
+        raise
+    return (f"an empty root with {len(sources)} folders and files bound read-only, {len(devices)} devices, "
+            f"a private {tmp_size} MiB /tmp")
+
+
+def _fill_root(root: str, config: dict, sources: dict, links: dict, devices: dict, binds: dict) -> None:
+    tmp_size = int(config["tmp_size_mb"])
+    writable = {"/tmp": tmp_size, **PRIVATE_TMPFS_MB}
+    steps = [(path, "bind") for path in sources]
+    steps += [(os.path.realpath(path), "hide") for path in config["hide"]]
+    steps += [(path, "writable") for path in writable]
+    # Shallow first; at equal depth cover before binding: Python may live under a hidden folder
+    # (a venv in the checkout) or under /tmp, and is bound on top of the cover.
+    for path, action in sorted(steps, key=lambda step: (_depth(step[0]), step[1] == "bind")):
+        target = root + path
+        if action == "bind":
+            _bind(sources[path], target)
         elif action == "writable":
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={writable[path]}m,mode=1777")
-        elif os.path.isdir(path):  # absent, or already under a covered path: nothing to cover
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-    # Read-only everywhere, then writable again for the private folders alone (not what is under them).
-    _set_read_only("/", True, recursive=True)
-    for path in writable:
-        if os.path.isdir(path):
-            _set_read_only(path, False)
-    os.makedirs(VIEW_WORKDIR)
+            _make_mountpoint(target, True)
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={writable[path]}m,mode=1777")
+        elif os.path.isdir(target) and any(path.startswith(source.rstrip("/") + "/") for source in sources):
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    for path, destination in links.items():
+        if not os.path.lexists(root + path):
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            os.symlink(destination, root + path)
+    for path, fd in devices.items():
+        _bind(fd, root + path)
+    for name, destination in DEVICE_LINKS.items():
+        os.symlink(destination, f"{root}/dev/{name}")
+    os.makedirs(root + VIEW_WORKDIR)
     for target, fd in binds.items():
-        os.makedirs(target, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        _bind(fd, root + target)
     # A /proc of this PID namespace: no other process, the grader's included, is in it.
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    return f"{len(config['hide'])} paths covered; read-only but a private {tmp_size} MiB /tmp"
+    _make_mountpoint(root + "/proc", True)
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # Read-only everywhere, then writable again for the private folders alone (not what is under them).
+    _set_read_only(root, True, recursive=True)
+    for path in writable:
+        _set_read_only(root + path, False)
+    _pivot_into(root)
+
+
+def _pivot_into(root: str) -> None:
+    """Make `root` the namespace's / and drop the old root, so no path leads back to it."""
+    os.chdir(root)
+    _check(libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
+    _check(libc.umount2(b".", MNT_DETACH), "umount the old root")
+    os.chdir("/")
 
 
 def _set_read_only(path: str, read_only: bool, recursive: bool = False) -> None:
@@ -214,14 +316,6 @@ LL_NET_BIND_TCP, LL_NET_CONNECT_TCP = 1 << 0, 1 << 1
 LL_SCOPE_ABSTRACT_UNIX_SOCKET, LL_SCOPE_SIGNAL = 1 << 0, 1 << 1
 LL_RULE_PATH_BENEATH = 1
 LL_CREATE_RULESET_VERSION = 1 << 0
-# Beside Python and the child's own folders: the system's shared libraries and a few files the
-# C library and torch read. Anything of the grader's under these is still left out (see _grants).
-SYSTEM_READ = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache", "/etc/localtime",
-               "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/proc/cpuinfo", "/proc/meminfo",
-               "/proc/stat", "/sys/devices/system/cpu")
-DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-
-
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, 0 where it has none (or it is switched off)."""
     abi = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(LL_CREATE_RULESET_VERSION))
@@ -262,10 +356,11 @@ def _grants(allowed, hidden) -> tuple[list, list]:
     return granted, listable
 
 
-def _landlock(read: list, write: list, list_only: list = ()) -> str:
+def _landlock(read: list, write: list, list_only: list = (), devices: list = DEVICES) -> str:
     """Restrict this process and its descendants: read (and run) only `read`, list only
-    `list_only`, write only `write`; no TCP; with ABI 6, no signals or abstract sockets outside
-    the sandbox."""
+    `list_only`, write only `write`, open `devices` for reading and writing (and, from ABI 5,
+    ioctl: the NVIDIA driver is driven by it); no TCP; with ABI 6, no signals or abstract
+    sockets outside the sandbox."""
     abi = landlock_abi()
     if abi < 1:
         raise OSError(ctypes.get_errno() or 38, "Landlock is not available in this kernel")
@@ -278,7 +373,7 @@ def _landlock(read: list, write: list, list_only: list = ()) -> str:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
     rules = 0
     groups = ((read, LL_EXECUTE | LL_READ_FILE | LL_READ_DIR), (list_only, LL_READ_DIR), (write, fs),
-              (DEVICES, LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE))
+              (devices, LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE | LL_IOCTL_DEV))
     try:
         for paths, access in groups:
             for path in paths:
@@ -320,19 +415,47 @@ def _fallback_paths(config: dict) -> dict:
 
 
 def _landlock_view(config: dict, paths: dict) -> str:
-    read = [*config["expose"], *config["mounts"].values(), *SYSTEM_READ, os.path.realpath("/proc/self")]
+    """The view's list (read_paths), nothing more: the kernel's CPU and memory description and
+    the child's own /proc entry stand in for the view's fresh /proc."""
+    cuda = str(config.get("device", "cpu")).startswith("cuda")
+    read = [*read_paths(config), *config["mounts"].values(), *KERNEL_INFO, os.path.realpath("/proc/self"),
+            *(("/proc/driver/nvidia",) if cuda else ())]
     readable, listable = _grants(read, config["hide"])
-    return _landlock(readable, [paths["workdir"]], listable)
+    return _landlock(readable, [paths["workdir"]], listable, device_nodes(config.get("device", "cpu")))
 
 
 # -- privileges and limits -------------------------------------------------------------------
-def _become_nobody(config: dict) -> str:
-    uid, gid = config["uid"], config["gid"]
+def claim_identity(first: int, count: int, lock_dir: str, start: int = 0) -> tuple:
+    """A uid (and the gid of the same number) of the reserved range that no live sandbox holds:
+    (uid, fd of its lock). The lock is held as long as the fd is open (in the launcher's waiting
+    parent, which outlives every process of the sandbox), so two sandboxes alive at once never
+    share a uid, and RLIMIT_NPROC (counted per uid) is each sandbox's own. A uid that still has
+    processes (a sandbox that outlived a crash) is passed over."""
+    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    held = os.lstat(lock_dir)
+    if not stat.S_ISDIR(held.st_mode) or held.st_uid != os.geteuid() or held.st_mode & 0o022:
+        raise OSError(1, f"{lock_dir} is not a folder of this user's alone")
+    for step in range(count):
+        uid = first + (start + step) % count
+        fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if _user_tasks(uid) == 0:
+            return uid, fd
+        os.close(fd)
+    raise OSError(11, f"every uid from {first} to {first + count - 1} is held by a live sandbox")
+
+
+def _become_nobody(config: dict, uid: int) -> str:
+    gid = uid
     os.chown(VIEW_WORKDIR, uid, gid)
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
-    return f"uid {uid}, gid {gid}, no supplementary groups"
+    return f"uid {uid}, gid {gid} (this sandbox's own), no supplementary groups"
 
 
 def _limit_resources(config: dict) -> str:
@@ -475,6 +598,10 @@ def main() -> None:
     skip = set(config.get("skip", ()))
     layers = {}
     view = False
+    identity = None
+    if as_root:  # claimed here, held by the parent that waits, released when it exits
+        first, count = config["uid_range"]
+        identity = claim_identity(first, count, config["uid_lock_dir"], start=os.getpid() % count)
     if not _skipped(layers, "namespaces", skip) and _layer(layers, "namespaces", lambda: _unshare(as_root)):
         pid = os.fork()
         if pid:
@@ -495,7 +622,7 @@ def main() -> None:
         os.setsid()
         layers["filesystem"] = {"held": False, "detail": "needs a mount namespace"}
     if as_root and view:
-        _layer(layers, "unprivileged", lambda: _become_nobody(config))
+        _layer(layers, "unprivileged", lambda: _become_nobody(config, identity[0]))
         # Changing credentials clears the parent-death signal: set it again, or a sandbox whose
         # launcher is killed (a timeout) would live on with every process in it.
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -520,7 +647,7 @@ def main() -> None:
         _refuse(config, layers)
     _layer(layers, "resource_limits", lambda: _limit_resources(config))
     if not _skipped(layers, "seccomp", skip):
-        _layer(layers, "seccomp", _install_seccomp)
+        _layer(layers, "seccomp", lambda: _install_seccomp(inet=layers["namespaces"]["held"]))
     os.chdir(paths["workdir"])
     status = json.dumps({"sandbox": layers, "paths": paths}).encode()
     os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)

@@ -64,7 +64,7 @@ class SandboxConfig:
     workdir: Path               # the grader's own folder for this child (never read back)
     data_dir: Path              # MNIST laid out for torchvision, bound read-only as ./data
     course_dir: Path            # the course helper stand-ins, bound read-only on sys.path
-    view: dict                  # hide / expose / uid / gid, from grader.containment
+    view: dict                  # hide / expose / uid_range / uid_lock_dir, from grader.containment
     device: str = "cpu"
     seed: int = 0
     memory_limit_mb: int | None = None
@@ -121,7 +121,7 @@ class Sandbox:
         command_read, command_write = os.pipe()
         reply_read, reply_write = os.pipe()
         launcher_config = {
-            **config.view, "grader_pid": os.getpid(), "contain": config.contain,
+            **config.view, "grader_pid": os.getpid(), "contain": config.contain, "device": config.device,
             "tmp_size_mb": config.tmp_size_mb, "file_limit_mb": FILE_LIMIT_MB, "process_limit": PROCESS_LIMIT,
             "memory_limit_mb": config.memory_limit_mb, "reply_fd": reply_write,
             "mounts": {**{name: str(path) for name, path in config.mounts.items()},

@@ -231,7 +231,8 @@ USER_ATTACKS = {
     "write_the_installation": _attack("writing_the_installation_fails"),
     "plant_a_pth_in_the_users_site": Attack(
         "plant_a_pth", edits=_hook("open(__SITE__ + '/zz_evil.pth', 'w').write('import os')"),
-        statuses={"q": "failed"}, says={"q": "Read-only file system"}),
+        # The child runs `python -I`: PYTHONPATH's folder is not on its list, so it is not there at all.
+        statuses={"q": "failed"}, says={"q": "No such file"}),
     "daemon_and_files_left_after_the_grade": Attack(
         "persist", cell="import os, sys\n_ = open('/tmp/dli-carry', 'w').write('x')\nif os.fork() == 0:\n    try:\n"
                         "        _ = os.setsid()\n        if os.fork() == 0:\n"
@@ -333,9 +334,10 @@ FALLBACK_ATTACKS = {
         statuses={"q": "failed"}, says={"q": "Permission denied"}),
     "write_tmp": Attack("write_tmp", edits=_hook("open('/tmp/dli-carry', 'w').write('x')"),
                         statuses={"q": "failed"}, says={"q": "Permission denied"}),
+    # Without a network namespace seccomp refuses AF_INET sockets (EPERM) before Landlock's TCP rule.
     "tcp_to_the_host": Attack(
         "tcp", edits=_hook("import socket\nsocket.create_connection(('127.0.0.1', __PORT__), timeout=2)"),
-        statuses={"q": "failed"}, says={"q": "Permission denied"}),
+        statuses={"q": "failed"}, says={"q": "Operation not permitted"}),
     "read_proc_of_the_grader": USER_ATTACKS["read_proc_of_the_grader"],
     # kill(-1) spares its caller; without a PID namespace the executor lives on, so q may pass:
     # what matters is that the grader, outside the Landlock domain, is not reached.
@@ -390,8 +392,8 @@ def test_the_fallback_stops(name, as_user, host_server):
                                   "tcp_to_the_host", "read_a_neighbours_file"])
 def test_without_landlock_the_fallback_attack_succeeds(name, as_user, host_server):
     try:
-        run, _ = as_user.grade(FALLBACK_ATTACKS[name], skip="namespaces,landlock", allow_uncontained=True,
-                               port=host_server)
+        skip = "namespaces,landlock" + (",seccomp" if name == "tcp_to_the_host" else "")  # both stop TCP
+        run, _ = as_user.grade(FALLBACK_ATTACKS[name], skip=skip, allow_uncontained=True, port=host_server)
         document = _document(run)
         assert document["tasks"][0]["status"] == "passed", document["tasks"][0]["message"]
         assert not _layers(document)["landlock"]["held"]
