@@ -33,7 +33,7 @@ import pytest
 import grader
 import reference
 from grader.launcher import landlock_abi as launcher_abi
-from test_attacks import ATTACKS, SECRET, Attack, _hook, _pids_with, _processes_with, _write
+from test_attacks import ATTACKS, SECRET, Attack, _hook, _processes_with, _write
 
 CHECKOUT = Path(grader.__file__).resolve().parent.parent
 REFERENCE_FILE = Path(reference.__file__).resolve().parent / "diffusion.py"
@@ -44,6 +44,11 @@ needs_root = pytest.mark.skipif(not CAN_SWITCH_USER, reason="needs root, setpriv
 needs_landlock = pytest.mark.skipif(launcher_abi() < 1, reason="this kernel has no Landlock")
 WITHOUT_ISOLATION = "namespaces,landlock,subreaper"
 DAEMON = "time.sleep(617.25)"  # the command line of the daemon the attacks leave (Python: it may run)
+
+
+def _pids_with(marker: str) -> set[str]:
+    """Pids of live processes whose command line holds `marker` (the daemon an attack leaves)."""
+    return {line.split()[0] for line in _processes_with(marker)}
 
 
 def _closed_folder(path: str) -> Path | None:
