@@ -82,11 +82,34 @@ class InProcessChild:
         pass
 
 
-def test_the_unit_tasks_judge_on_the_cpu_when_the_grade_runs_on_another_device(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(course_path()))  # the example imports the course's `utils`
+@pytest.fixture
+def course_modules(monkeypatch):
+    """The course's stand-in `utils` importable, as in the child; none left behind afterwards."""
+    monkeypatch.syspath_prepend(str(course_path()))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.split(".")[0] in ("utils", "run_assessment"):
+            del sys.modules[name]
+
+
+def test_the_unit_tasks_judge_on_the_cpu_when_the_grade_runs_on_another_device(tmp_path, course_modules):
     grading = Grading(EXAMPLE, device="meta", seed=0, timeout=60.0, workdir=tmp_path, contain=False)
     grading.sandbox = InProcessChild()
     results = {task_id: grading.grade_task(task_id) for task_id in UNIT_TASK_IDS}
     statuses = {task_id: result.status for task_id, result in results.items()}
     assert statuses == dict.fromkeys(UNIT_TASK_IDS, "passed"), {key: r.message for key, r in results.items()}
     assert grading.cell_errors == {}  # every cell of the example ran in the in-process child
+
+
+def test_the_generation_tasks_own_model_samples_and_heldout_batch_are_on_the_cpu():
+    """tasks/generation/trusted.py: the grader's copy of the weights (as the child returns them,
+    on the CPU) samples and predicts on the CPU; it takes no device, so a grade on CUDA changes nothing."""
+    from reference.unet import UNet
+    from tasks.generation.trusted import heldout_batch, trusted_model, trusted_samples
+
+    state = UNet(150, 1, 28, (16, 32, 64)).state_dict()
+    assert all(parameter.device == CPU for parameter in trusted_model(state).parameters())
+    samples = trusted_samples(state, w=1.0, per_digit=1, seed=0, T=3)
+    assert samples.device == CPU and samples.shape == (10, 1, 28, 28) and samples.dtype == torch.float32
+    assert {tensor.device for tensor in heldout_batch(0).values()} == {CPU}
