@@ -182,3 +182,110 @@ def test_an_optimizer_already_over_the_swapped_model_is_kept():
     scratch = {"optimizer": optimizer}
     harness.rebind_optimizers(scratch, model)
     assert scratch["optimizer"] is optimizer
+
+
+# -- generation's training step: real MNIST from the folder the grader lays out ---------------
+COURSE_TRAINING_CELL = (
+    "model.train()\n"
+    "for epoch in range(2):\n"
+    "    for step, batch in enumerate(dataloader):\n"
+    "        optimizer.zero_grad()\n"
+    "        x = batch[0].to(device)\n"
+    "        c_hot, c_mask = get_context_mask(batch[1], 0.1)\n"
+    "        t = torch.randint(0, 150, (x.shape[0],), device=device).float()\n"
+    "        loss = get_loss(model, x, t, c_hot, c_mask)\n"
+    "        loss.backward()\n"
+    "        optimizer.step()\n"
+)
+
+
+def _course_mask(c, drop_prob):
+    c_hot = torch.nn.functional.one_hot(c.to(torch.int64), num_classes=10).float().to(device)  # noqa: F821
+    return c_hot, torch.bernoulli(torch.ones_like(c_hot) - drop_prob).to(device)  # noqa: F821
+
+
+LOSS_INPUTS = []  # the devices of what each get_loss call was given and returned
+
+
+def _course_loss(model, x_0, t, *model_args):
+    noise = torch.randn_like(x_0)
+    loss = torch.nn.functional.mse_loss(model(x_0 + noise, t, *model_args), noise)
+    LOSS_INPUTS.append({x_0.device, t.device, loss.device, *(argument.device for argument in model_args)})
+    return loss
+
+
+def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_path, monkeypatch):
+    """The train command: the 70,000 images read from ./data/MNIST/raw (as the grader lays it out
+    with reference.mnist.torchvision_root) onto the device, batches picked by an order decoded
+    there, the student's cell and an optimizer from an earlier cell rebuilt over the grader's model."""
+    from reference import mnist
+
+    mnist_in_workdir = harness.mnist_in_workdir
+    mnist.torchvision_root(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    narrow = (16, 32, 64)
+    notebook_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10)
+    _course_mask.__globals__["device"] = META
+    executor = executor_on(META, model=notebook_model, optimizer=torch.optim.Adam(notebook_model.parameters()),
+                           get_context_mask=_course_mask, get_loss=_course_loss)
+    graders_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10).to(META)
+    executor.slots["fresh"] = graders_model
+    read = []
+    LOSS_INPUTS.clear()
+    monkeypatch.setattr(harness, "mnist_in_workdir", lambda device: read.append(mnist_in_workdir(device)) or read[-1])
+    reply = send(executor, "train", target="fresh", code=COURSE_TRAINING_CELL, filename="<cell 9>",
+                 order=torch.randperm(70_000)[:64], batch_size=8, batches_per_epoch=2, steps=3, seed=0)
+    assert reply["ok"], reply
+    value = reply["value"]
+    assert value["error"] is None, value["error"]
+    assert value["batch_count"] == 3  # the budget stopped the second epoch at its second batch
+    images, labels = read[0]
+    assert (images.device, labels.device) == (META, META)
+    assert (images.shape, labels.shape, images.dtype, labels.dtype) == (
+        (70_000, 1, 28, 28), (70_000,), torch.float32, torch.int64)
+    assert [mask["c"].device for mask in value["masks"]] == [META] * 4  # the grader's labels, on the device
+    assert LOSS_INPUTS == [{META}] * 3
+    assert all(p.device == META for p in graders_model.parameters())
+
+
+# -- the course flow: what the kernel saves comes back to the grader's CPU --------------------
+def test_weights_a_kernel_saved_on_a_gpu_are_read_onto_the_cpu(tmp_path, monkeypatch):
+    """course._load reads the kernel's files with map_location="cpu": a file whose tensors were
+    saved from CUDA (tagged so here, as torch.save would tag them) loads on a grader without one."""
+    from executor import course
+
+    state = {"weight": torch.rand(3, 2), "bias": torch.rand(3)}
+    path = tmp_path / "saved.pt"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(state, path)
+    if not torch.cuda.is_available():  # the file really claims CUDA: without a map it cannot load here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    loaded = course._load(str(path))
+    assert loaded is not None and sorted(loaded) == ["bias", "weight"]
+    assert all(value.device == torch.device("cpu") and torch.equal(value, state[key]) for key, value in loaded.items())
+
+
+class _Compiled(torch.nn.Module):
+    """What torch.compile returns: the model under `_orig_mod`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self._orig_mod = model
+
+
+def test_the_kernels_model_is_saved_as_float_weights_on_the_cpu(tmp_path, monkeypatch):
+    """The cell course.py appends: the final model's weights, copied to the CPU as float32."""
+    from executor import course
+
+    monkeypatch.chdir(tmp_path)
+    model = torch.nn.Linear(2, 3).half()
+    exec(compile(course.SAVE_MODEL, "<save>", "exec"), {"model": _Compiled(model)})
+    saved = course._load(course.MODEL_FILE)
+    assert saved is not None and sorted(saved) == ["bias", "weight"]
+    assert all(value.device == torch.device("cpu") and value.dtype == torch.float32 for value in saved.values())
+    assert torch.equal(saved["weight"], model.weight.float())
+    # On another device the cell copies out to the CPU (meta has no values to copy, so it says so).
+    with pytest.raises(NotImplementedError, match="meta"):
+        exec(compile(course.SAVE_MODEL, "<save>", "exec"), {"model": torch.nn.Linear(2, 3, device=META)})
