@@ -96,7 +96,8 @@ DENIED_SYSCALLS = {
 }
 CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
 SOCKET_SYSCALLS = {"x86_64": (41, 53), "aarch64": (198, 199)}  # socket, socketpair
-AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+NETLINK_ROUTE = 0
 CLONE3_SYSCALL = 435
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 X32_SYSCALL_BIT = 0x40000000
@@ -109,8 +110,9 @@ def _seccomp_program(arch: str, inet: bool = False) -> bytes:
     """A classic-BPF filter: another architecture is killed; a denied call fails with EPERM;
     clone with a namespace flag fails; clone3 says ENOSYS, so the C library falls back to clone;
     socket and socketpair only make AF_UNIX sockets, and AF_INET/AF_INET6 where `inet` (a
-    network namespace holds, with nothing to reach); vsock, netlink, packet and the rest fail
-    with EPERM (a network namespace does not cover vsock, and netlink talks to the kernel)."""
+    network namespace holds, with nothing to reach), plus NETLINK_ROUTE sockets (getifaddrs);
+    vsock, the other netlink families, packet and the rest fail with EPERM (a network namespace
+    does not cover vsock, and netlink's audit, uevent and other families talk to the kernel)."""
     def op(code, k, jt=0, jf=0):
         return struct.pack("HBBI", code, jt, jf, k)
 
@@ -125,10 +127,18 @@ def _seccomp_program(arch: str, inet: bool = False) -> bytes:
     program += [op(BPF_JEQ_K, CLONE_SYSCALL[arch], 0, 4), op(BPF_LD_W_ABS, 16),
                 op(BPF_JSET_K, NAMESPACE_FLAGS, 0, 1), refuse, allow]
     families = (AF_UNIX, AF_INET, AF_INET6) if inet else (AF_UNIX,)
-    for number in SOCKET_SYSCALLS[arch]:
-        # socket(family, ...): the low word of the first argument is the family.
-        checks = [op(BPF_JEQ_K, family, len(families) - index, 0) for index, family in enumerate(families)]
-        program += [op(BPF_JEQ_K, number, 0, len(checks) + 3), op(BPF_LD_W_ABS, 16), *checks, refuse, allow]
+    socket_call, socketpair_call = SOCKET_SYSCALLS[arch]
+    for number in (socket_call, socketpair_call):
+        # socket(family, type, protocol): the low words of the first and third arguments. socket()
+        # may also make AF_NETLINK sockets of NETLINK_ROUTE alone: getifaddrs(3) reads the interfaces
+        # through one (libzmq calls it in the course flow's Jupyter kernel, and aborts when refused);
+        # without CAP_NET_ADMIN it changes nothing, and in the empty network namespace it sees only lo.
+        route = number == socket_call
+        tail = ([op(BPF_JEQ_K, AF_NETLINK, 0, 2), op(BPF_LD_W_ABS, 32), op(BPF_JEQ_K, NETLINK_ROUTE, 1, 0)]
+                if route else [])
+        checks = [op(BPF_JEQ_K, family, len(families) - index + len(tail), 0) for index, family in enumerate(families)]
+        body = [op(BPF_LD_W_ABS, 16), *checks, *tail, refuse, allow]
+        program += [op(BPF_JEQ_K, number, 0, len(body)), *body]
         program += [op(BPF_LD_W_ABS, 0)]  # not this call: the number again, for the next test
     for number in sorted(set(DENIED_SYSCALLS[arch].values())):
         program += [op(BPF_JEQ_K, number, 0, 1), refuse]

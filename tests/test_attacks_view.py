@@ -153,9 +153,12 @@ def test_without_isolation_a_classmates_q_passes(outside, monkeypatch):
     assert result.tasks[0].status == "passed", result.tasks[0].message
 
 
+# Netlink's uevent family (15) talks to the kernel's device events; NETLINK_ROUTE (0) stays open for
+# getifaddrs, which the course flow's Jupyter kernel needs (test_course_profile.py).
 SOCKETS = ("import socket\nmade = []\nfor name in ('AF_VSOCK', 'AF_NETLINK', 'AF_PACKET'):\n"
            "    try:\n        socket.socket(getattr(socket, name), socket.SOCK_RAW if name == 'AF_NETLINK' "
-           "else socket.SOCK_DGRAM if name == 'AF_PACKET' else socket.SOCK_STREAM)\n"
+           "else socket.SOCK_DGRAM if name == 'AF_PACKET' else socket.SOCK_STREAM,\n"
+           "                      15 if name == 'AF_NETLINK' else 0)\n"
            "        made.append(name)\n"
            "    except OSError as error:\n        made.append(f'{name} refused: {error.strerror}')\n"
            "raise RuntimeError('; '.join(made))")
@@ -178,6 +181,28 @@ def test_without_the_socket_filter_vsock_and_netlink_sockets_are_made(monkeypatc
     assert "AF_NETLINK;" in message or message.split("; ")[1] == "AF_NETLINK", message
     if Path("/dev/vsock").exists():
         assert message.split(": ", 1)[1].startswith("AF_VSOCK;"), message
+
+
+ROUTE_PROBE = """
+import ctypes, socket, sys
+from grader import launcher
+ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # no_new_privs, as the launcher sets it first
+launcher._install_seccomp(inet=False)
+found = []
+for protocol in (0, 9, 15):  # NETLINK_ROUTE, NETLINK_AUDIT, NETLINK_KOBJECT_UEVENT
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol).close()
+        found.append(f"{protocol} made")
+    except OSError as error:
+        found.append(f"{protocol} {error.strerror}")
+print("; ".join(found))
+"""
+
+
+def test_only_netlink_route_sockets_are_made():
+    """getifaddrs needs NETLINK_ROUTE (the course flow's kernel aborts without it); the rest stay shut."""
+    done = subprocess.run([sys.executable, "-c", ROUTE_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "0 made; 9 Operation not permitted; 15 Operation not permitted", done.stderr
 
 
 def test_the_fallback_refuses_inet_sockets_too():
