@@ -5,11 +5,11 @@ notebook left it and once with the course's tensors bound in place of the studen
 schedule bug (a wrong shape, NaN, another device) is charged to the schedule task only.
 """
 
-from grader.i18n import _
 from __future__ import annotations
 
 import torch
 
+from grader.i18n import _
 from reference.schedule import make_schedule
 from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure
 
