@@ -99,14 +99,16 @@ def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = Tr
 
     Shape and element count are checked before anything is computed from the tensor, so a task
     may convert what this returns (`.double()`) at a bounded cost.
-    `what` reads before the finding: "reverse_q returned" gives "reverse_q returned a list, ..."."""
+    `what` reads before the finding: "reverse_q returned" gives "reverse_q returned a list, ...".
+    It is English text marked with N_ (or already translated): the sentence's form is chosen on the English."""
+    returned, what = what.endswith("returned"), _(what)
     if not isinstance(value, torch.Tensor):
-        template = _("{what} a {kind}, expected a tensor") if what.endswith("returned") else \
+        template = _("{what} a {kind}, expected a tensor") if returned else \
             _("{what} is a {kind}, expected a tensor")
         raise TaskFailure(template.format(what=what, kind=kind_of(value)))
     if value.numel() > max_elements:
         template = _("{what} a tensor that has {count} elements (shape {shape}), far more than expected "
-                     "(at most {most})") if what.endswith("returned") else \
+                     "(at most {most})") if returned else \
             _("{what} has {count} elements (shape {shape}), far more than expected (at most {most})")
         raise TaskFailure(template.format(what=what, count=f"{value.numel():,}", shape=tuple(value.shape)[:8],
                                           most=f"{max_elements:,}"))

@@ -47,7 +47,7 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
     """The loss must be mean((noise - prediction)^2) for the noise q drew and the model's prediction."""
     verdict = Verdict(location=context.locate("get_loss"))
     try:
-        loss = plain_tensor(value, "get_loss returned", finite=False)
+        loss = plain_tensor(value, N_("get_loss returned"), finite=False)
     except TaskFailure as failure:
         verdict.check(False, POINTS, failure.message)
         return verdict

@@ -39,7 +39,7 @@ def check(context) -> Verdict:
         step_runs, outputs = run_twice(context, "reverse_q",
                                        (x_t, torch.full((BATCH, 1, 1, 1), step, dtype=torch.long), e_t),
                                        lambda value: ({"returned": "tensor"}, {f"out.{step}": plain_tensor(
-                                           value, "reverse_q returned", finite=False)}))
+                                           value, N_("reverse_q returned"), finite=False)}))
         for run, summary in step_runs.items():
             if run not in runs or runs[run].get("returned") == "tensor":
                 runs[run] = summary
