@@ -56,8 +56,9 @@ def judge(data: dict, context) -> Verdict:
             problems.append((_("c_mask is not random: two calls gave the same mask"),
                              _("torch.round or a fixed threshold is not a draw; use torch.bernoulli")))
         elif kept["0.0"] != 1.0 or kept["1.0"] != 0.0:
-            problems.append((_("with drop_prob 0 it keeps {at_0} and with 1 it keeps {at_1}; expected all and none").format(
-                at_0=f"{kept['0.0']:.0%}", at_1=f"{kept['1.0']:.0%}"), _("keep each element with probability 1 - drop_prob")))
+            failure = _("with drop_prob 0 it keeps {at_0} and with 1 it keeps {at_1}; expected all and none").format(
+                at_0=f"{kept['0.0']:.0%}", at_1=f"{kept['1.0']:.0%}")
+            problems.append((failure, _("keep each element with probability 1 - drop_prob")))
         elif abs(kept["0.1"] - 0.9) > 0.03 or abs(kept["0.5"] - 0.5) > 0.04:
             problems.append((_("with drop_prob 0.1 it keeps {kept} of the context (expected about 90%)").format(
                 kept=f"{kept['0.1']:.0%}"), _("keep each element with probability 1 - drop_prob")))

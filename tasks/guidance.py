@@ -116,7 +116,8 @@ def judge(info: dict, context) -> Verdict:
         student_w = info["student_w"]
         if student_w is not None and student_w <= 0:
             verdict.hints.append(i18n._("with your w = {w} this form ignores the class: samples are unconditional "
-                                        "and the digit classifier will fail them; use w > 1").format(w=f"{student_w:g}"))
+                                        "and the digit classifier will fail them; use w > 1").format(
+                                            w=f"{student_w:g}"))
         return verdict
     at = {w: _formula(*ab) for w, ab in fitted.items()}
     alphas = {round(a, 3) for a, _ in fitted.values()}

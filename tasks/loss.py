@@ -52,7 +52,8 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
         verdict.check(False, POINTS, failure.message)
         return verdict
     if loss.numel() != 1:
-        verdict.check(False, POINTS, _("get_loss returned {count} values, expected one number").format(count=loss.numel()),
+        verdict.check(False, POINTS,
+                      _("get_loss returned {count} values, expected one number").format(count=loss.numel()),
                       _("average the squared errors: F.mse_loss(noise, noise_pred)"))
         return verdict
     model_calls = [call for call in records.get("affine_model", []) if isinstance(call, dict)]

@@ -84,7 +84,8 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     mean, std = noise.mean().item(), noise.std().item()
     verdict.details.update(noise_mean=round(mean, 4), noise_std=round(std, 4))
     verdict.check(abs(mean) < 0.05 and abs(std - 1) < 0.05, 1,
-                  _("the noise is not standard normal (mean {mean}, std {std})").format(mean=f"{mean:.2f}", std=f"{std:.2f}"),
+                  _("the noise is not standard normal (mean {mean}, std {std})").format(
+                      mean=f"{mean:.2f}", std=f"{std:.2f}"),
                   _("draw it with torch.randn_like(x_0)"))
     return verdict
 

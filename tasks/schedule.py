@@ -45,7 +45,8 @@ DIAGNOSES = {
     "sqrt_a_bar": [(lambda s: s["a_bar"], N_("sqrt_a_bar equals a_bar: the square root is missing"))],
     "sqrt_one_minus_a_bar": [
         (lambda s: 1 - s["a_bar"], N_("sqrt_one_minus_a_bar equals 1 - a_bar: the square root is missing")),
-        (lambda s: 1 - torch.sqrt(s["a_bar"]), N_("sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)")),
+        (lambda s: 1 - torch.sqrt(s["a_bar"]),
+         N_("sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)")),
     ],
     "sqrt_a_inv": [(lambda s: 1 / s["a"], N_("sqrt_a_inv equals 1 / a: the square root is missing")),
                    (lambda s: torch.sqrt(s["a"]), N_("sqrt_a_inv is sqrt(a); it must be sqrt(1 / a)"))],
@@ -91,8 +92,8 @@ def check(context) -> Verdict:
             verdict.check(False, worth, _("{name} is not defined").format(name=name), location=where)
             continue
         if "device" not in info[name]:
-            verdict.check(False, worth, _("{name} is a {kind}, not a tensor").format(name=name, kind=info[name]["type"]),
-                          location=where)
+            verdict.check(False, worth, _("{name} is a {kind}, not a tensor").format(
+                name=name, kind=info[name]["type"]), location=where)
             continue
         if not info[name]["exact"]:
             verdict.check(False, worth, _("{name} is a {kind}, not a plain torch.Tensor").format(
@@ -106,8 +107,8 @@ def check(context) -> Verdict:
             continue
         device = _device_type(info[name]["device"])
         if device != notebook_device or name not in student:  # a meta tensor has no values to judge
-            verdict.check(False, worth, _("{name} is on {device} but the notebook's device is {notebook_device}").format(
-                name=name, device=device, notebook_device=notebook_device),
+            verdict.check(False, worth, _("{name} is on {device} but the notebook's device is {notebook_device}")
+                          .format(name=name, device=device, notebook_device=notebook_device),
                           _("build the schedule from B, which is moved to device, so every tensor follows it"), where)
             continue
         value = student[name]
@@ -117,8 +118,8 @@ def check(context) -> Verdict:
             continue
         diagnosis = _diagnose(name, value, student)
         difference = float((value.double() - expected).abs().max()) if expected is not None else float("nan")
-        verdict.check(False, worth, diagnosis or _("{name} does not match its formula (max difference {difference})").format(
-            name=name, difference=f"{difference:.3g}"),
+        mismatch = _("{name} does not match its formula (max difference {difference})")
+        verdict.check(False, worth, diagnosis or mismatch.format(name=name, difference=f"{difference:.3g}"),
                       None if diagnosis else _("compare with the formulas in the notebook's markdown"), where)
     verdict.earned = round(verdict.earned, 2)
     return verdict

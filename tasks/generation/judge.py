@@ -157,7 +157,8 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
         verdict.details["course_printed_accuracy"] = printed
         verdict.note(_("the course's own run_assessment printed Final Accuracy {accuracy} ({official} by its bar); "
                        "the verdict here is the grader's, from the samples it judged").format(
-                           accuracy=f"{printed:.0%}", official=_("passed") if printed >= OFFICIAL_BAR else _("not passed")))
+                           accuracy=f"{printed:.0%}",
+                           official=_("passed") if printed >= OFFICIAL_BAR else _("not passed")))
     if artifacts_dir is not None:
         verdict.details["grid"] = _save_grid(larger_images, per_digit, Path(artifacts_dir) / f"{stem}.samples.png")
     if not (official_finite and larger_finite):
