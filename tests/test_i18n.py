@@ -243,6 +243,32 @@ def test_the_locale_chooses_chinese_and_lang_overrides_it(variable):
     assert "Score 5/5: PASSED" in english.output
 
 
+# -- the class summary of a batch -----------------------------------------------------------------
+
+def test_the_class_summary_reads_in_chinese():
+    from collections import Counter
+
+    from grader.batch import summary
+
+    stats = {"total": 3, "by_status": {"graded": 2, "unusable": 1, "timeout": 0, "crashed": 0}, "passed": 1,
+             "roster": [{"student": "ann", "status": "graded", "passed": True, "score": 22.0, "max_score": 22},
+                        {"student": "bo", "status": "unusable", "passed": False, "score": None, "max_score": None}],
+             "per_task": [{"task": "q", "graded": 2, "passed": 1, "rate": 0.5},
+                          {"task": "loss", "graded": 0, "passed": 0, "rate": None}],
+             "diagnoses": [{"where": "q", "count": 2, "message": "q 把两个系数用反了", "students": ["ann", "cy"]}],
+             "identical": [[{"student": "ann", "score": 3}, {"student": "cy", "score": 4}]], "renamed": [],
+             "accuracies": Counter({0.96: 2}), "scores": [22.0], "max_score": 22}
+    with use_language("zh-CN"):
+        markdown, page = summary.markdown(stats, True), summary.html_page(stats, b"png")
+    fragments = english_fragments()
+    assert_reads_in_chinese(markdown, fragments)
+    assert_reads_in_chinese(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S), fragments)
+    assert "共 3 份提交：已评分 2 份" in markdown and "| 学员 | 得分 | 状态 | 报告 |" in markdown
+    assert "| ann | 22/22 | 通过 |" in markdown and "| bo | - | unusable |" in markdown  # the batch's status word
+    assert "已评分的 2 份中通过 <strong>1</strong> 份" in page and '<html lang="zh-CN">' in page
+    assert "相同，2 份提交" in page and "batch summary" not in page
+
+
 # -- generation's messages, through its judge (a generation grade takes minutes) ------------------
 
 def test_generation_failures_and_hints_read_in_chinese(tmp_path):
