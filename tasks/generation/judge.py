@@ -131,7 +131,7 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     correct = int((larger == larger_labels).sum())
     trusted = data.get("grader")  # None when the grader could not sample the model itself
     if trusted is not None:
-        grader, _ = classify(trusted)
+        grader, _finite = classify(trusted)  # `_` is gettext here
         trusted_correct = int((grader == torch.arange(10).repeat_interleave(trusted.shape[0] // 10)).sum())
         grader_accuracy = trusted_correct / len(grader)
     else:
