@@ -140,7 +140,7 @@ class Grading:
             outcome = self.request("exec", self.timeout, code=code, filename=filename)
             if outcome.child_lost:
                 # Go on without the cell that killed the child: a fresh one replays the cells before it.
-                why = "did not finish within the time limit" if outcome.status == "timeout" else outcome.reason
+                why = _("did not finish within the time limit") if outcome.status == "timeout" else outcome.reason
                 self.cell_errors[facts.cell.number] = [{"message": why, "line": None}]
                 if self.left() <= 0:
                     return _("the overall time limit was reached while running the cells")
