@@ -232,7 +232,7 @@ class Grading:
                            location=self.locate(first_name) if first_name else None)
         message = verdict.message(_("correct"))
         if verdict.notes:
-            message += " (" + "; ".join(verdict.notes) + ")"
+            message = _("{message} ({notes})").format(message=message, notes="; ".join(verdict.notes))
         self.integrity += verdict.integrity
         return task_result(task, "passed" if verdict.passed else "failed", verdict.earned,
                        message, verdict.hints, verdict.location, verdict.details)

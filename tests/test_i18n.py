@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -28,6 +29,7 @@ def english_afterwards():
     yield
     i18n.set_language("en")
 
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "submission.py")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGLISH_WORDS = re.compile(r"[A-Za-z][a-z']+(?: [A-Za-z][a-z']+){2,}")  # three English words in a row
 
@@ -136,7 +138,7 @@ def test_an_unknown_lang_is_an_error():
 def test_an_unknown_lang_exits_2_naming_the_choices(tmp_path, command):
     from grader.cli import main
 
-    args = [command, "examples/submission.py", "--lang", "klingon"]
+    args = [command, EXAMPLE, "--lang", "klingon"]
     if command == "batch":
         args += ["--out", str(tmp_path / "book")]
     result = CliRunner().invoke(main, args)
@@ -146,8 +148,6 @@ def test_an_unknown_lang_exits_2_naming_the_choices(tmp_path, command):
 
 
 def test_the_batch_passes_the_language_to_every_grade_and_keys_resumes_on_it():
-    from pathlib import Path
-
     from grader.batch.worker import GradeOptions, command
 
     english, chinese = GradeOptions(("q",)), GradeOptions(("q",), lang="zh-CN")
@@ -176,7 +176,7 @@ def assert_task_reads_in_chinese(task, fragments: set[str]) -> None:
 def example_in_chinese():
     from grader.runner import grade
 
-    return grade("examples/submission.py", _unit_tasks(), device="cpu", lang="zh-CN")
+    return grade(EXAMPLE, _unit_tasks(), device="cpu", lang="zh-CN")
 
 
 def test_the_example_reads_in_chinese_in_the_text_report_and_keeps_its_machine_fields(example_in_chinese):
@@ -194,7 +194,7 @@ def test_the_example_reads_in_chinese_in_the_text_report_and_keeps_its_machine_f
     assert {task["status"] for task in document["tasks"]} == {"passed"}
     assert [task["id"] for task in document["tasks"]] == list(_unit_tasks())
     assert document["tasks"][1]["title"] == "Forward diffusion q(x_0, t)"
-    assert {task["message"] for task in document["tasks"]} == {"正确"}  # human text: translated
+    assert all(task["message"].startswith("正确") for task in document["tasks"])  # human text: translated
     with use_language("en"):  # the same result drawn in English: the chrome follows the reader's language
         assert "Score 22/22: PASSED" in render_text(result)
 
@@ -233,7 +233,7 @@ def test_a_mutant_fails_the_same_task_in_chinese_with_a_chinese_diagnosis_and_hi
 def test_the_locale_chooses_chinese_and_lang_overrides_it(variable):
     from grader.cli import main
 
-    args = ["examples/submission.py", "--tasks", "schedule", "--device", "cpu", "-q"]
+    args = [EXAMPLE, "--tasks", "schedule", "--device", "cpu", "-q"]
     environment = {"LANG": None, "LC_ALL": None, "LC_MESSAGES": None, "LANGUAGE": None, variable: "zh_CN.UTF-8"}
     chinese = CliRunner().invoke(main, args, env=environment)
     assert chinese.exit_code == 0, chinese.output
@@ -300,7 +300,7 @@ def test_generation_failures_and_hints_read_in_chinese(tmp_path):
         assert_reads_in_chinese(text, fragments)
         assert CJK.search(text), text
     joined = "\n".join(texts)
-    assert "官方检查：50 个数字中识别出 40 个" in joined and "可能的原因：上面的 q, reverse_q 任务未通过" in joined
+    assert "官方检查：50 个数字中识别出 40 个" in joined and "可能的原因：上面的 reverse_q 任务未通过" in joined
     assert "参考 U-Net 权重无法加载到你的模型中：缺少 ['down0.conv']" in joined
     assert "TypeError: down_chs" in joined and "NameError: x" in joined  # student-derived text stays as it is
 
