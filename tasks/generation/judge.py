@@ -106,7 +106,7 @@ def stage_failure(verdict: Verdict, info: dict) -> Verdict:
 
 
 def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: str = "submission",
-          check_steps: int = 40, **_) -> Verdict:
+          check_steps: int = 40, **_unused) -> Verdict:
     """Official verdict (5 per digit, >= 95%) plus a larger sample, interval, grid and integrity checks.
 
     `data` holds the digits drawn through the student's sample_w ("official", and "extra" for
