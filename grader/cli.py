@@ -63,6 +63,22 @@ def _let_ctrl_c_interrupt() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _language(ctx, param, value):
+    """--lang, else the locale (LANGUAGE, LC_ALL, LC_MESSAGES, LANG starting with zh), else English;
+    an unknown --lang is a usage error (exit 2)."""
+    from grader.i18n import UnknownLanguage, resolve
+
+    try:
+        return resolve(value)
+    except UnknownLanguage as error:
+        raise click.BadParameter(str(error)) from None
+
+
+LANG_HELP = ("language of messages, hints and reports: en or zh-CN (default: the locale, LANGUAGE/LC_ALL/"
+             "LC_MESSAGES/LANG starting with zh means zh-CN, else en); machine fields stay as they are")
+lang_option = click.option("--lang", "lang", callback=_language, default=None, metavar="en|zh-CN", help=LANG_HELP)
+
+
 @main.command()
 @click.argument("submission", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -117,13 +133,15 @@ def _let_ctrl_c_interrupt() -> None:
 @click.option("--grader-memory-mb", type=click.IntRange(min=64), default=None, envvar="DLI_GRADE_GRADER_MEMORY_MB",
               help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
                    "the grade stops with a clear error instead of the machine killing it")
+@lang_option
 def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
           force, course_helpers, train_steps, samples_per_digit, artifacts_dir, gradescope_visibility, junit_flavour,
-          gpu_memory_fraction, quiet, debug, allow_uncontained, grader_memory_mb):
+          gpu_memory_fraction, quiet, debug, allow_uncontained, grader_memory_mb, lang):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.cpus import size_torch_threads
     from grader.formats.output import emit, emit_unusable
+    from grader.i18n import set_language
     from grader.memory import limit_grader_memory, out_of_memory_message
     from grader.progress import ProgressReporter
     from grader.runner import grade as run_grade
@@ -131,6 +149,7 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
 
     if debug:
         _show_debug_log()
+    set_language(lang)  # the whole command: the grade's messages and every report it writes
     _let_ctrl_c_interrupt()
     threads = size_torch_threads()  # the cores this process may use, not the host's (affinity, cgroup quota)
     logging.getLogger("grader.cli").debug("torch threads: %d", threads)

@@ -13,6 +13,7 @@ from pathlib import Path
 from grader import containment
 from grader.analysis import Analysis, analyse
 from grader.context import ChildLost, Context
+from grader.i18n import _
 from grader.protocol import TASK_BYTES
 from grader.result import TaskResult
 from grader.sandbox import Outcome, Sandbox, SandboxConfig
@@ -76,6 +77,7 @@ class Grading:
         self.deadline = deadline if deadline is not None else time.monotonic() + 3600
         self.workdir = workdir
         self.progress = progress or (lambda message: None)
+        self.start_failed = False
         self.cell_errors: dict[int, list[dict]] = {}
         data_dir = workdir / "data"
         mnist.torchvision_root(data_dir)  # the notebook's MNIST("./data/", download=True), offline
@@ -108,16 +110,19 @@ class Grading:
                 self.timings.get("child_start_and_cells", 0.0) + time.perf_counter() - started)
 
     def _start(self) -> str | None:
+        self.start_failed = False  # the grader's fault (status error), whatever language the message is in
         outcome = self.sandbox.start(max(0.0, min(START_TIMEOUT, self.left())))
         if not outcome.ok and self.left() <= 0:
-            return "not graded: the overall time limit was reached while running the student's cells"
+            return _("not graded: the overall time limit was reached while running the student's cells")
+        self.start_failed = not outcome.ok
         if not outcome.ok:
             why = outcome.reason or (outcome.error or {}).get("message", "")
-            return f"the grader could not start Python for the student's code: {why}"
+            return _("the grader could not start Python for the student's code: {why}").format(why=why)
         if self.device == "cuda" and self.sandbox.setup_reply.get("cuda") is not True:
             # Decided once here, verified there: never train a GPU budget on the child's CPU.
-            return ("the grader could not start Python for the student's code on CUDA: the contained child "
-                    "sees no CUDA device (check CUDA_VISIBLE_DEVICES and the driver); grade with --device cpu")
+            self.start_failed = True
+            return _("the grader could not start Python for the student's code on CUDA: the contained child "
+                     "sees no CUDA device (check CUDA_VISIBLE_DEVICES and the driver); grade with --device cpu")
         return None
 
     def _start_child_and_run_cells(self) -> str | None:
@@ -135,10 +140,10 @@ class Grading:
             outcome = self.request("exec", self.timeout, code=code, filename=filename)
             if outcome.child_lost:
                 # Go on without the cell that killed the child: a fresh one replays the cells before it.
-                why = "did not finish within the time limit" if outcome.status == "timeout" else outcome.reason
+                why = _("did not finish within the time limit") if outcome.status == "timeout" else outcome.reason
                 self.cell_errors[facts.cell.number] = [{"message": why, "line": None}]
                 if self.left() <= 0:
-                    return "the overall time limit was reached while running the cells"
+                    return _("the overall time limit was reached while running the cells")
                 problem = self._start()
                 if problem:
                     return problem
@@ -162,15 +167,17 @@ class Grading:
     def _why_missing(self, name: str) -> tuple[str, Location | None]:
         facts = self.analysis.defining(name)
         if facts is None:
-            return f"no cell defines {name}", None
+            return _("no cell defines {name}").format(name=name), None
         where = self.locate(name)
         if facts.syntax_error:
-            return f"{name} is not defined: {facts.syntax_error}", where
+            return _("{name} is not defined: {error}").format(name=name, error=facts.syntax_error), where
         for error in self.cell_errors.get(facts.cell.number, []):
             line = error.get("line") if type(error.get("line")) is int else None
-            return (f"{name} is not defined: cell {facts.cell.number} raised {error.get('message')}"
-                    + (f" at line {line}" if line else ""), Location(facts.cell.number, line))
-        return f"{name} is not defined after running cell {facts.cell.number}", where
+            template = _("{name} is not defined: cell {cell} raised {error} at line {line}") if line else \
+                _("{name} is not defined: cell {cell} raised {error}")
+            return (template.format(name=name, cell=facts.cell.number, error=error.get("message"), line=line),
+                    Location(facts.cell.number, line))
+        return _("{name} is not defined after running cell {cell}").format(name=name, cell=facts.cell.number), where
 
     def _not_attempted(self, task) -> TaskResult | None:
         cells = [self.analysis.defining(name) for name in task.NEEDS]
@@ -179,9 +186,10 @@ class Grading:
         for facts in cells:
             if facts is not None and facts.fixmes:
                 return task_result(task, "failed", 0.0,
-                               f"not attempted: FIXME left in cell {facts.cell.number}, line {facts.fixmes[0]}",
+                               _("not attempted: FIXME left in cell {cell}, line {line}").format(
+                                   cell=facts.cell.number, line=facts.fixmes[0]),
                                location=Location(facts.cell.number, facts.fixmes[0]),
-                               hints=["replace every FIXME with your answer"])
+                               hints=[_("replace every FIXME with your answer")])
         return None
 
     # -- tasks ------------------------------------------------------------------------------
@@ -192,12 +200,12 @@ class Grading:
             return unanswered
         for name in task.NEEDS:
             if self.analysis.defining(name) is None:
-                return task_result(task, "failed", 0.0, f"no cell defines {name}",
-                               hints=[f"define {name} as the notebook asks"])
+                return task_result(task, "failed", 0.0, _("no cell defines {name}").format(name=name),
+                               hints=[_("define {name} as the notebook asks").format(name=name)])
         if not self.child_ready:
             problem = self.start_child()
             if problem:
-                return task_result(task, "error" if "could not start" in problem else "failed", 0.0, problem)
+                return task_result(task, "error" if self.start_failed else "failed", 0.0, problem)
         self.progress(f"checking {task_id}")
         self.sandbox.limit_received(TASK_BYTES)  # what one task may make the grader hold, whatever it asks
         context = Context(self, task_id, self.options.get(task_id, {}))
@@ -207,7 +215,7 @@ class Grading:
             if delegation:
                 self.integrity.append(delegation)
                 return task_result(task, "failed", 0.0, delegation, location=self.locate(first_name),
-                               hints=["write your own answer in the notebook's cell"])
+                               hints=[_("write your own answer in the notebook's cell")])
             verdict = task.check(context)
         except MissingName as missing:
             message, where = self._why_missing(str(missing))
@@ -220,11 +228,11 @@ class Grading:
         except ChildLost as lost:
             self.child_ready = False
             return task_result(task, "failed", 0.0, self._lost_message(task_id, lost.outcome, context.timeout),
-                           hints=["look for infinite loops, sys.exit/os._exit or huge allocations"],
+                           hints=[_("look for infinite loops, sys.exit/os._exit or huge allocations")],
                            location=self.locate(first_name) if first_name else None)
-        message = verdict.message("correct")
+        message = verdict.message(_("correct"))
         if verdict.notes:
-            message += " (" + "; ".join(verdict.notes) + ")"
+            message = _("{message} ({notes})").format(message=message, notes="; ".join(verdict.notes))
         self.integrity += verdict.integrity
         return task_result(task, "passed" if verdict.passed else "failed", verdict.earned,
                        message, verdict.hints, verdict.location, verdict.details)
@@ -236,7 +244,8 @@ class Grading:
         for name, info in Context(self, task.ID, {}).describe(*task.NEEDS).items():
             module = str(info.get("module", ""))
             if info.get("type") in ("function", "method", "builtin_function_or_method") and module != "__main__":
-                return f"{name} is {module}.{info.get('qualname')}, not a function your notebook defines"
+                return _("{name} is {function}, not a function your notebook defines").format(
+                    name=name, function=f"{module}.{info.get('qualname')}")
         return None
 
     def _raised_message(self, task_id: str, raised: StudentRaised, first_name) -> tuple:
@@ -245,25 +254,28 @@ class Grading:
         if isinstance(cell, str) and cell.startswith("<cell ") and cell[6:-1].isdigit():
             where = Location(int(cell[6:-1]), line if type(line) is int else None)
         if raised.type == "SystemExit":
-            text = f"while checking {task_id}, the student's {raised.describe().removeprefix('the ')}"
+            text = _("while checking {task}, the student's {what}").format(
+                task=task_id, what=raised.describe().removeprefix("the "))
         else:
-            text = f"the student's code raised {raised.describe()}"
+            text = _("the student's code raised {error}").format(error=raised.describe())
         return text, [], where or (self.locate(first_name) if first_name else None)
 
     def _lost_message(self, task_id: str, outcome: Outcome, timeout: float) -> str:
         if outcome.status == "timeout":
-            limit = "the overall time limit" if self.left() <= 0 else f"{timeout:g} s"
-            return f"while checking {task_id}, the student's code did not finish within {limit}"
+            limit = _("the overall time limit") if self.left() <= 0 else _("{seconds} s").format(seconds=f"{timeout:g}")
+            return _("while checking {task}, the student's code did not finish within {limit}").format(
+                task=task_id, limit=limit)
+        message = _("while checking {task}, {reason}").format(task=task_id, reason=outcome.reason)
         if outcome.status == "broken":
-            self.integrity.append(f"while checking {task_id}, {outcome.reason}")
-            return f"while checking {task_id}, {outcome.reason}"
-        return f"while checking {task_id}, {outcome.reason}"
+            self.integrity.append(message)
+        return message
 
     def integrity_notes(self) -> list[str]:
-        notes = [f"cell {facts.cell.number} imports the grader's own packages (grader, tasks or reference)"
-                 for facts in self.analysis.cells if facts.imports_grader]
+        notes = [_("cell {cell} imports the grader's own packages (grader, tasks or reference)").format(
+                 cell=facts.cell.number) for facts in self.analysis.cells if facts.imports_grader]
         if self.sandbox.attempted_imports:
-            notes.append("the student's code tried to import " + ", ".join(sorted(set(self.sandbox.attempted_imports))[:5]))
+            notes.append(_("the student's code tried to import {modules}").format(
+                modules=", ".join(sorted(set(self.sandbox.attempted_imports))[:5])))
         return notes + self.integrity
 
     def close(self):

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 
+from grader.i18n import _
 from grader.result import GradeResult
 from grader.sanitize import one_line, safe_text
 
+# The words of the table's first column; translated where the table is drawn (status stays the machine field).
 MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
+
+
+def _mark(status: str) -> str:
+    return {"passed": _("PASS"), "failed": _("FAIL"), "error": _("ERROR")}[status]
+
+
+def _is_plain_success(message: str) -> bool:
+    return message in ("correct", _("correct"))
 
 
 def _points(value: float) -> str:
@@ -18,53 +28,61 @@ def _generation_lines(details: dict) -> list[str]:
     """The figures behind the generation verdict: official bar, larger sample, grid."""
     low, high = details["accuracy_ci95"]
     trusted = details.get("reference_sampler_accuracy")
+    official = _("passed") if details["official_passed"] else _("not passed")
     lines = [
-        f"official check ({details['profile']} profile, w = {details['w']}): "
-        f"{details['official_accuracy']:.0%} of 50, {'passed' if details['official_passed'] else 'not passed'} (48 needed)",
-        f"all digits drawn: {details['accuracy']:.1%} of {details['samples']} (95% interval {low:.1%} to {high:.1%}); "
-        f"the grader's own sampler: " + ("not run" if trusted is None else f"{trusted:.0%}"),
+        _("official check ({profile} profile, w = {w}): {accuracy} of 50, {official} (48 needed)").format(
+            profile=details["profile"], w=details["w"], accuracy=f"{details['official_accuracy']:.0%}",
+            official=official),
+        _("all digits drawn: {accuracy} of {samples} (95% interval {low} to {high}); the grader's own sampler: "
+          "{trusted}").format(accuracy=f"{details['accuracy']:.1%}", samples=details["samples"], low=f"{low:.1%}",
+                              high=f"{high:.1%}", trusted=_("not run") if trusted is None else f"{trusted:.0%}"),
     ]
     if details.get("profile_reason"):
-        lines.append(f"profile {details['profile']}: {details['profile_reason']}")
+        lines.append(_("profile {profile}: {reason}").format(profile=details["profile"],
+                                                             reason=details["profile_reason"]))
     if "course_flow" in details:
         flow = details["course_flow"]
-        lines.append(f"course flow: {flow['ran']} of {flow['cells']} cells run in a Jupyter kernel; run_assessment "
-                     f"printed: {one_line(flow['assessment_output'])[-200:] or '(nothing)'}")
+        lines.append(_("course flow: {ran} of {cells} cells run in a Jupyter kernel; run_assessment printed: "
+                       "{output}").format(ran=flow["ran"], cells=flow["cells"],
+                                          output=one_line(flow["assessment_output"])[-200:] or _("(nothing)")))
     if str(details.get("larger_sample", "")).startswith("not drawn"):
-        lines.append(f"larger sample {details['larger_sample']}")
+        lines.append(_("larger sample {why}").format(why=details["larger_sample"]))
     weak = {d: a for d, a in details["per_digit_accuracy"].items() if a < 1.0}
     if weak:
-        lines.append("per digit: " + ", ".join(f"{d}: {a:.0%}" for d, a in sorted(weak.items())))
+        lines.append(_("per digit: {accuracies}").format(
+            accuracies=", ".join(f"{d}: {a:.0%}" for d, a in sorted(weak.items()))))
     lines += details.get("confusions", [])[:3]
     if "short_training" in details:
         st = details["short_training"]
-        lines.append(f"short training ({st['steps']} steps): held-out loss {st['heldout_loss']:.3f}, "
-                     f"reference {st['reference_heldout_loss']:.3f}")
+        lines.append(_("short training ({steps} steps): held-out loss {loss}, reference {reference}").format(
+            steps=st["steps"], loss=f"{st['heldout_loss']:.3f}", reference=f"{st['reference_heldout_loss']:.3f}"))
     if details.get("grid"):
-        lines.append(f"samples: {details['grid']}")
+        lines.append(_("samples: {path}").format(path=details["grid"]))
     return lines
 
 
 def render_text(result: GradeResult) -> str:
     """A table of tasks, then each failure's message, location and hint, then the score line."""
     width = max(len(task.id) for task in result.tasks) if result.tasks else 10
-    lines = [f"dli-grade: {result.submission} (layout {result.layout}, {result.device})", ""]
+    lines = [_("dli-grade: {submission} (layout {layout}, {device})").format(
+        submission=result.submission, layout=result.layout, device=result.device), ""]
     for task in result.tasks:
         points = f"{_points(task.score)}/{_points(task.max_score)}"
-        lines.append(f"  {MARKS[task.status]:<5} {task.id:<{width}}  {points:>7}  {task.title}")
-        if task.message != "correct" or task.id == "generation":
+        lines.append(f"  {_mark(task.status):<5} {task.id:<{width}}  {points:>7}  {_(task.title)}")
+        if not _is_plain_success(task.message) or task.id == "generation":
             where = f" [{task.location}]" if task.location and task.location.cell else ""
             # one_line: messages may quote student code or output; keep the table's lines intact
             lines.append(f"        {one_line(task.message)}{where}")
             for hint in task.hints:
-                lines.append(f"        hint: {one_line(hint)}")
+                lines.append("        " + _("hint: {hint}").format(hint=one_line(hint)))
         if task.id == "generation" and "official_accuracy" in task.details:
             lines.extend(f"        {line}" for line in _generation_lines(task.details))
     for note in result.integrity:
-        lines.append(f"  integrity: {one_line(note)}")
-    verdict = "PASSED" if result.passed else "NOT PASSED"
-    lines += ["", f"Score {_points(result.score)}/{_points(result.max_score)}: {verdict} "
-                  f"({result.duration_s:.1f} s; cells are counted from the top, markdown included)"]
+        lines.append("  " + _("integrity: {note}").format(note=one_line(note)))
+    verdict = _("PASSED") if result.passed else _("NOT PASSED")
+    lines += ["", _("Score {score}/{max_score}: {verdict} ({seconds} s; cells are counted from the top, markdown "
+                    "included)").format(score=_points(result.score), max_score=_points(result.max_score),
+                                        verdict=verdict, seconds=f"{result.duration_s:.1f}")]
     return safe_text("\n".join(lines))
 
 

@@ -19,6 +19,7 @@ import torch
 
 from grader.errors import UnusableInput
 from grader.grading import Grading, task_result
+from grader.i18n import _, use_language
 from grader.result import GradeResult
 from grader.sanitize import one_line
 from tasks import TASK_IDS, load_task
@@ -86,15 +87,24 @@ def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
 
 def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, timeout: float = 60.0,
           progress=None, generation: dict | None = None, total_timeout: float = 1800.0,
-          contain: bool = True, gpu_fraction: float | None = None) -> GradeResult:
+          contain: bool = True, gpu_fraction: float | None = None, lang: str | None = None) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
     `gpu_fraction` caps the child's share of the GPU's memory (see `gpu_memory_fraction`).
+    `lang` ('en', 'zh-CN') is the language of the result's messages and hints; None keeps the active one
+    (`grader.i18n`: the CLI's --lang or the locale). Verdicts, ids, scores and details never depend on it.
     `seed` None draws one for this grade (the child can't predict the grader's inputs); the
     result records it, so `seed=` reproduces the grade. `generation` overrides the generation
     task's budgets (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,
     bounds everything: cells, restarts, replays and checks; tasks not reached fail as not graded.
     """
+    with use_language(lang):
+        return _grade(path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain,
+                      gpu_fraction)
+
+
+def _grade(path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain,
+           gpu_fraction) -> GradeResult:
     started = time.perf_counter()
     deadline = time.monotonic() + total_timeout
     device = choose_device(device)
@@ -110,20 +120,23 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
         try:
             for task_id in order:
                 if interrupted or grading.left() <= 0:
-                    why = "the grade was interrupted" if interrupted else \
-                        f"the overall time limit of {total_timeout:g} s was reached"
-                    results.append(task_result(load_task(task_id), "failed", 0.0, f"not graded: {why}"))
+                    why = _("the grade was interrupted") if interrupted else \
+                        _("the overall time limit of {seconds} s was reached").format(seconds=f"{total_timeout:g}")
+                    results.append(task_result(load_task(task_id), "failed", 0.0,
+                                               _("not graded: {why}").format(why=why)))
                     continue
                 task_started = time.perf_counter()
                 try:
                     results.append(grading.grade_task(task_id))
                 except KeyboardInterrupt:  # a person pressed Ctrl-C: report what was graded so far
                     interrupted = True
-                    results.append(task_result(load_task(task_id), "failed", 0.0, "not graded: the grade was interrupted"))
+                    results.append(task_result(load_task(task_id), "failed", 0.0, _("not graded: {why}").format(
+                        why=_("the grade was interrupted"))))
                 except Exception as error:  # a grader bug: report it on this task, keep grading
                     log.debug("internal grader error on task %s", task_id, exc_info=True)
                     results.append(task_result(load_task(task_id), "error", 0.0,
-                                               f"internal grader error: {type(error).__name__}: {error}",
+                                               _("internal grader error: {error}").format(
+                                                   error=f"{type(error).__name__}: {error}"),
                                                details={"traceback": grader_traceback(error)}))
                 grading.timings[task_id] = time.perf_counter() - task_started
                 if results[-1].status in ("failed", "error"):
@@ -132,11 +145,12 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
             grading.close()
         integrity = grading.integrity_notes()
         if interrupted:
-            integrity.append("the grade was interrupted (Ctrl-C); tasks after it were not graded")
+            integrity.append(_("the grade was interrupted (Ctrl-C); tasks after it were not graded"))
         sandbox = grading.sandbox.layers
         missing = [name for name, layer in sandbox.items() if not layer.get("held")]
         if missing:
-            integrity.append("the student's code ran without these containment layers: " + ", ".join(missing))
+            integrity.append(_("the student's code ran without these containment layers: {layers}").format(
+                layers=", ".join(missing)))
     return GradeResult(
         submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
         device=device, tasks=results, integrity=integrity, seed=seed, sandbox=sandbox,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from grader.i18n import _
 from reference.schedule import make_schedule
 from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure
 
@@ -75,7 +76,7 @@ def judge_yours_then_course(task_id: str, runs: dict, data: dict, judge_run):
         return yours  # run_twice re-raises when both runs raised, so one of them exists
     course = judge_run(runs, data, "course")
     if course.passed:
-        how = f"it raises {runs['yours']['raised']}" if yours is None else yours.failures[0]
-        course.note(f"{task_id} is right with the course's schedule tensors, not with yours ({how}); "
-                    "the schedule task reports what differs")
+        how = _("it raises {error}").format(error=runs["yours"]["raised"]) if yours is None else yours.failures[0]
+        course.note(_("{task} is right with the course's schedule tensors, not with yours ({how}); the schedule task "
+                      "reports what differs").format(task=task_id, how=how))
     return course

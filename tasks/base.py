@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from grader.i18n import _
+
 
 @dataclass
 class Location:
@@ -26,7 +28,9 @@ class Location:
     def __str__(self) -> str:
         if self.cell is None:
             return ""
-        return f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
+        if self.line:
+            return _("cell {cell}, line {line}").format(cell=self.cell, line=self.line)
+        return _("cell {cell}").format(cell=self.cell)
 
 
 class TaskFailure(Exception):
@@ -50,7 +54,7 @@ class StudentRaised(Exception):
 
     def describe(self) -> str:
         lines = str(self.error.get("message", "")).strip().splitlines()  # a forged reply may send ""
-        return (lines or ["an exception with no message"])[0][:300]
+        return (lines or [_("an exception with no message")])[0][:300]
 
 
 class MissingName(Exception):
@@ -95,25 +99,32 @@ def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = Tr
 
     Shape and element count are checked before anything is computed from the tensor, so a task
     may convert what this returns (`.double()`) at a bounded cost.
-    `what` reads before the finding: "reverse_q returned" gives "reverse_q returned a list, ..."."""
+    `what` reads before the finding: "reverse_q returned" gives "reverse_q returned a list, ...".
+    It is English text marked with N_ (or already translated): the sentence's form is chosen on the English."""
+    returned, what = what.endswith("returned"), _(what)
     if not isinstance(value, torch.Tensor):
-        verb = "" if what.endswith("returned") else " is"
-        raise TaskFailure(f"{what}{verb} a {kind_of(value)}, expected a tensor")
+        template = _("{what} a {kind}, expected a tensor") if returned else \
+            _("{what} is a {kind}, expected a tensor")
+        raise TaskFailure(template.format(what=what, kind=kind_of(value)))
     if value.numel() > max_elements:
-        subject = f"{what} a tensor that" if what.endswith("returned") else what
-        raise TaskFailure(f"{subject} has {value.numel():,} elements (shape {tuple(value.shape)[:8]}), "
-                          f"far more than expected (at most {max_elements:,})")
+        template = _("{what} a tensor that has {count} elements (shape {shape}), far more than expected "
+                     "(at most {most})") if returned else \
+            _("{what} has {count} elements (shape {shape}), far more than expected (at most {most})")
+        raise TaskFailure(template.format(what=what, count=f"{value.numel():,}", shape=tuple(value.shape)[:8],
+                                          most=f"{max_elements:,}"))
     if shape is not None and tuple(value.shape) != tuple(shape):
-        raise TaskFailure(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}")
+        raise TaskFailure(_("{what} has shape {shape}, expected {expected}").format(
+            what=what, shape=tuple(value.shape), expected=tuple(shape)))
     if finite and value.is_floating_point() and not torch.isfinite(value).all():
-        raise TaskFailure(f"{what} contains NaN or infinite values")
+        raise TaskFailure(_("{what} contains NaN or infinite values").format(what=what))
     return value
 
 
 def pair_of_tensors(value, what: str, names: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A returned (tensor, tensor) pair, or a TaskFailure naming what came back instead."""
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise TaskFailure(f"{what} returned a {kind_of(value)}, expected ({names})")
+        raise TaskFailure(_("{what} returned a {kind}, expected ({names})").format(
+            what=what, kind=kind_of(value), names=names))
     first, second = names.split(", ")
     return plain_tensor(value[0], first, finite=False), plain_tensor(value[1], second, finite=False)
 

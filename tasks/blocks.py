@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from reference import blocks as reference_blocks
+from grader.i18n import N_, _
 from tasks.base import Verdict, approx_equal, kind_of, named
 
 ID = "blocks"
-TITLE = "U-Net blocks (the seven classes)"
+TITLE = N_("U-Net blocks (the seven classes)")
 POINTS = 7
 NEEDS = ()
 
@@ -28,14 +29,14 @@ KINDS = {
     "SinusoidalPositionEmbedBlock": ((8,), [(5,)]),
     "UpBlock": ((8, 4, 4), [(2, 8, 4, 4), (2, 8, 4, 4)]),
 }
-WHAT_IT_COMPUTES = {
-    "DownBlock": "two convolution blocks and a rearrange-pool (a down-sampling block)",
-    "EmbedBlock": "an embedding MLP (Linear, GELU, Linear, Unflatten)",
-    "GELUConvBlock": "a convolution, GroupNorm and GELU",
-    "RearrangePoolBlock": "a space-to-depth rearrange followed by a convolution block",
-    "ResidualConvBlock": "two convolution blocks whose outputs are added (a residual block)",
-    "SinusoidalPositionEmbedBlock": "a sinusoidal embedding",
-    "UpBlock": "a transposed convolution on x concatenated with skip (an up-sampling block)",
+WHAT_IT_COMPUTES = {  # translated where used
+    "DownBlock": N_("two convolution blocks and a rearrange-pool (a down-sampling block)"),
+    "EmbedBlock": N_("an embedding MLP (Linear, GELU, Linear, Unflatten)"),
+    "GELUConvBlock": N_("a convolution, GroupNorm and GELU"),
+    "RearrangePoolBlock": N_("a space-to-depth rearrange followed by a convolution block"),
+    "ResidualConvBlock": N_("two convolution blocks whose outputs are added (a residual block)"),
+    "SinusoidalPositionEmbedBlock": N_("a sinusoidal embedding"),
+    "UpBlock": N_("a transposed convolution on x concatenated with skip (an up-sampling block)"),
 }
 
 
@@ -90,7 +91,7 @@ def _record(trials, outputs, name, kind, answer) -> None:
         outputs[f"{name}/{kind}"] = answer["value"]
         trials[name][kind] = "ran"
     elif answer.get("ok"):
-        trials[name][kind] = f"forward returned a {kind_of(answer.get('value'))}"
+        trials[name][kind] = _("forward returned a {kind}").format(kind=kind_of(answer.get("value")))
     else:
         trials[name][kind] = str((answer.get("error") or {}).get("message", "failed"))[:300]
 
@@ -101,7 +102,8 @@ def check(context) -> Verdict:
     trials, outputs = _trials(context, names)
     verdict = judge(trials, outputs, context, set(delegating))
     for name in delegating:
-        verdict.integrity.append(f"{name} extends the course helper's class instead of defining the block")
+        verdict.integrity.append(_("{name} extends the course helper's class instead of defining the block").format(
+            name=name))
     return verdict
 
 
@@ -120,7 +122,10 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
 
     def where(name):
         location = context.locate(name)
-        return f" in cell {location.cell}" if location and location.cell else ""
+        return _(" in cell {cell}").format(cell=location.cell) if location and location.cell else ""
+
+    def computes(kind):
+        return _(WHAT_IT_COMPUTES[kind])
 
     for kind in KINDS:
         if kind in matches and kind in matches[kind]:
@@ -129,22 +134,27 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
         holders = [name for name, kinds in matches.items() if kind in kinds and name not in KINDS]
         holders += [name for name, kinds in matches.items() if kind in kinds and name in KINDS and name != kind]
         if kind not in trials:
-            failure = f"{kind} is not defined"
+            failure = _("{kind} is not defined").format(kind=kind)
             if holders:
-                failure += f"; the class named {holders[0]}{where(holders[0])} computes {WHAT_IT_COMPUTES[kind]}: that is {kind}"
-            verdict.check(False, 1, failure, f"name the class that computes {WHAT_IT_COMPUTES[kind]} {kind}",
+                failure += _("; the class named {name}{where} computes {what}: that is {kind}").format(
+                    name=holders[0], where=where(holders[0]), what=computes(kind), kind=kind)
+            verdict.check(False, 1, failure, _("name the class that computes {what} {kind}").format(
+                what=computes(kind), kind=kind),
                           context.locate(holders[0]) if holders else None)
             continue
         own = [k for k in matches[kind] if k != kind]
         if own:
-            failure = (f"the class named {kind}{where(kind)} computes {WHAT_IT_COMPUTES[own[0]]}: "
-                       f"that is {own[0]}")
+            failure = _("the class named {name}{where} computes {what}: that is {kind}").format(
+                name=kind, where=where(kind), what=computes(own[0]), kind=own[0])
             if holders:
-                failure += f"; the {kind} body is under the name {holders[0]}{where(holders[0])}"
-            verdict.check(False, 1, failure, "match each class name to its body", context.locate(kind))
+                failure += _("; the {kind} body is under the name {name}{where}").format(
+                    kind=kind, name=holders[0], where=where(holders[0]))
+            verdict.check(False, 1, failure, _("match each class name to its body"), context.locate(kind))
             continue
         reason = trials[kind].get(kind)
-        detail = "its output differs from the course's" if reason == "ran" else f"it fails: {reason}"
-        verdict.check(False, 1, f"{kind}{where(kind)} does not behave like the course's {kind}: {detail}",
-                      f"{kind} should compute {WHAT_IT_COMPUTES[kind]}", context.locate(kind))
+        detail = _("its output differs from the course's") if reason == "ran" else \
+            _("it fails: {reason}").format(reason=reason)
+        verdict.check(False, 1, _("{kind}{where} does not behave like the course's {kind}: {detail}").format(
+            kind=kind, where=where(kind), detail=detail),
+                      _("{kind} should compute {what}").format(kind=kind, what=computes(kind)), context.locate(kind))
     return verdict

@@ -11,10 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# `_` is a throwaway name here: the gettext function is i18n._
+from grader import i18n
+from grader.i18n import N_
 from tasks.base import Verdict, plain_tensor, stub
 
 ID = "guidance"
-TITLE = "Classifier-free guidance in sample_w"
+TITLE = N_("Classifier-free guidance in sample_w")
 POINTS = 1
 NEEDS = ("sample_w",)
 WEIGHTS = (0.0, 1.0, 2.5)
@@ -52,7 +55,7 @@ def identify(context) -> dict:
         if not noise:
             found["called_reverse_q"] = False
             return found
-        found["e_t"][w] = plain_tensor(noise[0], "the noise passed to reverse_q", finite=False)
+        found["e_t"][w] = plain_tensor(noise[0], i18n._("the noise passed to reverse_q"), finite=False)
     return found
 
 
@@ -79,21 +82,23 @@ def judge(info: dict, context) -> Verdict:
     """The weights must be (1 + w, -w) for every w, or the shifted (w, 1 - w) form, noted."""
     verdict = Verdict(location=context.locate("sample_w"))
     if not info["called_reverse_q"]:
-        verdict.check(False, POINTS, "sample_w never calls reverse_q, so its guided noise could not be seen",
-                      "x_t = reverse_q(x_t, t, e_t) at every step")
+        verdict.check(False, POINTS, i18n._("sample_w never calls reverse_q, so its guided noise could not be seen"),
+                      i18n._("x_t = reverse_q(x_t, t, e_t) at every step"))
         return verdict
     fitted = {}
     for w in info["weights"]:
         e_t = info["e_t"][w]
         if e_t.dim() < 1 or e_t.shape[0] == 0 or e_t[0].numel() != info["keep"].numel() \
                 or not torch.isfinite(e_t).all():
-            verdict.check(False, POINTS, f"at w = {w:g} the noise passed to reverse_q is not an image batch of "
-                          "finite values", "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
+            verdict.check(False, POINTS, i18n._("at w = {w} the noise passed to reverse_q is not an image batch of "
+                                                "finite values").format(w=f"{w:g}"),
+                          "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
             return verdict
         alpha, beta, error = fit(e_t, info["keep"], info["drop"])
         if error > 1e-3:
-            verdict.check(False, POINTS, f"at w = {w:g} the noise passed to reverse_q is not a mix of the "
-                          "conditional and unconditional predictions", "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
+            verdict.check(False, POINTS, i18n._("at w = {w} the noise passed to reverse_q is not a mix of the "
+                                                "conditional and unconditional predictions").format(w=f"{w:g}"),
+                          "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
             return verdict
         fitted[w] = (alpha, beta)
     verdict.details["weights"] = {str(w): [round(a, 4), round(b, 4)] for w, (a, b) in fitted.items()}
@@ -106,24 +111,28 @@ def judge(info: dict, context) -> Verdict:
         return verdict
     if all_match(lambda w: (w, 1 - w)):
         verdict.check(True, POINTS, "")
-        verdict.note("sample_w uses e_t_drop_c + w * (e_t_keep_c - e_t_drop_c): the course's formula with w "
-                     "shifted by one (your w equals the course's w - 1)")
+        verdict.note(i18n._("sample_w uses e_t_drop_c + w * (e_t_keep_c - e_t_drop_c): the course's formula with w "
+                            "shifted by one (your w equals the course's w - 1)"))
         student_w = info["student_w"]
         if student_w is not None and student_w <= 0:
-            verdict.hints.append(f"with your w = {student_w:g} this form ignores the class: samples are "
-                                 "unconditional and the digit classifier will fail them; use w > 1")
+            verdict.hints.append(i18n._("with your w = {w} this form ignores the class: samples are unconditional "
+                                        "and the digit classifier will fail them; use w > 1").format(
+                                            w=f"{student_w:g}"))
         return verdict
     at = {w: _formula(*ab) for w, ab in fitted.items()}
     alphas = {round(a, 3) for a, _ in fitted.values()}
     betas = {round(b, 3) for _, b in fitted.values()}
     if all(abs(b) < 1e-3 for _, b in fitted.values()) or all(abs(a) < 1e-3 for a, _ in fitted.values()):
-        which = "conditional" if all(abs(b) < 1e-3 for _, b in fitted.values()) else "unconditional"
-        failure = f"sample_w uses only the {which} prediction: e_t = {at[1.0]} at w = 1"
+        failure = i18n._("sample_w uses only the conditional prediction: e_t = {e_t} at w = 1") \
+            if all(abs(b) < 1e-3 for _, b in fitted.values()) else \
+            i18n._("sample_w uses only the unconditional prediction: e_t = {e_t} at w = 1")
+        failure = failure.format(e_t=at[1.0])
     elif len(alphas) == 1 and len(betas) == 1:
-        failure = f"sample_w ignores w: e_t = {at[0.0]} for every w"
+        failure = i18n._("sample_w ignores w: e_t = {e_t} for every w").format(e_t=at[0.0])
     elif all_match(lambda w: (-w, 1 + w)) or all_match(lambda w: (1 - w, w)):
-        failure = f"the guidance sign is flipped: e_t = {at[1.0]} at w = 1, pushing away from the class"
+        failure = i18n._("the guidance sign is flipped: e_t = {e_t} at w = 1, pushing away from the class").format(
+            e_t=at[1.0])
     else:
-        failure = f"e_t = {at[1.0]} at w = 1; expected 2 * e_t_keep_c - 1 * e_t_drop_c"
+        failure = i18n._("e_t = {e_t} at w = 1; expected 2 * e_t_keep_c - 1 * e_t_drop_c").format(e_t=at[1.0])
     verdict.check(False, POINTS, failure, "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
     return verdict

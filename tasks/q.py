@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from grader.i18n import N_, _
 from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
 from tasks.base import Verdict, approx_equal, pair_of_tensors
 
 ID = "q"
-TITLE = "Forward diffusion q(x_0, t)"
+TITLE = N_("Forward diffusion q(x_0, t)")
 POINTS = 2
 NEEDS = ("q",)
 BATCH = 64
@@ -48,13 +49,13 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     returned = runs[run]["returned"]
     if returned != "pair":
         verdict.check(False, POINTS, returned,
-                      "return both tensors: return x_t, noise")
+                      _("return both tensors: return x_t, noise"))
         return verdict
     x_0, t = data["x_0"].double(), data["t"].double()
     x_t, noise = data[f"{run}.x_t"].double(), data[f"{run}.noise"].double()
     if x_t.shape != x_0.shape or noise.shape != x_0.shape:
-        verdict.check(False, POINTS, f"q returned shapes {tuple(x_t.shape)} and {tuple(noise.shape)} "
-                      f"for x_0 of shape {tuple(x_0.shape)}")
+        verdict.check(False, POINTS, _("q returned shapes {x_t} and {noise} for x_0 of shape {x_0}").format(
+            x_t=tuple(x_t.shape), noise=tuple(noise.shape), x_0=tuple(x_0.shape)))
         return verdict
 
     schedules = list(schedules_to_try(T, data))
@@ -67,16 +68,15 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
             follows = source
             break
     if follows == "yours":
-        verdict.note("q is right given your schedule tensors; the schedule task reports what differs")
+        verdict.note(_("q is right given your schedule tensors; the schedule task reports what differs"))
     if follows is None:
         keep, mix = _coefficients(schedules[0][1], t)
         if approx_equal(x_t, mix * x_0 + keep * noise):
-            failure = "q swaps its coefficients: x_0 is scaled by sqrt(1 - a_bar_t) and the noise by sqrt(a_bar_t)"
-            hint = "x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise"
+            failure = _("q swaps its coefficients: x_0 is scaled by sqrt(1 - a_bar_t) and the noise by sqrt(a_bar_t)")
+            hint = _("x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise")
         else:
-            failure = ("x_t is not sqrt_a_bar[t] * x_0 + sqrt_one_minus_a_bar[t] * noise "
-                       "for the noise q returned")
-            hint = "index the coefficients with t (as integers) and return the same noise you added"
+            failure = _("x_t is not sqrt_a_bar[t] * x_0 + sqrt_one_minus_a_bar[t] * noise for the noise q returned")
+            hint = _("index the coefficients with t (as integers) and return the same noise you added")
         verdict.check(False, 1, failure, hint)
     else:
         verdict.check(True, 1, "")
@@ -84,8 +84,9 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     mean, std = noise.mean().item(), noise.std().item()
     verdict.details.update(noise_mean=round(mean, 4), noise_std=round(std, 4))
     verdict.check(abs(mean) < 0.05 and abs(std - 1) < 0.05, 1,
-                  f"the noise is not standard normal (mean {mean:.2f}, std {std:.2f})",
-                  "draw it with torch.randn_like(x_0)")
+                  _("the noise is not standard normal (mean {mean}, std {std})").format(
+                      mean=f"{mean:.2f}", std=f"{std:.2f}"),
+                  _("draw it with torch.randn_like(x_0)"))
     return verdict
 
 

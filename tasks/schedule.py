@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from grader.i18n import N_, _
 from tasks.base import MAX_ELEMENTS, Verdict, approx_equal
 
 ID = "schedule"
-TITLE = "DDPM schedule (a, a_bar, square roots, pred_noise_coeff)"
+TITLE = N_("DDPM schedule (a, a_bar, square roots, pred_noise_coeff)")
 POINTS = 5
 NEEDS = ("B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
 DERIVED = NEEDS[1:]
@@ -37,20 +38,21 @@ def _consistent(value: torch.Tensor, expected: torch.Tensor) -> bool:
     return value.shape == expected.shape and torch.allclose(value, expected, rtol=1e-4, atol=1e-5, equal_nan=True)
 
 
-# Known wrong answers: name -> (wrong formula from upstream tensors, what to tell the student).
+# Known wrong answers: name -> (wrong formula from upstream tensors, what to tell the student; translated where used).
 DIAGNOSES = {
     "a_bar": [(lambda s: torch.cumsum(s["a"], dim=0),
-               "a_bar is the cumulative sum of a; it must be the cumulative product: torch.cumprod(a, dim=0)")],
-    "sqrt_a_bar": [(lambda s: s["a_bar"], "sqrt_a_bar equals a_bar: the square root is missing")],
+               N_("a_bar is the cumulative sum of a; it must be the cumulative product: torch.cumprod(a, dim=0)"))],
+    "sqrt_a_bar": [(lambda s: s["a_bar"], N_("sqrt_a_bar equals a_bar: the square root is missing"))],
     "sqrt_one_minus_a_bar": [
-        (lambda s: 1 - s["a_bar"], "sqrt_one_minus_a_bar equals 1 - a_bar: the square root is missing"),
-        (lambda s: 1 - torch.sqrt(s["a_bar"]), "sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)"),
+        (lambda s: 1 - s["a_bar"], N_("sqrt_one_minus_a_bar equals 1 - a_bar: the square root is missing")),
+        (lambda s: 1 - torch.sqrt(s["a_bar"]),
+         N_("sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)")),
     ],
-    "sqrt_a_inv": [(lambda s: 1 / s["a"], "sqrt_a_inv equals 1 / a: the square root is missing"),
-                   (lambda s: torch.sqrt(s["a"]), "sqrt_a_inv is sqrt(a); it must be sqrt(1 / a)")],
+    "sqrt_a_inv": [(lambda s: 1 / s["a"], N_("sqrt_a_inv equals 1 / a: the square root is missing")),
+                   (lambda s: torch.sqrt(s["a"]), N_("sqrt_a_inv is sqrt(a); it must be sqrt(1 / a)"))],
     "pred_noise_coeff": [
         (lambda s: (1 - s["a"]) / (1 - s["a_bar"]),
-         "pred_noise_coeff divides by 1 - a_bar: the square root is missing (use sqrt(1 - a_bar))"),
+         N_("pred_noise_coeff divides by 1 - a_bar: the square root is missing (use sqrt(1 - a_bar))")),
     ],
 }
 
@@ -59,7 +61,7 @@ def _diagnose(name: str, value: torch.Tensor, student: dict) -> str | None:
     for wrong, message in DIAGNOSES.get(name, []):
         try:
             if approx_equal(value.double(), wrong(student).double()):
-                return message
+                return _(message)
         except (KeyError, RuntimeError, TypeError):
             continue
     return None
@@ -79,30 +81,35 @@ def check(context) -> Verdict:
     T = B.shape[0] if B is not None and B.dim() == 1 else 150
     reference_B = torch.linspace(BETA_START, BETA_END, T)
     if B is not None and not approx_equal(B, reference_B):
-        verdict.note("B is not the course's torch.linspace(0.0001, 0.02, T); the other tensors are checked against your B")
+        verdict.note(_("B is not the course's torch.linspace(0.0001, 0.02, T); the other tensors are checked "
+                       "against your B"))
     elif B is None:
         student["B"] = reference_B
 
     for name in DERIVED:
         where = context.locate(name)
         if name not in info:
-            verdict.check(False, worth, f"{name} is not defined", location=where)
+            verdict.check(False, worth, _("{name} is not defined").format(name=name), location=where)
             continue
         if "device" not in info[name]:
-            verdict.check(False, worth, f"{name} is a {info[name]['type']}, not a tensor", location=where)
+            verdict.check(False, worth, _("{name} is a {kind}, not a tensor").format(
+                name=name, kind=info[name]["type"]), location=where)
             continue
         if not info[name]["exact"]:
-            verdict.check(False, worth, f"{name} is a {info[name]['type']}, not a plain torch.Tensor", location=where)
+            verdict.check(False, worth, _("{name} is a {kind}, not a plain torch.Tensor").format(
+                name=name, kind=info[name]["type"]), location=where)
             continue
         shape = tuple(info[name]["shape"])
         if shape != (T,):
-            verdict.check(False, worth, f"{name} has shape {shape}, expected ({T},)",
-                          "keep every schedule tensor one-dimensional, one entry per timestep", where)
+            verdict.check(False, worth, _("{name} has shape {shape}, expected {expected}").format(
+                name=name, shape=shape, expected=f"({T},)"),
+                          _("keep every schedule tensor one-dimensional, one entry per timestep"), where)
             continue
         device = _device_type(info[name]["device"])
         if device != notebook_device or name not in student:  # a meta tensor has no values to judge
-            verdict.check(False, worth, f"{name} is on {device} but the notebook's device is {notebook_device}",
-                          "build the schedule from B, which is moved to device, so every tensor follows it", where)
+            verdict.check(False, worth, _("{name} is on {device} but the notebook's device is {notebook_device}")
+                          .format(name=name, device=device, notebook_device=notebook_device),
+                          _("build the schedule from B, which is moved to device, so every tensor follows it"), where)
             continue
         value = student[name]
         expected = _expected_from(student, name)
@@ -111,8 +118,9 @@ def check(context) -> Verdict:
             continue
         diagnosis = _diagnose(name, value, student)
         difference = float((value.double() - expected).abs().max()) if expected is not None else float("nan")
-        verdict.check(False, worth, diagnosis or f"{name} does not match its formula (max difference {difference:.3g})",
-                      None if diagnosis else "compare with the formulas in the notebook's markdown", where)
+        mismatch = _("{name} does not match its formula (max difference {difference})")
+        verdict.check(False, worth, diagnosis or mismatch.format(name=name, difference=f"{difference:.3g}"),
+                      None if diagnosis else _("compare with the formulas in the notebook's markdown"), where)
     verdict.earned = round(verdict.earned, 2)
     return verdict
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import torch
 
+# `_` is a throwaway name here: the gettext function is i18n._
+from grader import i18n
+from grader.i18n import N_
 from tasks.base import Location, TaskFailure, Verdict
 
 ID = "training_loop"
-TITLE = "Training loop (c_drop_prob, context from the batch)"
+TITLE = N_("Training loop (c_drop_prob, context from the batch)")
 POINTS = 2
 NEEDS = ()
 USES_TRAINING_CELL = True  # a FIXME left in the training cell means "not attempted"
@@ -30,8 +33,8 @@ def check(context) -> Verdict:
     facts = context.analysis.training_cell()
     if facts is None or facts.tree is None:
         verdict = Verdict()
-        verdict.check(False, POINTS, "no training loop found (a cell with a for loop that calls "
-                      "get_loss, loss.backward() or optimizer.step())")
+        verdict.check(False, POINTS, i18n._("no training loop found (a cell with a for loop that calls "
+                                            "get_loss, loss.backward() or optimizer.step())"))
         return verdict
     generator = context.generator(ID)
     images = torch.rand(4 * STAND_IN_BATCH, 1, 28, 28, generator=generator)
@@ -50,7 +53,7 @@ def read_records(info, labels: torch.Tensor, order: torch.Tensor) -> dict:
     the tensor the student passed and the labels the grader put in that batch.
     """
     if not isinstance(info, dict):
-        raise TaskFailure("the training cell's records are missing")
+        raise TaskFailure(i18n._("the training cell's records are missing"))
     masks = [m for m in info.get("masks", []) if isinstance(m, dict)]
     batches = [b for b in info.get("batches", []) if isinstance(b, dict)]
     for mask in masks:
@@ -79,7 +82,7 @@ def _batch_labels(labels, order, epoch, step):
 
 
 def _at(record) -> str:
-    return f"epoch {record['epoch']}, step {record['step']}"
+    return i18n._("epoch {epoch}, step {step}").format(epoch=record["epoch"], step=record["step"])
 
 
 def _describe_bad(bad, used, masks, batches) -> list[str]:
@@ -89,17 +92,18 @@ def _describe_bad(bad, used, masks, batches) -> list[str]:
     for value in sorted({call["drop_prob"] for _, call in bad}, key=lambda v: (v is None, v)):
         hits = [(batch, call) for batch, call in bad if call["drop_prob"] == value]
         batch, call = hits[0]
-        shown = "not a number" if value is None else f"{value:g}"
-        sentence = f"c_drop_prob is {shown} for {len(hits)} of {len(used)} training batches, first at {_at(batch)}"
+        shown = i18n._("not a number") if value is None else f"{value:g}"
+        sentence = i18n._("c_drop_prob is {value} for {count} of {total} training batches, first at {at}").format(
+            value=shown, count=len(hits), total=len(used), at=_at(batch))
         previews = [i for i in range(batch["mask_call"])
                     if i not in training_calls and masks[i]["drop_prob"] == value]
         if value == 0 and previews:
-            sentence += (f": the preview at {_at(masks[previews[-1]])} sets c_drop_prob = 0 and the "
-                         "training batches after it reuse that value")
+            sentence += i18n._(": the preview at {at} sets c_drop_prob = 0 and the training batches after it reuse "
+                               "that value").format(at=_at(masks[previews[-1]]))
         elif value == 0:
-            sentence += ": the model never learns the unconditional prediction that guidance needs"
+            sentence += i18n._(": the model never learns the unconditional prediction that guidance needs")
         elif value is not None and value >= 1:
-            sentence += ": every label is dropped, so the model does not learn the digits"
+            sentence += i18n._(": every label is dropped, so the model does not learn the digits")
         sentences.append(sentence)
     return sentences
 
@@ -109,10 +113,10 @@ def judge(info: dict, context, where: Location) -> Verdict:
     verdict = Verdict(location=where)
     masks, batches = info["mask_calls"], info["batches"]
     if not batches:
-        reason = f": the cell raised {info['error'].get('message')}" if info["error"] else ""
+        reason = i18n._(": the cell raised {error}").format(error=info["error"].get("message")) if info["error"] else ""
         if info["error"] and type(info["error"].get("line")) is int:
             verdict.location = Location(where.cell, info["error"]["line"])
-        verdict.check(False, POINTS, f"the training loop never called get_loss{reason}")
+        verdict.check(False, POINTS, i18n._("the training loop never called get_loss{reason}").format(reason=reason))
         return verdict
     used = []
     for batch in batches:
@@ -125,23 +129,26 @@ def judge(info: dict, context, where: Location) -> Verdict:
     bad = [(batch, call) for batch, call in used if call and not (
         call["drop_prob"] is not None and 0 < call["drop_prob"] < 1)]
     if unmasked:
-        verdict.check(False, 1, f"the mask given to get_loss at {_at(unmasked[0])} was not made by "
-                      "get_context_mask for that batch", "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)")
+        verdict.check(False, 1, i18n._("the mask given to get_loss at {at} was not made by get_context_mask for "
+                                       "that batch").format(at=_at(unmasked[0])),
+                      "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)")
     elif bad:
         verdict.check(False, 1, "; ".join(_describe_bad(bad, used, masks, batches)),
-                      "set c_drop_prob (e.g. 0.1) inside the inner loop, before get_context_mask")
+                      i18n._("set c_drop_prob (e.g. 0.1) inside the inner loop, before get_context_mask"))
     else:
         verdict.check(True, 1, "")
         values = sorted({call["drop_prob"] for _, call in used})
         if len(values) > 1:
-            verdict.note(f"c_drop_prob varies during training ({values[0]:g} to {values[-1]:g}); every value lies strictly between 0 and 1")
+            verdict.note(i18n._("c_drop_prob varies during training ({low} to {high}); every value lies strictly "
+                                "between 0 and 1").format(low=f"{values[0]:g}", high=f"{values[-1]:g}"))
         elif values[0] != 0.1:
-            verdict.note(f"c_drop_prob is {values[0]:g}; the course uses 0.1")
+            verdict.note(i18n._("c_drop_prob is {value}; the course uses 0.1").format(value=f"{values[0]:g}"))
 
     from_labels = [call["labels_from_batch"] for _, call in used if call]
     verdict.check(bool(from_labels) and all(from_labels), 1,
-                  "the context given to get_context_mask is not the batch's labels",
+                  i18n._("the context given to get_context_mask is not the batch's labels"),
                   "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)")
     if info["error"] and not verdict.failures:
-        verdict.note(f"the training cell stopped with {info['error'].get('message')} after the recorded batches")
+        verdict.note(i18n._("the training cell stopped with {error} after the recorded batches").format(
+            error=info["error"].get("message")))
     return verdict

@@ -20,6 +20,12 @@ def _tasks(ctx, param, value):
     return _task_list(ctx, param, value)
 
 
+def _language(ctx, param, value):
+    from grader.cli import _language as grade_language  # the grade command's parser (cli imports us)
+
+    return grade_language(ctx, param, value)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM stops a batch as cleanly as Ctrl-C
 
@@ -54,8 +60,10 @@ def _interrupt(signum, frame):
 @click.option("--quiet", "-q", is_flag=True, help="no progress on stderr")
 @click.option("--grader-memory-mb", type=click.IntRange(min=64), default=None,
               help="bound the memory of the batch process and of each grade it starts (RLIMIT_DATA, each)")
+@click.option("--lang", "lang", callback=_language, default=None, metavar="en|zh-CN",
+              help="language of the messages, reports and class summary (see dli-grade grade --help)")
 def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout, submission_timeout, resume, ref,
-          notebook, max_extract_mb, backend, address, gpus_per_grade, quiet, grader_memory_mb):
+          notebook, max_extract_mb, backend, address, gpus_per_grade, quiet, grader_memory_mb, lang):
     """Grade every submission in INPUT... (notebooks, .py files, folders, zip archives, git repositories).
 
     Writes OUT/grades.csv, OUT/summary.md, OUT/summary.html and OUT/submissions/<student>/
@@ -65,6 +73,9 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
     from grader.batch.backends import ray_available
     from grader.batch.engine import run_batch
     from grader.batch.worker import GradeOptions
+    from grader.i18n import set_language
+
+    set_language(lang)  # the summary and reports written here; each grade gets --lang
 
     if backend == "ray" and not ray_available():
         click.echo("dli-grade: error: --backend ray needs Ray: pip install 'dli-grade[ray]'", err=True)
@@ -76,7 +87,7 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
         from grader.memory import ENVIRONMENT, limit_grader_memory
         limit_grader_memory(grader_memory_mb)
         os.environ[ENVIRONMENT] = str(grader_memory_mb)
-    options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout)
+    options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout, lang)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = run_batch(inputs, out_dir, options, jobs=jobs, resume=resume, ref=ref, notebook=notebook,

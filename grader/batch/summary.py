@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
-from grader import __version__, atomic
+from grader import __version__, atomic, i18n
 from grader.batch import similarity
 from grader.sanitize import one_line, safe_text
 
@@ -127,49 +127,89 @@ def _score(row: dict) -> str:
 
 def _status(row: dict) -> str:
     if row["status"] != "graded":
-        return row["status"]
-    return "passed" if row["passed"] else "not passed"
+        return row["status"]  # the batch's machine word (unusable, timeout, crashed), as in grades.csv
+    return i18n._("passed") if row["passed"] else i18n._("not passed")
 
 
 def _percent(rate) -> str:
-    return "n/a" if rate is None else f"{rate:.0%}"
+    return i18n._("n/a") if rate is None else f"{rate:.0%}"
+
+
+# The summary's labels, translated where the page is drawn (the histogram's PNG stays English: its font may
+# have no CJK glyphs).
+def _counts(stats: dict, html_page: bool = False) -> str:
+    """The counts sentence; on the HTML page the template is escaped and the number passed is bold."""
+    by = stats["by_status"]
+    template = i18n._("{total} submissions: {graded} graded, {unusable} unusable, {timeout} timed out, {crashed} "
+                      "crashed. Passed: {passed} of {graded} graded. Grader {version}.")
+    passed, version = stats["passed"], __version__
+    if html_page:
+        template, passed, version = _e(template), f"<strong>{passed}</strong>", _e(version)
+    return template.format(total=stats["total"], graded=by["graded"], unusable=by["unusable"],
+                           timeout=by["timeout"], crashed=by["crashed"], passed=passed, version=version)
+
+
+def _labels() -> dict:
+    return {
+        "title": i18n._("dli-grade batch summary"), "students": i18n._("Students"),
+        "student": i18n._("student"), "score": i18n._("score"), "status": i18n._("status"),
+        "report": i18n._("report"), "pass_rate": i18n._("Pass rate per task"), "task": i18n._("task"),
+        "passed": i18n._("passed"), "graded": i18n._("graded"), "rate": i18n._("rate"),
+        "diagnoses": i18n._("Most frequent diagnoses"), "count": i18n._("count"),
+        "where": i18n._("task / status"), "message": i18n._("message (an example)"),
+        "students_column": i18n._("students"),
+        "none": i18n._("None: every graded task passed."), "scores": i18n._("Scores"),
+        "histogram": i18n._("score histogram"), "no_grade": i18n._("No graded submission."),
+        "accuracy_title": i18n._("Generation: official accuracy (of 50 digits)"), "accuracy": i18n._("accuracy"),
+        "submissions": i18n._("submissions"), "identical_title": i18n._("Identical or near-identical answers"),
+        "identical": i18n._("identical"), "renamed": i18n._("renamed"),
+    }
+
+
+def _no_group(label: str) -> str:
+    return i18n._("{label}: no group").format(label=label)
+
+
+def _group(label: str, size: int, members: str) -> str:
+    return i18n._("{label}, {count} submissions: {members}").format(label=label, count=size, members=members)
 
 
 def markdown(stats: dict, has_histogram: bool) -> str:
-    by = stats["by_status"]
-    graded = by["graded"]
-    lines = ["# dli-grade batch summary", "",
-             f"{stats['total']} submissions: {graded} graded, {by['unusable']} unusable, {by['timeout']} timed out, "
-             f"{by['crashed']} crashed. Passed: {stats['passed']} of {graded} graded. Grader {__version__}.", "",
-             "## Students", "", "| student | score | status | report |", "| --- | --- | --- | --- |"]
-    lines += [f"| {_md(r['student'])} | {_score(r)} | {_md(_status(r))} | [report]({report_link(r['student'])}) |"
-              for r in stats["roster"]]
-    lines += ["", "## Pass rate per task", "", "| task | passed | graded | rate |", "| --- | --- | --- | --- |"]
+    label = _labels()
+
+    def header(*names):
+        return ["| " + " | ".join(label[name] for name in names) + " |", "| " + " | ".join("---" for _ in names) + " |"]
+
+    lines = [f"# {label['title']}", "", _counts(stats), "", f"## {label['students']}", "",
+             *header("student", "score", "status", "report")]
+    lines += [f"| {_md(r['student'])} | {_score(r)} | {_md(_status(r))} | [{label['report']}]"
+              f"({report_link(r['student'])}) |" for r in stats["roster"]]
+    lines += ["", f"## {label['pass_rate']}", "", *header("task", "passed", "graded", "rate")]
     lines += [f"| `{t['task']}` | {t['passed']} | {t['graded']} | {_percent(t['rate'])} |" for t in stats["per_task"]]
-    lines += ["", "## Most frequent diagnoses", ""]
+    lines += ["", f"## {label['diagnoses']}", ""]
     if stats["diagnoses"]:
-        lines += ["| count | task / status | message (an example) | students |", "| --- | --- | --- | --- |"]
+        lines += header("count", "where", "message", "students_column")
         for d in stats["diagnoses"]:
             students = ", ".join(d["students"][:8]) + (" ..." if len(d["students"]) > 8 else "")
             lines.append(f"| {d['count']} | `{_md(d['where'])}` | {_md(d['message'])} | {_md(students)} |")
     else:
-        lines.append("None: every graded task passed.")
-    lines += ["", "## Scores", ""]
-    lines.append("![score histogram](score_histogram.png)" if has_histogram else "No graded submission.")
+        lines.append(label["none"])
+    lines += ["", f"## {label['scores']}", ""]
+    lines.append(f"![{label['histogram']}](score_histogram.png)" if has_histogram else label["no_grade"])
     if stats["accuracies"]:
-        lines += ["", "## Generation: official accuracy (of 50 digits)", "", "| accuracy | submissions |", "| --- | --- |"]
+        lines += ["", f"## {label['accuracy_title']}", "", *header("accuracy", "submissions")]
         lines += [f"| {value:.0%} | {count} |" for value, count in sorted(stats["accuracies"].items())]
-    lines += ["", "## Identical or near-identical answers", "",
-              "Answer cells compared after removing comments, formatting and docstrings ('identical'), "
-              "and also after renaming local variables ('renamed'). Short FIXMEs have few correct "
-              "answers, so groups of correct submissions are expected; groups sharing a wrong answer "
-              "deserve a look.", ""]
-    for label, groups in (("identical", stats["identical"]), ("renamed", stats["renamed"])):
+    lines += ["", f"## {label['identical_title']}", "",
+              i18n._("Answer cells compared after removing comments, formatting and docstrings ('identical'), "
+                     "and also after renaming local variables ('renamed'). Short FIXMEs have few correct "
+                     "answers, so groups of correct submissions are expected; groups sharing a wrong answer "
+                     "deserve a look."), ""]
+    for kind, groups in (("identical", stats["identical"]), ("renamed", stats["renamed"])):
         if not groups:
-            lines.append(f"- {label}: no group")
+            lines.append(f"- {_no_group(label[kind])}")
         for group in groups:
             members = ", ".join(f"{_md(r['student'])} ({float(r.get('score') or 0):g})" for r in group)
-            lines.append(f"- {label}, {len(group)} submissions: {members}")
+            lines.append(f"- {_group(label[kind], len(group), members)}")
     return "\n".join(lines) + "\n"
 
 
@@ -184,52 +224,56 @@ img{max-width:100%;background:#fff;border-radius:8px}.muted{color:#6b7280}"""
 
 
 def html_page(stats: dict, histogram: bytes | None) -> str:
-    by = stats["by_status"]
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>dli-grade batch summary</title>',
-             f"<style>{CSS}</style></head><body><main><h1>dli-grade batch summary</h1>",
-             f"<p>{stats['total']} submissions: {by['graded']} graded, {by['unusable']} unusable, "
-             f"{by['timeout']} timed out, {by['crashed']} crashed. Passed: <strong>{stats['passed']}</strong> of "
-             f"{by['graded']} graded. Grader {_e(__version__)}.</p>",
-             "<h2>Students</h2><table><tr><th>student</th><th>score</th><th>status</th><th>report</th></tr>"]
+    label = _labels()
+
+    def header(*names):
+        return "<table><tr>" + "".join(f"<th>{_e(label[name])}</th>" for name in names) + "</tr>"
+
+    parts = ["<!DOCTYPE html>", f'<html lang="{i18n.current()}"><head><meta charset="utf-8">'
+             f"<title>{_e(label['title'])}</title>",
+             f"<style>{CSS}</style></head><body><main><h1>{_e(label['title'])}</h1>",
+             f"<p>{_counts(stats, html_page=True)}</p>",
+             f"<h2>{_e(label['students'])}</h2>" + header("student", "score", "status", "report")]
     parts += [f"<tr><td>{_e(r['student'])}</td><td>{_e(_score(r))}</td><td>{_e(_status(r))}</td>"
-              f'<td><a href="{_e(report_link(r["student"]))}">report</a></td></tr>' for r in stats["roster"]]
-    parts.append("</table><h2>Pass rate per task</h2><table><tr><th>task</th><th>passed</th><th>graded</th>"
-                 "<th>rate</th></tr>")
+              f'<td><a href="{_e(report_link(r["student"]))}">{_e(label["report"])}</a></td></tr>'
+              for r in stats["roster"]]
+    parts.append(f"</table><h2>{_e(label['pass_rate'])}</h2>" + header("task", "passed", "graded", "rate"))
     for t in stats["per_task"]:
         width = int(120 * (t["rate"] or 0))
         parts.append(f"<tr><td><code>{_e(t['task'])}</code></td><td>{t['passed']}</td><td>{t['graded']}</td>"
                      f'<td><span class="bar bg"><span class="bar" style="width:{width}px"></span></span> '
                      f"{_percent(t['rate'])}</td></tr>")
-    parts.append("</table><h2>Most frequent diagnoses</h2>")
+    parts.append(f"</table><h2>{_e(label['diagnoses'])}</h2>")
     if stats["diagnoses"]:
-        parts.append("<table><tr><th>count</th><th>task / status</th><th>message (an example)</th><th>students</th></tr>")
+        parts.append(header("count", "where", "message", "students_column"))
         for d in stats["diagnoses"]:
             students = ", ".join(d["students"][:8]) + (" ..." if len(d["students"]) > 8 else "")
             parts.append(f"<tr><td>{d['count']}</td><td><code>{_e(d['where'])}</code></td><td>{_e(d['message'])}</td>"
                          f"<td>{_e(students)}</td></tr>")
         parts.append("</table>")
     else:
-        parts.append('<p class="muted">None: every graded task passed.</p>')
-    parts.append("<h2>Scores</h2>")
+        parts.append(f'<p class="muted">{_e(label["none"])}</p>')
+    parts.append(f"<h2>{_e(label['scores'])}</h2>")
     if histogram:
         uri = "data:image/png;base64," + base64.b64encode(histogram).decode("ascii")
-        parts.append(f'<img alt="histogram of scores" src="{uri}">')
+        parts.append(f'<img alt="{_e(i18n._("histogram of scores"))}" src="{uri}">')
     else:
-        parts.append('<p class="muted">No graded submission.</p>')
+        parts.append(f'<p class="muted">{_e(label["no_grade"])}</p>')
     if stats["accuracies"]:
-        parts.append("<h2>Generation: official accuracy (of 50 digits)</h2><table><tr><th>accuracy</th><th>submissions</th></tr>")
+        parts.append(f"<h2>{_e(label['accuracy_title'])}</h2>" + header("accuracy", "submissions"))
         parts += [f"<tr><td>{value:.0%}</td><td>{count}</td></tr>" for value, count in sorted(stats["accuracies"].items())]
         parts.append("</table>")
-    parts.append("<h2>Identical or near-identical answers</h2><p class=\"muted\">Answer cells compared after removing "
-                 "comments, formatting and docstrings (identical), and also after renaming local variables (renamed). "
-                 "Groups of correct submissions are expected for short FIXMEs; groups sharing a wrong answer deserve a look.</p><ul>")
-    for label, groups in (("identical", stats["identical"]), ("renamed", stats["renamed"])):
+    explanation = i18n._("Answer cells compared after removing comments, formatting and docstrings (identical), "
+                         "and also after renaming local variables (renamed). Groups of correct submissions are "
+                         "expected for short FIXMEs; groups sharing a wrong answer deserve a look.")
+    parts.append(f"<h2>{_e(label['identical_title'])}</h2><p class=\"muted\">{_e(explanation)}</p><ul>")
+    for kind, groups in (("identical", stats["identical"]), ("renamed", stats["renamed"])):
         if not groups:
-            parts.append(f"<li>{label}: no group</li>")
+            parts.append(f"<li>{_e(_no_group(label[kind]))}</li>")
         for group in groups:
             members = ", ".join(f'<a href="submissions/{_e(r["student"])}/report.html">{_e(r["student"])}</a> '
                                 f"({float(r.get('score') or 0):g})" for r in group)
-            parts.append(f"<li>{label}, {len(group)} submissions: {members}</li>")
+            parts.append(f"<li>{_e(_group(label[kind], len(group), '{members}')).format(members=members)}</li>")
     parts.append("</ul></main></body></html>")
     return "\n".join(parts) + "\n"
 

@@ -38,11 +38,15 @@ class GradeOptions:
     seed: int | None = None  # None: each grade draws its own (reported in its result), so no class can predict it
     timeout: float = 60.0
     total_timeout: float = 1800.0
+    lang: str = "en"  # the language of the messages in result.json (grader/i18n.py)
 
     def key(self) -> dict:
         """What changes a grade's outcome; a resumed batch regrades when any of it differs."""
-        return {"tasks": list(self.tasks), "device": self.device, "seed": self.seed,
-                "timeout": self.timeout, "total_timeout": self.total_timeout}
+        key = {"tasks": list(self.tasks), "device": self.device, "seed": self.seed,
+               "timeout": self.timeout, "total_timeout": self.total_timeout}
+        if self.lang != "en":  # the messages' language; English keys stay as before, so old results are reused
+            key["lang"] = self.lang
+        return key
 
 
 @dataclass
@@ -61,7 +65,7 @@ def command(path: Path, result_file: Path, artifacts: Path, options: GradeOption
     return [sys.executable, "-P", "-m", "grader", "grade", str(path), "--format", "json", "--output", str(result_file),
             "-q", "--tasks", ",".join(options.tasks), "--device", options.device, *seed,
             "--timeout", f"{options.timeout:g}", "--total-timeout", f"{options.total_timeout:g}",
-            "--artifacts-dir", str(artifacts)]
+            "--artifacts-dir", str(artifacts), "--lang", options.lang]
 
 
 def _trusted_path_entries(value: str | None) -> list[str]:

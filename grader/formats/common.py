@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from grader.i18n import _
 from grader.result import SCHEMA
 from grader.sanitize import one_line
 
@@ -27,7 +28,9 @@ class TaskView:
     def where(self) -> str:
         if self.cell is None:
             return ""
-        return f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
+        if self.line:
+            return _("cell {cell}, line {line}").format(cell=self.cell, line=self.line)
+        return _("cell {cell}").format(cell=self.cell)
 
 
 def _int_or_none(value):

@@ -15,6 +15,7 @@ import os
 import secrets
 
 from grader.formats.common import error_of, outcome, points, task_views
+from grader.i18n import _
 from grader.sanitize import one_line, safe_json, safe_text
 
 
@@ -76,18 +77,20 @@ def summary_markdown(document: dict) -> str:
     error = error_of(document)
     if error:
         return f"## dli-grade: {submission}\n\n**Could not grade ({_md(error['status'])}):** {_md(error['message'])}\n"
-    verdict = "PASSED" if document.get("passed") is True else "NOT PASSED"
-    lines = [f"## dli-grade: {submission}", "",
-             f"**Score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}**", "",
-             "| task | status | points | message | where |", "| --- | --- | --- | --- | --- |"]
-    marks = {"passed": "✅ passed", "failed": "❌ failed", "error": "⚠️ error"}
+    verdict = _("PASSED") if document.get("passed") is True else _("NOT PASSED")
+    score = _("Score {score}/{max_score}: {verdict}").format(
+        score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict)
+    columns = (_("task"), _("status"), _("points"), _("message"), _("where"))
+    lines = [f"## dli-grade: {submission}", "", f"**{score}**", "",
+             "| " + " | ".join(columns) + " |", "| --- | --- | --- | --- | --- |"]
+    marks = {"passed": "✅ " + _("passed"), "failed": "❌ " + _("failed"), "error": "⚠️ " + _("error")}
     for task in task_views(document):
         message = _md(task.message)
-        message += "".join(f"<br>hint: {_md(hint)}" for hint in task.hints)
+        message += "".join("<br>" + _md(_("hint: {hint}").format(hint=hint)) for hint in task.hints)
         lines.append(f"| `{_md(task.id)}` | {marks[task.status]} | {points(task.score)}/{points(task.max_score)} "
                      f"| {message} | {_md(task.where)} |")
     for note in document.get("integrity") or []:
-        lines.append(f"\n> integrity: {_md(one_line(note))}")
+        lines.append("\n> " + _md(_("integrity: {note}").format(note=one_line(note))))
     return safe_text("\n".join(lines) + "\n")
 
 

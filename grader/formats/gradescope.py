@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from grader.formats.common import error_of, points, task_views
+from grader.i18n import _
 from grader.sanitize import one_line, strict_json_value
 
 # Where Gradescope's harness collects the results; we write there only when it exists.
@@ -77,9 +78,9 @@ def results(document: dict, metadata: dict | None = None, visibility: str = "vis
     tests = []
     for task in task_views(document):
         lines = [task.message + (f" [{task.where}]" if task.where else "")]
-        lines += [f"hint: {hint}" for hint in task.hints]
+        lines += [_("hint: {hint}").format(hint=hint) for hint in task.hints]
         tests.append({
-            "name": f"{task.id}: {task.title}" if task.title else task.id,
+            "name": f"{task.id}: {_(task.title)}" if task.title else task.id,
             "score": task.score,
             "max_score": task.max_score,
             "status": "passed" if task.status == "passed" else "failed",
@@ -89,9 +90,11 @@ def results(document: dict, metadata: dict | None = None, visibility: str = "vis
     if error:
         output = f"dli-grade could not grade this submission ({error['status']}): {error['message']}"
     else:
-        verdict = "PASSED" if document.get("passed") is True else "NOT PASSED"
-        output = f"Score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}"
-        output += "".join(f"\nintegrity: {one_line(note)}" for note in document.get("integrity") or [])
+        verdict = _("PASSED") if document.get("passed") is True else _("NOT PASSED")
+        output = _("Score {score}/{max_score}: {verdict}").format(
+            score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict)
+        output += "".join("\n" + _("integrity: {note}").format(note=one_line(note))
+                          for note in document.get("integrity") or [])
     if metadata:
         output = _whose(metadata) + "\n" + output
     data = {

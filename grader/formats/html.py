@@ -9,7 +9,7 @@ import base64
 import html
 from pathlib import Path
 
-from grader import __version__
+from grader import __version__, i18n
 from grader.formats.common import error_of, points, task_views
 from grader.sanitize import one_line, safe_text
 
@@ -74,24 +74,28 @@ def _generation_section(details: dict, base: Path | None) -> str:
     rows = []
     if "official_accuracy" in details:
         official = details.get("official_accuracy")
-        rows.append(f"<li>official check ({_e(details.get('profile', '?'))} profile, w = {_e(details.get('w', '?'))}): "
-                    f"{_e(f'{official:.0%}' if isinstance(official, (int, float)) else official)} of 50, "
-                    f"{'passed' if details.get('official_passed') else 'not passed'} (48 needed)</li>")
+        verdict = i18n._("passed") if details.get("official_passed") else i18n._("not passed")
+        text = i18n._("official check ({profile} profile, w = {w}): {accuracy} of 50, {official} (48 needed)").format(
+            profile=details.get("profile", "?"), w=details.get("w", "?"), official=verdict,
+            accuracy=f"{official:.0%}" if isinstance(official, (int, float)) else official)
+        rows.append(f"<li>{_e(text)}</li>")
     if isinstance(details.get("accuracy"), (int, float)):
-        rows.append(f"<li>all digits drawn: {details['accuracy']:.1%} of {_e(details.get('samples', '?'))}</li>")
+        rows.append("<li>" + _e(i18n._("all digits drawn: {accuracy} of {samples}").format(
+            accuracy=f"{details['accuracy']:.1%}", samples=details.get("samples", "?"))) + "</li>")
     per_digit = details.get("per_digit_accuracy")
     if isinstance(per_digit, dict):
         cells = " ".join(f"<span>{_e(d)}: {a:.0%}</span>" for d, a in sorted(per_digit.items())
                          if isinstance(a, (int, float)))
-        rows.append(f"<li>per digit: {cells}</li>")
+        rows.append("<li>" + _e(i18n._("per digit: {accuracies}")).format(accuracies=cells) + "</li>")
     for line in (details.get("confusions") or [])[:3]:
         rows.append(f"<li>{_e(one_line(line))}</li>")
     uri = grid_data_uri(details.get("grid"), base)
-    image = (f'<p><img class="grid" alt="generated digits, one row per digit 0 to 9" src="{uri}"></p>'
-             if uri else "")
+    alt = _e(i18n._("generated digits, one row per digit 0 to 9"))
+    image = f'<p><img class="grid" alt="{alt}" src="{uri}"></p>' if uri else ""
     if not rows and not image:
         return ""
-    return f'<section><h2>Generated digits</h2><div class="box"><ul>{"".join(rows)}</ul>{image}</div></section>'
+    return (f'<section><h2>{_e(i18n._("Generated digits"))}</h2><div class="box"><ul>{"".join(rows)}</ul>{image}'
+            '</div></section>')
 
 
 def render(document: dict, base: Path | None = None) -> str:
@@ -99,13 +103,13 @@ def render(document: dict, base: Path | None = None) -> str:
     submission = one_line(document.get("submission", "submission"), 300)
     error = error_of(document)
     if error:
-        verdict, css = f"NOT GRADED ({error['status'].upper()})", "error"
+        verdict, css = i18n._("NOT GRADED ({status})").format(status=error["status"].upper()), "error"
     elif document.get("passed") is True:
-        verdict, css = "PASSED", "pass"
+        verdict, css = i18n._("PASSED"), "pass"
     else:
-        verdict, css = "NOT PASSED", "fail"
+        verdict, css = i18n._("NOT PASSED"), "fail"
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>", f'<html lang="{i18n.current()}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>dli-grade: {_e(submission)}</title><style>{CSS}</style></head><body><main>",
         f'<header><h1>{_e(submission)}</h1><div class="score">{points(document.get("score"))}'
@@ -114,29 +118,35 @@ def render(document: dict, base: Path | None = None) -> str:
     meta = [f"sha256 <code>{_e(one_line(document.get('sha256', ''), 80))}</code>"]
     for key in ("layout", "device"):
         if document.get(key):
-            meta.append(f"{key} {_e(one_line(document[key], 40))}")
+            label = i18n._("layout") if key == "layout" else i18n._("device")
+            meta.append(f"{_e(label)} {_e(one_line(document[key], 40))}")
     if isinstance(document.get("duration_s"), (int, float)):
         meta.append(f"{document['duration_s']:.1f} s")
-    meta.append("cells are counted from the top of the notebook, markdown cells included")
+    meta.append(_e(i18n._("cells are counted from the top of the notebook, markdown cells included")))
     parts.append(f'<div class="meta">{" · ".join(meta)}</div>')
     if error:
-        parts.append(f'<div class="box problem"><strong>Could not grade this submission:</strong> {_e(error["message"])}</div>')
+        parts.append(f'<div class="box problem"><strong>{_e(i18n._("Could not grade this submission:"))}</strong> '
+                     f'{_e(error["message"])}</div>')
     tasks = task_views(document)
     if tasks:
-        parts.append("<table><thead><tr><th>status</th><th>task</th><th>points</th><th>message</th><th>where</th>"
-                     "</tr></thead><tbody>")
+        columns = (i18n._("status"), i18n._("task"), i18n._("points"), i18n._("message"), i18n._("where"))
+        parts.append("<table><thead><tr>" + "".join(f"<th>{_e(name)}</th>" for name in columns)
+                     + "</tr></thead><tbody>")
+        words = {"passed": i18n._("PASSED"), "failed": i18n._("FAILED"), "error": i18n._("ERROR")}
         for task in tasks:
-            hints = "".join(f'<div class="hint">hint: {_e(hint)}</div>' for hint in task.hints)
+            hints = "".join(f'<div class="hint">{_e(i18n._("hint: {hint}").format(hint=hint))}</div>'
+                            for hint in task.hints)
             parts.append(
-                f'<tr class="{task.status}"><td><span class="pill">{task.status.upper()}</span></td>'
-                f'<td><div class="id">{_e(task.id)}</div><div class="title">{_e(task.title)}</div></td>'
+                f'<tr class="{task.status}"><td><span class="pill">{_e(words[task.status])}</span></td>'
+                f'<td><div class="id">{_e(task.id)}</div><div class="title">{_e(i18n._(task.title))}</div></td>'
                 f'<td class="points">{points(task.score)} / {points(task.max_score)}</td>'
                 f"<td>{_e(task.message)}{hints}</td><td class=\"where\">{_e(task.where)}</td></tr>")
         parts.append("</tbody></table>")
     integrity = [one_line(note) for note in document.get("integrity") or []]
     if integrity:
         items = "".join(f"<li>{_e(note)}</li>" for note in integrity)
-        parts.append(f'<section><h2>Integrity notes</h2><div class="box"><ul>{items}</ul></div></section>')
+        parts.append(f'<section><h2>{_e(i18n._("Integrity notes"))}</h2><div class="box"><ul>{items}</ul></div>'
+                     '</section>')
     for task in tasks:
         if task.id == "generation":
             parts.append(_generation_section(task.details, base))

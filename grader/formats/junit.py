@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 
 from grader import __version__
 from grader.formats.common import error_of, points, task_views
+from grader.i18n import _
 from grader.sanitize import one_line, xml_text
 
 CLASSNAME = "dli-grade"
@@ -67,7 +68,7 @@ def build(document: dict, flavour: str = "jenkins") -> ET.Element:
         # Points, title and location: the schema allows no properties in a testcase.
         summary = f"{points(task.score)}/{points(task.max_score)} points: {task.title}"
         summary += f" [{task.where}]" if task.where else ""
-        if task.status == "passed" and task.message and task.message != "correct":
+        if task.status == "passed" and task.message and task.message not in ("correct", _("correct")):
             summary += "\n" + body  # a passing task's note
         ET.SubElement(case, "system-out").text = xml_text(summary)
     for key, value in counts.items():

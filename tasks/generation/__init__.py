@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from grader.i18n import N_, _
 from reference import narrow
 from tasks import guidance
 from tasks._schedule_runs import notebook_T
@@ -31,7 +32,7 @@ from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIG
 from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
 from tasks.generation.trusted import bf16_model, heldout_batch, trusted_model, trusted_samples  # noqa: F401
 
-TITLE = "Generated digits recognised by the judge (official bar: 48 of 50)"
+TITLE = N_("Generated digits recognised by the judge (official bar: 48 of 50)")
 NEEDS = ("sample_w", "model")
 USES_TRAINING_CELL = True
 
@@ -58,7 +59,7 @@ def check(context) -> Verdict:
             info["timings"]["course_flow_s"] = time.perf_counter() - started
         else:
             if training is None:  # transplant and train alike: a notebook that never trains has no model
-                raise StageFailure("training", "no training loop found: the notebook never trains its model")
+                raise StageFailure("training", _("no training loop found: the notebook never trains its model"))
             target, state = _model(context, profile, training, options, info)
             info["timings"]["model_s"] = time.perf_counter() - started
             started = time.perf_counter()

@@ -11,6 +11,8 @@ import ast
 
 import torch
 
+# `_` is a throwaway name here: the gettext function is i18n._
+from grader import i18n
 from reference import narrow
 from reference.unet import UNet
 from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, plain_tensor
@@ -49,14 +51,17 @@ def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool)
     value, _ = context.ask("sample", target=target, per_digit=per_digit, w=w, bf16=bf16, phase=phase,
                            seed=derive_seed(context.seed, ID, phase))
     if not (isinstance(value, list) and len(value) == 10):
-        raise StageFailure("sampling", f"sample_w returned {kind_of(value)} values, expected images")
+        raise StageFailure("sampling", i18n._("sample_w returned {kind} values, expected images").format(
+            kind=kind_of(value)))
     images = []
     for digit, out in enumerate(value):
-        out = plain_tensor(out, f"the images sample_w returned for digit {digit}", finite=False,
+        out = plain_tensor(out, i18n._("the images sample_w returned for digit {digit}").format(digit=digit),
+                           finite=False,
                            max_elements=max(MAX_ELEMENTS, per_digit * 28 * 28))  # however many were asked for
         if out.numel() != per_digit * 28 * 28:
-            raise StageFailure("sampling", f"sample_w returned shape {tuple(out.shape)} for {per_digit} "
-                               f"images of digit {digit}; expected ({per_digit}, 1, 28, 28)")
+            raise StageFailure("sampling", i18n._("sample_w returned shape {shape} for {count} images of digit "
+                                                  "{digit}; expected {expected}").format(
+                shape=tuple(out.shape), count=per_digit, digit=digit, expected=f"({per_digit}, 1, 28, 28)"))
         images.append(out.float().reshape(per_digit, 1, 28, 28))
     return torch.cat(images)
 
@@ -69,7 +74,7 @@ def train(context, target: str, steps: int, training: dict, batch_size: int, bf1
                           order=order, batch_size=batch_size, batches_per_epoch=batches_per_epoch, steps=steps,
                           seed=derive_seed(context.seed, ID, "train", target), bf16=bf16)
     if not isinstance(info, dict):
-        raise StageFailure("training", "the training run returned no records")
+        raise StageFailure("training", i18n._("the training run returned no records"))
     return {**info, "batches_per_epoch": batches_per_epoch, "steps_asked": steps}
 
 
@@ -85,9 +90,9 @@ def load_or_fail(context, target: str, state: dict) -> None:
     if isinstance(value, dict) and "mismatch" in value:
         raise StageFailure("weights", value["mismatch"])
     if isinstance(value, dict) and "not_a_module" in value:
-        raise StageFailure("model", f"model is a {value['not_a_module']}, not a torch module")
+        raise StageFailure("model", i18n._("model is a {kind}, not a torch module").format(kind=value["not_a_module"]))
     if not (isinstance(value, dict) and value.get("loaded") is True):
-        raise StageFailure("weights", f"loading the weights answered {kind_of(value)}")
+        raise StageFailure("weights", i18n._("loading the weights answered {kind}").format(kind=kind_of(value)))
 
 
 def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
@@ -99,7 +104,7 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell.source) for cell in context.cells])
     value, _ = context.ask("course_flow", notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout))
     if not isinstance(value, dict):
-        raise StageFailure("course flow", f"the course flow answered {kind_of(value)}")
+        raise StageFailure("course flow", i18n._("the course flow answered {kind}").format(kind=kind_of(value)))
     numbers = [cell.number for cell in context.cells]
     stopped, assessment = value.get("stopped"), value.get("assessment_cell")
     flow = {"cells": value.get("cells"), "ran": value.get("ran"),
@@ -107,16 +112,19 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
     flow["course_printed_accuracy"] = printed_accuracy(flow["assessment_output"])
     if isinstance(stopped, dict) and type(stopped.get("cell")) is int and 0 <= stopped["cell"] < len(numbers):
         flow["stopped"] = {"cell": numbers[stopped["cell"]], "error": str(stopped.get("error"))}
-        raise StageFailure("course flow", f"the notebook stopped at cell {flow['stopped']['cell']} "
-                                          f"({flow['stopped']['error']}) before the assessment ran")
+        raise StageFailure("course flow", i18n._("the notebook stopped at cell {cell} ({error}) before the "
+                                                 "assessment ran").format(cell=flow["stopped"]["cell"],
+                                                                          error=flow["stopped"]["error"]))
     if type(assessment) is not int or not 0 <= assessment < len(numbers):
-        raise StageFailure("course flow", "no cell calls run_assessment(model, sample_w, w)")
+        raise StageFailure("course flow", i18n._("no cell calls run_assessment(model, sample_w, w)"))
     images = value.get("samples")
     if images is None:
-        raise StageFailure("course flow", f"cell {numbers[assessment]} ran, but run_assessment saved no samples")
-    images = plain_tensor(images, "the samples run_assessment drew", finite=False)
+        raise StageFailure("course flow", i18n._("cell {cell} ran, but run_assessment saved no samples").format(
+            cell=numbers[assessment]))
+    images = plain_tensor(images, i18n._("the samples run_assessment drew"), finite=False)
     if tuple(images.shape) != (10 * OFFICIAL_PER_DIGIT, 1, 28, 28):
-        raise StageFailure("course flow", f"run_assessment drew shape {tuple(images.shape)}, not (50, 1, 28, 28)")
+        raise StageFailure("course flow", i18n._("run_assessment drew shape {shape}, not (50, 1, 28, 28)").format(
+            shape=tuple(images.shape)))
     return images.float(), _course_shaped(value.get("model_state")), flow
 
 
@@ -143,7 +151,7 @@ def returned_state(context, target: str, start: dict) -> dict:
             and all(isinstance(value[k], torch.Tensor) and value[k].shape == start[k].shape for k in start)):
         raise StageFailure("weights", {"missing": [], "unexpected": [], "wrong_shape": ["(returned weights)"]})
     if all(torch.equal(value[k].float(), start[k].float()) for k in start):
-        raise StageFailure("training", "the model's weights did not change during training")
+        raise StageFailure("training", i18n._("the model's weights did not change during training"))
     return value
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from grader.i18n import _, ngettext
 from reference import narrow
 from tasks.base import Verdict, kind_of
 from tasks.generation.hints import SAMPLING_RELIES_ON, likely_causes
@@ -51,7 +52,9 @@ def _confusions(predictions: torch.Tensor, per_digit: int) -> list[str]:
         if len(wrong):
             common = torch.mode(wrong).values.item()
             count = int((got == common).sum())
-            lines.append((len(wrong), f"digits drawn for {digit} are classified as {common} in {count} of {per_digit}"))
+            lines.append((len(wrong), _("digits drawn for {digit} are classified as {common} in {count} of "
+                                        "{per_digit}").format(digit=digit, common=common, count=count,
+                                                              per_digit=per_digit)))
     return [text for _, text in sorted(lines, key=lambda item: -item[0])]
 
 
@@ -79,27 +82,31 @@ def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
     in the integrity notes, whatever the verdict."""
     if info.get("weights_loaded"):
         verdict.details["weights_loaded"] = info["weights_loaded"]
-        verdict.integrity.extend(f"weights not learned? {finding}" for finding in info["weights_loaded"])
+        verdict.integrity.extend(_("weights not learned? {finding}").format(finding=finding)
+                                 for finding in info["weights_loaded"])
 
 
 def stage_failure(verdict: Verdict, info: dict) -> Verdict:
     stage, problem = info["stage"], info.get("problem")
     if stage == "weights":
-        verdict.check(False, POINTS, "the reference U-Net weights do not load into your model: "
-                      f"missing {problem['missing']}, unexpected {problem['unexpected']}, "
-                      f"wrong shape {problem['wrong_shape']}",
-                      "keep the course's attribute names and layer sizes in the blocks and the UNet")
+        verdict.check(False, POINTS, _("the reference U-Net weights do not load into your model: missing {missing}, "
+                                       "unexpected {unexpected}, wrong shape {wrong_shape}").format(
+                          missing=problem["missing"], unexpected=problem["unexpected"],
+                          wrong_shape=problem["wrong_shape"]),
+                      _("keep the course's attribute names and layer sizes in the blocks and the UNet"))
     elif stage == "training":
-        where = f" at line {problem['line']}" if isinstance(problem, dict) and problem.get("line") else ""
+        where = _(" at line {line}").format(line=problem["line"]) if isinstance(problem, dict) and problem.get("line") \
+            else ""
         text = problem["error"] if isinstance(problem, dict) else problem
-        verdict.check(False, POINTS, f"training your model through your training cell failed{where}: {text}")
+        verdict.check(False, POINTS, _("training your model through your training cell failed{where}: {error}").format(
+            where=where, error=text))
     else:
         verdict.check(False, POINTS, str(problem))
     return verdict
 
 
 def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: str = "submission",
-          check_steps: int = 40, **_) -> Verdict:
+          check_steps: int = 40, **_unused) -> Verdict:
     """Official verdict (5 per digit, >= 95%) plus a larger sample, interval, grid and integrity checks.
 
     `data` holds the digits drawn through the student's sample_w ("official", and "extra" for
@@ -124,7 +131,7 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     correct = int((larger == larger_labels).sum())
     trusted = data.get("grader")  # None when the grader could not sample the model itself
     if trusted is not None:
-        grader, _ = classify(trusted)
+        grader, _finite = classify(trusted)  # `_` is gettext here
         trusted_correct = int((grader == torch.arange(10).repeat_interleave(trusted.shape[0] // 10)).sum())
         grader_accuracy = trusted_correct / len(grader)
     else:
@@ -144,38 +151,42 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
         timings=info.get("timings", {}),
     )
     if info.get("w") is None:
-        verdict.note("w is not set to a number; sampled with w = 0.0, the notebook's default")
+        verdict.note(_("w is not set to a number; sampled with w = 0.0, the notebook's default"))
     printed = info.get("course_flow", {}).get("course_printed_accuracy")
     if printed is not None:  # beside ours, never instead: the student's code prints into the same cell
         verdict.details["course_printed_accuracy"] = printed
-        verdict.note(f"the course's own run_assessment printed Final Accuracy {printed:.0%} "
-                     f"({'passed' if printed >= OFFICIAL_BAR else 'not passed'} by its bar); the verdict "
-                     f"here is the grader's, from the samples it judged")
+        verdict.note(_("the course's own run_assessment printed Final Accuracy {accuracy} ({official} by its bar); "
+                       "the verdict here is the grader's, from the samples it judged").format(
+                           accuracy=f"{printed:.0%}",
+                           official=_("passed") if printed >= OFFICIAL_BAR else _("not passed")))
     if artifacts_dir is not None:
         verdict.details["grid"] = _save_grid(larger_images, per_digit, Path(artifacts_dir) / f"{stem}.samples.png")
     if not (official_finite and larger_finite):
-        verdict.note("some samples contain NaN or infinite values (counted as blank images)")
+        verdict.note(_("some samples contain NaN or infinite values (counted as blank images)"))
     copies = _near_copies(larger_images)
     verdict.details["near_copy_fraction"] = copies
     if copies > NEAR_COPY_LIMIT:
-        verdict.check(False, POINTS, f"{copies:.0%} of the generated digits are near copies of MNIST images")
-        verdict.integrity.append(f"{copies:.0%} of the generated digits are near copies of MNIST images")
+        near = _("{fraction} of the generated digits are near copies of MNIST images").format(fraction=f"{copies:.0%}")
+        verdict.check(False, POINTS, near)
+        verdict.integrity.append(near)
     if trusted is None:
-        verdict.note("the grader could not sample your model itself (its weights do not fit the course's "
-                     "U-Net), so the digits were judged only as your sample_w drew them")
+        verdict.note(_("the grader could not sample your model itself (its weights do not fit the course's "
+                       "U-Net), so the digits were judged only as your sample_w drew them"))
     elif official_accuracy >= OFFICIAL_BAR \
             and wilson_interval(trusted_correct, len(grader))[1] < official_accuracy - TRUSTED_MARGIN:
-        message = (f"sample_w draws digits the judge recognises ({official_accuracy:.0%}) but the same model, "
-                   f"sampled by the grader at your guidance weight, does not ({grader_accuracy:.0%})")
-        verdict.check(False, POINTS, message, "sample_w must draw its digits from the model it is given")
+        message = _("sample_w draws digits the judge recognises ({official}) but the same model, sampled by the "
+                    "grader at your guidance weight, does not ({grader})").format(
+                        official=f"{official_accuracy:.0%}", grader=f"{grader_accuracy:.0%}")
+        verdict.check(False, POINTS, message, _("sample_w must draw its digits from the model it is given"))
         verdict.integrity.append(message)
 
     _check_provenance(verdict, info)
 
     confusion = _confusions(official, OFFICIAL_PER_DIGIT)
     if not verdict.check(official_accuracy >= OFFICIAL_BAR, POINTS,
-                         f"official check: {int(round(official_accuracy * 50))} of 50 digits recognised "
-                         f"({official_accuracy:.0%}; 48 needed)" + (f"; {confusion[0]}" if confusion else "")):
+                         _("official check: {count} of 50 digits recognised ({accuracy}; 48 needed)").format(
+                             count=int(round(official_accuracy * 50)), accuracy=f"{official_accuracy:.0%}")
+                         + (f"; {confusion[0]}" if confusion else "")):
         verdict.hints.extend(likely_causes(info, official_accuracy, grader_accuracy))
     if info.get("profile") == "transplant" and "narrow" in info:
         _check_short_training(verdict, info["narrow"], seed, check_steps)
@@ -193,9 +204,11 @@ def _check_provenance(verdict: Verdict, info: dict) -> None:
     verdict.details["provenance"] = {k: v for k, v in found.items() if k != "problem"}
     if found.get("problem"):
         causes = [task for task in SAMPLING_RELIES_ON if task in info.get("failed_before", ())]
-        hint = "sample_w must draw each digit by denoising random noise with the model it is given, step by step"
+        hint = _("sample_w must draw each digit by denoising random noise with the model it is given, step by step")
         if causes:
-            hint += f" (the {', '.join(causes)} task{'s' if len(causes) > 1 else ''} failed above: fix that first)"
+            hint += ngettext(" (the {tasks} task failed above: fix that first)",
+                             " (the {tasks} tasks failed above: fix that first)", len(causes)).format(
+                                 tasks=", ".join(causes))
         verdict.check(False, POINTS, found["problem"], hint)
         verdict.integrity.append(found["problem"])
 
@@ -206,34 +219,38 @@ def _check_training_records(verdict: Verdict, training: dict, steps: int) -> Non
     count = training.get("batch_count")
     verdict.details.setdefault("training_batches", count)
     if count != steps:
-        verdict.check(False, POINTS, f"your training cell trained {count} of the {steps} batches it was given",
-                      "train inside `for step, batch in enumerate(dataloader)` and call get_loss once a batch")
+        verdict.check(False, POINTS, _("your training cell trained {count} of the {steps} batches it was given").format(
+            count=count, steps=steps),
+                      _("train inside `for step, batch in enumerate(dataloader)` and call get_loss once a batch"))
     masks = training.get("masks", [])
     drops = [m["drop_prob"] for m in masks if m["drop_prob"] is not None]
     if masks and not all(m["labels_from_batch"] for m in masks):
-        verdict.check(False, POINTS, "trained as written, your loop conditions on something other than "
-                      "the batch's labels, so the model cannot learn which digit to draw", None)
+        verdict.check(False, POINTS, _("trained as written, your loop conditions on something other than "
+                                       "the batch's labels, so the model cannot learn which digit to draw"), None)
     elif len(drops) < len(masks) or not all(0 < p < 1 for p in drops):
-        verdict.check(False, POINTS, "trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
-                      "a number), so the model cannot learn guided generation (see the training_loop task)")
+        verdict.check(False, POINTS, _("trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
+                                       "a number), so the model cannot learn guided generation (see the training_loop "
+                                       "task)"))
 
 
 def _check_short_training(verdict: Verdict, run: dict, seed: int, steps: int) -> None:
     """CPU profile: after the same short training, the student's pipeline predicts noise about as well."""
     if "build_error" in run:
-        verdict.check(False, 0, f"your UNet cannot be built at a narrow width {narrow.WIDTHS}: {run['build_error']}")
+        verdict.check(False, 0, _("your UNet cannot be built at a narrow width {widths}: {error}").format(
+            widths=narrow.WIDTHS, error=run["build_error"]))
         return
     if isinstance(run.get("error"), dict):
         line = run["error"].get("line")
-        verdict.check(False, 0, "the short training run through your training cell failed"
-                      + (f" at line {line}" if type(line) is int else "") + f": {run['error'].get('message')}")
+        verdict.check(False, 0, _("the short training run through your training cell failed{where}: {error}").format(
+            where=_(" at line {line}").format(line=line) if type(line) is int else "",
+            error=run["error"].get("message")))
         return
     _check_training_records(verdict, run, steps)
     batch = heldout_batch(seed)
     prediction = run.get("heldout_prediction")
     if not (isinstance(prediction, torch.Tensor) and prediction.shape == batch["noise"].shape):
-        verdict.check(False, POINTS, "after the short training your model's prediction on held-out images "
-                      f"is a {kind_of(prediction)}, not a batch of noise estimates")
+        verdict.check(False, POINTS, _("after the short training your model's prediction on held-out images is a "
+                                       "{kind}, not a batch of noise estimates").format(kind=kind_of(prediction)))
         return
     prediction = torch.nan_to_num(prediction.float(), nan=1e6)
     student_loss = F.mse_loss(prediction, batch["noise"]).item()
@@ -242,6 +259,7 @@ def _check_short_training(verdict: Verdict, run: dict, seed: int, steps: int) ->
                                          "heldout_loss": student_loss, "reference_heldout_loss": reference_loss}
     ratio, slack = LOSS_SLACK
     verdict.check(student_loss <= max(reference_loss * ratio, reference_loss + slack), POINTS,
-                  f"after {steps} training steps your pipeline's model predicts the noise worse than the "
-                  f"reference pipeline's (held-out loss {student_loss:.3f} vs {reference_loss:.3f})",
-                  "check q, get_loss and the training loop: the model must learn to predict the noise q added")
+                  _("after {steps} training steps your pipeline's model predicts the noise worse than the reference "
+                    "pipeline's (held-out loss {loss} vs {reference})").format(
+                        steps=steps, loss=f"{student_loss:.3f}", reference=f"{reference_loss:.3f}"),
+                  _("check q, get_loss and the training loop: the model must learn to predict the noise q added"))

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# `_` is a throwaway name here: the gettext function is i18n._
+from grader import i18n
 from tasks.base import derive_seed, kind_of, named, plain_tensor, stub
 from tasks.generation.official import ID
 
@@ -47,11 +49,14 @@ def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16
         if isinstance(value, (tuple, list)) and value:  # some samplers also return their stored steps
             value = value[0]
         if not isinstance(value, torch.Tensor):
-            raise NotDrawn(f"sample_w returned a {kind_of(value)} for digit {digit}, expected images")
-        out = plain_tensor(value, f"the images sample_w returned for digit {digit}", finite=False)
+            raise NotDrawn(i18n._("sample_w returned a {kind} for digit {digit}, expected images").format(
+                kind=kind_of(value), digit=digit))
+        out = plain_tensor(value, i18n._("the images sample_w returned for digit {digit}").format(digit=digit),
+                           finite=False)
         if out.numel() != per_digit * 28 * 28:
-            raise NotDrawn(f"sample_w returned shape {tuple(out.shape)} for {per_digit} images of digit "
-                           f"{digit}; expected ({per_digit}, 1, 28, 28)")
+            raise NotDrawn(i18n._("sample_w returned shape {shape} for {count} images of digit {digit}; expected "
+                                  "{expected}").format(shape=tuple(out.shape), count=per_digit, digit=digit,
+                                                       expected=f"({per_digit}, 1, 28, 28)"))
         images.append(out.float().reshape(per_digit, 1, 28, 28))
         trace = records.get("traced_model", []) if isinstance(records, dict) else []
         traces.append(trace if isinstance(trace, list) else [])
@@ -95,12 +100,13 @@ def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int
     for digit, trace in enumerate(traces):
         steps = _steps(trace, per_digit)
         if not steps:
-            found["problem"] = (f"sample_w never asked the model it was given about the images it drew for digit "
-                                f"{digit}: the digits do not come from the model")
+            found["problem"] = i18n._("sample_w never asked the model it was given about the images it drew for "
+                                      "digit {digit}: the digits do not come from the model").format(digit=digit)
             return found
         if set(steps) != set(range(T)):
-            found["problem"] = (f"sample_w asked the model about {len(steps)} of the {T} steps while drawing digit "
-                                f"{digit}: the digits must be denoised by the model at every step")
+            found["problem"] = i18n._("sample_w asked the model about {count} of the {T} steps while drawing digit "
+                                      "{digit}: the digits must be denoised by the model at every step").format(
+                                          count=len(steps), T=T, digit=digit)
             return found
         generator = torch.Generator().manual_seed(derive_seed(seed, ID, "provenance", str(digit)))
         picked = (torch.randperm(T - 1, generator=generator)[:CHECKED_STEPS] + 1).tolist()
@@ -122,12 +128,13 @@ def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int
     found.update(final_gap=round(final_gap, 4), drift_along_model=round(ratio, 3))
     low, high = FOLLOW_RANGE
     if final_gap > FINAL_TOLERANCE:
-        found["problem"] = ("the digits sample_w returned are not the last denoising step of the images it gave "
-                            f"the model (they differ by up to {final_gap:.2f}): they do not come from the model")
+        found["problem"] = i18n._("the digits sample_w returned are not the last denoising step of the images it gave "
+                                  "the model (they differ by up to {gap}): they do not come from the model").format(
+                                      gap=f"{final_gap:.2f}")
     elif not low <= ratio <= high:
-        found["problem"] = ("the steps sample_w took do not follow the model's noise predictions (they move "
-                            f"{ratio:.2f} of the way the model says, 1 expected): the digits do not come "
-                                "from the model")
+        found["problem"] = i18n._("the steps sample_w took do not follow the model's noise predictions (they move "
+                                  "{ratio} of the way the model says, 1 expected): the digits do not come from the "
+                                  "model").format(ratio=f"{ratio:.2f}")
     return found
 
 

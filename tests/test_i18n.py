@@ -1,0 +1,328 @@
+"""Feedback in the course's languages: the catalogs, the choice of language, and grades read in Chinese.
+
+English is the source text itself (grader/i18n.py); zh-CN comes from grader/locale/zh_CN/LC_MESSAGES/.
+The catalog checks use Babel (the test extra); the grader itself only uses the standard library's gettext.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader import i18n
+from grader.i18n import UnknownLanguage, resolve, use_language
+
+babel = pytest.importorskip("babel", reason="the catalog checks need Babel: pip install -e '.[test]'")
+from grader import i18n_catalog  # noqa: E402 (needs babel)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    """The CLI sets the language for the rest of its process; give the next test English back."""
+    yield
+    i18n.set_language("en")
+
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "submission.py")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_WORDS = re.compile(r"[A-Za-z][a-z']+(?: [A-Za-z][a-z']+){2,}")  # three English words in a row
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def zh_catalog():
+    return i18n_catalog.read("zh-CN")
+
+
+def english_fragments() -> set[str]:
+    """The English runs of three words or more in the catalog's msgids that no translation keeps
+    (code such as `x_t = sqrt_a_bar_t * x_0` stays as it is in both languages)."""
+    catalog = zh_catalog()
+    translations = " ".join(s for m in catalog if m.id for s in (m.string if isinstance(m.string, tuple) else
+                                                                   (m.string,)))
+    fragments = set()
+    for message in catalog:
+        for msgid in (message.id if isinstance(message.id, tuple) else (message.id,)):
+            for literal, *_ in string.Formatter().parse(msgid or ""):
+                fragments.update(f for f in ENGLISH_WORDS.findall(literal) if f not in translations)
+    return fragments
+
+
+def assert_reads_in_chinese(text: str, fragments: set[str]) -> None:
+    """No English sentence of the catalog left in `text` (student-derived text may still be English)."""
+    left = sorted(fragment for fragment in fragments if fragment in text)
+    assert not left, f"untranslated {left[:5]} in: {text[:400]}"
+
+
+# -- the catalogs ---------------------------------------------------------------------------------
+
+def test_english_is_the_source_text():
+    with use_language("en"):
+        assert i18n._("correct") == "correct"
+        assert i18n.ngettext("one {tasks} task", "{tasks} tasks", 2) == "{tasks} tasks"
+    with use_language("zh-CN"):
+        assert i18n._("correct") == "正确"  # the catalog is really used
+        assert i18n._("a string no catalog holds") == "a string no catalog holds"
+
+
+def test_every_extracted_message_is_translated_and_none_is_fuzzy_or_stale():
+    template = i18n_catalog.extract()
+    catalog = zh_catalog()
+    assert len(template) > 200  # the tasks', the reports' and the grading run's strings are all marked
+    assert i18n_catalog.untranslated(catalog, template) == []
+    extracted = {m.id for m in template if m.id}
+    stale = [m.id for m in catalog if m.id and m.id not in extracted]
+    assert stale == [], "entries the code no longer uses: run python -m grader.i18n_catalog"
+    assert not catalog.fuzzy
+
+
+def test_the_shipped_mo_is_compiled_from_the_po():
+    shipped = i18n_catalog.po_path("zh-CN").with_suffix(".mo").read_bytes()
+    assert shipped == i18n_catalog.compiled(zh_catalog()), "recompile: python -m grader.i18n_catalog"
+
+
+def test_every_message_renders_in_both_languages_with_the_same_placeholders():
+    catalog = zh_catalog()
+    rendered = 0
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        names = placeholders(ids[0])
+        values = {name: f"<{name}>" for name in names}
+        for text in (*ids, *strings):
+            assert placeholders(text) == names, (message.id, text)
+            text.format(**values)  # a stray brace in a translation would raise here
+        for lang, expected in (("en", ids[0]), ("zh-CN", strings[0])):
+            with use_language(lang):
+                got = i18n.ngettext(ids[0], ids[1], 1) if len(ids) > 1 else i18n._(ids[0])
+            assert got.format(**values) == expected.format(**values)
+        assert CJK.search(strings[0]) or not ENGLISH_WORDS.search(strings[0]), message.id  # code stays code
+        rendered += 1
+    assert rendered == len([m for m in catalog if m.id])
+
+
+# -- choosing the language ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("asked, environ, expected", [
+    (None, {}, "en"),
+    ("zh-CN", {}, "zh-CN"),
+    ("zh_CN", {}, "zh-CN"),
+    ("en", {"LANG": "zh_CN.UTF-8"}, "en"),  # --lang wins over the locale
+    (None, {"LANG": "zh_CN.UTF-8"}, "zh-CN"),
+    (None, {"LC_MESSAGES": "zh_TW"}, "zh-CN"),
+    (None, {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh-CN"),
+    (None, {"LANGUAGE": "en_GB:zh_CN", "LANG": "zh_CN.UTF-8"}, "en"),  # LANGUAGE first, its first entry
+    (None, {"LANGUAGE": "zh_CN:en", "LC_ALL": "C"}, "zh-CN"),
+    (None, {"LANG": "fr_FR.UTF-8"}, "en"),  # a locale we have no catalog for: English, never an error
+])
+def test_lang_and_the_locale_variables_choose_the_language(asked, environ, expected):
+    assert resolve(asked, environ) == expected
+
+
+def test_an_unknown_lang_is_an_error():
+    with pytest.raises(UnknownLanguage, match="choose from en, zh-CN"):
+        resolve("fr")
+
+
+@pytest.mark.parametrize("command", ["grade", "batch"])
+def test_an_unknown_lang_exits_2_naming_the_choices(tmp_path, command):
+    from grader.cli import main
+
+    args = [command, EXAMPLE, "--lang", "klingon"]
+    if command == "batch":
+        args += ["--out", str(tmp_path / "book")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "unknown language 'klingon'; choose from en, zh-CN" in result.output
+    assert not (tmp_path / "book").exists()
+
+
+def test_the_batch_passes_the_language_to_every_grade_and_keys_resumes_on_it():
+    from grader.batch.worker import GradeOptions, command
+
+    english, chinese = GradeOptions(("q",)), GradeOptions(("q",), lang="zh-CN")
+    assert command(Path("s.py"), Path("r.json"), Path("a"), chinese)[-2:] == ["--lang", "zh-CN"]
+    assert "lang" not in english.key()  # results graded before languages existed are still reused
+    assert english.key() != chinese.key()  # a batch resumed in another language regrades
+
+
+# -- grades read in Chinese -----------------------------------------------------------------------
+
+def _unit_tasks():
+    import tasks
+
+    return tuple(tasks.UNIT_TASK_IDS)
+
+
+def assert_task_reads_in_chinese(task, fragments: set[str]) -> None:
+    """A task's message and hints: no English sentence of the catalog, and a failure's message in Chinese."""
+    for text in [task.message, *task.hints]:
+        assert_reads_in_chinese(text, fragments)
+    if task.status != "passed":
+        assert CJK.search(task.message), task.message
+
+
+@pytest.fixture(scope="module")
+def example_in_chinese():
+    from grader.runner import grade
+
+    return grade(EXAMPLE, _unit_tasks(), device="cpu", lang="zh-CN")
+
+
+def test_the_example_reads_in_chinese_in_the_text_report_and_keeps_its_machine_fields(example_in_chinese):
+    from grader.report import render_json, render_text
+
+    result, fragments = example_in_chinese, english_fragments()
+    assert [task.status for task in result.tasks] == ["passed"] * len(result.tasks)  # same verdict as in English
+    assert result.score == result.max_score == 22
+    with use_language("zh-CN"):
+        text = render_text(result)
+    assert_reads_in_chinese(text, fragments)
+    assert "得分 22/22：通过" in text and "前向扩散 q(x_0, t)" in text and "  通过 " in text
+    assert "Score" not in text and "PASS " not in text
+    document = json.loads(render_json(result))  # machine fields stay as they are; titles stay English
+    assert {task["status"] for task in document["tasks"]} == {"passed"}
+    assert [task["id"] for task in document["tasks"]] == list(_unit_tasks())
+    assert document["tasks"][1]["title"] == "Forward diffusion q(x_0, t)"
+    assert all(task["message"].startswith("正确") for task in document["tasks"])  # human text: translated
+    with use_language("en"):  # the same result drawn in English: the chrome follows the reader's language
+        assert "Score 22/22: PASSED" in render_text(result)
+
+
+def test_the_example_html_report_reads_in_chinese(example_in_chinese):
+    from grader.formats import html
+
+    with use_language("zh-CN"):
+        page = html.render(example_in_chinese.to_json())
+    assert '<html lang="zh-CN">' in page
+    for label in ("状态", "任务", "分数", "消息", "位置", "通过", "单元格从 Notebook 顶部开始计数"):
+        assert label in page
+    visible = re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S)
+    assert_reads_in_chinese(visible, english_fragments())
+    assert ">status<" not in page and "PASSED" not in page
+
+
+def test_a_mutant_fails_the_same_task_in_chinese_with_a_chinese_diagnosis_and_hint(tmp_path):
+    from corpus import mutants as corpus  # tests/ is on sys.path
+    from grader.runner import grade
+
+    case = next(case for case in corpus.MUTANTS if case.name == "schedule_missing_sqrt")
+    path = corpus.write_case(case, tmp_path)
+    result = grade(str(path), ("schedule", "q"), device="cpu", lang="zh-CN")
+    schedule, q = result.tasks
+    assert (schedule.status, q.status) == ("failed", "passed")  # the verdict does not depend on the language
+    assert "sqrt_a_bar 等于 a_bar：缺少平方根" in schedule.message
+    assert q.message.startswith("正确（") and "基于你的调度张量，q 是正确的" in q.message
+    fragments = english_fragments()
+    for task in result.tasks:
+        assert_task_reads_in_chinese(task, fragments)
+    assert i18n.current() == "en"  # the language was set for that grade only
+
+
+@pytest.mark.parametrize("variable", ["LANG", "LC_ALL", "LANGUAGE"])
+def test_the_locale_chooses_chinese_and_lang_overrides_it(variable):
+    from grader.cli import main
+
+    args = [EXAMPLE, "--tasks", "schedule", "--device", "cpu", "-q"]
+    environment = {"LANG": None, "LC_ALL": None, "LC_MESSAGES": None, "LANGUAGE": None, variable: "zh_CN.UTF-8"}
+    chinese = CliRunner().invoke(main, args, env=environment)
+    assert chinese.exit_code == 0, chinese.output
+    assert "得分 5/5：通过" in chinese.output and "DDPM 调度" in chinese.output
+    english = CliRunner().invoke(main, [*args, "--lang", "en"], env=environment)
+    assert english.exit_code == 0, english.output
+    assert "Score 5/5: PASSED" in english.output
+
+
+# -- the class summary of a batch -----------------------------------------------------------------
+
+def test_the_class_summary_reads_in_chinese():
+    from collections import Counter
+
+    from grader.batch import summary
+
+    stats = {"total": 3, "by_status": {"graded": 2, "unusable": 1, "timeout": 0, "crashed": 0}, "passed": 1,
+             "roster": [{"student": "ann", "status": "graded", "passed": True, "score": 22.0, "max_score": 22},
+                        {"student": "bo", "status": "unusable", "passed": False, "score": None, "max_score": None}],
+             "per_task": [{"task": "q", "graded": 2, "passed": 1, "rate": 0.5},
+                          {"task": "loss", "graded": 0, "passed": 0, "rate": None}],
+             "diagnoses": [{"where": "q", "count": 2, "message": "q 把两个系数用反了", "students": ["ann", "cy"]}],
+             "identical": [[{"student": "ann", "score": 3}, {"student": "cy", "score": 4}]], "renamed": [],
+             "accuracies": Counter({0.96: 2}), "scores": [22.0], "max_score": 22}
+    with use_language("zh-CN"):
+        markdown, page = summary.markdown(stats, True), summary.html_page(stats, b"png")
+    fragments = english_fragments()
+    assert_reads_in_chinese(markdown, fragments)
+    assert_reads_in_chinese(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S), fragments)
+    assert "共 3 份提交：已评分 2 份" in markdown and "| 学员 | 得分 | 状态 | 报告 |" in markdown
+    assert "| ann | 22/22 | 通过 |" in markdown and "| bo | - | unusable |" in markdown  # the batch's status word
+    assert "已评分的 2 份中通过 <strong>1</strong> 份" in page and '<html lang="zh-CN">' in page
+    assert "相同，2 份提交" in page and "batch summary" not in page
+
+
+# -- generation's messages, through its judge (a generation grade takes minutes) ------------------
+
+def test_generation_failures_and_hints_read_in_chinese(tmp_path):
+    from test_generation import _digits, _failing_official  # tests/ is on sys.path
+
+    from tasks import generation
+
+    def judge(official, **info):
+        data = {"official": official, "grader": official[::5]}
+        info = {"stage": "done", "profile": "transplant", "w": 1.0, "timings": {}, **info}
+        return generation.judge(info, data, lambda name: None, 0, artifacts_dir=tmp_path, stem="alice")
+
+    weights = {"missing": ["down0.conv"], "unexpected": [], "wrong_shape": []}
+    with use_language("zh-CN"):
+        verdicts = [
+            judge(_failing_official(), w=0.0, effective_w=0.0, failed_before=["q", "reverse_q"]),
+            judge(_failing_official(), w=0.0, effective_w=-1.0),
+            judge(_digits("test", 5), w=None, narrow={"build_error": "TypeError: down_chs"}),
+            judge(_digits("test", 5), narrow={"error": {"line": 7, "message": "NameError: x"}}),
+            generation.judge({"stage": "weights", "problem": weights, "profile": "transplant", "w": 1.0},
+                             {}, lambda name: None, 0),
+            generation.judge({"stage": "training", "problem": {"line": 3, "error": "ValueError: y"},
+                              "profile": "train", "w": 1.0}, {}, lambda name: None, 0),
+        ]
+    fragments = english_fragments()
+    assert all(not verdict.passed for verdict in verdicts)  # as in English (tests/test_generation.py)
+    texts = [text for verdict in verdicts for text in [*verdict.failures, *verdict.hints, *verdict.notes]]
+    for text in texts:
+        assert_reads_in_chinese(text, fragments)
+        assert CJK.search(text), text
+    joined = "\n".join(texts)
+    assert "官方检查：50 个数字中识别出 40 个" in joined and "可能的原因：上面的 reverse_q 任务未通过" in joined
+    assert "参考 U-Net 权重无法加载到你的模型中：缺少 ['down0.conv']" in joined
+    assert "TypeError: down_chs" in joined and "NameError: x" in joined  # student-derived text stays as it is
+
+
+# -- every corpus case, graded in Chinese (minutes: slow) -----------------------------------------
+
+@pytest.mark.slow
+def test_every_corpus_case_reads_in_chinese_with_the_same_verdict(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from corpus import mutants as corpus
+    from grader.runner import grade
+
+    fragments = english_fragments()
+    paths = {case.name: corpus.write_case(case, tmp_path) for case in corpus.CASES}
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {case.name: pool.submit(grade, str(paths[case.name]), task_ids=_unit_tasks(),
+                                          timeout=case.timeout, device="cpu", lang="zh-CN")
+                   for case in corpus.CASES}
+        for case in corpus.CASES:
+            result = futures[case.name].result()
+            for task in result.tasks:
+                assert task.status == ("failed" if task.id in case.failed else "passed"), (case.name, task)
+                assert_task_reads_in_chinese(task, fragments)
