@@ -55,7 +55,7 @@ def _confusions(predictions: torch.Tensor, per_digit: int) -> list[str]:
             lines.append((len(wrong), _("digits drawn for {digit} are classified as {common} in {count} of "
                                         "{per_digit}").format(digit=digit, common=common, count=count,
                                                               per_digit=per_digit)))
-    return [text for _, text in sorted(lines, key=lambda item: -item[0])]
+    return [text for _wrong, text in sorted(lines, key=lambda item: -item[0])]
 
 
 def _near_copies(images: torch.Tensor, threshold: float = 2.0) -> float:
