@@ -20,6 +20,7 @@ import torch
 import grader
 from reference import blocks as reference_blocks
 from reference.unet import UNet
+from tasks.blocks import KINDS
 
 sys.path.insert(0, str(Path(grader.__file__).with_name("executor").parent))  # the child imports `executor`
 from executor import harness, wire  # noqa: E402
@@ -28,16 +29,8 @@ from executor.main import Executor  # noqa: E402
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 META = torch.device("meta")
-# kind -> (constructor arguments, input shapes), as tasks/blocks.py tries them
-BLOCKS = {
-    "DownBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
-    "EmbedBlock": ((8, 16), [(3, 8)]),
-    "GELUConvBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
-    "RearrangePoolBlock": ((8, 4), [(2, 8, 8, 8)]),
-    "ResidualConvBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
-    "SinusoidalPositionEmbedBlock": ((8,), [(5,)]),
-    "UpBlock": ((8, 4, 4), [(2, 8, 4, 4), (2, 8, 4, 4)]),
-}
+# kind -> (constructor arguments, input shapes): the trials tasks/blocks.py makes
+BLOCKS = KINDS
 
 
 def executor_on(device: torch.device, **names) -> Executor:
