@@ -1,10 +1,10 @@
-"""Time the AST analysis of a notebook with many code cells (grader/analysis.py).
+"""Time the AST analysis of a notebook with many code cells (grader/submission/analysis.py).
 
 Builds an N-cell notebook in memory (one training function among N-1 one-line cells), then
 times `analyse` and `executable_code` for every cell, as a grade does. No torch is imported.
 
     python benchmarks/bench_analysis.py --cells 20000 --runs 3
-    git show main:grader/analysis.py > /tmp/old_analysis.py   # compare an earlier version
+    git show main:grader/submission/analysis.py > /tmp/old_analysis.py   # compare an earlier version
     python benchmarks/bench_analysis.py --cells 5000 --analysis-file /tmp/old_analysis.py
 """
 
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from grader import analysis as current
-from grader.submission import Cell, Submission
+from grader.submission import analysis as current
+from grader.submission.cells import Cell, Submission
 
 
 def notebook(cells: int) -> Submission:
@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--analysis-file", help="time this copy of grader/analysis.py instead of the installed one")
+    parser.add_argument("--analysis-file", help="time this copy of grader/submission/analysis.py instead of the installed one")
     args = parser.parse_args()
     module = current
     if args.analysis_file:

@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     print(f"import grader.cli: {import_seconds('grader.cli'):.2f} s; "
-          f"import grader.runner (torch, tasks): {import_seconds('grader.runner'):.2f} s")
+          f"import grader.grading.runner (torch, tasks): {import_seconds('grader.grading.runner'):.2f} s")
     for number in range(args.runs):
         result = run_once(args.submission, args.tasks, args.competitor)
         slowest = sorted(result["timings"].items(), key=lambda item: -item[1])[:4]

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.runner import grade  # noqa: E402
+from grader.grading.runner import grade  # noqa: E402
 from tasks import TASK_IDS, UNIT_TASK_IDS  # noqa: E402
 
 

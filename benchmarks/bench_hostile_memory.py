@@ -26,7 +26,7 @@ Q_BODY = "def q(x_0, t):\n    t = t.int()\n"
 HOSTILE_Q = "def q(x_0, t):\n    return torch.zeros({n}, dtype=torch.bool), torch.zeros({n}, dtype=torch.bool)\n"
 MEASURE = """
 import json, resource, sys, time
-from grader.runner import grade
+from grader.grading.runner import grade
 import grader
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.monotonic()

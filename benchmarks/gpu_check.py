@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
 sys.path.insert(0, str(ROOT))
 
-from grader.runner import grade  # noqa: E402
+from grader.grading.runner import grade  # noqa: E402
 
 
 def with_w(folder: Path, w: float) -> Path:

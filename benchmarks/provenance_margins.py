@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import torch
 
-from grader.runner import grade
+from grader.grading.runner import grade
 from tasks.generation.provenance import FINAL_TOLERANCE, FOLLOW_RANGE
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ import sys
 import click
 
 from grader import __version__
-from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
-from grader.formats import FORMATS
-from grader.formats.gradescope import VISIBILITIES
-from grader.formats.junit import FLAVOURS
+from grader.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from grader.report import FORMATS
+from grader.report.gradescope import VISIBILITIES
+from grader.report.junit import FLAVOURS
 from tasks import TASK_IDS
 
 
@@ -66,7 +66,7 @@ def _let_ctrl_c_interrupt() -> None:
 def _language(ctx, param, value):
     """--lang, else the locale (LANGUAGE, LC_ALL, LC_MESSAGES, LANG starting with zh), else English;
     an unknown --lang is a usage error (exit 2)."""
-    from grader.i18n import UnknownLanguage, resolve
+    from grader.core.i18n import UnknownLanguage, resolve
 
     try:
         return resolve(value)
@@ -139,13 +139,13 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
           gpu_memory_fraction, quiet, debug, allow_uncontained, grader_memory_mb, lang):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
-    from grader.cpus import size_torch_threads
-    from grader.formats.output import emit, emit_unusable
-    from grader.i18n import set_language
-    from grader.memory import limit_grader_memory, out_of_memory_message
-    from grader.progress import ProgressReporter
-    from grader.runner import grade as run_grade
-    from grader.sandbox import probe_isolation
+    from grader.core.cpus import size_torch_threads
+    from grader.report.output import emit, emit_unusable
+    from grader.core.i18n import set_language
+    from grader.core.memory import limit_grader_memory, out_of_memory_message
+    from grader.report.progress import ProgressReporter
+    from grader.grading.runner import grade as run_grade
+    from grader.sandbox.parent import probe_isolation
 
     if debug:
         _show_debug_log()

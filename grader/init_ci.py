@@ -30,9 +30,10 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from grader import __version__, atomic
-from grader.errors import EXIT_UNUSABLE
-from grader.formats.gradescope import VISIBILITIES
+from grader import __version__
+from grader.core import atomic
+from grader.core.errors import EXIT_UNUSABLE
+from grader.report.gradescope import VISIBILITIES
 
 DISTRIBUTION = "dli-grade"
 DEFAULT_NOTEBOOK = "06_Assessment.ipynb"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.i18n import _
+from grader.core.i18n import _
 from reference.schedule import make_schedule
 from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure
 

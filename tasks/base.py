@@ -1,7 +1,7 @@
 """What task modules share: the context they check through, and the verdict they build.
 
 A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define) and
-`check(context) -> Verdict`. The context (`grader/context.py`) makes every
+`check(context) -> Verdict`. The context (`grader/grading/context.py`) makes every
 input here, in the grader, asks the contained child to run student code on it, and hands
 back raw values; the task decides the verdict from those alone. Nothing of a task runs in
 the child. Verdicts collect failures with their hints, in the spirit of PrairieLearn's
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grader.i18n import _
+from grader.core.i18n import _
 
 
 @dataclass
@@ -63,7 +63,7 @@ class MissingName(Exception):
 
 def stub(kind: str, id: str | None = None, **args) -> dict:
     """An argument the child builds from the grader's values: a recording model or function
-    (the kinds are in grader/executor/stubs.py). Its records come back under `id`."""
+    (the kinds are in grader/sandbox/executor/stubs.py). Its records come back under `id`."""
     return {"$stub": kind, "id": id or kind, "args": args}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from reference import blocks as reference_blocks
-from grader.i18n import N_, _
+from grader.core.i18n import N_, _
 from tasks.base import Verdict, approx_equal, kind_of, named
 
 ID = "blocks"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.i18n import N_, _
+from grader.core.i18n import N_, _
 from tasks.base import TaskFailure, Verdict, pair_of_tensors
 
 ID = "context_mask"

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 # `_` is a throwaway name here: the gettext function is i18n._
-from grader import i18n
-from grader.i18n import N_
+from grader.core import i18n
+from grader.core.i18n import N_
 from tasks.base import Verdict, plain_tensor, stub
 
 ID = "guidance"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from grader.i18n import N_, _
+from grader.core.i18n import N_, _
 from tasks._schedule_runs import notebook_T
 from tasks.base import TaskFailure, Verdict, approx_equal, plain_tensor, stub
 

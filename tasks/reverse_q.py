@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.i18n import N_, _
+from grader.core.i18n import N_, _
 from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
 from tasks.base import Verdict, plain_tensor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.i18n import N_, _
+from grader.core.i18n import N_, _
 from tasks.base import MAX_ELEMENTS, Verdict, approx_equal
 
 ID = "schedule"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 # `_` is a throwaway name here: the gettext function is i18n._
-from grader import i18n
-from grader.i18n import N_
+from grader.core import i18n
+from grader.core.i18n import N_
 from tasks.base import Location, TaskFailure, Verdict
 
 ID = "training_loop"

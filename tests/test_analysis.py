@@ -4,8 +4,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.analysis import analyse
-from grader.submission import load_submission
+from grader.submission.analysis import analyse
+from grader.submission.cells import load_submission
 
 
 def analysis_of(tmp_path, *sources):
@@ -91,7 +91,7 @@ def test_fixme_lines_survive_a_later_syntax_error(tmp_path):
 
 @pytest.mark.parametrize("line", [
     "import grader", "from tasks.schedule import check", "import reference.unet as r",
-    "m = __import__('grader.runner')",
+    "m = __import__('grader.grading.runner')",
 ])
 def test_imports_grader(tmp_path, line):
     assert facts_of(tmp_path, f"def f():\n    {line}\n").imports_grader

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader.runner import grade
+from grader.grading.runner import grade
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
-PACKAGE_FILE = Path(grader.__file__).resolve().parent / "runner.py"
+PACKAGE_FILE = Path(grader.__file__).resolve().parent / "grading" / "runner.py"
 SECRET = "dli-test-secret-7f3a"
 WRONG_Q = ("    x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise\n",
            "    x_t = sqrt_one_minus_a_bar_t * x_0 + sqrt_a_bar_t * noise\n")
@@ -104,7 +104,7 @@ ATTACKS = [
            edits=_hook(f"open({str(PACKAGE_FILE)!r}).read()"),
            statuses={"q": "failed"}, says={"q": "No such file"}),
     Attack("judge_weights_cannot_be_read",
-           edits=_hook(f"open({str(PACKAGE_FILE.parent.parent / 'reference' / 'data' / 'judge.pt')!r}, 'rb').read()"),
+           edits=_hook(f"open({str(PACKAGE_FILE.parents[2] / 'reference' / 'data' / 'judge.pt')!r}, 'rb').read()"),
            statuses={"q": "failed"}, says={"q": "No such file"}),
     Attack("delegating_to_the_course_helper_fails",
            cell="from utils import ddpm_utils as _du\n_ddpm = _du.DDPM(B, device)\nq = _ddpm.q\n",
@@ -367,7 +367,7 @@ def test_stdout_holds_exactly_one_strict_json_document(tmp_path):
 
 def test_the_view_binds_back_nothing_that_holds_the_grader(monkeypatch):
     """sys.path may list the checkout (pytest, PYTHONPATH): the sandbox must not bind it back."""
-    from grader import containment
+    from grader.sandbox import view as containment
 
     checkout = Path(grader.__file__).resolve().parent.parent
     monkeypatch.setattr(sys, "path", [str(checkout), str(checkout / "tests"), "/", *sys.path])
@@ -381,7 +381,7 @@ def test_the_view_binds_back_nothing_that_holds_the_grader(monkeypatch):
 
 def test_every_copy_of_the_grader_on_the_path_is_hidden(tmp_path, monkeypatch):
     """Run from a checkout with `python -m` beside an installed copy: both copies are hidden."""
-    from grader import containment
+    from grader.sandbox import view as containment
 
     for name in ("grader", "reference", "tasks"):
         (tmp_path / "site" / name).mkdir(parents=True)
@@ -397,7 +397,7 @@ def test_the_copy_an_editable_install_maps_to_is_hidden(tmp_path, monkeypatch):
     entry) maps the packages to another: the other checkout is hidden too."""
     import importlib.machinery
 
-    from grader import containment
+    from grader.sandbox import view as containment
 
     other = tmp_path / "other-checkout"
     for name in ("grader", "reference", "tasks"):

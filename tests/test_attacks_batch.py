@@ -334,7 +334,7 @@ def test_resume_regrades_a_timeout_made_under_a_shorter_submission_timeout(tmp_p
 # ------------------------------------------------------------------------ analysis in bounded time
 
 def _notebook_of(cells: int):
-    from grader.submission import Cell, Submission
+    from grader.submission.cells import Cell, Submission
 
     code = [f"x{n} = {n}\n" for n in range(cells - 1)] + ["def train():\n    for b in data:\n        loss.backward()\n"]
     return Submission(Path("big.ipynb"), "notebook", "0" * 64,
@@ -342,7 +342,7 @@ def _notebook_of(cells: int):
 
 
 def test_analysis_finds_the_training_functions_once(monkeypatch):
-    from grader import analysis
+    from grader.submission import analysis
 
     calls = []
     real = analysis.trainers
@@ -354,7 +354,7 @@ def test_analysis_finds_the_training_functions_once(monkeypatch):
 
 
 def test_a_20000_cell_notebook_is_analysed_in_bounded_time():
-    from grader import analysis
+    from grader.submission import analysis
 
     started = time.monotonic()
     result = analysis.analyse(_notebook_of(20_000))

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import grader
-from grader.runner import grade
+from grader.grading.runner import grade
 from tasks import _schedule_runs
 from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure, pair_of_tensors, plain_tensor
 
@@ -144,7 +144,7 @@ def test_schedule_tensors_of_the_wrong_shape_are_never_converted():
 
 GRADE_AND_MEASURE = """
 import json, resource, sys
-from grader.runner import grade
+from grader.grading.runner import grade
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 result = grade(sys.argv[1], ["q", "context_mask"], device="cpu", seed=1, timeout=60, total_timeout=300)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.executor.stubs import KINDS
+from grader.sandbox.executor.stubs import KINDS
 from reference import mnist
 from reference.conditioning import guided_noise
 from reference.diffusion import reverse_mean, reverse_q
@@ -247,7 +247,7 @@ SAMPLER_BODIES = {
 def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_path):
     """The hostile review's attack scored 28/28 on the transplant profile (no near copies, and
     the trusted path agrees); now the official draw is traced and must follow the model."""
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
     path = tmp_path / f"{name}.py"
@@ -264,7 +264,7 @@ def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_pat
     assert any(expected in note for note in result.integrity), result.integrity
 
 
-# --- weights loaded in the training cell instead of learned (grader/smuggling.py) ----------------
+# --- weights loaded in the training cell instead of learned (grader/submission/smuggling.py) ----------------
 
 TRAINING_CELL = """
 for epoch in range(epochs):
@@ -287,8 +287,8 @@ SMUGGLED = {
 
 
 def _analysis(tmp_path, *cells):
-    from grader.analysis import analyse
-    from grader.submission import load_submission
+    from grader.submission.analysis import analyse
+    from grader.submission.cells import load_submission
 
     path = tmp_path / "submission.py"
     path.write_text("".join(f"# %%\n{cell}\n" for cell in cells), encoding="utf-8")
@@ -297,7 +297,7 @@ def _analysis(tmp_path, *cells):
 
 @pytest.mark.parametrize("name", list(SMUGGLED))
 def test_a_training_cell_that_loads_weights_is_named_with_its_cell(name, tmp_path):
-    from grader.smuggling import weight_loading
+    from grader.submission.smuggling import weight_loading
 
     code, expected = SMUGGLED[name]
     analysis = _analysis(tmp_path, "import torch\nBLOB = b''", TRAINING_CELL.format(smuggled=code))
@@ -308,7 +308,7 @@ def test_a_training_cell_that_loads_weights_is_named_with_its_cell(name, tmp_pat
 
 
 def test_weights_loaded_by_a_function_the_training_cell_calls_are_named_where_they_are(tmp_path):
-    from grader.smuggling import weight_loading
+    from grader.submission.smuggling import weight_loading
 
     helper = "def warm_start(model):\n    model.load_state_dict(torch.load('w.pt'))"
     analysis = _analysis(tmp_path, helper, TRAINING_CELL.format(smuggled="warm_start(model)"))
@@ -317,11 +317,11 @@ def test_weights_loaded_by_a_function_the_training_cell_calls_are_named_where_th
 
 
 def test_a_normal_training_cell_is_not_flagged(tmp_path):
-    from grader.smuggling import weight_loading
+    from grader.submission.smuggling import weight_loading
 
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
-    from grader.analysis import analyse
-    from grader.submission import load_submission
+    from grader.submission.analysis import analyse
+    from grader.submission.cells import load_submission
 
     analysis = analyse(load_submission(example))
     assert analysis.training_cell() is not None
@@ -343,9 +343,9 @@ def test_the_verdict_names_weights_loaded_in_the_integrity_notes(tmp_path):
 @pytest.mark.slow
 def test_a_train_profile_grade_names_weights_loaded_in_the_training_cell(tmp_path):
     """Through the whole grade: the finding reaches the result's integrity notes with its cell."""
-    from grader.analysis import analyse
-    from grader.runner import grade
-    from grader.submission import load_submission
+    from grader.submission.analysis import analyse
+    from grader.grading.runner import grade
+    from grader.submission.cells import load_submission
 
     example = (Path(__file__).resolve().parent.parent / "examples" / "submission.py").read_text(encoding="utf-8")
     anchor = "        optimizer.zero_grad()\n"

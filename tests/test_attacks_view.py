@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import reference
-from grader import launcher
-from grader.runner import grade
+from grader.sandbox import launcher
+from grader.grading.runner import grade
 from test_attacks import EXAMPLE, SECRET, WRONG_Q, Attack, _hook, _write
 
 REFERENCE_FILE = Path(reference.__file__).resolve().parent / "diffusion.py"
@@ -185,7 +185,7 @@ def test_without_the_socket_filter_vsock_and_netlink_sockets_are_made(monkeypatc
 
 ROUTE_PROBE = """
 import ctypes, socket, sys
-from grader import launcher
+from grader.sandbox import launcher
 ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # no_new_privs, as the launcher sets it first
 launcher._install_seccomp(inet=False)
 found = []
@@ -254,7 +254,7 @@ def test_a_lock_folder_others_can_write_is_refused(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox changes uid only when the grader is root")
 def test_the_sandbox_runs_as_a_uid_of_the_reserved_range(tmp_path):
-    from grader.containment import SANDBOX_UIDS
+    from grader.sandbox.view import SANDBOX_UIDS
 
     probe = _hook("import os\nraise RuntimeError(f'uid {os.getuid()} gid {os.getgid()} groups {os.getgroups()}')")
     result, messages = _grade(Attack("identity", edits=probe, statuses={"q": "failed"}), tmp_path)

@@ -385,7 +385,7 @@ def test_a_file_that_is_not_a_zip_is_one_unusable_row(tmp_path):
 
 
 def test_missing_input_is_an_error_naming_it(tmp_path):
-    from grader.errors import UnusableInput
+    from grader.core.errors import UnusableInput
 
     with pytest.raises(UnusableInput, match="nope.ipynb: no such file"):
         inputs.collect([tmp_path / "nope.ipynb"], tmp_path / "work")

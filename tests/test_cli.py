@@ -277,7 +277,7 @@ def broken_judge(monkeypatch):
     """Every task's check ends in a grader bug (no child is started); the grader's loggers restored after."""
     import logging
 
-    from grader import grading
+    from grader.grading import session as grading
 
     monkeypatch.setattr(grading.Grading, "grade_task", _broken_grade_task)
     loggers = [logging.getLogger(name) for name in ("grader", "tasks")]
@@ -291,8 +291,8 @@ def broken_judge(monkeypatch):
 def test_an_internal_error_carries_the_grader_traceback_in_details(broken_judge):
     import jsonschema
 
-    from grader.result import json_schema
-    from grader.runner import grade
+    from grader.grading.result import json_schema
+    from grader.grading.runner import grade
 
     result = grade(str(EXAMPLE), task_ids=["schedule"], device="cpu", contain=False)
     task = result.tasks[0]

@@ -32,7 +32,7 @@ import pytest
 
 import grader
 import reference
-from grader.launcher import landlock_abi as launcher_abi
+from grader.sandbox.launcher import landlock_abi as launcher_abi
 from test_attacks import ATTACKS, SECRET, Attack, _hook, _processes_with, _write
 
 CHECKOUT = Path(grader.__file__).resolve().parent.parent
@@ -441,7 +441,7 @@ def test_where_neither_is_available_the_command_line_refuses(as_user):
 def test_the_grader_refuses_where_nothing_isolates(tmp_path, monkeypatch):
     """No namespaces and no Landlock: through the API (a batch), every task ends as a grader error
     that says why, and no student code runs."""
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
     marker = tmp_path / "student-code-ran"
@@ -475,7 +475,7 @@ def test_the_command_line_refuses_with_a_clear_error_unless_allowed(tmp_path):
 def test_landlock_grants_leave_out_what_is_hidden(tmp_path):
     """Landlock only adds access: a folder holding a hidden path is replaced by its other entries,
     and may only be listed."""
-    from grader.launcher import _grants
+    from grader.sandbox.launcher import _grants
 
     site = tmp_path / "lib/python/site-packages"
     for folder in (site / "torch", site / "reference", tmp_path / "lib/other", tmp_path / "venv/bin"):
@@ -492,7 +492,7 @@ def test_landlock_grants_leave_out_what_is_hidden(tmp_path):
 def test_landlock_grants_never_reach_a_hidden_path_through_a_link(tmp_path):
     """A venv has lib64 -> lib: granting the link would grant lib whole, the installed answer key
     in its site-packages included (it did, in a fresh clone with a non-editable install)."""
-    from grader.launcher import _grants
+    from grader.sandbox.launcher import _grants
 
     site = tmp_path / "venv/lib/python/site-packages"
     for folder in (site / "torch", site / "reference", tmp_path / "venv/bin"):

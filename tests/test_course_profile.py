@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.runner import grade
+from grader.grading.runner import grade
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "submission.ipynb"
 
@@ -27,7 +27,7 @@ TINY = (
 # The kernel runs inside the same view as every child: no module of the answer key imports. (The
 # package folders may still be seen, empty, where the view covers an installed copy.)
 CONTAINED = ("import importlib\n"
-             "for _name in ('reference.diffusion', 'tasks.q', 'grader.runner'):\n"
+             "for _name in ('reference.diffusion', 'tasks.q', 'grader.grading.runner'):\n"
              "    try:\n"
              "        importlib.import_module(_name)\n"
              "    except ImportError:\n"

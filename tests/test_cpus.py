@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from grader import cpus
+from grader.core import cpus
 
 
 def _cgroup(tmp_path, limits: dict[str, str]) -> tuple:
@@ -72,9 +72,9 @@ def test_the_command_sizes_threads_for_itself_and_the_child(monkeypatch, tmp_pat
     from click.testing import CliRunner
 
     import torch
-    from grader import runner
+    from grader.grading import runner
     from grader.cli import main
-    from grader.errors import UnusableInput
+    from grader.core.errors import UnusableInput
 
     seen = {}
 

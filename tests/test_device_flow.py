@@ -22,7 +22,7 @@ from reference import blocks as reference_blocks
 from reference.unet import UNet
 from tasks.blocks import KINDS
 
-sys.path.insert(0, str(Path(grader.__file__).with_name("executor").parent))  # the child imports `executor`
+sys.path.insert(0, str(Path(grader.__file__).parent / "sandbox"))  # the child imports `executor`
 from executor import harness, wire  # noqa: E402
 from executor.main import Executor  # noqa: E402
 

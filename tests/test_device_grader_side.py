@@ -20,13 +20,13 @@ import pytest
 import torch
 
 import grader
-from grader.grading import PREAMBLE, Grading
-from grader.protocol import ArgumentEncoder, decode_value
-from grader.sandbox import Outcome
+from grader.grading.session import PREAMBLE, Grading
+from grader.sandbox.frames import ArgumentEncoder, decode_value
+from grader.sandbox.parent import Outcome
 from reference.course_path import course_path
 from tasks import UNIT_TASK_IDS
 
-sys.path.insert(0, str(Path(grader.__file__).with_name("executor").parent))  # the child imports `executor`
+sys.path.insert(0, str(Path(grader.__file__).parent / "sandbox"))  # the child imports `executor`
 from executor import wire  # noqa: E402
 from executor.main import Executor  # noqa: E402
 

@@ -21,12 +21,12 @@ import pytest
 import xmlschema
 from click.testing import CliRunner
 
-import grader.runner
+import grader.grading.runner
 from grader.cli import main
-from grader.formats import github, gradescope, html as html_format, junit
-from grader.formats.common import error_document
-from grader.result import GradeResult, Location, TaskResult, json_schema
-from grader.sanitize import csv_cell, one_line
+from grader.report import github, gradescope, html as html_format, junit
+from grader.report.common import error_document
+from grader.grading.result import GradeResult, Location, TaskResult, json_schema
+from grader.core.sanitize import csv_cell, one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
@@ -358,7 +358,7 @@ def test_html_ignores_a_grid_that_is_not_a_png(tmp_path):
 
 @pytest.fixture
 def fake_grade(monkeypatch):
-    monkeypatch.setattr(grader.runner, "grade", lambda *args, **kwargs: sample_result())
+    monkeypatch.setattr(grader.grading.runner, "grade", lambda *args, **kwargs: sample_result())
 
 
 @pytest.mark.parametrize("fmt", ["gradescope", "junit", "html", "github"])

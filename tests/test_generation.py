@@ -199,7 +199,7 @@ def test_a_training_cell_that_raises_fails_naming_the_line(tmp_path):
 
 def test_a_notebook_that_never_trains_fails_on_every_profile(tmp_path):
     """No training loop: no model to judge, on the transplant profile as on the train profile."""
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
     cells = example.read_text(encoding="utf-8").split("# %%")
@@ -215,7 +215,7 @@ def test_a_notebook_that_never_trains_fails_on_every_profile(tmp_path):
 def test_a_notebook_that_trains_inside_a_function_is_followed_batch_by_batch(tmp_path):
     """The training loop wrapped in `def train_model():` and called below: found, run in the
     harness with the grader's batches, and judged like a top-level loop."""
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
     cells = example.read_text(encoding="utf-8").split("# %%")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from corpus import mutants as corpus  # tests/ is on sys.path (pytest's default import mode)
-from grader.runner import grade
+from grader.grading.runner import grade
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,10 @@ import types
 import pytest
 from click.testing import CliRunner
 
-from grader import runner, sandbox
+from grader.grading import runner
+from grader.sandbox import parent as sandbox
 from grader.batch import worker
-from grader.errors import UnusableInput
+from grader.core.errors import UnusableInput
 
 
 def test_the_fraction_comes_from_the_option_then_the_environment_then_the_default(monkeypatch):

@@ -1,4 +1,4 @@
-"""grader/memory.py: the operator's bound on the grader's memory (no torch: runs in a plain Python)."""
+"""grader/core/memory.py: the operator's bound on the grader's memory (no torch: runs in a plain Python)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import grader
 CHECKOUT = Path(grader.__file__).resolve().parent.parent
 SCRIPT = """
 import json, resource, subprocess, sys
-from grader.memory import child_preexec, limit_grader_memory
+from grader.core.memory import child_preexec, limit_grader_memory
 limit_grader_memory(int(sys.argv[1]))
 try:
     hoard = bytearray(200 * 1024**2)

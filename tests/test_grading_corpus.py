@@ -1,7 +1,7 @@
 """Grade the corpus of tests/corpus/mutants.py and check the exact verdict of every task.
 
 Each case is written to a temporary folder (a mutant is the example with exact text edits),
-graded on all eight unit tasks through `grader.runner.grade`, and checked task by task: the
+graded on all eight unit tasks through `grader.grading.runner.grade`, and checked task by task: the
 status, phrases of the message and hints, and the cell (and line) the location points to.
 
 Grading is mostly the child's start (imports, the student's cells), so the cases selected in a
@@ -20,8 +20,8 @@ import pytest
 import torch
 
 import tasks
-from grader.runner import grade
-from grader.submission import load_submission
+from grader.grading.runner import grade
+from grader.submission.cells import load_submission
 from corpus import mutants as corpus  # tests/ is on sys.path (pytest's default import mode)
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import grader.formats.gradescope
-import grader.runner
+import grader.report.gradescope
+import grader.grading.runner
 from grader.cli import main
-from grader.formats import FORMATS
+from grader.report import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
@@ -58,7 +58,7 @@ def nasty(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_result(nasty):
-    result = grader.runner.grade(str(nasty), ["q"], device="cpu", seed=7, timeout=60)
+    result = grader.grading.runner.grade(str(nasty), ["q"], device="cpu", seed=7, timeout=60)
     q = result.tasks[0]
     # The message really came back from the child: the formats get the student's text.
     assert q.status == "failed" and "raised ValueError: lone" in q.message
@@ -127,9 +127,9 @@ def check_output(fmt: str, text: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_survives_a_real_grade_of_hostile_text(fmt, real_result, nasty, monkeypatch, tmp_path):
-    monkeypatch.setattr(grader.runner, "grade", lambda *args, **kwargs: real_result)
+    monkeypatch.setattr(grader.grading.runner, "grade", lambda *args, **kwargs: real_result)
     # Gradescope's results go to /autograder/results when this machine has one: keep them on stdout.
-    monkeypatch.setattr(grader.formats.gradescope, "RESULTS_DIR", tmp_path / "no-autograder")
+    monkeypatch.setattr(grader.report.gradescope, "RESULTS_DIR", tmp_path / "no-autograder")
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     result = CliRunner().invoke(main, [str(nasty), "--format", fmt, "-q"])

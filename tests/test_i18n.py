@@ -1,6 +1,6 @@
 """Feedback in the course's languages: the catalogs, the choice of language, and grades read in Chinese.
 
-English is the source text itself (grader/i18n.py); zh-CN comes from grader/locale/zh_CN/LC_MESSAGES/.
+English is the source text itself (grader/core/i18n.py); zh-CN comes from grader/core/locale/zh_CN/LC_MESSAGES/.
 The catalog checks use Babel (the test extra); the grader itself only uses the standard library's gettext.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader import i18n
-from grader.i18n import UnknownLanguage, resolve, use_language
+from grader.core import i18n
+from grader.core.i18n import UnknownLanguage, resolve, use_language
 
 babel = pytest.importorskip("babel", reason="the catalog checks need Babel: pip install -e '.[test]'")
-from grader import i18n_catalog  # noqa: E402 (needs babel)
+from grader.core import i18n_catalog  # noqa: E402 (needs babel)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -80,13 +80,13 @@ def test_every_extracted_message_is_translated_and_none_is_fuzzy_or_stale():
     assert i18n_catalog.untranslated(catalog, template) == []
     extracted = {m.id for m in template if m.id}
     stale = [m.id for m in catalog if m.id and m.id not in extracted]
-    assert stale == [], "entries the code no longer uses: run python -m grader.i18n_catalog"
+    assert stale == [], "entries the code no longer uses: run python -m grader.core.i18n_catalog"
     assert not catalog.fuzzy
 
 
 def test_the_shipped_mo_is_compiled_from_the_po():
     shipped = i18n_catalog.po_path("zh-CN").with_suffix(".mo").read_bytes()
-    assert shipped == i18n_catalog.compiled(zh_catalog()), "recompile: python -m grader.i18n_catalog"
+    assert shipped == i18n_catalog.compiled(zh_catalog()), "recompile: python -m grader.core.i18n_catalog"
 
 
 def test_every_message_renders_in_both_languages_with_the_same_placeholders():
@@ -174,13 +174,13 @@ def assert_task_reads_in_chinese(task, fragments: set[str]) -> None:
 
 @pytest.fixture(scope="module")
 def example_in_chinese():
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     return grade(EXAMPLE, _unit_tasks(), device="cpu", lang="zh-CN")
 
 
 def test_the_example_reads_in_chinese_in_the_text_report_and_keeps_its_machine_fields(example_in_chinese):
-    from grader.report import render_json, render_text
+    from grader.report.text import render_json, render_text
 
     result, fragments = example_in_chinese, english_fragments()
     assert [task.status for task in result.tasks] == ["passed"] * len(result.tasks)  # same verdict as in English
@@ -200,7 +200,7 @@ def test_the_example_reads_in_chinese_in_the_text_report_and_keeps_its_machine_f
 
 
 def test_the_example_html_report_reads_in_chinese(example_in_chinese):
-    from grader.formats import html
+    from grader.report import html
 
     with use_language("zh-CN"):
         page = html.render(example_in_chinese.to_json())
@@ -214,7 +214,7 @@ def test_the_example_html_report_reads_in_chinese(example_in_chinese):
 
 def test_a_mutant_fails_the_same_task_in_chinese_with_a_chinese_diagnosis_and_hint(tmp_path):
     from corpus import mutants as corpus  # tests/ is on sys.path
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     case = next(case for case in corpus.MUTANTS if case.name == "schedule_missing_sqrt")
     path = corpus.write_case(case, tmp_path)
@@ -313,7 +313,7 @@ def test_every_corpus_case_reads_in_chinese_with_the_same_verdict(tmp_path):
     from concurrent.futures import ProcessPoolExecutor
 
     from corpus import mutants as corpus
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     fragments = english_fragments()
     paths = {case.name: corpus.write_case(case, tmp_path) for case in corpus.CASES}

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from grader import init_ci
 from grader.cli import main
-from grader.formats import github
+from grader.report import github
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"

@@ -1,4 +1,4 @@
-"""grader.progress: messages, sparse log lines off a terminal, a redrawing bar on one."""
+"""grader.report.progress: messages, sparse log lines off a terminal, a redrawing bar on one."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-import grader.progress
-from grader.progress import ProgressReporter
+import grader.report.progress
+from grader.report.progress import ProgressReporter
 
 
 class Terminal(io.StringIO):
@@ -23,7 +23,7 @@ def clock(monkeypatch):
     class Clock:
         now = 100.0
 
-    monkeypatch.setattr(grader.progress.time, "monotonic", lambda: Clock.now)
+    monkeypatch.setattr(grader.report.progress.time, "monotonic", lambda: Clock.now)
     return Clock
 
 

@@ -1,4 +1,4 @@
-"""grader/protocol.py: the grader's decoder of the child's frames, attacked directly.
+"""grader/sandbox/frames.py: the grader's decoder of the child's frames, attacked directly.
 
 Whatever the child writes, the decoder either gives back plain values or raises its own
 ProtocolError (which fails the task as a broken protocol); anything else would end the grade
@@ -16,7 +16,7 @@ import tracemalloc
 import pytest
 import torch
 
-from grader.protocol import (MAX_BLOBS, FrameReader, Opaque, ProtocolError, decode_value, encode_frame,
+from grader.sandbox.frames import (MAX_BLOBS, FrameReader, Opaque, ProtocolError, decode_value, encode_frame,
                              progress_event)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from grader.result import SCHEMA, GradeResult, Location, TaskResult, json_schema
+from grader.grading.result import SCHEMA, GradeResult, Location, TaskResult, json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def validator():
 
 @pytest.fixture(scope="module")
 def graded():
-    from grader.runner import grade
+    from grader.grading.runner import grade
 
     return grade(ROOT / "examples" / "submission.py", ["schedule", "q"], device="cpu").to_json()
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.grading import Grading
-from grader.runner import grade
+from grader.grading.session import Grading
+from grader.grading.runner import grade
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
 
@@ -74,7 +74,7 @@ def test_a_child_without_cuda_is_an_error_not_a_cpu_training_run(monkeypatch):
     """The grader decides the device once; when it chose CUDA and the contained child sees none
     (a driver path the sandbox hides, CUDA_VISIBLE_DEVICES emptied), the grade stops with a grader
     error instead of training a GPU budget on the child's CPU."""
-    import grader.runner as runner
+    import grader.grading.runner as runner
 
     monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

@@ -15,7 +15,7 @@ import pytest
 
 from corpus.mutants import write_case
 from corpus.variants import VARIANTS
-from grader.runner import grade
+from grader.grading.runner import grade
 from test_grading_corpus import UNIT_TASKS, check
 
 WORKERS = int(os.environ.get("DLI_GRADE_TEST_WORKERS", min(2, os.cpu_count() or 1)))

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from grader.errors import EXIT_INTERNAL, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from grader.core.errors import EXIT_INTERNAL, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
 from tasks import TASK_IDS, UNIT_TASK_IDS
 
 EXIT_INTERRUPTED = 130
@@ -73,7 +73,7 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
     from grader.batch.backends import ray_available
     from grader.batch.engine import run_batch
     from grader.batch.worker import GradeOptions
-    from grader.i18n import set_language
+    from grader.core.i18n import set_language
 
     set_language(lang)  # the summary and reports written here; each grade gets --lang
 
@@ -84,7 +84,7 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
         click.echo("dli-grade: error: --address and --gpus-per-grade need --backend ray", err=True)
         sys.exit(EXIT_UNUSABLE)
     if grader_memory_mb:  # this process now; each local grade reads it from its environment
-        from grader.memory import ENVIRONMENT, limit_grader_memory
+        from grader.core.memory import ENVIRONMENT, limit_grader_memory
         limit_grader_memory(grader_memory_mb)
         os.environ[ENVIRONMENT] = str(grader_memory_mb)
     options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout, lang)

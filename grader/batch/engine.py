@@ -16,7 +16,7 @@ from grader.batch import backends, inputs, similarity, summary
 from grader.batch.gradebook import Gradebook
 from grader.batch.progress import BatchProgress
 from grader.batch.worker import GradeOptions, Outcome
-from grader.submission import MAX_BYTES
+from grader.submission.cells import MAX_BYTES
 
 STARTUP_MARGIN = 120.0  # seconds allowed beyond --total-timeout for starting and reporting
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from grader.batch import archive, gitsource, gradescope_export
-from grader.errors import UnusableInput
+from grader.core.errors import UnusableInput
 
 SUFFIXES = (".ipynb", ".py")
 SKIP_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git", "node_modules"}

@@ -13,8 +13,8 @@ import builtins
 import hashlib
 from pathlib import Path
 
-from grader.errors import UnusableInput
-from grader.submission import load_submission
+from grader.core.errors import UnusableInput
+from grader.submission.cells import load_submission
 
 # Names the assessment's FIXME cells define (schedule, q, reverse_q, blocks, mask, loss, guidance, training).
 ANSWER_NAMES = {

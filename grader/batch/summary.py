@@ -15,9 +15,10 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
-from grader import __version__, atomic, i18n
+from grader import __version__
+from grader.core import atomic, i18n
 from grader.batch import similarity
-from grader.sanitize import one_line, safe_text
+from grader.core.sanitize import one_line, safe_text
 
 STATUS_ORDER = ("graded", "unusable", "timeout", "crashed")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grader
-from grader.sanitize import one_line
+from grader.core.sanitize import one_line
 
 STATUSES = ("graded", "unusable", "timeout", "crashed")
 MAX_ARTIFACT_BYTES = 8 * 1024 * 1024
@@ -38,7 +38,7 @@ class GradeOptions:
     seed: int | None = None  # None: each grade draws its own (reported in its result), so no class can predict it
     timeout: float = 60.0
     total_timeout: float = 1800.0
-    lang: str = "en"  # the language of the messages in result.json (grader/i18n.py)
+    lang: str = "en"  # the language of the messages in result.json (grader/core/i18n.py)
 
     def key(self) -> dict:
         """What changes a grade's outcome; a resumed batch regrades when any of it differs."""
@@ -88,7 +88,7 @@ def environment(threads: int) -> dict[str, str]:
 
 def gpu_share_environment() -> dict[str, str]:
     """Under Ray with --gpus-per-grade below 1, the grade's child may take only its share of the GPU's
-    memory (0.9 of that share, as a grade alone takes 0.9), through grader.runner's DLI_GRADE_GPU_FRACTION."""
+    memory (0.9 of that share, as a grade alone takes 0.9), through grader.grading.runner's DLI_GRADE_GPU_FRACTION."""
     ray = sys.modules.get("ray")  # imported in a Ray worker; never imported here for its sake
     try:
         if ray is None or not ray.is_initialized():

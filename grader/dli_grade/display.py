@@ -1,6 +1,6 @@
 """A check's verdict as rich output: the CLI's text report and its HTML report.
 
-Both come from the grader's own renderers (grader/report.py, grader/formats/html.py), which
+Both come from the grader's own renderers (grader/report/text.py, grader/report/html.py), which
 make every student-derived string one clean line and HTML-escape it. The HTML page is shown in
 an iframe so its stylesheet cannot restyle the notebook; the page is escaped once more to sit
 in the `srcdoc` attribute, and the frame may not run scripts.

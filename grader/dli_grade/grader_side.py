@@ -21,9 +21,9 @@ def task_ids() -> dict:
 
 
 def text_report(document: dict) -> str:
-    """The CLI's own text report (grader/report.py) of a result document."""
-    from grader.report import render_text
-    from grader.result import GradeResult, TaskResult
+    """The CLI's own text report (grader/report/text.py) of a result document."""
+    from grader.report.text import render_text
+    from grader.grading.result import GradeResult, TaskResult
     from tasks.base import Location
 
     tasks = []
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(task_ids()))
         return 0
     if len(argv) == 2 and argv[0] == "text":
-        import grader.report  # noqa: F401  (the slow imports, before waiting for a path on stdin)
+        import grader.report.text  # noqa: F401  (the slow imports, before waiting for a path on stdin)
 
         path = sys.stdin.readline().strip() if argv[1] == "-" else argv[1]
         with open(path, encoding="utf-8") as report:

@@ -21,7 +21,7 @@ from dli_grade.history import NOTEBOOK_NAME, notebook_json
 GRADER_COMMAND = (sys.executable, "-m", "grader")
 HELPER_COMMAND = (sys.executable, "-m", "dli_grade.grader_side")
 STDERR_TAIL = 2000
-# The CLI's exit codes (grader/errors.py): passed, not passed, unusable input, grader error.
+# The CLI's exit codes (grader/core/errors.py): passed, not passed, unusable input, grader error.
 REPORTED = (0, 1, 2, 3)
 # A grade ends by its own --total-timeout (1800 s by default); this only catches a hung process.
 SLACK_S = 120

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from grader.i18n import N_, _
+from grader.core.i18n import N_, _
 from reference import narrow
 from tasks import guidance
 from tasks._schedule_runs import notebook_T
@@ -48,7 +48,7 @@ def check(context) -> Verdict:
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
     training = child.training_cell(context)
     if profile in ("train", "course"):  # the model is learned there: name weights brought in instead
-        from grader.smuggling import weight_loading
+        from grader.submission.smuggling import weight_loading
 
         info["weights_loaded"] = [str(finding) for finding in weight_loading(context.analysis)]
     samples, traces = {}, None

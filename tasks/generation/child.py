@@ -12,7 +12,7 @@ import ast
 import torch
 
 # `_` is a throwaway name here: the gettext function is i18n._
-from grader import i18n
+from grader.core import i18n
 from reference import narrow
 from reference.unet import UNet
 from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, plain_tensor

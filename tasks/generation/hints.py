@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grader.i18n import _, ngettext
+from grader.core.i18n import _, ngettext
 
 # Guided-sample accuracy of the shipped reference weights (docs/weights.md has the commands).
 REFERENCE_ACCURACY_W1 = 0.997

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from grader.i18n import _, ngettext
+from grader.core.i18n import _, ngettext
 from reference import narrow
 from tasks.base import Verdict, kind_of
 from tasks.generation.hints import SAMPLING_RELIES_ON, likely_causes
@@ -78,7 +78,7 @@ def _save_grid(images: torch.Tensor, per_digit: int, path: Path) -> str:
 
 
 def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
-    """Statements of the training cell that load weights (grader/smuggling.py): named for a person
+    """Statements of the training cell that load weights (grader/submission/smuggling.py): named for a person
     in the integrity notes, whatever the verdict."""
     if info.get("weights_loaded"):
         verdict.details["weights_loaded"] = info["weights_loaded"]

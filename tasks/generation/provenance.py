@@ -1,7 +1,7 @@
 """Do the official digits come from the student's model? The draw's provenance.
 
 The official 50 are drawn through the student's sample_w with their model wrapped in a
-recorder (`traced_model` in grader/executor/stubs.py) that notes, at every call, the step and
+recorder (`traced_model` in grader/sandbox/executor/stubs.py) that notes, at every call, the step and
 the images the model was asked about. The grader then recomputes the model's guided prediction
 itself, from the weights it loaded into the model, and checks three things a sampler that
 ignores its model cannot meet:
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 # `_` is a throwaway name here: the gettext function is i18n._
-from grader import i18n
+from grader.core import i18n
 from tasks.base import derive_seed, kind_of, named, plain_tensor, stub
 from tasks.generation.official import ID
 

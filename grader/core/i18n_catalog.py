@@ -1,8 +1,8 @@
 """Maintain the message catalogs with Babel (a maintainer's and the tests' tool; the grader never imports it).
 
-    python -m grader.i18n_catalog            # extract -> dli_grade.pot, merge into each .po, compile each .mo
+    python -m grader.core.i18n_catalog            # extract -> dli_grade.pot, merge into each .po, compile each .mo
 
-Extraction reads `_()`, `ngettext()` and `N_()` in grader/ and tasks/ (never grader/executor/, which runs in
+Extraction reads `_()`, `ngettext()` and `N_()` in grader/ and tasks/ (never grader/sandbox/executor/, which runs in
 the child and holds no human text of ours). Translate the new entries of the .po (msgstr), then run it again.
 """
 
@@ -17,11 +17,11 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from grader.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+from grader.core.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("grader", "tasks")
-SKIPPED = ("grader/executor/", "grader/dli_grade/", "grader/i18n_catalog.py")
+SKIPPED = ("grader/sandbox/executor/", "grader/dli_grade/", "grader/core/i18n_catalog.py")
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 POT = LOCALE_DIR / f"{DOMAIN}.pot"
 

@@ -7,10 +7,10 @@ import io
 import tokenize
 from dataclasses import dataclass, field
 
-from grader.blanking import blank_side_effects
-from grader.submission import Cell, Submission
-from grader.syntax import dotted_name, module_scope
-from grader.training_cell import find_training_cell, trainer_call, trainers
+from grader.submission.blanking import blank_side_effects
+from grader.submission.cells import Cell, Submission
+from grader.submission.syntax import dotted_name, module_scope
+from grader.submission.training_cell import find_training_cell, trainer_call, trainers
 
 _GRADER_PACKAGES = {"grader", "tasks", "reference"}
 
@@ -50,7 +50,7 @@ class Analysis:
         return self._found_trainers
 
     def training_cell(self) -> CellFacts | None:
-        """The cell that trains the model (see `grader.training_cell`), or None."""
+        """The cell that trains the model (see `grader.submission.training_cell`), or None."""
         return find_training_cell(self.cells)
 
     def executable_code(self, facts: CellFacts) -> str:

@@ -1,6 +1,6 @@
 """Parent side of the trust boundary: start a contained child, send it commands, survive it.
 
-The child is started through grader/launcher.py, which contains it and reports which layers
+The child is started through grader/sandbox/launcher.py, which contains it and reports which layers
 held. Every command has a deadline; a child that hangs is killed, one that dies is reported
 with how, one that breaks the protocol is killed too, and the caller may start a fresh one.
 """
@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.memory import child_preexec
-from grader.protocol import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame, progress_event
-from grader.sanitize import inert
+from grader.core.memory import child_preexec
+from grader.sandbox.frames import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame, progress_event
+from grader.core.sanitize import inert
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 EXECUTOR = Path(__file__).with_name("executor")
@@ -64,7 +64,7 @@ class SandboxConfig:
     workdir: Path               # the grader's own folder for this child (never read back)
     data_dir: Path              # MNIST laid out for torchvision, bound read-only as ./data
     course_dir: Path            # the course helper stand-ins, bound read-only on sys.path
-    view: dict                  # hide / expose / uid_range / uid_lock_dir, from grader.containment
+    view: dict                  # hide / expose / uid_range / uid_lock_dir, from grader.sandbox.view
     device: str = "cpu"
     seed: int = 0
     memory_limit_mb: int | None = None
@@ -72,7 +72,7 @@ class SandboxConfig:
     preamble: str = ""
     contain: bool = True        # False: the operator's opt-out, grade even where nothing hides the answer key
     mounts: dict = field(default_factory=dict)  # name -> folder a task asked for, bound read-only at /tmp/.dli/NAME
-    gpu_fraction: float = 0.9   # share of the GPU's memory the child may take (grader.runner.gpu_memory_fraction)
+    gpu_fraction: float = 0.9   # share of the GPU's memory the child may take (grader.grading.runner.gpu_memory_fraction)
 
 
 def _child_environment(config: SandboxConfig) -> dict[str, str]:

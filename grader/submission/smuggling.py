@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from grader.syntax import dotted_name, module_scope
+from grader.submission.syntax import dotted_name, module_scope
 
 BASE64 = {"b64decode", "standard_b64decode", "urlsafe_b64decode", "b32decode", "b16decode", "b85decode",
           "a85decode", "decodebytes"}

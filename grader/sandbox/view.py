@@ -1,6 +1,6 @@
 """What the sandbox may see, decided in the grader from where things are installed.
 
-The launcher (grader/launcher.py) builds the child's filesystem from an empty root: only the
+The launcher (grader/sandbox/launcher.py) builds the child's filesystem from an empty root: only the
 system's libraries, a few named files, and the paths in `expose` (the Python installation:
 its prefixes' bin and lib folders, site-packages, the path) are bound in, read-only. Every path
 in `hide` that lies inside one of them (the grader's packages installed in site-packages, a

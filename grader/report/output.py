@@ -12,10 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from grader import atomic
-from grader.formats import github, gradescope, html, junit
-from grader.formats.common import error_document
-from grader.sanitize import encodable, one_line, safe_json, safe_text
+from grader.core import atomic
+from grader.report import github, gradescope, html, junit
+from grader.report.common import error_document
+from grader.core.sanitize import encodable, one_line, safe_json, safe_text
 
 STRUCTURED = ("gradescope", "junit", "github", "html")
 ERROR_SCHEMA = "dli-grade/error/v1"
@@ -58,7 +58,7 @@ def deliver(text: str, output_format: str, output: str | None) -> None:
 
 def emit(output_format: str, result, output: str | None = None, options: dict | None = None) -> None:
     """Report a GradeResult in `output_format` (text and json exactly as the report module writes them)."""
-    from grader.report import render_json, render_text
+    from grader.report.text import render_json, render_text
 
     if output_format == "text":
         return deliver(render_text(result), output_format, output)

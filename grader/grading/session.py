@@ -10,15 +10,15 @@ import os
 import time
 from pathlib import Path
 
-from grader import containment
-from grader.analysis import Analysis, analyse
-from grader.context import ChildLost, Context
-from grader.i18n import _
-from grader.protocol import TASK_BYTES
-from grader.result import TaskResult
-from grader.sandbox import Outcome, Sandbox, SandboxConfig
-from grader.submission import load_submission
-from grader.syntax import defining_line
+from grader.sandbox import view as containment
+from grader.submission.analysis import Analysis, analyse
+from grader.grading.context import ChildLost, Context
+from grader.core.i18n import _
+from grader.sandbox.frames import TASK_BYTES
+from grader.grading.result import TaskResult
+from grader.sandbox.parent import Outcome, Sandbox, SandboxConfig
+from grader.submission.cells import load_submission
+from grader.submission.syntax import defining_line
 from reference import mnist
 from reference.course_path import course_path
 from tasks import load_task

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 
-from grader.syntax import LOOPS, char_col, dotted_name
+from grader.submission.syntax import LOOPS, char_col, dotted_name
 
 # Calls the unit-task grader must not run: training, data loading, plotting, compiling, the
 # assessment itself. Matched on the last dotted component, so `ddpm_utils.sample_w` or

@@ -1,7 +1,7 @@
 """Grade one submission: choose the device and the tasks' options, grade each task in order
 under one deadline, and gather the result.
 
-The work of a grade (the child, the cells, each task's check) is `grader.grading.Grading`;
+The work of a grade (the child, the cells, each task's check) is `grader.grading.session.Grading`;
 this module decides what to run and turns the outcomes into a `GradeResult`.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from grader.errors import UnusableInput
-from grader.grading import Grading, task_result
-from grader.i18n import _, use_language
-from grader.result import GradeResult
-from grader.sanitize import one_line
+from grader.core.errors import UnusableInput
+from grader.grading.session import Grading, task_result
+from grader.core.i18n import _, use_language
+from grader.grading.result import GradeResult
+from grader.core.sanitize import one_line
 from tasks import TASK_IDS, load_task
 
 
@@ -92,7 +92,7 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
 
     `gpu_fraction` caps the child's share of the GPU's memory (see `gpu_memory_fraction`).
     `lang` ('en', 'zh-CN') is the language of the result's messages and hints; None keeps the active one
-    (`grader.i18n`: the CLI's --lang or the locale). Verdicts, ids, scores and details never depend on it.
+    (`grader.core.i18n`: the CLI's --lang or the locale). Verdicts, ids, scores and details never depend on it.
     `seed` None draws one for this grade (the child can't predict the grader's inputs); the
     result records it, so `seed=` reproduces the grade. `generation` overrides the generation
     task's budgets (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,

@@ -1,7 +1,7 @@
 """Frames on the two pipes, and values as JSON trees plus raw tensor bytes (child side).
 
 A frame is a 4-byte big-endian length, a JSON header of that length, then the bytes of the
-tensors the header lists under "blobs". The grader's reader (grader/protocol.py) checks every
+tensors the header lists under "blobs". The grader's reader (grader/sandbox/frames.py) checks every
 limit; this side only has to write what it means.
 """
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 
-from grader.sanitize import one_line, strict_json_value
+from grader.core.sanitize import one_line, strict_json_value
 from tasks.base import Location
 
 SCHEMA = "dli-grade/result/v1"

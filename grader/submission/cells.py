@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 from nbformat import validator as nb_validator
 
-from grader.errors import UnusableInput
-from grader.ipython_syntax import neutralise
+from grader.core.errors import UnusableInput
+from grader.submission.ipython_syntax import neutralise
 
 # Notebooks with embedded images can be tens of MB; anything far beyond that is not a submission.
 MAX_BYTES = 200 * 1024 * 1024

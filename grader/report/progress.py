@@ -7,7 +7,7 @@ import time
 
 from tqdm import tqdm
 
-from grader.sanitize import inert
+from grader.core.sanitize import inert
 
 PREFIX = "dli-grade: "
 

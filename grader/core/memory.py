@@ -6,7 +6,7 @@ being killed with the machine's other work. It is `RLIMIT_DATA` (heap and privat
 mappings), not `RLIMIT_AS`: CUDA reserves huge address ranges it never writes, which count
 against the address space but not the data limit. Only the soft limit is lowered, and the
 processes the grader starts (the sandbox's launcher) get the previous one back: the student's
-child has limits of its own (grader/launcher.py).
+child has limits of its own (grader/sandbox/launcher.py).
 """
 
 from __future__ import annotations

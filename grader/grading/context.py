@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from grader.sandbox import Outcome
+from grader.sandbox.parent import Outcome
 from tasks.base import Location, MissingName, StudentRaised, generator
 
 if TYPE_CHECKING:
-    from grader.grading import Grading
+    from grader.grading.session import Grading
 
 
 class ChildLost(Exception):

@@ -2,11 +2,11 @@
 
 Strings are marked with `_()` (or `ngettext`) where they are written, as whole sentences with named
 placeholders (`_("q returned shapes {x_t}").format(x_t=...)`), and translated through the standard
-library's gettext from `grader/locale/<lang>/LC_MESSAGES/dli_grade.mo`. English is the source text
+library's gettext from `grader/core/locale/<lang>/LC_MESSAGES/dli_grade.mo`. English is the source text
 itself (no catalog), so English output is exactly the strings in the code.
 
 The active language is a context variable, set once per grade (`use_language`) by the CLI, the batch
-worker or the runner; verdicts never depend on it. The child (grader/executor/) never imports this.
+worker or the runner; verdicts never depend on it. The child (grader/sandbox/executor/) never imports this.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from grader.i18n import _
-from grader.result import GradeResult
-from grader.sanitize import one_line, safe_text
+from grader.core.i18n import _
+from grader.grading.result import GradeResult
+from grader.core.sanitize import one_line, safe_text
 
 # The words of the table's first column; translated where the table is drawn (status stays the machine field).
 MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grader.i18n import _
-from grader.result import SCHEMA
-from grader.sanitize import one_line
+from grader.core.i18n import _
+from grader.grading.result import SCHEMA
+from grader.core.sanitize import one_line
 
 
 @dataclass

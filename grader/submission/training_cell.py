@@ -11,11 +11,11 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from grader.blanking import is_method_that_trains
-from grader.syntax import LOOPS, dotted_name, module_scope
+from grader.submission.blanking import is_method_that_trains
+from grader.submission.syntax import LOOPS, dotted_name, module_scope
 
 if TYPE_CHECKING:
-    from grader.analysis import CellFacts
+    from grader.submission.analysis import CellFacts
 
 
 def find_training_cell(cells: list[CellFacts]) -> CellFacts | None:
