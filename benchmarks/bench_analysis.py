@@ -31,7 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--analysis-file", help="time this copy of grader/submission/analysis.py instead of the installed one")
+    parser.add_argument(
+        "--analysis-file", help="time this copy of grader/submission/analysis.py instead of the installed one"
+    )
     args = parser.parse_args()
     module = current
     if args.analysis_file:

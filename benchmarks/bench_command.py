@@ -35,8 +35,18 @@ def import_seconds(module: str) -> float:
 
 
 def run_once(submission: str, tasks: str | None, competitor: bool) -> dict:
-    command = [shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade"), submission,
-               "--format", "json", "-q", "--device", "cpu", "--seed", "1", "--debug"]
+    command = [
+        shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade"),
+        submission,
+        "--format",
+        "json",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "--debug",
+    ]
     if tasks:
         command += ["--tasks", tasks]
     rival = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if competitor else None
@@ -51,8 +61,13 @@ def run_once(submission: str, tasks: str | None, competitor: bool) -> dict:
             rival.wait()
     document = json.loads(done.stdout)
     threads = [line for line in done.stderr.splitlines() if "torch threads" in line]
-    return {"wall_s": wall, "grade_s": document["duration_s"], "timings": document.get("timings", {}),
-            "score": f"{document['score']}/{document['max_score']}", "threads": threads[-1] if threads else "?"}
+    return {
+        "wall_s": wall,
+        "grade_s": document["duration_s"],
+        "timings": document.get("timings", {}),
+        "score": f"{document['score']}/{document['max_score']}",
+        "threads": threads[-1] if threads else "?",
+    }
 
 
 def main() -> None:
@@ -62,15 +77,19 @@ def main() -> None:
     parser.add_argument("--competitor", action="store_true", help="beside one torch matmul process")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
-    print(f"import grader.cli: {import_seconds('grader.cli'):.2f} s; "
-          f"import grader.grading.runner (torch, tasks): {import_seconds('grader.grading.runner'):.2f} s")
+    print(
+        f"import grader.cli: {import_seconds('grader.cli'):.2f} s; "
+        f"import grader.grading.runner (torch, tasks): {import_seconds('grader.grading.runner'):.2f} s"
+    )
     for number in range(args.runs):
         result = run_once(args.submission, args.tasks, args.competitor)
         slowest = sorted(result["timings"].items(), key=lambda item: -item[1])[:4]
-        print(f"run {number + 1}{' (beside a competitor)' if args.competitor else ''}: "
-              f"wall {result['wall_s']:.1f} s, grade {result['grade_s']:.1f} s, "
-              f"outside the grade {result['wall_s'] - result['grade_s']:.1f} s, score {result['score']}; "
-              f"slowest: {', '.join(f'{name} {seconds:.1f} s' for name, seconds in slowest)}; {result['threads']}")
+        print(
+            f"run {number + 1}{' (beside a competitor)' if args.competitor else ''}: "
+            f"wall {result['wall_s']:.1f} s, grade {result['grade_s']:.1f} s, "
+            f"outside the grade {result['wall_s'] - result['grade_s']:.1f} s, score {result['score']}; "
+            f"slowest: {', '.join(f'{name} {seconds:.1f} s' for name, seconds in slowest)}; {result['threads']}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,13 +52,15 @@ def time_course_flow(device: str) -> dict:
 @click.option("--runs", type=int, default=3, show_default=True)
 @click.option("--tasks", type=click.Choice(["unit", "all"]), default="unit", show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--submission", default=str(ROOT / "examples" / "submission.ipynb"),
-              show_default="examples/submission.ipynb")
+@click.option(
+    "--submission", default=str(ROOT / "examples" / "submission.ipynb"), show_default="examples/submission.ipynb"
+)
 @click.option("--course-flow", is_flag=True, help="Also time the course's own flow (meant for a GPU machine).")
 def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool) -> None:
     task_ids = UNIT_TASK_IDS if tasks == "unit" else TASK_IDS
-    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-               + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"))
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, " + (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
+    )
     print(f"machine: {machine}; torch {torch.__version__}")
     totals = []
     for run in range(1, runs + 1):
@@ -70,8 +72,7 @@ def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool)
         if generation is not None and generation.details.get("timings"):
             inside = "  ".join(f"{phase} {seconds:.1f}" for phase, seconds in generation.details["timings"].items())
             print(f"       generation: {inside} | samples {generation.details.get('samples')}")
-    summary = {"tasks": tasks, "runs": runs, "median_total_s": round(statistics.median(totals), 2),
-               "machine": machine}
+    summary = {"tasks": tasks, "runs": runs, "median_total_s": round(statistics.median(totals), 2), "machine": machine}
     if course_flow:
         summary.update({k: round(v, 1) for k, v in time_course_flow(result.device).items()})
     print(json.dumps(summary))

@@ -40,8 +40,13 @@ print(json.dumps({"package": grader.__file__, "after_imports_mb": before / 1024,
 
 @click.command()
 @click.option("--elements", default=200_000_000, show_default=True, help="elements of each bool tensor q returns")
-@click.option("--checkout", type=click.Path(exists=True, file_okay=False, path_type=Path), default=ROOT,
-              show_default=True, help="the copy of the package to grade with")
+@click.option(
+    "--checkout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=ROOT,
+    show_default=True,
+    help="the copy of the package to grade with",
+)
 def main(elements: int, checkout: Path):
     text = (ROOT / "examples" / "submission.py").read_text(encoding="utf-8")
     assert text.count(Q_BODY) == 1
@@ -49,16 +54,23 @@ def main(elements: int, checkout: Path):
     with tempfile.TemporaryDirectory(prefix="dli-bench-memory-") as folder:
         path = Path(folder) / "submission.py"
         path.write_text(text, encoding="utf-8")
-        run = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True,
-                             cwd=folder, env={**os.environ, "PYTHONPATH": str(checkout.resolve())})
+        run = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(path)],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(checkout.resolve())},
+        )
     if run.returncode != 0:
         sys.exit(f"the grade failed:\n{run.stderr[-3000:]}")
     found = json.loads(run.stdout.splitlines()[-1])
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"package: {found['package']}")
     print(f"q returns two bool tensors of {elements:,} elements ({2 * elements / 1e6:.0f} MB on the pipe)")
-    print(f"grading process: {found['after_imports_mb']:.0f} MB after imports, peak {found['peak_mb']:.0f} MB, "
-          f"growth {found['growth_mb']:.0f} MB, {found['seconds']:.1f} s")
+    print(
+        f"grading process: {found['after_imports_mb']:.0f} MB after imports, peak {found['peak_mb']:.0f} MB, "
+        f"growth {found['growth_mb']:.0f} MB, {found['seconds']:.1f} s"
+    )
     for task, (status, message) in found["tasks"].items():
         print(f"  {task}: {status}: {message}")
 

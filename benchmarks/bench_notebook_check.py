@@ -33,8 +33,11 @@ def example_cell(marker: str) -> str:
     return found[0]
 
 
-CELLS = ["import torch\ndevice = torch.device('cpu')", example_cell("a_bar = torch.cumprod(a, dim=0)"),
-         example_cell("def q(x_0, t):")]
+CELLS = [
+    "import torch\ndevice = torch.device('cpu')",
+    example_cell("a_bar = torch.cumprod(a, dim=0)"),
+    example_cell("def q(x_0, t):"),
+]
 
 
 def run_in_kernel(client, code: str) -> tuple[float, str]:
@@ -59,8 +62,23 @@ def time_cli(folder: Path) -> float:
     notebook = folder / "cells.ipynb"
     notebook.write_text(notebook_json(CELLS), encoding="utf-8")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "grader", str(notebook), "--tasks", "q", "--format", "json",
-                           "--quiet", "--output", str(folder / "result.json")], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            str(notebook),
+            "--tasks",
+            "q",
+            "--format",
+            "json",
+            "--quiet",
+            "--output",
+            str(folder / "result.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"the CLI did not pass q (exit {done.returncode}): {done.stderr[-500:]}")
@@ -89,10 +107,12 @@ def main(runs):
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
-    print(f"median over {runs} runs: check {statistics.median(checks):.2f} s "
-          f"({min(checks):.2f}-{max(checks):.2f}), CLI {statistics.median(clis):.2f} s "
-          f"({min(clis):.2f}-{max(clis):.2f}), "
-          f"client overhead {statistics.median(checks) - statistics.median(clis):+.2f} s")
+    print(
+        f"median over {runs} runs: check {statistics.median(checks):.2f} s "
+        f"({min(checks):.2f}-{max(checks):.2f}), CLI {statistics.median(clis):.2f} s "
+        f"({min(clis):.2f}-{max(clis):.2f}), "
+        f"client overhead {statistics.median(checks) - statistics.median(clis):+.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -45,12 +45,27 @@ def official(path: Path, device: str, seed: int, generation: dict) -> tuple[floa
 
 def concurrent_grades(path: Path, device: str, count: int, steps: int, env: dict | None = None) -> float:
     """Seconds for `count` whole-command grades started at once (they share the device)."""
-    command = [sys.executable, "-m", "grader", str(path), "--device", device, "--format", "json", "-q",
-               "--tasks", "generation", "--profile", "train", "--train-steps", str(steps),
-               "--gpu-memory-fraction", f"{0.9 / count:.4g}"]  # grades sharing one GPU share its memory
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        str(path),
+        "--device",
+        device,
+        "--format",
+        "json",
+        "-q",
+        "--tasks",
+        "generation",
+        "--profile",
+        "train",
+        "--train-steps",
+        str(steps),
+        "--gpu-memory-fraction",
+        f"{0.9 / count:.4g}",
+    ]  # grades sharing one GPU share its memory
     started = time.perf_counter()
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-            for _ in range(count)]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env) for _ in range(count)]
     for run in runs:
         run.communicate()
     return time.perf_counter() - started
@@ -69,33 +84,59 @@ def main(smoke: bool, json_out: str | None) -> None:
         for steps in budgets:
             for w in weights:
                 for seed in seeds:
-                    accuracy, seconds, status = official(with_w(Path(folder), w), device, seed,
-                                                         {"profile": "train", "train_steps": steps, **small})
-                    rows.append({"what": "train profile", "steps": steps, "w": w, "seed": seed,
-                                 "official_accuracy": accuracy, "status": status, "seconds": round(seconds, 1)})
+                    accuracy, seconds, status = official(
+                        with_w(Path(folder), w), device, seed, {"profile": "train", "train_steps": steps, **small}
+                    )
+                    rows.append(
+                        {
+                            "what": "train profile",
+                            "steps": steps,
+                            "w": w,
+                            "seed": seed,
+                            "official_accuracy": accuracy,
+                            "status": status,
+                            "seconds": round(seconds, 1),
+                        }
+                    )
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         started = time.perf_counter()
-        whole = grade(EXAMPLE, None, device=device, seed=0,
-                      generation={"profile": "train", "train_steps": budgets[-1], **small})
-        rows.append({"what": "one full grade", "steps": budgets[-1], "score": whole.score,
-                     "seconds": round(time.perf_counter() - started, 1)})
+        whole = grade(
+            EXAMPLE, None, device=device, seed=0, generation={"profile": "train", "train_steps": budgets[-1], **small}
+        )
+        rows.append(
+            {
+                "what": "one full grade",
+                "steps": budgets[-1],
+                "score": whole.score,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
         if not smoke:  # the course flow trains as the notebook does: minutes on a GPU, hours on a CPU
             accuracy, seconds, status = official(EXAMPLE, device, 0, {"profile": "course"})
-            rows.append({"what": "course flow", "official_accuracy": accuracy, "status": status,
-                         "seconds": round(seconds, 1)})
+            rows.append(
+                {"what": "course flow", "official_accuracy": accuracy, "status": status, "seconds": round(seconds, 1)}
+            )
         # On a CPU, processes sharing it get a thread each (two grades with every core each thrash).
         env = {**os.environ, "OMP_NUM_THREADS": "1"} if smoke else None
-        for count in ((2,) if smoke else (1, 4, 8)):
+        for count in (2,) if smoke else (1, 4, 8):
             seconds = concurrent_grades(EXAMPLE, device, count, budgets[0], env)
-            rows.append({"what": f"{count} grades sharing the device", "steps": budgets[0],
-                         "seconds": round(seconds, 1), "grades_per_hour": round(3600 * count / seconds)})
+            rows.append(
+                {
+                    "what": f"{count} grades sharing the device",
+                    "steps": budgets[0],
+                    "seconds": round(seconds, 1),
+                    "grades_per_hour": round(3600 * count / seconds),
+                }
+            )
     if json_out:
         Path(json_out).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     print(f"\n{'what':<32} {'steps':>6} {'w':>5} {'seed':>5} {'official':>9} {'seconds':>8}")
     for row in rows:
         accuracy = row.get("official_accuracy")
-        print(f"{row['what']:<32} {row.get('steps', ''):>6} {row.get('w', ''):>5} {row.get('seed', ''):>5} "
-              f"{'' if accuracy is None else f'{accuracy:.0%}':>9} {row['seconds']:>8}")
+        print(
+            f"{row['what']:<32} {row.get('steps', ''):>6} {row.get('w', ''):>5} {row.get('seed', ''):>5} "
+            f"{'' if accuracy is None else f'{accuracy:.0%}':>9} {row['seconds']:>8}"
+        )
 
 
 if __name__ == "__main__":

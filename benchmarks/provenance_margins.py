@@ -33,8 +33,17 @@ def main(seeds: str, profile: str, submission: str) -> None:
         result = grade(submission, ["generation"], device="cpu", seed=seed, generation={"profile": profile})
         (task,) = result.tasks
         timings = {k: round(v, 1) for k, v in task.details.get("timings", {}).items()}
-        print(json.dumps({"seed": seed, "status": task.status, "provenance": task.details.get("provenance"),
-                          "timings_s": timings, "total_s": round(result.duration_s, 1)}))
+        print(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "status": task.status,
+                    "provenance": task.details.get("provenance"),
+                    "timings_s": timings,
+                    "total_s": round(result.duration_s, 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

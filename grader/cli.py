@@ -10,7 +10,14 @@ import sys
 import click
 
 from grader import __version__
-from grader.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
+from grader.core.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_PASSED,
+    EXIT_PASSED,
+    EXIT_UNUSABLE,
+    UnusableInput,
+)
 from grader.report import FORMATS
 from grader.report.gradescope import VISIBILITIES
 from grader.report.junit import FLAVOURS
@@ -74,69 +81,169 @@ def _language(ctx, param, value):
         raise click.BadParameter(str(error)) from None
 
 
-LANG_HELP = ("language of messages, hints and reports: en or zh-CN (default: the locale, LANGUAGE/LC_ALL/"
-             "LC_MESSAGES/LANG starting with zh means zh-CN, else en); machine fields stay as they are")
+LANG_HELP = (
+    "language of messages, hints and reports: en or zh-CN (default: the locale, LANGUAGE/LC_ALL/"
+    "LC_MESSAGES/LANG starting with zh means zh-CN, else en); machine fields stay as they are"
+)
 lang_option = click.option("--lang", "lang", callback=_language, default=None, metavar="en|zh-CN", help=LANG_HELP)
 
 
 @main.command()
 @click.argument("submission", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for people, json (dli-grade/result/v1) for machines; gradescope, junit, github "
-                   "(annotations, job summary, Classroom result) and html for CI and LMSs")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="write the report to this file (atomically) instead of stdout")
-@click.option("--html-report", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="also write the HTML report to this file (a CI artifact beside another format)")
-@click.option("--tasks", "task_ids", callback=_task_list, default="",
-              help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json (dli-grade/result/v1) for machines; gradescope, junit, github "
+    "(annotations, job summary, Classroom result) and html for CI and LMSs",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="write the report to this file (atomically) instead of stdout",
+)
+@click.option(
+    "--html-report",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="also write the HTML report to this file (a CI artifact beside another format)",
+)
+@click.option(
+    "--tasks",
+    "task_ids",
+    callback=_task_list,
+    default="",
+    help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="seed for every random draw (default: a new one each grade, reported in the result)")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="seconds allowed to each cell and each unit task's check (generation: 15 min)")
-@click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
-              help="seconds for the whole grade; tasks not started by then fail as not graded")
-@click.option("--profile", type=click.Choice(["auto", "train", "transplant", "course"]), default="auto",
-              show_default=True,
-              help="generation: train the student's model from a seeded start (auto with CUDA), load the "
-                   "reference weights into it (auto without CUDA), or run the notebook top to bottom in a "
-                   "Jupyter kernel as the DLI platform does (course; needs --force on a CPU)")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="seed for every random draw (default: a new one each grade, reported in the result)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="seconds allowed to each cell and each unit task's check (generation: 15 min)",
+)
+@click.option(
+    "--total-timeout",
+    type=click.FloatRange(min=1),
+    default=1800.0,
+    show_default=True,
+    help="seconds for the whole grade; tasks not started by then fail as not graded",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(["auto", "train", "transplant", "course"]),
+    default="auto",
+    show_default=True,
+    help="generation: train the student's model from a seeded start (auto with CUDA), load the "
+    "reference weights into it (auto without CUDA), or run the notebook top to bottom in a "
+    "Jupyter kernel as the DLI platform does (course; needs --force on a CPU)",
+)
 @click.option("--force", is_flag=True, help="run --profile course even without a GPU (hours for a real notebook)")
-@click.option("--course-helpers", type=click.Path(exists=True, file_okay=False, path_type=str), default=None,
-              help="with --profile course: a folder holding the course's own run_assessment.py (copied from the "
-                   "DLI environment); the course flow runs it too and reports the accuracy it printed beside "
-                   "the grader's verdict (for disputes; its judge is then in the student's reach)")
-@click.option("--train-steps", type=click.IntRange(min=1), default=None,
-              help="generation, train profile: training steps (default 2000 with CUDA, 200 on a CPU)")
-@click.option("--samples-per-digit", type=click.IntRange(min=1), default=None,
-              help="generation: size of the larger sample per digit, always drawn when given (default 50 "
-                   "on GPU; 10 on CPU, drawn only when the official count is near the bar)")
-@click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=str),
-              default="dli-grade-artifacts", show_default=True,
-              help="where the generation task writes its PNG grid of samples")
-@click.option("--gradescope-visibility", type=click.Choice(VISIBILITIES),
-              default="visible", show_default=True,
-              help="--format gradescope: when students see the result and each task's output")
-@click.option("--junit-flavour", type=click.Choice(FLAVOURS), default="jenkins", show_default=True,
-              help="--format junit: jenkins validates against the xunit plugin's schema; gitlab adds the "
-                   "submission as each testcase's file, which GitLab's test report links")
-@click.option("--gpu-memory-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-              help="share of the GPU's memory the student's process may take (default: DLI_GRADE_GPU_FRACTION, "
-                   "else 0.9); lower it when several grades share one GPU")
+@click.option(
+    "--course-helpers",
+    type=click.Path(exists=True, file_okay=False, path_type=str),
+    default=None,
+    help="with --profile course: a folder holding the course's own run_assessment.py (copied from the "
+    "DLI environment); the course flow runs it too and reports the accuracy it printed beside "
+    "the grader's verdict (for disputes; its judge is then in the student's reach)",
+)
+@click.option(
+    "--train-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="generation, train profile: training steps (default 2000 with CUDA, 200 on a CPU)",
+)
+@click.option(
+    "--samples-per-digit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="generation: size of the larger sample per digit, always drawn when given (default 50 "
+    "on GPU; 10 on CPU, drawn only when the official count is near the bar)",
+)
+@click.option(
+    "--artifacts-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default="dli-grade-artifacts",
+    show_default=True,
+    help="where the generation task writes its PNG grid of samples",
+)
+@click.option(
+    "--gradescope-visibility",
+    type=click.Choice(VISIBILITIES),
+    default="visible",
+    show_default=True,
+    help="--format gradescope: when students see the result and each task's output",
+)
+@click.option(
+    "--junit-flavour",
+    type=click.Choice(FLAVOURS),
+    default="jenkins",
+    show_default=True,
+    help="--format junit: jenkins validates against the xunit plugin's schema; gitlab adds the "
+    "submission as each testcase's file, which GitLab's test report links",
+)
+@click.option(
+    "--gpu-memory-fraction",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=None,
+    help="share of the GPU's memory the student's process may take (default: DLI_GRADE_GPU_FRACTION, "
+    "else 0.9); lower it when several grades share one GPU",
+)
 @click.option("--quiet", "-q", is_flag=True, help="no progress messages on stderr")
-@click.option("--debug", is_flag=True,
-              help="log the grader's own steps and the traceback of any internal error on stderr")
-@click.option("--allow-uncontained", is_flag=True,
-              help="grade even where this machine can't hide the answer key from student code (no user "
-                   "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted")
-@click.option("--grader-memory-mb", type=click.IntRange(min=64), default=None, envvar="DLI_GRADE_GRADER_MEMORY_MB",
-              help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
-                   "the grade stops with a clear error instead of the machine killing it")
+@click.option(
+    "--debug", is_flag=True, help="log the grader's own steps and the traceback of any internal error on stderr"
+)
+@click.option(
+    "--allow-uncontained",
+    is_flag=True,
+    help="grade even where this machine can't hide the answer key from student code (no user "
+    "namespaces and no Landlock); the result lists the missing layers: treat it as untrusted",
+)
+@click.option(
+    "--grader-memory-mb",
+    type=click.IntRange(min=64),
+    default=None,
+    envvar="DLI_GRADE_GRADER_MEMORY_MB",
+    help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
+    "the grade stops with a clear error instead of the machine killing it",
+)
 @lang_option
-def grade(submission, output_format, output, html_report, task_ids, device, seed, timeout, total_timeout, profile,
-          force, course_helpers, train_steps, samples_per_digit, artifacts_dir, gradescope_visibility, junit_flavour,
-          gpu_memory_fraction, quiet, debug, allow_uncontained, grader_memory_mb, lang):
+def grade(
+    submission,
+    output_format,
+    output,
+    html_report,
+    task_ids,
+    device,
+    seed,
+    timeout,
+    total_timeout,
+    profile,
+    force,
+    course_helpers,
+    train_steps,
+    samples_per_digit,
+    artifacts_dir,
+    gradescope_visibility,
+    junit_flavour,
+    gpu_memory_fraction,
+    quiet,
+    debug,
+    allow_uncontained,
+    grader_memory_mb,
+    lang,
+):
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.core.cpus import size_torch_threads
@@ -155,8 +262,14 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
     logging.getLogger("grader.cli").debug("torch threads: %d", threads)
     progress = ProgressReporter(enabled=not quiet)
     format_options = {"gradescope_visibility": gradescope_visibility, "junit_flavour": junit_flavour}
-    generation = {"profile": profile, "force": force, "train_steps": train_steps, "per_digit": samples_per_digit,
-                  "artifacts_dir": artifacts_dir, "course_helpers": course_helpers}
+    generation = {
+        "profile": profile,
+        "force": force,
+        "train_steps": train_steps,
+        "per_digit": samples_per_digit,
+        "artifacts_dir": artifacts_dir,
+        "course_helpers": course_helpers,
+    }
     try:
         limit_grader_memory(grader_memory_mb)
         if not allow_uncontained:
@@ -166,10 +279,20 @@ def grade(submission, output_format, output, html_report, task_ids, device, seed
                     "this machine can't contain student code: no namespaces ("
                     f"{machine.get('namespaces_error') or 'refused'}) and no Landlock, so the student's code "
                     "could read the answer key and the network; grade elsewhere, or pass --allow-uncontained "
-                    "to grade anyway (the result is then untrusted)")
-        result = run_grade(submission, task_ids, device=device, seed=seed, timeout=timeout,
-                           progress=progress, generation=generation, total_timeout=total_timeout,
-                           contain=not allow_uncontained, gpu_fraction=gpu_memory_fraction)
+                    "to grade anyway (the result is then untrusted)"
+                )
+        result = run_grade(
+            submission,
+            task_ids,
+            device=device,
+            seed=seed,
+            timeout=timeout,
+            progress=progress,
+            generation=generation,
+            total_timeout=total_timeout,
+            contain=not allow_uncontained,
+            gpu_fraction=gpu_memory_fraction,
+        )
         progress.finish()
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)

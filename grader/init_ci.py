@@ -46,8 +46,11 @@ ACTIONS = {
     "checkout": ("actions/checkout", "11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
     "setup-python": ("actions/setup-python", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
     "upload-artifact": ("actions/upload-artifact", "ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
-    "classroom-reporter": ("classroom-resources/autograding-grading-reporter",
-                           "d13b5912daf5042ac1b71bc38bdb4a6bcd61d8ca", "v1"),
+    "classroom-reporter": (
+        "classroom-resources/autograding-grading-reporter",
+        "d13b5912daf5042ac1b71bc38bdb4a6bcd61d8ca",
+        "v1",
+    ),
 }
 # The grade step's id: the Classroom reporter reads `<ID upper-cased>_RESULTS` (letters and digits only).
 CLASSROOM_RUNNER = "dligrade"
@@ -68,6 +71,7 @@ class InitError(click.ClickException):
 
 # -- where pip gets dli-grade ------------------------------------------------------------------
 
+
 def package_from_direct_url(record: dict, git=None) -> str:
     """A pip requirement for the origin PEP 610 recorded, or InitError when CI could not reach it."""
     url = record.get("url") or ""
@@ -83,8 +87,10 @@ def package_from_direct_url(record: dict, git=None) -> str:
         return f"{DISTRIBUTION} @ {url}" + (f"#sha256={digest}" if digest else "")
     if "dir_info" in record and url.startswith("file://"):
         return _package_from_checkout(Path(unquote(urlparse(url).path)), git or _git)
-    raise InitError(f"dli-grade was installed from {url or 'a package index'}, which a CI runner cannot reach; "
-                    "pass --package (git+https://...@<commit> or an https URL of a wheel)")
+    raise InitError(
+        f"dli-grade was installed from {url or 'a package index'}, which a CI runner cannot reach; "
+        "pass --package (git+https://...@<commit> or an https URL of a wheel)"
+    )
 
 
 def _git(folder: Path, *args: str) -> str:
@@ -117,15 +123,18 @@ def installed_origin() -> str:
 
 def check_package(package: str) -> str:
     """`package` if it names a source CI can install from; InitError for a bare (unpublished) name."""
-    if not package or any(c in package for c in "\n\r\x00\"$`"):
+    if not package or any(c in package for c in '\n\r\x00"$`'):
         raise InitError("--package: a pip requirement, URL or path without quotes, $ or backticks")
     if "://" in package or package.startswith(("git+", "./", "/")):
         return package
-    raise InitError(f"--package {package!r} is a bare name: {DISTRIBUTION} is not published on PyPI, so pip would "
-                    "fail or install someone else's package; give git+https://...@<commit> or a wheel URL")
+    raise InitError(
+        f"--package {package!r} is a bare name: {DISTRIBUTION} is not published on PyPI, so pip would "
+        "fail or install someone else's package; give git+https://...@<commit> or a wheel URL"
+    )
 
 
 # -- the templates ---------------------------------------------------------------------------------
+
 
 def _yaml(text: str) -> str:
     """A YAML double-quoted scalar (a JSON string is one)."""
@@ -284,6 +293,7 @@ exit 0
 
 # -- the Gradescope zip: the installed dli-grade, whatever way it was installed ----------------------
 
+
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
@@ -305,12 +315,25 @@ def _package_files(name: str):
 def source_pyproject(package_data: dict[str, list[str]]) -> str:
     """A pyproject.toml that rebuilds the installed dli-grade: its version, dependencies and every file."""
     requires = [r for r in importlib.metadata.requires(DISTRIBUTION) or [] if "extra ==" not in r]
-    lines = ["[build-system]", 'requires = ["setuptools>=68", "wheel"]', 'build-backend = "setuptools.build_meta"', "",
-             "[project]", f'name = "{DISTRIBUTION}"', f"version = {json.dumps(__version__)}",
-             'requires-python = ">=3.10"', "dependencies = " + json.dumps(requires), "",
-             "[project.scripts]", 'dli-grade = "grader.cli:main"', "",
-             "[tool.setuptools.packages.find]", "include = " + json.dumps([f"{p}*" for p in PACKAGES]), "",
-             "[tool.setuptools.package-data]"]
+    lines = [
+        "[build-system]",
+        'requires = ["setuptools>=68", "wheel"]',
+        'build-backend = "setuptools.build_meta"',
+        "",
+        "[project]",
+        f'name = "{DISTRIBUTION}"',
+        f"version = {json.dumps(__version__)}",
+        'requires-python = ">=3.10"',
+        "dependencies = " + json.dumps(requires),
+        "",
+        "[project.scripts]",
+        'dli-grade = "grader.cli:main"',
+        "",
+        "[tool.setuptools.packages.find]",
+        "include = " + json.dumps([f"{p}*" for p in PACKAGES]),
+        "",
+        "[tool.setuptools.package-data]",
+    ]
     lines += [f"{package} = {json.dumps(files)}" for package, files in package_data.items()]
     return "\n".join(lines) + "\n"
 
@@ -340,10 +363,16 @@ def gradescope_zip(notebook: str, total_timeout: int, visibility: str) -> bytes:
 
 # -- the command -----------------------------------------------------------------------------------
 
+
 def _check_notebook(ctx, param, value: str) -> str:
     # The templates quote it for YAML and the shell; a leading '-' would read as an option.
-    if (not value or value.startswith("-") or CONTROL.search(value) or "/" in value
-            or not value.endswith((".ipynb", ".py"))):
+    if (
+        not value
+        or value.startswith("-")
+        or CONTROL.search(value)
+        or "/" in value
+        or not value.endswith((".ipynb", ".py"))
+    ):
         raise click.BadParameter("give the notebook's or module's file name (.ipynb or .py), e.g. 06_Assessment.ipynb")
     return value
 
@@ -352,22 +381,46 @@ def _check_notebook(ctx, param, value: str) -> str:
 @click.option("--github", is_flag=True, help="write .github/workflows/dli-grade.yml (reports to GitHub Classroom)")
 @click.option("--gitlab", is_flag=True, help="write .gitlab-ci.yml (JUnit report)")
 @click.option("--gradescope", is_flag=True, help="build dli-grade-autograder.zip for a Gradescope assignment")
-@click.option("--notebook", default=DEFAULT_NOTEBOOK, show_default=True, callback=_check_notebook,
-              help="file name of the assessment (.ipynb or .py) in the student's repository or submission")
-@click.option("--package", default=None,
-              help="GitHub/GitLab: what pip installs dli-grade from (git+https://...@<commit> or a wheel URL); "
-                   "default: where this dli-grade was installed from")
-@click.option("--gradescope-time-limit", type=click.IntRange(min=GRADESCOPE_MARGIN_S + 60),
-              default=DEFAULT_GRADESCOPE_LIMIT_S, show_default=True,
-              help=f"the assignment's autograder timeout on Gradescope, in seconds; the grade stops "
-                   f"{GRADESCOPE_MARGIN_S} s before it so that results.json is always written")
-@click.option("--gradescope-visibility", type=click.Choice(VISIBILITIES), default="visible", show_default=True,
-              help="when students see the autograder's results")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="folder to write into (the repository's root)")
+@click.option(
+    "--notebook",
+    default=DEFAULT_NOTEBOOK,
+    show_default=True,
+    callback=_check_notebook,
+    help="file name of the assessment (.ipynb or .py) in the student's repository or submission",
+)
+@click.option(
+    "--package",
+    default=None,
+    help="GitHub/GitLab: what pip installs dli-grade from (git+https://...@<commit> or a wheel URL); "
+    "default: where this dli-grade was installed from",
+)
+@click.option(
+    "--gradescope-time-limit",
+    type=click.IntRange(min=GRADESCOPE_MARGIN_S + 60),
+    default=DEFAULT_GRADESCOPE_LIMIT_S,
+    show_default=True,
+    help=f"the assignment's autograder timeout on Gradescope, in seconds; the grade stops "
+    f"{GRADESCOPE_MARGIN_S} s before it so that results.json is always written",
+)
+@click.option(
+    "--gradescope-visibility",
+    type=click.Choice(VISIBILITIES),
+    default="visible",
+    show_default=True,
+    help="when students see the autograder's results",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="folder to write into (the repository's root)",
+)
 @click.option("--force", is_flag=True, help="overwrite files that exist")
-def init_ci(github, gitlab, gradescope, notebook, package, gradescope_time_limit, gradescope_visibility, out_dir,
-            force):
+def init_ci(
+    github, gitlab, gradescope, notebook, package, gradescope_time_limit, gradescope_visibility, out_dir, force
+):
     """Write CI templates (GitHub Actions, GitLab CI) or a Gradescope autograder zip.
 
     Everything is checked and made before the first file is written: a refusal writes nothing.
@@ -383,8 +436,9 @@ def init_ci(github, gitlab, gradescope, notebook, package, gradescope_time_limit
             planned.append((out_dir / ".gitlab-ci.yml", gitlab_ci(notebook, package)))
     if gradescope:
         total_timeout = gradescope_time_limit - GRADESCOPE_MARGIN_S
-        planned.append((out_dir / "dli-grade-autograder.zip",
-                        gradescope_zip(notebook, total_timeout, gradescope_visibility)))
+        planned.append(
+            (out_dir / "dli-grade-autograder.zip", gradescope_zip(notebook, total_timeout, gradescope_visibility))
+        )
     existing = [str(path) for path, _ in planned if path.exists()]
     if existing and not force:
         click.echo(f"dli-grade: error: {', '.join(existing)} already exists; use --force to overwrite", err=True)

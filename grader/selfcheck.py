@@ -45,15 +45,21 @@ def run_selfcheck() -> dict:
 
 def render_selfcheck(report: dict) -> str:
     """The report as aligned lines for a terminal."""
+
     def mark(ok):
         return "ok" if ok else "FAILED"
+
     lines = [
         f"python       {report['python']}",
         f"torch        {report['torch']}",
         f"torchvision  {report['torchvision']}",
         f"device       {report['device']}",
         f"MNIST data   {mark(report['data_ok'])}"
-        + ("" if report["data_ok"] else "  (bad: " + ", ".join(n for n, ok in report["data_files"].items() if not ok) + ")"),
+        + (
+            ""
+            if report["data_ok"]
+            else "  (bad: " + ", ".join(n for n, ok in report["data_files"].items() if not ok) + ")"
+        ),
         f"judge        {mark(report['judge_ok'])}  test accuracy {report['judge_test_accuracy']:.2%}"
         + (f"  ({report['judge_error']})" if "judge_error" in report else ""),
         f"U-Net        {mark(report['unet_ok'])}" + (f"  ({report['unet_error']})" if "unet_error" in report else ""),

@@ -20,8 +20,21 @@ from reference.unet import UNet, course_unet
 from reference.sampling import sample_w
 
 __all__ = [
-    "Schedule", "make_schedule", "q", "reverse_q", "get_loss", "get_context_mask",
-    "guided_noise", "DownBlock", "EmbedBlock", "GELUConvBlock", "RearrangePoolBlock",
-    "ResidualConvBlock", "SinusoidalPositionEmbedBlock", "UpBlock", "UNet", "course_unet",
+    "Schedule",
+    "make_schedule",
+    "q",
+    "reverse_q",
+    "get_loss",
+    "get_context_mask",
+    "guided_noise",
+    "DownBlock",
+    "EmbedBlock",
+    "GELUConvBlock",
+    "RearrangePoolBlock",
+    "ResidualConvBlock",
+    "SinusoidalPositionEmbedBlock",
+    "UpBlock",
+    "UNet",
+    "course_unet",
     "sample_w",
 ]

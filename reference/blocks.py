@@ -122,7 +122,12 @@ class ResidualConvBlock(nn.Module):
 BLOCK_CLASSES = {
     cls.__name__: cls
     for cls in (
-        DownBlock, EmbedBlock, GELUConvBlock, RearrangePoolBlock,
-        ResidualConvBlock, SinusoidalPositionEmbedBlock, UpBlock,
+        DownBlock,
+        EmbedBlock,
+        GELUConvBlock,
+        RearrangePoolBlock,
+        ResidualConvBlock,
+        SinusoidalPositionEmbedBlock,
+        UpBlock,
     )
 }

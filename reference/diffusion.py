@@ -22,9 +22,7 @@ def timestep_indices(t: torch.Tensor, batch: int, T: int) -> torch.Tensor:
         raise ValueError("t must hold whole timesteps")
     index = flat.long()
     if batch and (index.min() < 0 or index.max() >= T):
-        raise ValueError(
-            f"t must lie in [0, {T - 1}], got values from {int(index.min())} to {int(index.max())}"
-        )
+        raise ValueError(f"t must lie in [0, {T - 1}], got values from {int(index.min())} to {int(index.max())}")
     return index
 
 
@@ -46,10 +44,7 @@ def q(x_0: torch.Tensor, t: torch.Tensor, schedule: Schedule, noise: torch.Tenso
         noise = torch.randn_like(x_0)
     elif noise.shape != x_0.shape:
         raise ValueError(f"noise shape {tuple(noise.shape)} differs from x_0 {tuple(x_0.shape)}")
-    x_t = (
-        _per_image(schedule.sqrt_a_bar, index) * x_0
-        + _per_image(schedule.sqrt_one_minus_a_bar, index) * noise
-    )
+    x_t = _per_image(schedule.sqrt_a_bar, index) * x_0 + _per_image(schedule.sqrt_one_minus_a_bar, index) * noise
     return x_t, noise
 
 
@@ -59,10 +54,7 @@ def reverse_mean(x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor, schedule
     if e_t.shape != x_t.shape:
         raise ValueError(f"e_t shape {tuple(e_t.shape)} differs from x_t {tuple(x_t.shape)}")
     index = timestep_indices(t, x_t.shape[0], schedule.T).to(schedule.device)
-    return (
-        _per_image(schedule.sqrt_a_inv, index)
-        * (x_t - _per_image(schedule.pred_noise_coeff, index) * e_t)
-    ), index
+    return (_per_image(schedule.sqrt_a_inv, index) * (x_t - _per_image(schedule.pred_noise_coeff, index) * e_t)), index
 
 
 @torch.no_grad()

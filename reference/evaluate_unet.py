@@ -46,9 +46,21 @@ def main(per_digit: int, w: float, seed: int, device: str, bf16: bool, weights: 
         by_digit[digit] = (classify(judge, images) == digit).float().mean().item()
         print(f"digit {digit}: {by_digit[digit]:.1%} ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
     accuracy = sum(by_digit.values()) / 10
-    print(json.dumps({"accuracy": accuracy, "per_digit": by_digit, "w": w, "samples": 10 * per_digit,
-                      "seed": seed, "device": device, "bf16": bf16,
-                      "seconds": round(time.time() - started, 1), "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "accuracy": accuracy,
+                "per_digit": by_digit,
+                "w": w,
+                "samples": 10 * per_digit,
+                "seed": seed,
+                "device": device,
+                "bf16": bf16,
+                "seconds": round(time.time() - started, 1),
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

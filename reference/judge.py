@@ -58,8 +58,7 @@ def classify(judge: JudgeNet, images: torch.Tensor, batch_size: int = 1000) -> t
     judge.eval()
     images = images.detach().float().cpu()
     predictions = [
-        judge(normalise(images[i:i + batch_size])).argmax(dim=1)
-        for i in range(0, images.shape[0], batch_size)
+        judge(normalise(images[i : i + batch_size])).argmax(dim=1) for i in range(0, images.shape[0], batch_size)
     ]
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
 

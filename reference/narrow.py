@@ -44,8 +44,15 @@ def train_reference(steps: int) -> torch.nn.Module:
     model = course_unet(WIDTHS)
     model.load_state_dict(start_state())
     images, labels = mnist.load("all")
-    train(model, images, labels, make_schedule(), steps=steps, seed=SEED,
-          autocast_dtype=torch.bfloat16 if bf16_here() else None)
+    train(
+        model,
+        images,
+        labels,
+        make_schedule(),
+        steps=steps,
+        seed=SEED,
+        autocast_dtype=torch.bfloat16 if bf16_here() else None,
+    )
     return model.eval()
 
 
@@ -65,8 +72,19 @@ def main(out: str) -> None:
     started = time.time()
     model = train_reference(SHIPPED_STEPS)
     save_state_dict(model, out, dtype=torch.float16)
-    print(json.dumps({"steps": SHIPPED_STEPS, "widths": WIDTHS, "seed": SEED, "bf16": bf16_here(),
-                      "seconds": round(time.time() - started, 1), "torch": torch.__version__, "out": out}))
+    print(
+        json.dumps(
+            {
+                "steps": SHIPPED_STEPS,
+                "widths": WIDTHS,
+                "seed": SEED,
+                "bf16": bf16_here(),
+                "seconds": round(time.time() - started, 1),
+                "torch": torch.__version__,
+                "out": out,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

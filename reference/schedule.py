@@ -41,7 +41,13 @@ class Schedule:
 
 
 TENSOR_NAMES = (
-    "B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff",
+    "B",
+    "a",
+    "a_bar",
+    "sqrt_a_bar",
+    "sqrt_one_minus_a_bar",
+    "sqrt_a_inv",
+    "pred_noise_coeff",
 )
 
 
@@ -77,7 +83,5 @@ def make_schedule(
     if not isinstance(T, int) or isinstance(T, bool) or T < 2:
         raise ValueError(f"T must be an integer >= 2, got {T!r}")
     if not 0.0 < beta_start <= beta_end < 1.0:
-        raise ValueError(
-            f"betas must satisfy 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}"
-        )
+        raise ValueError(f"betas must satisfy 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
     return schedule_from_betas(torch.linspace(beta_start, beta_end, T, device=device))

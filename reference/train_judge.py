@@ -24,8 +24,12 @@ from reference.weights import JUDGE_FILE, save_state_dict, weights_path
 @click.option("--lr", type=float, default=1.0, show_default=True)
 @click.option("--gamma", type=float, default=0.7, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--out", default=str(weights_path(JUDGE_FILE)), show_default="reference/data/judge.pt",
-              help="Where to write the weights.")
+@click.option(
+    "--out",
+    default=str(weights_path(JUDGE_FILE)),
+    show_default="reference/data/judge.pt",
+    help="Where to write the weights.",
+)
 def main(epochs: int, batch_size: int, lr: float, gamma: float, seed: int, out: str) -> None:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -41,18 +45,28 @@ def main(epochs: int, batch_size: int, lr: float, gamma: float, seed: int, out: 
         model.train()
         order = torch.randperm(train_x.shape[0], generator=generator)
         for start in range(0, train_x.shape[0], batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             optimizer.zero_grad()
             loss = F.nll_loss(model(train_x[index]), train_y[index])
             loss.backward()
             optimizer.step()
         scheduler.step()
         accuracy = (classify(model.eval(), test_x) == test_y).float().mean().item()
-        print(f"epoch {epoch}: test accuracy {accuracy:.4f} ({time.time() - started:.0f} s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"epoch {epoch}: test accuracy {accuracy:.4f} ({time.time() - started:.0f} s)", file=sys.stderr, flush=True
+        )
     save_state_dict(model, out)
-    print(json.dumps({"epochs": epochs, "seed": seed, "test_accuracy": accuracy,
-                      "seconds": round(time.time() - started, 1), "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "epochs": epochs,
+                "seed": seed,
+                "test_accuracy": accuracy,
+                "seconds": round(time.time() - started, 1),
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

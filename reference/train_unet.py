@@ -29,8 +29,12 @@ def default_device() -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=default_device, show_default="cuda if available, else cpu")
 @click.option("--bf16", is_flag=True, help="autocast forward passes to bfloat16")
-@click.option("--out", default=str(weights_path(UNET_FILE)), show_default="reference/data/unet_course_fp16.pt",
-              help="Where to write the weights.")
+@click.option(
+    "--out",
+    default=str(weights_path(UNET_FILE)),
+    show_default="reference/data/unet_course_fp16.pt",
+    help="Where to write the weights.",
+)
 def main(steps: int, seed: int, device: str, bf16: bool, out: str) -> None:
     images, labels = mnist.load("all")
     schedule = make_schedule(device=device)
@@ -42,13 +46,26 @@ def main(steps: int, seed: int, device: str, bf16: bool, out: str) -> None:
             rate = step / (time.time() - started)
             print(f"step {step}/{steps} loss {loss:.4f} ({rate:.2f} steps/s)", file=sys.stderr, flush=True)
 
-    log = train(model, images, labels, schedule, steps=steps, seed=seed, progress=report,
-                autocast_dtype=torch.bfloat16 if bf16 else None)
+    log = train(
+        model,
+        images,
+        labels,
+        schedule,
+        steps=steps,
+        seed=seed,
+        progress=report,
+        autocast_dtype=torch.bfloat16 if bf16 else None,
+    )
     save_state_dict(model, out, dtype=torch.float16)
     summary = {
-        "steps": steps, "seed": seed, "device": str(device), "bf16": bf16,
-        "seconds": round(log.seconds, 1), "final_loss_mean_last_100": sum(log.losses[-100:]) / max(1, len(log.losses[-100:])),
-        "torch": torch.__version__, "out": out,
+        "steps": steps,
+        "seed": seed,
+        "device": str(device),
+        "bf16": bf16,
+        "seconds": round(log.seconds, 1),
+        "final_loss_mean_last_100": sum(log.losses[-100:]) / max(1, len(log.losses[-100:])),
+        "torch": torch.__version__,
+        "out": out,
     }
     print(json.dumps(summary))
 

@@ -28,7 +28,7 @@ def shuffled_batches(n_items: int, batch_size: int, generator: torch.Generator):
     while True:
         order = torch.randperm(n_items, generator=generator)
         for start in range(0, n_items - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
+            yield order[start : start + batch_size]
 
 
 def train(

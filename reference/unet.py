@@ -9,7 +9,12 @@ from torch import nn
 
 from reference import constants
 from reference.blocks import (
-    DownBlock, EmbedBlock, GELUConvBlock, ResidualConvBlock, SinusoidalPositionEmbedBlock, UpBlock,
+    DownBlock,
+    EmbedBlock,
+    GELUConvBlock,
+    ResidualConvBlock,
+    SinusoidalPositionEmbedBlock,
+    UpBlock,
 )
 
 SMALL_GROUP_SIZE = 8
@@ -104,6 +109,10 @@ class UNet(nn.Module):
 def course_unet(down_chs=constants.DOWN_CHS) -> UNet:
     """The assessment's model: `UNet(T, IMG_CH, IMG_SIZE, down_chs, 8, N_CLASSES)`."""
     return UNet(
-        constants.T, constants.IMG_CH, constants.IMG_SIZE, down_chs,
-        constants.T_EMBED_DIM, constants.N_CLASSES,
+        constants.T,
+        constants.IMG_CH,
+        constants.IMG_SIZE,
+        down_chs,
+        constants.T_EMBED_DIM,
+        constants.N_CLASSES,
     )

@@ -11,7 +11,14 @@ the folders named under `child_mounts` in them into the child, read-only.
 from importlib import import_module
 
 UNIT_TASK_IDS = (
-    "schedule", "q", "reverse_q", "blocks", "context_mask", "loss", "training_loop", "guidance",
+    "schedule",
+    "q",
+    "reverse_q",
+    "blocks",
+    "context_mask",
+    "loss",
+    "training_loop",
+    "guidance",
 )
 TASK_IDS = UNIT_TASK_IDS + ("generation",)
 

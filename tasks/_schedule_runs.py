@@ -28,8 +28,11 @@ def notebook_T(context) -> int:
 
 def student_schedule(context) -> dict[str, torch.Tensor]:
     """The student's schedule tensors that are plain tensors of a sane size (to judge a function given them)."""
-    return {name: value for name, value in context.get(*SCHEDULE_NAMES).items()
-            if isinstance(value, torch.Tensor) and value.numel() <= MAX_ELEMENTS}
+    return {
+        name: value
+        for name, value in context.get(*SCHEDULE_NAMES).items()
+        if isinstance(value, torch.Tensor) and value.numel() <= MAX_ELEMENTS
+    }
 
 
 def run_twice(context, function: str, arguments: tuple, describe_result) -> tuple[dict, dict]:
@@ -77,6 +80,10 @@ def judge_yours_then_course(task_id: str, runs: dict, data: dict, judge_run):
     course = judge_run(runs, data, "course")
     if course.passed:
         how = _("it raises {error}").format(error=runs["yours"]["raised"]) if yours is None else yours.failures[0]
-        course.note(_("{task} is right with the course's schedule tensors, not with yours ({how}); the schedule task "
-                      "reports what differs").format(task=task_id, how=how))
+        course.note(
+            _(
+                "{task} is right with the course's schedule tensors, not with yours ({how}); the schedule task "
+                "reports what differs"
+            ).format(task=task_id, how=how)
+        )
     return course

@@ -93,8 +93,9 @@ def kind_of(value) -> str:
 MAX_ELEMENTS = 1 << 22
 
 
-def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = True,
-                 max_elements: int = MAX_ELEMENTS) -> torch.Tensor:
+def plain_tensor(
+    value, what: str, shape: tuple | None = None, finite: bool = True, max_elements: int = MAX_ELEMENTS
+) -> torch.Tensor:
     """`value` as a tensor the grader can judge, or a TaskFailure that says what it was.
 
     Shape and element count are checked before anything is computed from the tensor, so a task
@@ -103,18 +104,25 @@ def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = Tr
     It is English text marked with N_ (or already translated): the sentence's form is chosen on the English."""
     returned, what = what.endswith("returned"), _(what)
     if not isinstance(value, torch.Tensor):
-        template = _("{what} a {kind}, expected a tensor") if returned else \
-            _("{what} is a {kind}, expected a tensor")
+        template = _("{what} a {kind}, expected a tensor") if returned else _("{what} is a {kind}, expected a tensor")
         raise TaskFailure(template.format(what=what, kind=kind_of(value)))
     if value.numel() > max_elements:
-        template = _("{what} a tensor that has {count} elements (shape {shape}), far more than expected "
-                     "(at most {most})") if returned else \
-            _("{what} has {count} elements (shape {shape}), far more than expected (at most {most})")
-        raise TaskFailure(template.format(what=what, count=f"{value.numel():,}", shape=tuple(value.shape)[:8],
-                                          most=f"{max_elements:,}"))
+        template = (
+            _("{what} a tensor that has {count} elements (shape {shape}), far more than expected (at most {most})")
+            if returned
+            else _("{what} has {count} elements (shape {shape}), far more than expected (at most {most})")
+        )
+        raise TaskFailure(
+            template.format(
+                what=what, count=f"{value.numel():,}", shape=tuple(value.shape)[:8], most=f"{max_elements:,}"
+            )
+        )
     if shape is not None and tuple(value.shape) != tuple(shape):
-        raise TaskFailure(_("{what} has shape {shape}, expected {expected}").format(
-            what=what, shape=tuple(value.shape), expected=tuple(shape)))
+        raise TaskFailure(
+            _("{what} has shape {shape}, expected {expected}").format(
+                what=what, shape=tuple(value.shape), expected=tuple(shape)
+            )
+        )
     if finite and value.is_floating_point() and not torch.isfinite(value).all():
         raise TaskFailure(_("{what} contains NaN or infinite values").format(what=what))
     return value
@@ -123,8 +131,9 @@ def plain_tensor(value, what: str, shape: tuple | None = None, finite: bool = Tr
 def pair_of_tensors(value, what: str, names: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A returned (tensor, tensor) pair, or a TaskFailure naming what came back instead."""
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise TaskFailure(_("{what} returned a {kind}, expected ({names})").format(
-            what=what, kind=kind_of(value), names=names))
+        raise TaskFailure(
+            _("{what} returned a {kind}, expected ({names})").format(what=what, kind=kind_of(value), names=names)
+        )
     first, second = names.split(", ")
     return plain_tensor(value[0], first, finite=False), plain_tensor(value[1], second, finite=False)
 
@@ -141,8 +150,7 @@ class Verdict:
     details: dict = field(default_factory=dict)
     integrity: list[str] = field(default_factory=list)
 
-    def check(self, ok: bool, worth: float, failure: str, hint: str | None = None,
-              location=None) -> bool:
+    def check(self, ok: bool, worth: float, failure: str, hint: str | None = None, location=None) -> bool:
         """Record one check: add `worth` points if `ok`, else its failure message and hint."""
         if ok:
             self.earned += worth

@@ -68,8 +68,15 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
     for name in names:
         for number, kind in enumerate(KINDS):
             module = _reference_module(kind, context.seed + number)
-            commands.append({"op": "module", "target": name, "args": list(KINDS[kind][0]),
-                             "state": dict(module.state_dict()), "inputs": _inputs(kind, context.seed + number)})
+            commands.append(
+                {
+                    "op": "module",
+                    "target": name,
+                    "args": list(KINDS[kind][0]),
+                    "state": dict(module.state_dict()),
+                    "inputs": _inputs(kind, context.seed + number),
+                }
+            )
             keys.append((name, kind))
     trials, outputs = {name: {} for name in names}, {}
     answers = context.ask("batch", commands=commands)[0] if commands else []
@@ -102,8 +109,9 @@ def check(context) -> Verdict:
     trials, outputs = _trials(context, names)
     verdict = judge(trials, outputs, context, set(delegating))
     for name in delegating:
-        verdict.integrity.append(_("{name} extends the course helper's class instead of defining the block").format(
-            name=name))
+        verdict.integrity.append(
+            _("{name} extends the course helper's class instead of defining the block").format(name=name)
+        )
     return verdict
 
 
@@ -115,9 +123,16 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
     for number, kind in enumerate(KINDS):
         with torch.no_grad():
             expected[kind] = _reference_module(kind, seed + number)(*_inputs(kind, seed + number))
-    matches = {name: [kind for kind in KINDS if trials[name].get(kind) == "ran" and name not in delegating
-                      and approx_equal(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)]
-               for name in trials}
+    matches = {
+        name: [
+            kind
+            for kind in KINDS
+            if trials[name].get(kind) == "ran"
+            and name not in delegating
+            and approx_equal(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)
+        ]
+        for name in trials
+    }
     verdict.details["matches"] = matches
 
     def where(name):
@@ -137,24 +152,40 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
             failure = _("{kind} is not defined").format(kind=kind)
             if holders:
                 failure += _("; the class named {name}{where} computes {what}: that is {kind}").format(
-                    name=holders[0], where=where(holders[0]), what=computes(kind), kind=kind)
-            verdict.check(False, 1, failure, _("name the class that computes {what} {kind}").format(
-                what=computes(kind), kind=kind),
-                          context.locate(holders[0]) if holders else None)
+                    name=holders[0], where=where(holders[0]), what=computes(kind), kind=kind
+                )
+            verdict.check(
+                False,
+                1,
+                failure,
+                _("name the class that computes {what} {kind}").format(what=computes(kind), kind=kind),
+                context.locate(holders[0]) if holders else None,
+            )
             continue
         own = [k for k in matches[kind] if k != kind]
         if own:
             failure = _("the class named {name}{where} computes {what}: that is {kind}").format(
-                name=kind, where=where(kind), what=computes(own[0]), kind=own[0])
+                name=kind, where=where(kind), what=computes(own[0]), kind=own[0]
+            )
             if holders:
                 failure += _("; the {kind} body is under the name {name}{where}").format(
-                    kind=kind, name=holders[0], where=where(holders[0]))
+                    kind=kind, name=holders[0], where=where(holders[0])
+                )
             verdict.check(False, 1, failure, _("match each class name to its body"), context.locate(kind))
             continue
         reason = trials[kind].get(kind)
-        detail = _("its output differs from the course's") if reason == "ran" else \
-            _("it fails: {reason}").format(reason=reason)
-        verdict.check(False, 1, _("{kind}{where} does not behave like the course's {kind}: {detail}").format(
-            kind=kind, where=where(kind), detail=detail),
-                      _("{kind} should compute {what}").format(kind=kind, what=computes(kind)), context.locate(kind))
+        detail = (
+            _("its output differs from the course's")
+            if reason == "ran"
+            else _("it fails: {reason}").format(reason=reason)
+        )
+        verdict.check(
+            False,
+            1,
+            _("{kind}{where} does not behave like the course's {kind}: {detail}").format(
+                kind=kind, where=where(kind), detail=detail
+            ),
+            _("{kind} should compute {what}").format(kind=kind, what=computes(kind)),
+            context.locate(kind),
+        )
     return verdict

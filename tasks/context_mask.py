@@ -42,29 +42,54 @@ def judge(data: dict, context) -> Verdict:
     if hot.shape != one_hot.shape or not torch.equal(hot.long(), one_hot):
         problems.append((_("c_hot is not the one-hot encoding of c"), _("c_hot = F.one_hot(c.long(), N_CLASSES)")))
     if mask.shape != hot.shape:
-        problems.append((_("c_mask has shape {shape}, expected the shape of c_hot {expected}").format(
-            shape=tuple(mask.shape), expected=tuple(hot.shape)), _("draw one keep/drop value per element of c_hot")))
+        problems.append(
+            (
+                _("c_mask has shape {shape}, expected the shape of c_hot {expected}").format(
+                    shape=tuple(mask.shape), expected=tuple(hot.shape)
+                ),
+                _("draw one keep/drop value per element of c_hot"),
+            )
+        )
     masks = {p: data[f"c_mask.{p}"].double() for p in map(str, PROBABILITIES)}
     if not all(((m == 0) | (m == 1)).all() for m in masks.values()):
         values = [round(v, 4) for v in torch.unique(masks["0.1"])[:4].tolist()]
-        problems.append((_("c_mask is not binary (values such as {values})").format(values=values),
-                         _("draw it with torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob)")))
+        problems.append(
+            (
+                _("c_mask is not binary (values such as {values})").format(values=values),
+                _("draw it with torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob)"),
+            )
+        )
     elif not problems:
         kept = {p: m.mean().item() for p, m in masks.items()}
         verdict.details["kept_fraction"] = kept
         if torch.equal(masks["0.1"], data["c_mask.0.1-again"].double()):
-            problems.append((_("c_mask is not random: two calls gave the same mask"),
-                             _("torch.round or a fixed threshold is not a draw; use torch.bernoulli")))
+            problems.append(
+                (
+                    _("c_mask is not random: two calls gave the same mask"),
+                    _("torch.round or a fixed threshold is not a draw; use torch.bernoulli"),
+                )
+            )
         elif kept["0.0"] != 1.0 or kept["1.0"] != 0.0:
             failure = _("with drop_prob 0 it keeps {at_0} and with 1 it keeps {at_1}; expected all and none").format(
-                at_0=f"{kept['0.0']:.0%}", at_1=f"{kept['1.0']:.0%}")
+                at_0=f"{kept['0.0']:.0%}", at_1=f"{kept['1.0']:.0%}"
+            )
             problems.append((failure, _("keep each element with probability 1 - drop_prob")))
         elif abs(kept["0.1"] - 0.9) > 0.03 or abs(kept["0.5"] - 0.5) > 0.04:
-            problems.append((_("with drop_prob 0.1 it keeps {kept} of the context (expected about 90%)").format(
-                kept=f"{kept['0.1']:.0%}"), _("keep each element with probability 1 - drop_prob")))
+            problems.append(
+                (
+                    _("with drop_prob 0.1 it keeps {kept} of the context (expected about 90%)").format(
+                        kept=f"{kept['0.1']:.0%}"
+                    ),
+                    _("keep each element with probability 1 - drop_prob"),
+                )
+            )
         elif (masks["0.5"] == masks["0.5"][:, :1]).all():
-            verdict.note(_("c_mask drops whole rows (one draw per sample); the course draws each element, "
-                           "which also trains guidance"))
+            verdict.note(
+                _(
+                    "c_mask drops whole rows (one draw per sample); the course draws each element, "
+                    "which also trains guidance"
+                )
+            )
     for failure, hint in problems[:1]:
         verdict.check(False, POINTS, failure, hint)
     if not problems:

@@ -46,11 +46,23 @@ def identify(context) -> dict:
     weights = list(WEIGHTS)
     if w_student is not None and w_student not in weights:
         weights.append(w_student)
-    found = {"weights": weights, "student_w": w_student, "called_reverse_q": True, "e_t": {},
-             "keep": keep, "drop": drop}
+    found = {
+        "weights": weights,
+        "student_w": w_student,
+        "called_reverse_q": True,
+        "e_t": {},
+        "keep": keep,
+        "drop": drop,
+    }
     for w in weights:
-        _, records = context.call("sample_w", stub("keep_or_drop", keep=keep, drop=drop), c_hot, w=w,
-                                  bind={"reverse_q": stub("noise_recorder")}, no_grad=True)
+        _, records = context.call(
+            "sample_w",
+            stub("keep_or_drop", keep=keep, drop=drop),
+            c_hot,
+            w=w,
+            bind={"reverse_q": stub("noise_recorder")},
+            no_grad=True,
+        )
         noise = [record.get("e_t") for record in records.get("noise_recorder", []) if isinstance(record, dict)]
         if not noise:
             found["called_reverse_q"] = False
@@ -82,23 +94,42 @@ def judge(info: dict, context) -> Verdict:
     """The weights must be (1 + w, -w) for every w, or the shifted (w, 1 - w) form, noted."""
     verdict = Verdict(location=context.locate("sample_w"))
     if not info["called_reverse_q"]:
-        verdict.check(False, POINTS, i18n._("sample_w never calls reverse_q, so its guided noise could not be seen"),
-                      i18n._("x_t = reverse_q(x_t, t, e_t) at every step"))
+        verdict.check(
+            False,
+            POINTS,
+            i18n._("sample_w never calls reverse_q, so its guided noise could not be seen"),
+            i18n._("x_t = reverse_q(x_t, t, e_t) at every step"),
+        )
         return verdict
     fitted = {}
     for w in info["weights"]:
         e_t = info["e_t"][w]
-        if e_t.dim() < 1 or e_t.shape[0] == 0 or e_t[0].numel() != info["keep"].numel() \
-                or not torch.isfinite(e_t).all():
-            verdict.check(False, POINTS, i18n._("at w = {w} the noise passed to reverse_q is not an image batch of "
-                                                "finite values").format(w=f"{w:g}"),
-                          "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
+        if (
+            e_t.dim() < 1
+            or e_t.shape[0] == 0
+            or e_t[0].numel() != info["keep"].numel()
+            or not torch.isfinite(e_t).all()
+        ):
+            verdict.check(
+                False,
+                POINTS,
+                i18n._("at w = {w} the noise passed to reverse_q is not an image batch of finite values").format(
+                    w=f"{w:g}"
+                ),
+                "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c",
+            )
             return verdict
         alpha, beta, error = fit(e_t, info["keep"], info["drop"])
         if error > 1e-3:
-            verdict.check(False, POINTS, i18n._("at w = {w} the noise passed to reverse_q is not a mix of the "
-                                                "conditional and unconditional predictions").format(w=f"{w:g}"),
-                          "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
+            verdict.check(
+                False,
+                POINTS,
+                i18n._(
+                    "at w = {w} the noise passed to reverse_q is not a mix of the "
+                    "conditional and unconditional predictions"
+                ).format(w=f"{w:g}"),
+                "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c",
+            )
             return verdict
         fitted[w] = (alpha, beta)
     verdict.details["weights"] = {str(w): [round(a, 4), round(b, 4)] for w, (a, b) in fitted.items()}
@@ -111,27 +142,37 @@ def judge(info: dict, context) -> Verdict:
         return verdict
     if all_match(lambda w: (w, 1 - w)):
         verdict.check(True, POINTS, "")
-        verdict.note(i18n._("sample_w uses e_t_drop_c + w * (e_t_keep_c - e_t_drop_c): the course's formula with w "
-                            "shifted by one (your w equals the course's w - 1)"))
+        verdict.note(
+            i18n._(
+                "sample_w uses e_t_drop_c + w * (e_t_keep_c - e_t_drop_c): the course's formula with w "
+                "shifted by one (your w equals the course's w - 1)"
+            )
+        )
         student_w = info["student_w"]
         if student_w is not None and student_w <= 0:
-            verdict.hints.append(i18n._("with your w = {w} this form ignores the class: samples are unconditional "
-                                        "and the digit classifier will fail them; use w > 1").format(
-                                            w=f"{student_w:g}"))
+            verdict.hints.append(
+                i18n._(
+                    "with your w = {w} this form ignores the class: samples are unconditional "
+                    "and the digit classifier will fail them; use w > 1"
+                ).format(w=f"{student_w:g}")
+            )
         return verdict
     at = {w: _formula(*ab) for w, ab in fitted.items()}
     alphas = {round(a, 3) for a, _ in fitted.values()}
     betas = {round(b, 3) for _, b in fitted.values()}
     if all(abs(b) < 1e-3 for _, b in fitted.values()) or all(abs(a) < 1e-3 for a, _ in fitted.values()):
-        failure = i18n._("sample_w uses only the conditional prediction: e_t = {e_t} at w = 1") \
-            if all(abs(b) < 1e-3 for _, b in fitted.values()) else \
-            i18n._("sample_w uses only the unconditional prediction: e_t = {e_t} at w = 1")
+        failure = (
+            i18n._("sample_w uses only the conditional prediction: e_t = {e_t} at w = 1")
+            if all(abs(b) < 1e-3 for _, b in fitted.values())
+            else i18n._("sample_w uses only the unconditional prediction: e_t = {e_t} at w = 1")
+        )
         failure = failure.format(e_t=at[1.0])
     elif len(alphas) == 1 and len(betas) == 1:
         failure = i18n._("sample_w ignores w: e_t = {e_t} for every w").format(e_t=at[0.0])
     elif all_match(lambda w: (-w, 1 + w)) or all_match(lambda w: (1 - w, w)):
         failure = i18n._("the guidance sign is flipped: e_t = {e_t} at w = 1, pushing away from the class").format(
-            e_t=at[1.0])
+            e_t=at[1.0]
+        )
     else:
         failure = i18n._("e_t = {e_t} at w = 1; expected 2 * e_t_keep_c - 1 * e_t_drop_c").format(e_t=at[1.0])
     verdict.check(False, POINTS, failure, "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")

@@ -37,8 +37,15 @@ def check(context) -> Verdict:
     noise = torch.randn(BATCH, 1, 28, 28, generator=generator)
     x_noisy = torch.rand(BATCH, 1, 28, 28, generator=generator) * 2 - 1
     c_hot = F.one_hot(torch.randperm(BATCH, generator=generator) % 10, 10).float()
-    value, records = context.call("get_loss", stub("affine_model", scale=SCALE, shift=SHIFT), x_0, t, c_hot,
-                                  torch.ones_like(c_hot), bind={"q": stub("fixed_q", x_noisy=x_noisy, noise=noise)})
+    value, records = context.call(
+        "get_loss",
+        stub("affine_model", scale=SCALE, shift=SHIFT),
+        x_0,
+        t,
+        c_hot,
+        torch.ones_like(c_hot),
+        bind={"q": stub("fixed_q", x_noisy=x_noisy, noise=noise)},
+    )
     data = {"x_0": x_0, "t": t, "noise": noise, "x_noisy": x_noisy}
     return judge(value, records, data, T, context)
 
@@ -52,34 +59,53 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
         verdict.check(False, POINTS, failure.message)
         return verdict
     if loss.numel() != 1:
-        verdict.check(False, POINTS,
-                      _("get_loss returned {count} values, expected one number").format(count=loss.numel()),
-                      _("average the squared errors: F.mse_loss(noise, noise_pred)"))
+        verdict.check(
+            False,
+            POINTS,
+            _("get_loss returned {count} values, expected one number").format(count=loss.numel()),
+            _("average the squared errors: F.mse_loss(noise, noise_pred)"),
+        )
         return verdict
     model_calls = [call for call in records.get("affine_model", []) if isinstance(call, dict)]
     if not records.get("fixed_q") or not model_calls:
         missing = "q" if not records.get("fixed_q") else _("the model")
-        verdict.check(False, POINTS, _("get_loss never calls {what}").format(what=missing),
-                      _("x_noisy, noise = q(x_0, t); noise_pred = model(x_noisy, t, *model_args)"))
+        verdict.check(
+            False,
+            POINTS,
+            _("get_loss never calls {what}").format(what=missing),
+            _("x_noisy, noise = q(x_0, t); noise_pred = model(x_noisy, t, *model_args)"),
+        )
         return verdict
     loss, x_0 = loss.double().reshape(()), data["x_0"].double()
     noise, x_noisy = data["noise"].double(), data["x_noisy"].double()
     call = model_calls[-1]
     model_x = call.get("x")
     if not isinstance(model_x, torch.Tensor) or model_x.shape != x_noisy.shape:
-        verdict.check(False, POINTS, _("the model is not given an image batch shaped like x_0"),
-                      _("noise_pred = model(x_noisy, t, *model_args)"))
+        verdict.check(
+            False,
+            POINTS,
+            _("the model is not given an image batch shaped like x_0"),
+            _("noise_pred = model(x_noisy, t, *model_args)"),
+        )
         return verdict
     model_x = model_x.double()
     prediction = SCALE * model_x + SHIFT
     if not approx_equal(model_x, x_noisy):
         seen = "x_0" if approx_equal(model_x, x_0) else _("another tensor")
-        verdict.check(False, POINTS, _("the model is given {what} instead of the noisy image from q").format(what=seen),
-                      _("noise_pred = model(x_noisy, t, *model_args)"))
+        verdict.check(
+            False,
+            POINTS,
+            _("the model is given {what} instead of the noisy image from q").format(what=seen),
+            _("noise_pred = model(x_noisy, t, *model_args)"),
+        )
         return verdict
     if not isinstance(call.get("extra_args"), int) or call["extra_args"] < 2:
-        verdict.check(False, POINTS, _("the model is not given the context (c_hot, c_mask) in model_args"),
-                      _("pass *model_args on to the model"))
+        verdict.check(
+            False,
+            POINTS,
+            _("the model is not given the context (c_hot, c_mask) in model_args"),
+            _("pass *model_args on to the model"),
+        )
         return verdict
     candidates = {  # what the student's loss is, in words (translated where reported)
         "mse": F.mse_loss(prediction, noise),
@@ -93,12 +119,21 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
     if found == "mse":
         verdict.check(True, POINTS, "")
         model_t, t = call.get("t"), data["t"].double()
-        if (isinstance(model_t, torch.Tensor) and model_t.numel() == t.numel()
-                and approx_equal(model_t.double().flatten(), t.flatten() / T)):
+        if (
+            isinstance(model_t, torch.Tensor)
+            and model_t.numel() == t.numel()
+            and approx_equal(model_t.double().flatten(), t.flatten() / T)
+        ):
             verdict.note(_("get_loss passes t / T to the model (layout A); the course's model divides by T again"))
     else:
-        verdict.check(False, POINTS, _("get_loss computes {what}").format(what=_(found)) if found else
-                      _("the loss {loss} is not the MSE between the noise and the prediction ({mse})").format(
-                          loss=f"{loss.item():.4g}", mse=f"{candidates['mse'].item():.4g}"),
-                      _("return F.mse_loss(noise, noise_pred)"))
+        verdict.check(
+            False,
+            POINTS,
+            _("get_loss computes {what}").format(what=_(found))
+            if found
+            else _("the loss {loss} is not the MSE between the noise and the prediction ({mse})").format(
+                loss=f"{loss.item():.4g}", mse=f"{candidates['mse'].item():.4g}"
+            ),
+            _("return F.mse_loss(noise, noise_pred)"),
+        )
     return verdict

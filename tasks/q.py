@@ -38,8 +38,10 @@ def check(context) -> Verdict:
 
 def _coefficients(schedule, t):
     index = t.long()
-    return (schedule["sqrt_a_bar"].double()[index].reshape(-1, 1, 1, 1),
-            schedule["sqrt_one_minus_a_bar"].double()[index].reshape(-1, 1, 1, 1))
+    return (
+        schedule["sqrt_a_bar"].double()[index].reshape(-1, 1, 1, 1),
+        schedule["sqrt_one_minus_a_bar"].double()[index].reshape(-1, 1, 1, 1),
+    )
 
 
 def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
@@ -48,14 +50,18 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     verdict = Verdict(location=context.locate("q"))
     returned = runs[run]["returned"]
     if returned != "pair":
-        verdict.check(False, POINTS, returned,
-                      _("return both tensors: return x_t, noise"))
+        verdict.check(False, POINTS, returned, _("return both tensors: return x_t, noise"))
         return verdict
     x_0, t = data["x_0"].double(), data["t"].double()
     x_t, noise = data[f"{run}.x_t"].double(), data[f"{run}.noise"].double()
     if x_t.shape != x_0.shape or noise.shape != x_0.shape:
-        verdict.check(False, POINTS, _("q returned shapes {x_t} and {noise} for x_0 of shape {x_0}").format(
-            x_t=tuple(x_t.shape), noise=tuple(noise.shape), x_0=tuple(x_0.shape)))
+        verdict.check(
+            False,
+            POINTS,
+            _("q returned shapes {x_t} and {noise} for x_0 of shape {x_0}").format(
+                x_t=tuple(x_t.shape), noise=tuple(noise.shape), x_0=tuple(x_0.shape)
+            ),
+        )
         return verdict
 
     schedules = list(schedules_to_try(T, data))
@@ -83,10 +89,10 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
 
     mean, std = noise.mean().item(), noise.std().item()
     verdict.details.update(noise_mean=round(mean, 4), noise_std=round(std, 4))
-    verdict.check(abs(mean) < 0.05 and abs(std - 1) < 0.05, 1,
-                  _("the noise is not standard normal (mean {mean}, std {std})").format(
-                      mean=f"{mean:.2f}", std=f"{std:.2f}"),
-                  _("draw it with torch.randn_like(x_0)"))
+    verdict.check(
+        abs(mean) < 0.05 and abs(std - 1) < 0.05,
+        1,
+        _("the noise is not standard normal (mean {mean}, std {std})").format(mean=f"{mean:.2f}", std=f"{std:.2f}"),
+        _("draw it with torch.randn_like(x_0)"),
+    )
     return verdict
-
-

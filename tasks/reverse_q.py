@@ -36,10 +36,15 @@ def check(context) -> Verdict:
 
     runs, data = {}, {}
     for step in steps:  # one call per step, each run with both schedules
-        step_runs, outputs = run_twice(context, "reverse_q",
-                                       (x_t, torch.full((BATCH, 1, 1, 1), step, dtype=torch.long), e_t),
-                                       lambda value: ({"returned": "tensor"}, {f"out.{step}": plain_tensor(
-                                           value, N_("reverse_q returned"), finite=False)}))
+        step_runs, outputs = run_twice(
+            context,
+            "reverse_q",
+            (x_t, torch.full((BATCH, 1, 1, 1), step, dtype=torch.long), e_t),
+            lambda value: (
+                {"returned": "tensor"},
+                {f"out.{step}": plain_tensor(value, N_("reverse_q returned"), finite=False)},
+            ),
+        )
         for run, summary in step_runs.items():
             if run not in runs or runs[run].get("returned") == "tensor":
                 runs[run] = summary
@@ -52,8 +57,10 @@ def _describe_variance(variance: float, B: torch.Tensor, step: int) -> str:
     """Name the variance the student used, when it is one of the usual mistakes."""
     candidates = {
         "B[t]": B[step].item(),
-        _("B[t-1] squared (the square root is applied twice or the noise is scaled by B, not sqrt(B))"):
-            B[step - 1].item() ** 2,
+        _("B[t-1] squared (the square root is applied twice or the noise is scaled by B, not sqrt(B))"): B[
+            step - 1
+        ].item()
+        ** 2,
         _("sqrt(B[t-1]) (the noise is scaled by B[t-1] ** 0.25)"): B[step - 1].item() ** 0.5,
         _("1 (the noise is added unscaled)"): 1.0,
     }
@@ -95,8 +102,13 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     outputs = {step: data[f"{run}.out.{step}"].double() for step in steps}
     if any(out.shape != x_t.shape for out in outputs.values()):
         shape = next(out.shape for out in outputs.values() if out.shape != x_t.shape)
-        verdict.check(False, POINTS, _("reverse_q returned shape {shape} for x_t of shape {x_t}").format(
-            shape=tuple(shape), x_t=tuple(x_t.shape)))
+        verdict.check(
+            False,
+            POINTS,
+            _("reverse_q returned shape {shape} for x_t of shape {x_t}").format(
+                shape=tuple(shape), x_t=tuple(x_t.shape)
+            ),
+        )
         return verdict
     broken = [step for step, out in outputs.items() if not torch.isfinite(out).all()]
     if broken:
@@ -113,27 +125,36 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
         if all(_weights_match(fit[:2], _mean_weights(schedule, step), fit[2]) for step, fit in fits.items()):
             chosen = schedule
             if source == "yours":
-                verdict.note(_("reverse_q is right given your schedule tensors; the schedule task reports what "
-                               "differs"))
+                verdict.note(
+                    _("reverse_q is right given your schedule tensors; the schedule task reports what differs")
+                )
             break
     if chosen is None:
         middle = steps[-1]
         alpha, beta = _mean_weights(schedules[0][1], middle)
         if _weights_match(fits[middle][:2], (beta, alpha), fits[middle][2]):
-            failure, hint = (_("reverse_q swaps x_t and e_t: it computes sqrt_a_inv * (e_t - pred_noise_coeff * x_t)"),
-                             _("u_t = sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)"))
+            failure, hint = (
+                _("reverse_q swaps x_t and e_t: it computes sqrt_a_inv * (e_t - pred_noise_coeff * x_t)"),
+                _("u_t = sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)"),
+            )
         else:
-            failure, hint = (_("the mean of reverse_q is not sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)"),
-                             _("index sqrt_a_inv and pred_noise_coeff with t"))
+            failure, hint = (
+                _("the mean of reverse_q is not sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)"),
+                _("index sqrt_a_inv and pred_noise_coeff with t"),
+            )
         verdict.check(False, POINTS, failure, hint)
         return verdict
     verdict.check(True, 1, "")
 
     at_zero = fits[0][2]
-    verdict.check(at_zero.abs().max().item() < 1e-4, 1,
-                  _("at t = 0 reverse_q adds noise (std {std}) instead of returning the mean").format(
-                      std=f"{at_zero.std().item():.3g}"),
-                  _("if t[0] == 0: return u_t"))
+    verdict.check(
+        at_zero.abs().max().item() < 1e-4,
+        1,
+        _("at t = 0 reverse_q adds noise (std {std}) instead of returning the mean").format(
+            std=f"{at_zero.std().item():.3g}"
+        ),
+        _("if t[0] == 0: return u_t"),
+    )
 
     B = chosen["B"].double()
     wrong = []
@@ -144,11 +165,14 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
             wrong.append((step, variance))
     if wrong:
         step, variance = wrong[0]
-        verdict.check(False, 1, _("at t = {t}, {finding}; expected B[t-1] = {expected}").format(
-            t=step, finding=_describe_variance(variance, B, step), expected=f"{B[step - 1].item():.3g}"),
-                      _("add torch.sqrt(B[t - 1]) * torch.randn_like(x_t) when t > 0"))
+        verdict.check(
+            False,
+            1,
+            _("at t = {t}, {finding}; expected B[t-1] = {expected}").format(
+                t=step, finding=_describe_variance(variance, B, step), expected=f"{B[step - 1].item():.3g}"
+            ),
+            _("add torch.sqrt(B[t - 1]) * torch.randn_like(x_t) when t > 0"),
+        )
     else:
         verdict.check(True, 1, "")
     return verdict
-
-

@@ -40,19 +40,29 @@ def _consistent(value: torch.Tensor, expected: torch.Tensor) -> bool:
 
 # Known wrong answers: name -> (wrong formula from upstream tensors, what to tell the student; translated where used).
 DIAGNOSES = {
-    "a_bar": [(lambda s: torch.cumsum(s["a"], dim=0),
-               N_("a_bar is the cumulative sum of a; it must be the cumulative product: torch.cumprod(a, dim=0)"))],
+    "a_bar": [
+        (
+            lambda s: torch.cumsum(s["a"], dim=0),
+            N_("a_bar is the cumulative sum of a; it must be the cumulative product: torch.cumprod(a, dim=0)"),
+        )
+    ],
     "sqrt_a_bar": [(lambda s: s["a_bar"], N_("sqrt_a_bar equals a_bar: the square root is missing"))],
     "sqrt_one_minus_a_bar": [
         (lambda s: 1 - s["a_bar"], N_("sqrt_one_minus_a_bar equals 1 - a_bar: the square root is missing")),
-        (lambda s: 1 - torch.sqrt(s["a_bar"]),
-         N_("sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)")),
+        (
+            lambda s: 1 - torch.sqrt(s["a_bar"]),
+            N_("sqrt_one_minus_a_bar is 1 - sqrt(a_bar); it must be sqrt(1 - a_bar)"),
+        ),
     ],
-    "sqrt_a_inv": [(lambda s: 1 / s["a"], N_("sqrt_a_inv equals 1 / a: the square root is missing")),
-                   (lambda s: torch.sqrt(s["a"]), N_("sqrt_a_inv is sqrt(a); it must be sqrt(1 / a)"))],
+    "sqrt_a_inv": [
+        (lambda s: 1 / s["a"], N_("sqrt_a_inv equals 1 / a: the square root is missing")),
+        (lambda s: torch.sqrt(s["a"]), N_("sqrt_a_inv is sqrt(a); it must be sqrt(1 / a)")),
+    ],
     "pred_noise_coeff": [
-        (lambda s: (1 - s["a"]) / (1 - s["a_bar"]),
-         N_("pred_noise_coeff divides by 1 - a_bar: the square root is missing (use sqrt(1 - a_bar))")),
+        (
+            lambda s: (1 - s["a"]) / (1 - s["a_bar"]),
+            N_("pred_noise_coeff divides by 1 - a_bar: the square root is missing (use sqrt(1 - a_bar))"),
+        ),
     ],
 }
 
@@ -73,16 +83,20 @@ def check(context) -> Verdict:
     info = context.describe(*NEEDS, "device")
     values = context.get(*[name for name in NEEDS if info.get(name, {}).get("exact")])
     # A tensor too large to be a schedule is left out before any formula or conversion touches it.
-    student = {name: value for name, value in values.items()
-               if isinstance(value, torch.Tensor) and value.numel() <= MAX_ELEMENTS}
+    student = {
+        name: value
+        for name, value in values.items()
+        if isinstance(value, torch.Tensor) and value.numel() <= MAX_ELEMENTS
+    }
     notebook_device = _device_type(info.get("device", {}).get("value", "cpu"))
     worth = POINTS / len(DERIVED)
     B = student.get("B")
     T = B.shape[0] if B is not None and B.dim() == 1 else 150
     reference_B = torch.linspace(BETA_START, BETA_END, T)
     if B is not None and not approx_equal(B, reference_B):
-        verdict.note(_("B is not the course's torch.linspace(0.0001, 0.02, T); the other tensors are checked "
-                       "against your B"))
+        verdict.note(
+            _("B is not the course's torch.linspace(0.0001, 0.02, T); the other tensors are checked against your B")
+        )
     elif B is None:
         student["B"] = reference_B
 
@@ -92,24 +106,42 @@ def check(context) -> Verdict:
             verdict.check(False, worth, _("{name} is not defined").format(name=name), location=where)
             continue
         if "device" not in info[name]:
-            verdict.check(False, worth, _("{name} is a {kind}, not a tensor").format(
-                name=name, kind=info[name]["type"]), location=where)
+            verdict.check(
+                False,
+                worth,
+                _("{name} is a {kind}, not a tensor").format(name=name, kind=info[name]["type"]),
+                location=where,
+            )
             continue
         if not info[name]["exact"]:
-            verdict.check(False, worth, _("{name} is a {kind}, not a plain torch.Tensor").format(
-                name=name, kind=info[name]["type"]), location=where)
+            verdict.check(
+                False,
+                worth,
+                _("{name} is a {kind}, not a plain torch.Tensor").format(name=name, kind=info[name]["type"]),
+                location=where,
+            )
             continue
         shape = tuple(info[name]["shape"])
         if shape != (T,):
-            verdict.check(False, worth, _("{name} has shape {shape}, expected {expected}").format(
-                name=name, shape=shape, expected=f"({T},)"),
-                          _("keep every schedule tensor one-dimensional, one entry per timestep"), where)
+            verdict.check(
+                False,
+                worth,
+                _("{name} has shape {shape}, expected {expected}").format(name=name, shape=shape, expected=f"({T},)"),
+                _("keep every schedule tensor one-dimensional, one entry per timestep"),
+                where,
+            )
             continue
         device = _device_type(info[name]["device"])
         if device != notebook_device or name not in student:  # a meta tensor has no values to judge
-            verdict.check(False, worth, _("{name} is on {device} but the notebook's device is {notebook_device}")
-                          .format(name=name, device=device, notebook_device=notebook_device),
-                          _("build the schedule from B, which is moved to device, so every tensor follows it"), where)
+            verdict.check(
+                False,
+                worth,
+                _("{name} is on {device} but the notebook's device is {notebook_device}").format(
+                    name=name, device=device, notebook_device=notebook_device
+                ),
+                _("build the schedule from B, which is moved to device, so every tensor follows it"),
+                where,
+            )
             continue
         value = student[name]
         expected = _expected_from(student, name)
@@ -119,8 +151,13 @@ def check(context) -> Verdict:
         diagnosis = _diagnose(name, value, student)
         difference = float((value.double() - expected).abs().max()) if expected is not None else float("nan")
         mismatch = _("{name} does not match its formula (max difference {difference})")
-        verdict.check(False, worth, diagnosis or mismatch.format(name=name, difference=f"{difference:.3g}"),
-                      None if diagnosis else _("compare with the formulas in the notebook's markdown"), where)
+        verdict.check(
+            False,
+            worth,
+            diagnosis or mismatch.format(name=name, difference=f"{difference:.3g}"),
+            None if diagnosis else _("compare with the formulas in the notebook's markdown"),
+            where,
+        )
     verdict.earned = round(verdict.earned, 2)
     return verdict
 

@@ -33,16 +33,30 @@ def check(context) -> Verdict:
     facts = context.analysis.training_cell()
     if facts is None or facts.tree is None:
         verdict = Verdict()
-        verdict.check(False, POINTS, i18n._("no training loop found (a cell with a for loop that calls "
-                                            "get_loss, loss.backward() or optimizer.step())"))
+        verdict.check(
+            False,
+            POINTS,
+            i18n._(
+                "no training loop found (a cell with a for loop that calls "
+                "get_loss, loss.backward() or optimizer.step())"
+            ),
+        )
         return verdict
     generator = context.generator(ID)
     images = torch.rand(4 * STAND_IN_BATCH, 1, 28, 28, generator=generator)
     labels = torch.randint(0, 10, (4 * STAND_IN_BATCH,), generator=generator)
     order = torch.cat([torch.randperm(len(labels), generator=generator) for _ in range(MAX_EPOCHS)])
-    info, _ = context.ask("training_cell", code=facts.cell.code, filename=f"<cell {facts.cell.number}>",
-                          images=images, labels=labels, order=order, batch_size=STAND_IN_BATCH,
-                          batches_per_epoch=BATCHES_PER_EPOCH, budget=MAX_TRAINING_BATCHES)
+    info, _ = context.ask(
+        "training_cell",
+        code=facts.cell.code,
+        filename=f"<cell {facts.cell.number}>",
+        images=images,
+        labels=labels,
+        order=order,
+        batch_size=STAND_IN_BATCH,
+        batches_per_epoch=BATCHES_PER_EPOCH,
+        budget=MAX_TRAINING_BATCHES,
+    )
     return judge(read_records(info, labels, order), context, Location(facts.cell.number, None))
 
 
@@ -62,8 +76,12 @@ def read_records(info, labels: torch.Tensor, order: torch.Tensor) -> dict:
         epoch, step = mask.get("epoch"), mask.get("step")
         expected = _batch_labels(labels, order, epoch, step)
         c = mask.get("c")
-        mask["labels_from_batch"] = bool(expected is not None and isinstance(c, torch.Tensor)
-                                         and c.shape == expected.shape and torch.equal(c.long(), expected))
+        mask["labels_from_batch"] = bool(
+            expected is not None
+            and isinstance(c, torch.Tensor)
+            and c.shape == expected.shape
+            and torch.equal(c.long(), expected)
+        )
     for batch in batches:
         call = batch.get("mask_call")
         if not (type(call) is int and 0 <= call < len(masks)):
@@ -78,7 +96,7 @@ def _batch_labels(labels, order, epoch, step):
     if not (type(epoch) is int and type(step) is int and 0 <= epoch and 0 <= step < BATCHES_PER_EPOCH):
         return None
     first = (epoch * BATCHES_PER_EPOCH + step) * STAND_IN_BATCH % len(order)
-    return labels[order[first:first + STAND_IN_BATCH]]
+    return labels[order[first : first + STAND_IN_BATCH]]
 
 
 def _at(record) -> str:
@@ -94,12 +112,13 @@ def _describe_bad(bad, used, masks, batches) -> list[str]:
         batch, call = hits[0]
         shown = i18n._("not a number") if value is None else f"{value:g}"
         sentence = i18n._("c_drop_prob is {value} for {count} of {total} training batches, first at {at}").format(
-            value=shown, count=len(hits), total=len(used), at=_at(batch))
-        previews = [i for i in range(batch["mask_call"])
-                    if i not in training_calls and masks[i]["drop_prob"] == value]
+            value=shown, count=len(hits), total=len(used), at=_at(batch)
+        )
+        previews = [i for i in range(batch["mask_call"]) if i not in training_calls and masks[i]["drop_prob"] == value]
         if value == 0 and previews:
-            sentence += i18n._(": the preview at {at} sets c_drop_prob = 0 and the training batches after it reuse "
-                               "that value").format(at=_at(masks[previews[-1]]))
+            sentence += i18n._(
+                ": the preview at {at} sets c_drop_prob = 0 and the training batches after it reuse that value"
+            ).format(at=_at(masks[previews[-1]]))
         elif value == 0:
             sentence += i18n._(": the model never learns the unconditional prediction that guidance needs")
         elif value is not None and value >= 1:
@@ -126,29 +145,50 @@ def judge(info: dict, context, where: Location) -> Verdict:
     verdict.details["drop_probs"] = [call["drop_prob"] if call else None for _, call in used]
 
     unmasked = [batch for batch, call in used if call is None]
-    bad = [(batch, call) for batch, call in used if call and not (
-        call["drop_prob"] is not None and 0 < call["drop_prob"] < 1)]
+    bad = [
+        (batch, call)
+        for batch, call in used
+        if call and not (call["drop_prob"] is not None and 0 < call["drop_prob"] < 1)
+    ]
     if unmasked:
-        verdict.check(False, 1, i18n._("the mask given to get_loss at {at} was not made by get_context_mask for "
-                                       "that batch").format(at=_at(unmasked[0])),
-                      "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)")
+        verdict.check(
+            False,
+            1,
+            i18n._("the mask given to get_loss at {at} was not made by get_context_mask for that batch").format(
+                at=_at(unmasked[0])
+            ),
+            "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)",
+        )
     elif bad:
-        verdict.check(False, 1, "; ".join(_describe_bad(bad, used, masks, batches)),
-                      i18n._("set c_drop_prob (e.g. 0.1) inside the inner loop, before get_context_mask"))
+        verdict.check(
+            False,
+            1,
+            "; ".join(_describe_bad(bad, used, masks, batches)),
+            i18n._("set c_drop_prob (e.g. 0.1) inside the inner loop, before get_context_mask"),
+        )
     else:
         verdict.check(True, 1, "")
         values = sorted({call["drop_prob"] for _, call in used})
         if len(values) > 1:
-            verdict.note(i18n._("c_drop_prob varies during training ({low} to {high}); every value lies strictly "
-                                "between 0 and 1").format(low=f"{values[0]:g}", high=f"{values[-1]:g}"))
+            verdict.note(
+                i18n._(
+                    "c_drop_prob varies during training ({low} to {high}); every value lies strictly between 0 and 1"
+                ).format(low=f"{values[0]:g}", high=f"{values[-1]:g}")
+            )
         elif values[0] != 0.1:
             verdict.note(i18n._("c_drop_prob is {value}; the course uses 0.1").format(value=f"{values[0]:g}"))
 
     from_labels = [call["labels_from_batch"] for _, call in used if call]
-    verdict.check(bool(from_labels) and all(from_labels), 1,
-                  i18n._("the context given to get_context_mask is not the batch's labels"),
-                  "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)")
+    verdict.check(
+        bool(from_labels) and all(from_labels),
+        1,
+        i18n._("the context given to get_context_mask is not the batch's labels"),
+        "c_hot, c_mask = get_context_mask(batch[1], c_drop_prob)",
+    )
     if info["error"] and not verdict.failures:
-        verdict.note(i18n._("the training cell stopped with {error} after the recorded batches").format(
-            error=info["error"].get("message")))
+        verdict.note(
+            i18n._("the training cell stopped with {error} after the recorded batches").format(
+                error=info["error"].get("message")
+            )
+        )
     return verdict

@@ -35,32 +35,41 @@ def runnable(tmp_path, source):
 
 
 def test_definitions_imports_and_calls(tmp_path):
-    facts = facts_of(tmp_path, (
-        "import torch, torch.nn as nn\n"
-        "from einops.layers.torch import Rearrange\n"
-        "B = torch.linspace(0.0001, 0.02, 150)\n"
-        "a, (b, *rest) = 1, (2, 3)\n"
-        "n: int = 3\n"
-        "count += 1\n"
-        "x_0[0] = 1\n"
-        "for i in range(3):\n"
-        "    inside = i\n"
-        "def q(x_0, t):\n"
-        "    return torch.randn_like(x_0)\n"
-        "class DownBlock(nn.Module):\n"
-        "    pass\n"
-        "if cuda:\n"
-        "    device = 'cuda'\n"
-        "loss = get_loss(model, x).backward()\n"
-        "optimizer.step()\n"
-    ))
+    facts = facts_of(
+        tmp_path,
+        (
+            "import torch, torch.nn as nn\n"
+            "from einops.layers.torch import Rearrange\n"
+            "B = torch.linspace(0.0001, 0.02, 150)\n"
+            "a, (b, *rest) = 1, (2, 3)\n"
+            "n: int = 3\n"
+            "count += 1\n"
+            "x_0[0] = 1\n"
+            "for i in range(3):\n"
+            "    inside = i\n"
+            "def q(x_0, t):\n"
+            "    return torch.randn_like(x_0)\n"
+            "class DownBlock(nn.Module):\n"
+            "    pass\n"
+            "if cuda:\n"
+            "    device = 'cuda'\n"
+            "loss = get_loss(model, x).backward()\n"
+            "optimizer.step()\n"
+        ),
+    )
     assert facts.syntax_error is None
     assert facts.imported == {"torch", "nn", "Rearrange"}
     assert facts.assigned == {"B", "a", "b", "rest", "n", "count", "device", "loss"}
     assert facts.functions == {"q"}
     assert set(facts.classes) == {"DownBlock"}
-    assert {"torch.linspace", "torch.randn_like", "range", "get_loss", "get_loss().backward",
-            "optimizer.step"} <= facts.calls
+    assert {
+        "torch.linspace",
+        "torch.randn_like",
+        "range",
+        "get_loss",
+        "get_loss().backward",
+        "optimizer.step",
+    } <= facts.calls
 
 
 def test_syntax_error_names_cell_and_line(tmp_path):
@@ -71,16 +80,19 @@ def test_syntax_error_names_cell_and_line(tmp_path):
 
 
 def test_fixme_only_in_live_code(tmp_path):
-    facts = facts_of(tmp_path, (
-        'def f():\n'
-        '    """Replace FIXME here."""\n'
-        '    a = FIXME  # FIXME\n'
-        '    s = "FIXME"\n'
-        '    # b = FIXME\n'
-        '    return FIXME(a) + FIXME\n'
-        'class FIXME(nn.Module):\n'
-        '    pass\n'
-    ))
+    facts = facts_of(
+        tmp_path,
+        (
+            "def f():\n"
+            '    """Replace FIXME here."""\n'
+            "    a = FIXME  # FIXME\n"
+            '    s = "FIXME"\n'
+            "    # b = FIXME\n"
+            "    return FIXME(a) + FIXME\n"
+            "class FIXME(nn.Module):\n"
+            "    pass\n"
+        ),
+    )
     assert facts.fixmes == [3, 6, 7]
 
 
@@ -89,10 +101,15 @@ def test_fixme_lines_survive_a_later_syntax_error(tmp_path):
     assert facts.syntax_error and facts.fixmes == [1]
 
 
-@pytest.mark.parametrize("line", [
-    "import grader", "from tasks.schedule import check", "import reference.unet as r",
-    "m = __import__('grader.grading.runner')",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "import grader",
+        "from tasks.schedule import check",
+        "import reference.unet as r",
+        "m = __import__('grader.grading.runner')",
+    ],
+)
 def test_imports_grader(tmp_path, line):
     assert facts_of(tmp_path, f"def f():\n    {line}\n").imports_grader
 
@@ -128,8 +145,7 @@ def test_a_cell_that_does_not_parse_defines_nothing(tmp_path):
 def test_training_cell(tmp_path):
     analysis = analysis_of(
         tmp_path,
-        "for epoch in range(5):\n    for step, batch in enumerate(loader):\n"
-        "        loss = get_loss(model, x, t)\n",
+        "for epoch in range(5):\n    for step, batch in enumerate(loader):\n        loss = get_loss(model, x, t)\n",
         "for step in range(3):\n    loss.backward()\n    optimizer.step()",
         "for i in range(10):\n    plt.imshow(x[i])",
         "def train():\n    for b in loader:\n        loss.backward()",
@@ -175,55 +191,61 @@ def test_layout_unknown(tmp_path):
 # --- executable code -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", [
-    "for epoch in range(epochs):\n    x = 1\n    loss.backward()",
-    "while True:\n    break",
-    "with torch.no_grad():\n    x_0 = sample()",
-    "print(model)",
-    "model",
-    "plt.show()",
-    '"""A docstring."""',
-    "torch.manual_seed(0)",
-    "assert w > 0",
-    "run_assessment(model, sample_w, w)",
-    "x_0, x_t = sample_w(model, c, w)",
-    "model = torch.compile(model.to(device))",
-    "data = load_transformed_MNIST(IMG_SIZE, BATCH_SIZE)",
-    "data = other_utils.load_MNIST(IMG_SIZE)",
-    "loader = torch.utils.data.DataLoader(data, batch_size=128, shuffle=True, drop_last=True)",
-    "train = torchvision.datasets.MNIST('./data/', download=True)",
-    "fig = plt.figure(figsize=(8, 8))",
-    "anim = other_utils.save_animation(xs, 'x.gif')",
-    "img = show_tensor_image(x)",
-    "loss = get_loss(model, x, t).backward()",
-    "ok = optimizer.step()",
-    "out = get_ipython().getoutput('ls')",
-    "if show:\n    plt.imshow(x)\n    y = 1",
-    "try:\n    model = torch.compile(model)\nexcept Exception:\n    pass",
-    "if train:\n    for b in loader:\n        pass",
-    "@torch.compile\ndef f(x):\n    return x",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "for epoch in range(epochs):\n    x = 1\n    loss.backward()",
+        "while True:\n    break",
+        "with torch.no_grad():\n    x_0 = sample()",
+        "print(model)",
+        "model",
+        "plt.show()",
+        '"""A docstring."""',
+        "torch.manual_seed(0)",
+        "assert w > 0",
+        "run_assessment(model, sample_w, w)",
+        "x_0, x_t = sample_w(model, c, w)",
+        "model = torch.compile(model.to(device))",
+        "data = load_transformed_MNIST(IMG_SIZE, BATCH_SIZE)",
+        "data = other_utils.load_MNIST(IMG_SIZE)",
+        "loader = torch.utils.data.DataLoader(data, batch_size=128, shuffle=True, drop_last=True)",
+        "train = torchvision.datasets.MNIST('./data/', download=True)",
+        "fig = plt.figure(figsize=(8, 8))",
+        "anim = other_utils.save_animation(xs, 'x.gif')",
+        "img = show_tensor_image(x)",
+        "loss = get_loss(model, x, t).backward()",
+        "ok = optimizer.step()",
+        "out = get_ipython().getoutput('ls')",
+        "if show:\n    plt.imshow(x)\n    y = 1",
+        "try:\n    model = torch.compile(model)\nexcept Exception:\n    pass",
+        "if train:\n    for b in loader:\n        pass",
+        "@torch.compile\ndef f(x):\n    return x",
+    ],
+)
 def test_skipped_statements(tmp_path, source):
     lines = runnable(tmp_path, source)
     assert lines[0] == "pass"
     assert all(line == "" for line in lines[1:])
 
 
-@pytest.mark.parametrize("source", [
-    "import torch\nfrom utils import other_utils, ddpm_utils, UNet_utils",
-    "nrows = 10\nncols = 15\nT = nrows * ncols",
-    "B = torch.linspace(0.0001, 0.02, T).to(device)\na = 1.0 - B\na_bar = torch.cumprod(a, dim=0)",
-    "device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
-    "model = UNet(T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=N_CLASSES)",
-    "model = UNet_utils.UNet(T, IMG_CH, IMG_SIZE)",
-    "w = 0.0  # Change me",
-    "def q(x_0, t):\n    noise = torch.randn_like(x_0)\n    plt.show()\n    return x_0, noise",
-    "@torch.no_grad()\ndef sample_w(model, c, w):\n    x_t = torch.randn(1)\n    return x_t",
-    "class DownBlock(nn.Module):\n    def forward(self, x):\n        loss.backward()\n        return x",
-    "if torch.cuda.is_available():\n    device = 'cuda'\nelse:\n    device = 'cpu'",
-    "try:\n    import einops\nexcept ImportError:\n    einops = None",
-    "f = lambda: plt.show()",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\nfrom utils import other_utils, ddpm_utils, UNet_utils",
+        "nrows = 10\nncols = 15\nT = nrows * ncols",
+        "B = torch.linspace(0.0001, 0.02, T).to(device)\na = 1.0 - B\na_bar = torch.cumprod(a, dim=0)",
+        "device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
+        "model = UNet(T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=N_CLASSES)",
+        "model = UNet_utils.UNet(T, IMG_CH, IMG_SIZE)",
+        "w = 0.0  # Change me",
+        "def q(x_0, t):\n    noise = torch.randn_like(x_0)\n    plt.show()\n    return x_0, noise",
+        "@torch.no_grad()\ndef sample_w(model, c, w):\n    x_t = torch.randn(1)\n    return x_t",
+        "class DownBlock(nn.Module):\n    def forward(self, x):\n        loss.backward()\n        return x",
+        "if torch.cuda.is_available():\n    device = 'cuda'\nelse:\n    device = 'cpu'",
+        "try:\n    import einops\nexcept ImportError:\n    einops = None",
+        "f = lambda: plt.show()",
+    ],
+)
 def test_kept_statements(tmp_path, source):
     assert runnable(tmp_path, source) == source.split("\n")
 
@@ -265,7 +287,9 @@ def test_mixed_cell_keeps_line_numbers(tmp_path):
 
 def test_executable_code_of_a_magic_cell(tmp_path):
     assert runnable(tmp_path, "!pip install einops\nimport einops\n%matplotlib inline") == [
-        "pass", "import einops", "pass",
+        "pass",
+        "import einops",
+        "pass",
     ]
 
 
@@ -316,7 +340,11 @@ def test_course_shaped_notebook(tmp_path):
     assert data_cell.split("\n")[-1] == "pass"
     training = analysis.executable_code(analysis.cells[5]).split("\n")
     assert training[:5] == [
-        "optimizer = Adam(model.parameters(), lr=0.001)", "epochs = 5", "", "pass", "pass",
+        "optimizer = Adam(model.parameters(), lr=0.001)",
+        "epochs = 5",
+        "",
+        "pass",
+        "pass",
     ]
     assert set(training[5:]) == {""}
     guidance = analysis.executable_code(analysis.defining("w")).split("\n")
@@ -331,12 +359,14 @@ def test_null_byte_in_source_is_a_syntax_error(tmp_path):
     assert "None" not in facts.syntax_error
 
 
-TRAINER = ("def train_model(epochs):\n"
-           "    for epoch in range(epochs):\n"
-           "        for step, batch in enumerate(dataloader):\n"
-           "            loss = get_loss(model, batch[0], t)\n"
-           "            loss.backward()\n"
-           "    return loss\n")
+TRAINER = (
+    "def train_model(epochs):\n"
+    "    for epoch in range(epochs):\n"
+    "        for step, batch in enumerate(dataloader):\n"
+    "            loss = get_loss(model, batch[0], t)\n"
+    "            loss.backward()\n"
+    "    return loss\n"
+)
 
 
 def test_a_function_that_trains_called_at_top_level_is_the_training_cell(tmp_path):

@@ -32,6 +32,7 @@ def _rows_by_submission(out: Path) -> dict[str, dict]:
 
 # ---------------------------------------------------------------- archive members, one row each
 
+
 def _symlink(bundle: zipfile.ZipFile, name: str, target: str) -> None:
     info = zipfile.ZipInfo(name)
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
@@ -45,8 +46,8 @@ def _mark_encrypted(path: Path, name: str) -> None:
         data[bundle.getinfo(name).header_offset + 6] |= 0x1
     at = data.find(b"PK\x01\x02")
     while at != -1:
-        length = int.from_bytes(data[at + 28:at + 30], "little")
-        if data[at + 46:at + 46 + length] == name.encode():
+        length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + length] == name.encode():
             data[at + 8] |= 0x1
         at = data.find(b"PK\x01\x02", at + 4)
     path.write_bytes(bytes(data))
@@ -141,13 +142,16 @@ def test_a_file_where_a_folder_was_is_refused_in_either_order(tmp_path):
 
 # ------------------------------------------------ nothing is imported from the working directory
 
+
 def _plant_hostile_modules(folder: Path, marks: Path, names) -> None:
     """Modules named like ours or the standard library's that, imported, leave a mark and lie."""
     marks.mkdir()
     for name in names:
         (folder / f"{name}.py").write_text(
             f"import os\nopen(os.path.join({str(marks)!r}, {name!r}), 'w').close()\n"
-            "def grade_one(*args, **kwargs):\n    raise SystemExit('row rewritten')\n", encoding="utf-8")
+            "def grade_one(*args, **kwargs):\n    raise SystemExit('row rewritten')\n",
+            encoding="utf-8",
+        )
 
 
 def test_local_batch_never_imports_a_module_beside_it(tmp_path):
@@ -156,9 +160,26 @@ def test_local_batch_never_imports_a_module_beside_it(tmp_path):
     (subs / "class" / "alice").mkdir(parents=True)
     (subs / "class" / "alice" / "submission.py").write_bytes(GOOD)
     _plant_hostile_modules(subs, marks, ["json", "tasks", "torch", "click", "yaml", "reference"])
-    done = subprocess.run([sys.executable, "-m", "grader", "batch", "class", "--out", str(tmp_path / "out"),
-                           "--tasks", "q", "--device", "cpu", "-q"], cwd=subs, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "batch",
+            "class",
+            "--out",
+            str(tmp_path / "out"),
+            "--tasks",
+            "q",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+        cwd=subs,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert sorted(p.name for p in marks.iterdir()) == [], done.stderr
     assert done.returncode == 0, done.stderr
     row = read_csv(tmp_path / "out" / "grades.csv")["alice"]
@@ -168,12 +189,14 @@ def test_local_batch_never_imports_a_module_beside_it(tmp_path):
 def test_ray_batch_never_imports_a_module_beside_it(tmp_path):
     """Ray puts the driver's working directory on its workers' sys.path (a local Ray, about 12 s)."""
     import ray  # noqa: F401  (the test extra brings it)
+
     subs, marks = tmp_path / "subs", tmp_path / "marks"
     (subs / "class" / "alice").mkdir(parents=True)
     (subs / "class" / "alice" / "submission.py").write_bytes(GOOD)
     _plant_hostile_modules(subs, marks, ["grader", "json", "tasks", "torch", "subprocess", "tempfile"])
-    code, out, err = batch("class", "--out", tmp_path / "out", "--backend", "ray", "--tasks", "q", "--device", "cpu",
-                           "-q", cwd=subs)
+    code, out, err = batch(
+        "class", "--out", tmp_path / "out", "--backend", "ray", "--tasks", "q", "--device", "cpu", "-q", cwd=subs
+    )
     assert sorted(p.name for p in marks.iterdir()) == [], err
     assert code == 0, err
     row = read_csv(tmp_path / "out" / "grades.csv")["alice"]
@@ -217,10 +240,12 @@ HOSTILE_METADATA = {
     "a 5,000-digit SID": "submission_1:\n  :submitters:\n  - :sid: 0x" + "f" * 5000 + "\n",
     "a 5,000-digit folder": "0x" + "f" * 5000 + ":\n  :submitters:\n  - :sid: '1'\n",
     "a billion laughs": "a: &a ['x','x','x','x','x','x','x','x','x']\n"
-                       + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-                                 f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
-                                 for i in range(9))
-                       + "submission_1:\n  :submitters:\n  - :sid: *j\n",
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
+        f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+        for i in range(9)
+    )
+    + "submission_1:\n  :submitters:\n  - :sid: *j\n",
     "a nested SID": "submission_1:\n  :submitters:\n  - :sid: " + "[" * 50_000 + "]" * 50_000 + "\n",
 }
 
@@ -246,6 +271,7 @@ def test_hostile_metadata_and_deep_answers_in_one_batch_still_give_a_gradebook(t
 
 # ----------------------------------------------------------------------- unpredictable grades
 
+
 def _seeds(out: Path) -> dict[str, str]:
     seeds = {}
     for folder in sorted((out / "submissions").iterdir()):
@@ -260,19 +286,22 @@ def test_each_grade_draws_its_own_seed_unless_the_operator_fixes_one(tmp_path):
     for student in ("ann", "ben"):
         (tmp_path / "subs" / student).mkdir(parents=True)
         (tmp_path / "subs" / student / "submission.py").write_bytes(GOOD)
-    code, out, err = batch("subs", "--out", "drawn", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q",
-                           cwd=tmp_path)
+    code, out, err = batch(
+        "subs", "--out", "drawn", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path
+    )
     assert code == 0, err
     drawn = _seeds(tmp_path / "drawn")
     assert sorted(drawn) == ["ann", "ben"] and all(s.isdigit() for s in drawn.values())
     assert drawn["ann"] != drawn["ben"] and "0" not in drawn.values()
-    code, out, err = batch("subs", "--out", "fixed", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q",
-                           "--seed", "7", cwd=tmp_path)
+    code, out, err = batch(
+        "subs", "--out", "fixed", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q", "--seed", "7", cwd=tmp_path
+    )
     assert code == 0, err
     assert _seeds(tmp_path / "fixed") == {"ann": "7", "ben": "7"}
 
 
 # ------------------------------------------------------------------------------ identities
+
 
 def test_no_name_inside_an_archive_takes_another_students_id(tmp_path):
     (tmp_path / "alice.py").write_bytes(GOOD)
@@ -295,10 +324,18 @@ def test_no_name_inside_an_archive_takes_another_students_id(tmp_path):
     assert [item.student for item in again] == [item.student for item in items]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("张伟", "张伟"), ("José Núñez", "José_Núñez"), ("Jose\u0301", "José"), ("مريم", "مريم"),
-    ("a\u202eb", "a_b"), ("../etc", "etc"), ("龍" * 100, "龍" * 32),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("张伟", "张伟"),
+        ("José Núñez", "José_Núñez"),
+        ("Jose\u0301", "José"),
+        ("مريم", "مريم"),
+        ("a\u202eb", "a_b"),
+        ("../etc", "etc"),
+        ("龍" * 100, "龍" * 32),
+    ],
+)
 def test_ids_stay_readable_in_any_script_and_safe(name, expected):
     assert inputs.safe_id(name) == expected
 
@@ -308,8 +345,7 @@ def test_the_gradebook_says_where_each_id_came_from(tmp_path):
     (tmp_path / "subs" / "ann" / "submission.py").write_text("{ broken", encoding="utf-8")
     with zipfile.ZipFile(tmp_path / "class.zip", "w") as bundle:
         bundle.writestr("ann/x.py", "../")
-    code, out, err = batch("subs", "class.zip", "--out", "out", "--tasks", "q", "--device", "cpu", "-q",
-                           cwd=tmp_path)
+    code, out, err = batch("subs", "class.zip", "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
     assert code == 0, err
     rows = read_csv(tmp_path / "out" / "grades.csv")
     assert (rows["ann"]["id_from"], rows["ann"]["submission"]) == ("folder name", "subs/ann/submission.py")
@@ -317,6 +353,7 @@ def test_the_gradebook_says_where_each_id_came_from(tmp_path):
 
 
 # ------------------------------------------------------------------------------- resuming
+
 
 def test_resume_regrades_a_timeout_made_under_a_shorter_submission_timeout(tmp_path):
     (tmp_path / "ann.py").write_bytes(GOOD)
@@ -333,12 +370,14 @@ def test_resume_regrades_a_timeout_made_under_a_shorter_submission_timeout(tmp_p
 
 # ------------------------------------------------------------------------ analysis in bounded time
 
+
 def _notebook_of(cells: int):
     from grader.submission.cells import Cell, Submission
 
     code = [f"x{n} = {n}\n" for n in range(cells - 1)] + ["def train():\n    for b in data:\n        loss.backward()\n"]
-    return Submission(Path("big.ipynb"), "notebook", "0" * 64,
-                      tuple(Cell(n + 1, text, text) for n, text in enumerate(code)))
+    return Submission(
+        Path("big.ipynb"), "notebook", "0" * 64, tuple(Cell(n + 1, text, text) for n, text in enumerate(code))
+    )
 
 
 def test_analysis_finds_the_training_functions_once(monkeypatch):
@@ -366,11 +405,18 @@ def test_a_20000_cell_notebook_is_analysed_in_bounded_time():
 
 # ---------------------------------------------------------------------------- git inputs
 
+
 def _git(folder: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@x", "GIT_COMMITTER_NAME": "s",
-           "GIT_COMMITTER_EMAIL": "s@x"}
-    subprocess.run(["git", "-c", "protocol.file.allow=always", *args], cwd=folder, env=env, check=True,
-                   capture_output=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "s",
+        "GIT_AUTHOR_EMAIL": "s@x",
+        "GIT_COMMITTER_NAME": "s",
+        "GIT_COMMITTER_EMAIL": "s@x",
+    }
+    subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", *args], cwd=folder, env=env, check=True, capture_output=True
+    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -403,8 +449,10 @@ def test_git_inputs_run_no_hook_filter_or_submodule_and_follow_no_link(tmp_path,
         (hooks / hook).write_text(f"#!/bin/sh\ntouch {marks}/{hook}\n")
         (hooks / hook).chmod(0o755)
     config = tmp_path / "gitconfig"
-    config.write_text(f"[core]\n\thooksPath = {hooks}\n[filter \"lfs\"]\n\tsmudge = sh -c 'touch {marks}/lfs; cat'\n"
-                      f"\trequired = true\n[submodule]\n\trecurse = true\n[protocol \"file\"]\n\tallow = always\n")
+    config.write_text(
+        f"[core]\n\thooksPath = {hooks}\n[filter \"lfs\"]\n\tsmudge = sh -c 'touch {marks}/lfs; cat'\n"
+        f'\trequired = true\n[submodule]\n\trecurse = true\n[protocol "file"]\n\tallow = always\n'
+    )
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
 
     for ref in ("v2", None):

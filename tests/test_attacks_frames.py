@@ -42,10 +42,13 @@ def _write(fd, header, blobs=()):
 _w.write_frame = _write
 """
 # A progress frame written by q itself, through the executor's own writer.
-PROGRESS = ("import executor.wire as _w, json, sys\n"
-            "_w.write_frame(json.loads(sys.argv[1])['out_fd'], {{'progress': {}}})")
-INJECTION = ("\\x1b[2J\\x1b]0;owned\\x07\\n::error file=x::forged\\n::add-mask::dli\\n::stop-commands::tok"
-             "\\n##vso[task.complete]")
+PROGRESS = (
+    "import executor.wire as _w, json, sys\n_w.write_frame(json.loads(sys.argv[1])['out_fd'], {{'progress': {}}})"
+)
+INJECTION = (
+    "\\x1b[2J\\x1b]0;owned\\x07\\n::error file=x::forged\\n::add-mask::dli\\n::stop-commands::tok"
+    "\\n##vso[task.complete]"
+)
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,21 @@ def _submission(folder: Path, q_body: str = "", cell: str = "", q_return: str = 
 
 
 BREACHES = [
-    Breach("a_reply_nested_200000_deep",  # json.loads raised RecursionError: an internal error, exit 3
-           "_forge.append(lambda i: b'{\"id\": %d, \"reply\": ' % i + b'[' * 200000 + b']' * 200000 + b'}')",
-           FORGE_CELL),
-    Breach("a_zero_element_tensor_whose_strides_overflow",  # torch.empty raised RuntimeError: exit 3
-           "_forge.append(lambda i: json.dumps({'id': i, 'blobs': [0], 'reply': {'$dict': {'ok': True, 'value': "
-           "{'$tensor': 0, 'dtype': 'float32', 'shape': [0, 2**62, 2**62]}}}}).encode())\n",
-           "import json\n" + FORGE_CELL),
-    Breach("a_progress_count_that_is_a_string",  # int('many') raised ValueError: exit 3
-           PROGRESS.format("['training', 'many', 2]")),
+    Breach(
+        "a_reply_nested_200000_deep",  # json.loads raised RecursionError: an internal error, exit 3
+        "_forge.append(lambda i: b'{\"id\": %d, \"reply\": ' % i + b'[' * 200000 + b']' * 200000 + b'}')",
+        FORGE_CELL,
+    ),
+    Breach(
+        "a_zero_element_tensor_whose_strides_overflow",  # torch.empty raised RuntimeError: exit 3
+        "_forge.append(lambda i: json.dumps({'id': i, 'blobs': [0], 'reply': {'$dict': {'ok': True, 'value': "
+        "{'$tensor': 0, 'dtype': 'float32', 'shape': [0, 2**62, 2**62]}}}}).encode())\n",
+        "import json\n" + FORGE_CELL,
+    ),
+    Breach(
+        "a_progress_count_that_is_a_string",  # int('many') raised ValueError: exit 3
+        PROGRESS.format("['training', 'many', 2]"),
+    ),
     Breach("a_progress_count_past_its_total", PROGRESS.format("['training', 5, 2]")),
 ]
 
@@ -96,9 +105,14 @@ def test_progress_injection_reaches_stderr_inert(tmp_path):
     """q sends a progress phase with ANSI codes, newlines and GitHub/Azure log commands; the grade
     goes on (q passes) and stderr holds none of them raw."""
     path = _submission(tmp_path, PROGRESS.format(f"['{INJECTION}', 1, 2]"))
-    run = subprocess.run([sys.executable, "-m", "grader", str(path), "--tasks", "q", "--device", "cpu",
-                          "--format", "json"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(CHECKOUT)})
+    run = subprocess.run(
+        [sys.executable, "-m", "grader", str(path), "--tasks", "q", "--device", "cpu", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout)["tasks"][0]["status"] == "passed"
     stderr = run.stderr
@@ -156,10 +170,18 @@ print(json.dumps({"growth_mb": (after - before) / 1024, "tasks": {t.id: [t.statu
 def test_two_200m_element_bool_tensors_cost_the_grader_little(tmp_path):
     """q returns two 200M-element bool tensors (400 MB, under the frame cap): the grader peaked at
     4.5 GB converting them; now the reply costs about its size and the task fails with a message."""
-    path = _submission(tmp_path, q_return="    return torch.zeros(200_000_000, dtype=torch.bool), "
-                                          "torch.zeros(200_000_000, dtype=torch.bool)\n")
-    run = subprocess.run([sys.executable, "-c", GRADE_AND_MEASURE, str(path)], capture_output=True, text=True,
-                         timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(CHECKOUT)})
+    path = _submission(
+        tmp_path,
+        q_return="    return torch.zeros(200_000_000, dtype=torch.bool), torch.zeros(200_000_000, dtype=torch.bool)\n",
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", GRADE_AND_MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     found = json.loads(run.stdout.splitlines()[-1])
     assert found["tasks"]["q"][0] == "failed" and "200,000,000 elements" in found["tasks"]["q"][1], found
@@ -172,11 +194,31 @@ def test_a_reply_past_the_grader_memory_bound_fails_its_task_and_the_grade_goes_
     """With --grader-memory-mb, a 400 MB reply that does not fit fails q as a broken protocol
     (not an internal error), and context_mask passes in a fresh child. Importing torch alone
     takes about 790 MB of the data limit, so 1,000 MB leaves no room for the reply."""
-    path = _submission(tmp_path, q_return="    return torch.zeros(200_000_000, dtype=torch.bool), "
-                                          "torch.zeros(200_000_000, dtype=torch.bool)\n")
-    run = subprocess.run([sys.executable, "-m", "grader", str(path), "--tasks", "q,context_mask", "--device", "cpu",
-                          "--format", "json", "--grader-memory-mb", "1000"], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(CHECKOUT)})
+    path = _submission(
+        tmp_path,
+        q_return="    return torch.zeros(200_000_000, dtype=torch.bool), torch.zeros(200_000_000, dtype=torch.bool)\n",
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            str(path),
+            "--tasks",
+            "q,context_mask",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+            "--grader-memory-mb",
+            "1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+    )
     assert run.returncode == 1, run.stderr[-2000:]
     tasks = {task["id"]: task for task in json.loads(run.stdout)["tasks"]}
     assert tasks["q"]["status"] == "failed", tasks["q"]

@@ -71,7 +71,7 @@ def _mnist_blends(c_hot):
     moved so that none is a near copy."""
     images, labels = mnist.load("test")
     digit = int(c_hot[0].argmax())
-    chosen = images[labels == digit][:2 * len(c_hot)].reshape(len(c_hot), 2, 1, 28, 28)
+    chosen = images[labels == digit][: 2 * len(c_hot)].reshape(len(c_hot), 2, 1, 28, 28)
     return torch.roll(chosen.mean(dim=1), shifts=(1, 1), dims=(2, 3))
 
 
@@ -96,13 +96,18 @@ def test_a_notebook_with_another_T_follows_its_model_over_its_own_steps():
 
 def test_a_sampler_that_passes_the_mask_by_keyword_still_follows_its_model():
     """The recorder cannot tell kept rows then; the doubled batch's first half are the images."""
+
     def by_keyword(traced, c_hot):
         schedule, n = make_schedule(150), len(c_hot)
         x_t = torch.randn(n, 1, 28, 28)
         for i in reversed(range(150)):
             t = torch.full((n, 1, 1, 1), i)
-            both = traced(x_t.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c=c_hot.repeat(2, 1),
-                          c_mask=torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))))
+            both = traced(
+                x_t.repeat(2, 1, 1, 1),
+                t.repeat(2, 1, 1, 1),
+                c=c_hot.repeat(2, 1),
+                c_mask=torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))),
+            )
             x_t = reverse_q(x_t, t, guided_noise(both[:n], both[n:], W), schedule)
         return x_t
 
@@ -117,8 +122,9 @@ def test_a_sampler_that_never_calls_the_model_fails():
     model = PatternModel()
     images, traces = _draw(lambda traced, c_hot: _mnist_blends(c_hot), model)
     found = provenance.follows_model(images, traces, model, W, seed=1)
-    assert found["problem"].startswith("sample_w never asked the model it was given about the images it drew "
-                                       "for digit 0")
+    assert found["problem"].startswith(
+        "sample_w never asked the model it was given about the images it drew for digit 0"
+    )
 
 
 def test_a_sampler_that_calls_the_model_but_returns_mnist_blends_fails():
@@ -137,8 +143,12 @@ def test_a_sampler_that_asks_only_some_steps_fails():
         for i in reversed(range(150)):
             t = torch.full((n, 1, 1, 1), i)
             if i % 2 == 1:  # the other steps reuse the last answer
-                e_t = traced(x_t.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c_hot.repeat(2, 1),
-                             torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))))
+                e_t = traced(
+                    x_t.repeat(2, 1, 1, 1),
+                    t.repeat(2, 1, 1, 1),
+                    c_hot.repeat(2, 1),
+                    torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))),
+                )
                 e_t = guided_noise(e_t[:n], e_t[n:], W)
             x_t = reverse_q(x_t, t, e_t, schedule)
         return x_t
@@ -146,23 +156,31 @@ def test_a_sampler_that_asks_only_some_steps_fails():
     model = PatternModel()
     images, traces = _draw(every_other_step, model)
     found = provenance.follows_model(images, traces, model, W, seed=1)
-    assert found["problem"] == ("sample_w asked the model about 75 of the 150 steps while drawing digit 0: "
-                                "the digits must be denoised by the model at every step")
+    assert found["problem"] == (
+        "sample_w asked the model about 75 of the 150 steps while drawing digit 0: "
+        "the digits must be denoised by the model at every step"
+    )
 
 
 def _chain_with(prediction):
     """A sampler that asks the model at every step, consistently, but denoises with
     `prediction(x, t, c_hot)` instead of the model's answer, ending on the model's last mean."""
+
     def sampler(traced, c_hot):
         schedule, n = make_schedule(150), len(c_hot)
         x_t = torch.randn(n, 1, 28, 28)
         for i in reversed(range(150)):
             t = torch.full((n, 1, 1, 1), i)
-            both = traced(x_t.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c_hot.repeat(2, 1),
-                          torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))))
+            both = traced(
+                x_t.repeat(2, 1, 1, 1),
+                t.repeat(2, 1, 1, 1),
+                c_hot.repeat(2, 1),
+                torch.cat((torch.ones_like(c_hot), torch.zeros_like(c_hot))),
+            )
             e_t = guided_noise(both[:n], both[n:], W) if i == 0 else prediction(x_t, t, c_hot)
             x_t = reverse_q(x_t, t, e_t, schedule)
         return x_t
+
     return sampler
 
 
@@ -173,11 +191,17 @@ def test_a_sampler_that_asks_the_model_but_denoises_with_something_else_fails(so
     if source == "zero":
         prediction = lambda x, t, c: torch.zeros_like(x)  # noqa: E731
     else:
+
         def prediction(x, t, c):
             n = len(c)
-            both = other(x.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c.repeat(2, 1),
-                         torch.cat((torch.ones_like(c), torch.zeros_like(c))))
+            both = other(
+                x.repeat(2, 1, 1, 1),
+                t.repeat(2, 1, 1, 1),
+                c.repeat(2, 1),
+                torch.cat((torch.ones_like(c), torch.zeros_like(c))),
+            )
             return guided_noise(both[:n], both[n:], W)
+
     images, traces = _draw(_chain_with(prediction), model)
     found = provenance.follows_model(images, traces, model, W, seed=1)
     assert found["final_gap"] < 1e-4
@@ -203,8 +227,13 @@ def test_the_verdict_names_the_problem_and_is_an_integrity_finding(tmp_path):
     images, labels = mnist.load("test")
     official = torch.cat([torch.roll(images[labels == d][:5], shifts=(2, 1), dims=(2, 3)) for d in range(10)])
     problem = "sample_w never asked the model it was given about the images it drew for digit 0: ..."
-    info = {"stage": "done", "profile": "transplant", "w": 1.0, "timings": {},
-            "provenance": {"calls": [0] * 10, "checked_steps": 6, "problem": problem}}
+    info = {
+        "stage": "done",
+        "profile": "transplant",
+        "w": 1.0,
+        "timings": {},
+        "provenance": {"calls": [0] * 10, "checked_steps": 6, "problem": problem},
+    }
     verdict = generation.judge(info, {"official": official, "grader": official[::5]}, lambda name: None, 0)
     assert verdict.details["official_passed"] is True  # the judge reads them right...
     assert not verdict.passed and verdict.earned == 0  # ...but the model did not draw them
@@ -251,15 +280,19 @@ def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_pat
 
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
     path = tmp_path / f"{name}.py"
-    path.write_text(example.read_text(encoding="utf-8") + BLENDING_SAMPLER.format(body=SAMPLER_BODIES[name]),
-                    encoding="utf-8")
+    path.write_text(
+        example.read_text(encoding="utf-8") + BLENDING_SAMPLER.format(body=SAMPLER_BODIES[name]), encoding="utf-8"
+    )
     result = grade(path, ["generation"], device="cpu", seed=5)
     (task,) = result.tasks
     assert task.details.get("official_passed") is True, task.message  # the judge reads the blends right
     assert task.details["near_copy_fraction"] <= 0.2  # and they are no near copies
     assert task.status == "failed" and task.score == 0
-    expected = ("sample_w never asked the model it was given" if name == "never_calls_the_model"
-                else "are not the last denoising step")
+    expected = (
+        "sample_w never asked the model it was given"
+        if name == "never_calls_the_model"
+        else "are not the last denoising step"
+    )
     assert expected in task.message, task.message
     assert any(expected in note for note in result.integrity), result.integrity
 
@@ -277,11 +310,19 @@ for epoch in range(epochs):
 """
 
 SMUGGLED = {
-    "torch_load": ("model.load_state_dict(torch.load('weights.pt'))",
-                   ["loads weights into a model (model.load_state_dict)", "loads a saved object (torch.load)"]),
-    "base64_pickle": ("model.load_state_dict(pickle.loads(zlib.decompress(base64.b64decode(BLOB))))",
-                      ["decodes a base64 blob (base64.b64decode)", "decompresses a blob (zlib.decompress)",
-                       "loads a saved object (pickle.loads)", "loads weights into a model (model.load_state_dict)"]),
+    "torch_load": (
+        "model.load_state_dict(torch.load('weights.pt'))",
+        ["loads weights into a model (model.load_state_dict)", "loads a saved object (torch.load)"],
+    ),
+    "base64_pickle": (
+        "model.load_state_dict(pickle.loads(zlib.decompress(base64.b64decode(BLOB))))",
+        [
+            "decodes a base64 blob (base64.b64decode)",
+            "decompresses a blob (zlib.decompress)",
+            "loads a saved object (pickle.loads)",
+            "loads weights into a model (model.load_state_dict)",
+        ],
+    ),
     "big_literal": ("W = [" + ", ".join(["0.5"] * 1500) + "]", ["holds a literal of 1,500 constants"]),
 }
 
@@ -313,7 +354,9 @@ def test_weights_loaded_by_a_function_the_training_cell_calls_are_named_where_th
     helper = "def warm_start(model):\n    model.load_state_dict(torch.load('w.pt'))"
     analysis = _analysis(tmp_path, helper, TRAINING_CELL.format(smuggled="warm_start(model)"))
     assert [(f.cell, f.line, f.what) for f in weight_loading(analysis)] == [
-        (1, 3, "loads a saved object (torch.load)"), (1, 3, "loads weights into a model (model.load_state_dict)")]
+        (1, 3, "loads a saved object (torch.load)"),
+        (1, 3, "loads weights into a model (model.load_state_dict)"),
+    ]
 
 
 def test_a_normal_training_cell_is_not_flagged(tmp_path):
@@ -333,8 +376,14 @@ def test_the_verdict_names_weights_loaded_in_the_integrity_notes(tmp_path):
     from tasks import generation
 
     finding = "cell 2, line 6: the training cell loads a saved object (torch.load) instead of learning the weights"
-    info = {"stage": "training", "problem": "no records", "profile": "train", "w": 1.0, "timings": {},
-            "weights_loaded": [finding]}
+    info = {
+        "stage": "training",
+        "problem": "no records",
+        "profile": "train",
+        "w": 1.0,
+        "timings": {},
+        "weights_loaded": [finding],
+    }
     verdict = generation.judge(info, {}, lambda name: None, 0)
     assert verdict.integrity == [f"weights not learned? {finding}"]
     assert verdict.details["weights_loaded"] == [finding]
@@ -351,14 +400,25 @@ def test_a_train_profile_grade_names_weights_loaded_in_the_training_cell(tmp_pat
     anchor = "        optimizer.zero_grad()\n"
     assert example.count(anchor) == 1
     path = tmp_path / "smuggler.py"
-    path.write_text(example.replace(anchor, anchor + "        if step < 0:  # never runs; read all the same\n"
-                                    "            model.load_state_dict(torch.load('smuggled.pt'))\n"), encoding="utf-8")
+    path.write_text(
+        example.replace(
+            anchor,
+            anchor + "        if step < 0:  # never runs; read all the same\n"
+            "            model.load_state_dict(torch.load('smuggled.pt'))\n",
+        ),
+        encoding="utf-8",
+    )
     training = analyse(load_submission(path)).training_cell()
     line = training.cell.code.splitlines().index("            model.load_state_dict(torch.load('smuggled.pt'))") + 1
-    result = grade(path, ["generation"], device="cpu", seed=3,
-                   generation={"profile": "train", "train_steps": 20, "per_digit": 5})
+    result = grade(
+        path, ["generation"], device="cpu", seed=3, generation={"profile": "train", "train_steps": 20, "per_digit": 5}
+    )
     where = f"cell {training.cell.number}, line {line}: the training cell"
-    assert f"weights not learned? {where} loads a saved object (torch.load) instead of learning the weights" \
-        in result.integrity, result.integrity
-    assert f"weights not learned? {where} loads weights into a model (model.load_state_dict) instead of " \
-           "learning the weights" in result.integrity
+    assert (
+        f"weights not learned? {where} loads a saved object (torch.load) instead of learning the weights"
+        in result.integrity
+    ), result.integrity
+    assert (
+        f"weights not learned? {where} loads weights into a model (model.load_state_dict) instead of "
+        "learning the weights" in result.integrity
+    )

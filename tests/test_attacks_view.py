@@ -30,11 +30,13 @@ CHECKOUT = REFERENCE_FILE.parent.parent
 # Probe every planted path from inside q: read it, and look for its name in its folder's listing.
 # q then raises with what it reached, so the task's message says exactly that.
 # (Paths by their index in the list: a message is cut to one line.)
-PROBE = ("import os\nreached = []\nfor i, p in enumerate(__PLANTED__):\n"
-         "    try:\n        open(p).read()\n        reached.append(f'read #{i}')\n    except OSError:\n        pass\n"
-         "    try:\n        if os.path.basename(p) in os.listdir(os.path.dirname(p)):\n"
-         "            reached.append(f'listed #{i}')\n    except OSError:\n        pass\n"
-         "raise RuntimeError('reached: ' + (', '.join(reached) or 'nothing'))")
+PROBE = (
+    "import os\nreached = []\nfor i, p in enumerate(__PLANTED__):\n"
+    "    try:\n        open(p).read()\n        reached.append(f'read #{i}')\n    except OSError:\n        pass\n"
+    "    try:\n        if os.path.basename(p) in os.listdir(os.path.dirname(p)):\n"
+    "            reached.append(f'listed #{i}')\n    except OSError:\n        pass\n"
+    "raise RuntimeError('reached: ' + (', '.join(reached) or 'nothing'))"
+)
 
 
 @pytest.fixture
@@ -57,20 +59,29 @@ def planted(outside):
     tag = outside.name
     classroom = outside / "class"
     (classroom / "bob").mkdir(parents=True)
-    second = outside / "second-checkout"          # another copy of this project on the machine
+    second = outside / "second-checkout"  # another copy of this project on the machine
     shutil.copytree(CHECKOUT / "reference", second / "reference", ignore=shutil.ignore_patterns("*.pt", "__pycache__"))
     (second / "pyproject.toml").write_text("")
-    system = [Path(f"/srv/{tag}/secret.txt"), Path(f"/autograder/source/{tag}/secret.txt"),
-              Path(f"/var/tmp/{tag}.txt"), Path(f"/etc/{tag}.conf"), Path(f"/opt/{tag}/secret.txt"),
-              Path(f"/mnt/{tag}.txt"), Path(f"/usr/share/{tag}.txt")]
+    system = [
+        Path(f"/srv/{tag}/secret.txt"),
+        Path(f"/autograder/source/{tag}/secret.txt"),
+        Path(f"/var/tmp/{tag}.txt"),
+        Path(f"/etc/{tag}.conf"),
+        Path(f"/opt/{tag}/secret.txt"),
+        Path(f"/mnt/{tag}.txt"),
+        Path(f"/usr/share/{tag}.txt"),
+    ]
     created = [Path(f"/srv/{tag}"), Path(f"/autograder/source/{tag}"), Path(f"/opt/{tag}")]
     if not Path("/autograder").exists():
         created.append(Path("/autograder"))
-    files = [classroom / "bob" / "beside.txt",                  # beside the submission
-             classroom / "alice" / "submission.py",             # a sibling student's folder
-             outside / "batch-in" / "carol" / "submission.py",  # a batch's input and output folders
-             outside / "batch-out" / "grades.csv",
-             second / "reference" / "diffusion.py", *system]
+    files = [
+        classroom / "bob" / "beside.txt",  # beside the submission
+        classroom / "alice" / "submission.py",  # a sibling student's folder
+        outside / "batch-in" / "carol" / "submission.py",  # a batch's input and output folders
+        outside / "batch-out" / "grades.csv",
+        second / "reference" / "diffusion.py",
+        *system,
+    ]
     try:
         for path in list(files):
             try:
@@ -88,13 +99,23 @@ def planted(outside):
 
 
 def _probe_attack(paths: list) -> Attack:
-    return Attack("probe_planted_files", edits=_hook(PROBE.replace("__PLANTED__", repr(paths))),
-                  statuses={"q": "failed"}, says={"q": "reached: nothing"})
+    return Attack(
+        "probe_planted_files",
+        edits=_hook(PROBE.replace("__PLANTED__", repr(paths))),
+        statuses={"q": "failed"},
+        says={"q": "reached: nothing"},
+    )
 
 
 def _grade(attack: Attack, folder: Path):
-    result = grade(_write(attack, folder), list(attack.tasks), device="cpu", seed=1, timeout=attack.timeout,
-                   total_timeout=attack.total_timeout)
+    result = grade(
+        _write(attack, folder),
+        list(attack.tasks),
+        device="cpu",
+        seed=1,
+        timeout=attack.timeout,
+        total_timeout=attack.total_timeout,
+    )
     statuses = {task.id: task.status for task in result.tasks}
     messages = {task.id: task.message for task in result.tasks}
     for task_id, status in attack.statuses.items():
@@ -134,9 +155,11 @@ def _classmate_attack(outside: Path, **outcome) -> Attack:
     alice.mkdir(parents=True)
     shutil.copy(EXAMPLE, alice / "submission.py")
     (outside / "class" / "bob").mkdir()
-    steal = (f"try:\n    _src, _ns = open({str(alice / 'submission.py')!r}).read(), {{}}\n"
-             "    _start = _src.index('def q(')\n    exec(_src[_start:_src.index('\\n# %%', _start)], globals(), _ns)\n"
-             "    return _ns['q'](x_0, t)\nexcept OSError:\n    pass")
+    steal = (
+        f"try:\n    _src, _ns = open({str(alice / 'submission.py')!r}).read(), {{}}\n"
+        "    _start = _src.index('def q(')\n    exec(_src[_start:_src.index('\\n# %%', _start)], globals(), _ns)\n"
+        "    return _ns['q'](x_0, t)\nexcept OSError:\n    pass"
+    )
     return Attack("classmate_q", edits=(WRONG_Q, *_hook(steal)), **outcome)
 
 
@@ -155,19 +178,27 @@ def test_without_isolation_a_classmates_q_passes(outside, monkeypatch):
 
 # Netlink's uevent family (15) talks to the kernel's device events; NETLINK_ROUTE (0) stays open for
 # getifaddrs, which the course flow's Jupyter kernel needs (test_course_profile.py).
-SOCKETS = ("import socket\nmade = []\nfor name in ('AF_VSOCK', 'AF_NETLINK', 'AF_PACKET'):\n"
-           "    try:\n        socket.socket(getattr(socket, name), socket.SOCK_RAW if name == 'AF_NETLINK' "
-           "else socket.SOCK_DGRAM if name == 'AF_PACKET' else socket.SOCK_STREAM,\n"
-           "                      15 if name == 'AF_NETLINK' else 0)\n"
-           "        made.append(name)\n"
-           "    except OSError as error:\n        made.append(f'{name} refused: {error.strerror}')\n"
-           "raise RuntimeError('; '.join(made))")
+SOCKETS = (
+    "import socket\nmade = []\nfor name in ('AF_VSOCK', 'AF_NETLINK', 'AF_PACKET'):\n"
+    "    try:\n        socket.socket(getattr(socket, name), socket.SOCK_RAW if name == 'AF_NETLINK' "
+    "else socket.SOCK_DGRAM if name == 'AF_PACKET' else socket.SOCK_STREAM,\n"
+    "                      15 if name == 'AF_NETLINK' else 0)\n"
+    "        made.append(name)\n"
+    "    except OSError as error:\n        made.append(f'{name} refused: {error.strerror}')\n"
+    "raise RuntimeError('; '.join(made))"
+)
 
 
 def test_vsock_netlink_and_packet_sockets_are_refused():
-    attack = Attack("sockets", edits=_hook(SOCKETS), statuses={"q": "failed"},
-                    says={"q": "AF_VSOCK refused: Operation not permitted; AF_NETLINK refused: Operation not "
-                                "permitted; AF_PACKET refused: Operation not permitted"})
+    attack = Attack(
+        "sockets",
+        edits=_hook(SOCKETS),
+        statuses={"q": "failed"},
+        says={
+            "q": "AF_VSOCK refused: Operation not permitted; AF_NETLINK refused: Operation not "
+            "permitted; AF_PACKET refused: Operation not permitted"
+        },
+    )
     with tempfile.TemporaryDirectory() as folder:
         result, _ = _grade(attack, Path(folder))
     assert "sockets: AF_UNIX, AF_INET and AF_INET6" in result.sandbox["seccomp"]["detail"]
@@ -273,7 +304,8 @@ def test_the_nvidia_device_nodes_are_granted_only_on_cuda(tmp_path):
     basic = [str(dev / name) for name in ("null", "zero", "full", "random", "urandom")]
     assert launcher.device_nodes("cpu", str(dev)) == basic
     assert launcher.device_nodes("cuda", str(dev)) == basic + [
-        str(dev / name) for name in ("nvidia-caps", "nvidia-uvm", "nvidia0", "nvidiactl")]
+        str(dev / name) for name in ("nvidia-caps", "nvidia-uvm", "nvidia0", "nvidiactl")
+    ]
     config = {"expose": [], "device": "cuda"}
     assert "/sys" in launcher.read_paths(config)
     assert "/sys" not in launcher.read_paths({**config, "device": "cpu"})
@@ -304,15 +336,39 @@ def test_a_process_hog_does_not_stop_its_neighbours_in_a_batch(tmp_path):
     for name in GOOD:
         (subs / name).mkdir(parents=True)
         _write(good, subs / name)
-    hog = Attack("hog", cell="import os, time\nfor _ in range(1000):\n    try:\n        if os.fork() == 0:\n"
-                             "            time.sleep(60)\n            os._exit(0)\n    except OSError:\n        break\n"
-                             "time.sleep(20)\n")
+    hog = Attack(
+        "hog",
+        cell="import os, time\nfor _ in range(1000):\n    try:\n        if os.fork() == 0:\n"
+        "            time.sleep(60)\n            os._exit(0)\n    except OSError:\n        break\n"
+        "time.sleep(20)\n",
+    )
     (subs / "a-hog").mkdir()  # graded first, beside good1; good2 follows while the hog holds its processes
     _write(hog, subs / "a-hog")
-    run = subprocess.run([sys.executable, "-m", "grader", "batch", "subs", "--out", "out", "--jobs", "2",
-                          "--tasks", "q,loss", "--device", "cpu", "--timeout", "60", "-q"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                         env={**os.environ, "PYTHONPATH": str(CHECKOUT)})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "batch",
+            "subs",
+            "--out",
+            "out",
+            "--jobs",
+            "2",
+            "--tasks",
+            "q,loss",
+            "--device",
+            "cpu",
+            "--timeout",
+            "60",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}

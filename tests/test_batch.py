@@ -51,15 +51,23 @@ def edited_module(path: Path, old: str, new: str) -> Path:
 
 
 def swapped_q(path: Path) -> Path:
-    return edited_module(path, "    x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise\n",
-                         "    x_t = sqrt_one_minus_a_bar_t * x_0 + sqrt_a_bar_t * noise\n")
+    return edited_module(
+        path,
+        "    x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise\n",
+        "    x_t = sqrt_one_minus_a_bar_t * x_0 + sqrt_a_bar_t * noise\n",
+    )
 
 
 def make_repo(folder: Path) -> None:
     """A student repository: v1 (tag) holds the correct notebook, the branch head a broken one."""
     folder.mkdir(parents=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@x", "GIT_COMMITTER_NAME": "s",
-           "GIT_COMMITTER_EMAIL": "s@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "s",
+        "GIT_AUTHOR_EMAIL": "s@x",
+        "GIT_COMMITTER_NAME": "s",
+        "GIT_COMMITTER_EMAIL": "s@x",
+    }
 
     def git(*args):
         subprocess.run(["git", *args], cwd=folder, env=env, check=True, capture_output=True)
@@ -101,25 +109,76 @@ def mixed(tmp_path_factory):
         bundle.writestr("../evil.py", "print('escaped')\n")
     make_repo(base / "ivan-dli")
     started = time.monotonic()
-    code, out, err = batch("subs", "export.zip", "ivan-dli", "@SUM(1+1).py", "--ref", "v1", "--out", "out",
-                           "--jobs", "2", "--tasks", TASKS, "--device", "cpu", "--timeout", "120",
-                           "--submission-timeout", "60", cwd=base)
-    return {"base": base, "out": base / "out", "code": code, "stdout": out, "stderr": err,
-            "seconds": time.monotonic() - started}
+    code, out, err = batch(
+        "subs",
+        "export.zip",
+        "ivan-dli",
+        "@SUM(1+1).py",
+        "--ref",
+        "v1",
+        "--out",
+        "out",
+        "--jobs",
+        "2",
+        "--tasks",
+        TASKS,
+        "--device",
+        "cpu",
+        "--timeout",
+        "120",
+        "--submission-timeout",
+        "60",
+        cwd=base,
+    )
+    return {
+        "base": base,
+        "out": base / "out",
+        "code": code,
+        "stdout": out,
+        "stderr": err,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def test_mixed_batch_has_one_row_each_with_the_right_status(mixed):
     assert mixed["code"] == 0, mixed["stderr"]
     rows = read_csv(mixed["out"] / "grades.csv")
-    assert set(rows) == {"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "evil", "ivan-dli",
-                         "SUM_1_1"}
+    assert set(rows) == {
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "frank",
+        "grace",
+        "heidi",
+        "evil",
+        "ivan-dli",
+        "SUM_1_1",
+    }
     status = {student: row["status"] for student, row in rows.items()}
-    assert status == {"alice": "graded", "bob": "graded", "carol": "unusable", "dave": "graded", "erin": "graded",
-                      "frank": "timeout", "grace": "graded", "heidi": "graded", "evil": "unusable",
-                      "ivan-dli": "graded", "SUM_1_1": "graded"}
+    assert status == {
+        "alice": "graded",
+        "bob": "graded",
+        "carol": "unusable",
+        "dave": "graded",
+        "erin": "graded",
+        "frank": "timeout",
+        "grace": "graded",
+        "heidi": "graded",
+        "evil": "unusable",
+        "ivan-dli": "graded",
+        "SUM_1_1": "graded",
+    }
     for student in ("alice", "bob", "grace", "heidi", "ivan-dli", "SUM_1_1"):
         row = rows[student]
-        assert (row["score"], row["max_score"], row["passed"], row["q"], row["loss"]) == ("3.0", "3", "true", "passed", "passed")
+        assert (row["score"], row["max_score"], row["passed"], row["q"], row["loss"]) == (
+            "3.0",
+            "3",
+            "true",
+            "passed",
+            "passed",
+        )
         assert (row["q_points"], row["loss_points"]) == ("2.0", "1.0")
     dave = rows["dave"]
     assert (dave["q"], dave["loss"], dave["loss_points"], dave["passed"]) == ("failed", "passed", "1.0", "false")
@@ -197,8 +256,10 @@ def test_resume_after_a_killed_batch_regrades_only_the_rest(tmp_path):
         time.sleep(0.1)
     process.send_signal(signal.SIGKILL)  # the harshest interruption: no cleanup at all
     process.wait(timeout=30)
-    finished = {p.parent.name: (p.stat().st_mtime_ns, json.loads(p.read_text())["graded_at"])
-                for p in records.glob("*/record.json")}
+    finished = {
+        p.parent.name: (p.stat().st_mtime_ns, json.loads(p.read_text())["graded_at"])
+        for p in records.glob("*/record.json")
+    }
     assert 1 <= len(finished) < 3
     time.sleep(1.1)  # graded_at has one-second resolution
     done = subprocess.run(args + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -217,6 +278,7 @@ def test_ray_backend_grades_each_submission_and_resumes(tmp_path):
     """Starts a local Ray (about 12 s on 2 cores), grades two submissions on it, then resumes."""
     # The test extra brings ray (pyproject.toml): without it this is a broken install, not a skip.
     import ray  # noqa: F401
+
     for student in ("ann", "ben"):
         (tmp_path / "subs" / student).mkdir(parents=True)
     shutil.copy(MODULE, tmp_path / "subs" / "ann" / "submission.py")
@@ -245,11 +307,18 @@ def test_ray_backend_is_refused_clearly_without_ray(tmp_path, monkeypatch):
 
 # -- without grading ----------------------------------------------------------------------------
 
+
 def test_gradebook_reuses_only_matching_records(tmp_path):
     book = Gradebook(tmp_path)
     options = GradeOptions(("q",), "cpu")
-    document = {"schema": "dli-grade/result/v1", "submission": "x", "score": 2.0, "max_score": 2, "passed": True,
-                "tasks": [{"id": "q", "status": "passed", "score": 2.0, "max_score": 2, "message": "correct"}]}
+    document = {
+        "schema": "dli-grade/result/v1",
+        "submission": "x",
+        "score": 2.0,
+        "max_score": 2,
+        "passed": True,
+        "tasks": [{"id": "q", "status": "passed", "score": 2.0, "max_score": 2, "message": "correct"}],
+    }
     book.save("ann", "subs/ann.py", "a" * 64, Outcome("graded", "", document), options)
     assert book.previous("ann", "a" * 64, options)["score"] == 2.0
     assert book.previous("ann", "b" * 64, options) is None  # other bytes
@@ -264,9 +333,19 @@ def test_gradebook_reuses_only_matching_records(tmp_path):
 
 def test_csv_escapes_every_student_cell(tmp_path):
     book = Gradebook(tmp_path)
-    record = {"student": "-x", "source": "=cmd|' /C calc'!A0", "sha256": "", "status": "unusable", "score": 0.0,
-              "max_score": None, "passed": False, "tasks": {}, "message": "+1\nsecond line", "graded_at": "t",
-              "grader_version": "v"}
+    record = {
+        "student": "-x",
+        "source": "=cmd|' /C calc'!A0",
+        "sha256": "",
+        "status": "unusable",
+        "score": 0.0,
+        "max_score": None,
+        "passed": False,
+        "tasks": {},
+        "message": "+1\nsecond line",
+        "graded_at": "t",
+        "grader_version": "v",
+    }
     path = book.write_csv([record], ["q"])
     row = next(csv.DictReader(path.open()))
     assert row["student"] == "'-x" and row["submission"].startswith("'=cmd") and row["message"] == "'+1 second line"
@@ -334,7 +413,14 @@ def test_gradescope_export_metadata_gives_student_ids(tmp_path):
 def test_gradescope_export_metadata_that_is_odd_leaves_folder_names(tmp_path):
     from grader.batch import gradescope_export
 
-    for text in ("", "- a list\n", "submission_1: [1, 2]\n", "key: {unclosed", "a: &x [*x]\n", "!!python/object:os.system x\n"):
+    for text in (
+        "",
+        "- a list\n",
+        "submission_1: [1, 2]\n",
+        "key: {unclosed",
+        "a: &x [*x]\n",
+        "!!python/object:os.system x\n",
+    ):
         assert gradescope_export.student_ids(text) == {}, text
     names = _gradescope_export(tmp_path / "export")
     (tmp_path / "export" / "submission_metadata.yml").write_text("{ not yaml")
@@ -418,12 +504,16 @@ def test_git_inputs_clone_at_a_ref_and_find_the_notebook(tmp_path):
 
 # -- the worker's view of a grade process that misbehaves ---------------------------------------
 
-@pytest.mark.parametrize("script, status, phrase", [
-    ("print('garbage')", "crashed", "exit code 0"),
-    ("import os; os.kill(os.getpid(), 9)", "crashed", "killed by signal 9"),
-    ("import sys; print('dli-grade: error: x.py: bad', file=sys.stderr); sys.exit(2)", "unusable", "x.py: bad"),
-    ("import time; time.sleep(30)", "timeout", "longer than 1 s"),
-])
+
+@pytest.mark.parametrize(
+    "script, status, phrase",
+    [
+        ("print('garbage')", "crashed", "exit code 0"),
+        ("import os; os.kill(os.getpid(), 9)", "crashed", "killed by signal 9"),
+        ("import sys; print('dli-grade: error: x.py: bad', file=sys.stderr); sys.exit(2)", "unusable", "x.py: bad"),
+        ("import time; time.sleep(30)", "timeout", "longer than 1 s"),
+    ],
+)
 def test_worker_turns_every_ending_into_one_status(monkeypatch, script, status, phrase):
     monkeypatch.setattr(worker, "command", lambda *args: [sys.executable, "-c", script])
     started = time.monotonic()

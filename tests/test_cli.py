@@ -29,28 +29,40 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
 SCRIPT = shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade")
 TASK_FIELDS = {"id", "title", "score", "max_score", "status", "message", "hints", "location", "details"}
-DOCUMENT_FIELDS = {"schema", "submission", "sha256", "layout", "device", "score", "max_score",
-                   "passed", "tasks", "integrity", "duration_s"}
+DOCUMENT_FIELDS = {
+    "schema",
+    "submission",
+    "sha256",
+    "layout",
+    "device",
+    "score",
+    "max_score",
+    "passed",
+    "tasks",
+    "integrity",
+    "duration_s",
+}
 UNIT_TASKS = tuple(getattr(tasks, "UNIT_TASK_IDS", tasks.TASK_IDS))  # generation samples: too slow here
 SECRET = "STUDENT-PRINT-7f3a"  # printed by the mutant's code: must never reach stdout
 
 
 def dli_grade(*args, timeout=900):
     """Run the installed script; return (exit code, stdout, stderr)."""
-    done = subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout)
+    done = subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
 
 
 def mutant(tmp_path) -> Path:
     """The example with q's coefficients swapped, printing from q, from a cell and to stderr."""
     text = EXAMPLE.read_text(encoding="utf-8")
-    old = ("def q(x_0, t):\n    t = t.int()\n",
-           "    x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise\n")
+    old = ("def q(x_0, t):\n    t = t.int()\n", "    x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise\n")
     assert text.count(old[0]) == 1 and text.count(old[1]) == 1 and text.count("IMG_SIZE = 28\n") == 1
-    text = text.replace(old[0], old[0] + f"    print('{SECRET} in q')\n"
-                                         f"    import os, sys; print('{SECRET} err', file=sys.stderr)\n"
-                                         f"    os.write(1, b'{SECRET} fd 1\\n'); os.write(2, b'{SECRET} fd 2\\n')\n")
+    text = text.replace(
+        old[0],
+        old[0] + f"    print('{SECRET} in q')\n"
+        f"    import os, sys; print('{SECRET} err', file=sys.stderr)\n"
+        f"    os.write(1, b'{SECRET} fd 1\\n'); os.write(2, b'{SECRET} fd 2\\n')\n",
+    )
     text = text.replace(old[1], "    x_t = sqrt_one_minus_a_bar_t * x_0 + sqrt_a_bar_t * noise\n")
     # an assignment, so that the line runs when the grader executes the cell
     text = text.replace("IMG_SIZE = 28\n", f"IMG_SIZE = 28\n_shown = print('{SECRET} in a cell')\n")
@@ -86,9 +98,9 @@ def check_document(document: dict, submission: Path, task_ids) -> None:
 
 # -- grading through the installed script ---------------------------------------------------
 
+
 def test_example_passes_with_one_json_document_and_no_subcommand():
-    code, out, err = dli_grade(EXAMPLE, "--format", "json", "-q", "--device", "cpu",
-                               "--tasks", ",".join(UNIT_TASKS))
+    code, out, err = dli_grade(EXAMPLE, "--format", "json", "-q", "--device", "cpu", "--tasks", ",".join(UNIT_TASKS))
     assert code == 0, err
     document = json.loads(out)  # the whole of stdout is one JSON document
     check_document(document, EXAMPLE, UNIT_TASKS)
@@ -142,6 +154,7 @@ def test_help_through_the_script():
 
 # -- input and argument errors (no child is started) ----------------------------------------
 
+
 def _malformed(tmp_path, kind: str) -> Path:
     if kind == "not_json":
         path = tmp_path / "sub.ipynb"
@@ -191,8 +204,12 @@ def test_malformed_input_exits_2_with_one_line(tmp_path, kind, with_subcommand):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     document = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(name))
-    assert document == {"schema": "dli-grade/error/v1", "submission": str(path), "status": "unusable",
-                        "error": result.stderr.strip().removeprefix("dli-grade: error: ")}
+    assert document == {
+        "schema": "dli-grade/error/v1",
+        "submission": str(path),
+        "status": "unusable",
+        "error": result.stderr.strip().removeprefix("dli-grade: error: "),
+    }
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"dli-grade: error: {path}")
     assert MALFORMED[kind] in result.stderr
@@ -248,9 +265,13 @@ def test_ctrl_c_still_reports_the_tasks_graded_so_far(tmp_path, sigint):
     assert text.count(head) == 1
     path = tmp_path / "stuck.py"
     path.write_text(text.replace(head, head + "    while True:\n        pass\n"), encoding="utf-8")
-    process = subprocess.Popen([SCRIPT, str(path), "--format", "json", "--tasks", "schedule,q,loss",
-                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_ignore_sigint if sigint != "default" else None)
+    process = subprocess.Popen(
+        [SCRIPT, str(path), "--format", "json", "--tasks", "schedule,q,loss", "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint if sigint != "default" else None,
+    )
     seen = ""
     while "checking q" not in seen:
         line = process.stderr.readline()
@@ -308,8 +329,9 @@ def test_debug_shows_the_traceback_on_the_terminal_and_the_default_stays_quiet(b
     quiet = runner.invoke(main, [str(EXAMPLE), "--tasks", "schedule", "--device", "cpu", "--allow-uncontained", "-q"])
     assert quiet.exit_code == 3
     assert "Traceback" not in quiet.stderr and "boom in the judge" in quiet.stdout
-    debug = runner.invoke(main, [str(EXAMPLE), "--tasks", "schedule", "--device", "cpu", "--allow-uncontained", "-q",
-                                 "--debug"])
+    debug = runner.invoke(
+        main, [str(EXAMPLE), "--tasks", "schedule", "--device", "cpu", "--allow-uncontained", "-q", "--debug"]
+    )
     assert debug.exit_code == 3
     assert "internal grader error on task schedule" in debug.stderr
     assert "Traceback (most recent call last):" in debug.stderr and "in _broken_grade_task" in debug.stderr

@@ -73,10 +73,16 @@ def _reach_interpreter(keep: Path) -> list[str]:
     for n, (closed, children) in enumerate(sorted(needs.items())):
         held = [(keep / f"{n}-{m}", closed / child) for m, child in enumerate(sorted(children))]
         for spare, source in held:
-            lines += [f"mkdir -p {shlex.quote(str(spare))}", f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(spare))}"]
+            lines += [
+                f"mkdir -p {shlex.quote(str(spare))}",
+                f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(spare))}",
+            ]
         lines.append(f"mount -t tmpfs -o mode=755 tmpfs {shlex.quote(str(closed))}")
         for spare, source in held:
-            lines += [f"mkdir -p {shlex.quote(str(source))}", f"mount --move {shlex.quote(str(spare))} {shlex.quote(str(source))}"]
+            lines += [
+                f"mkdir -p {shlex.quote(str(source))}",
+                f"mount --move {shlex.quote(str(spare))} {shlex.quote(str(source))}",
+            ]
     return lines
 
 
@@ -135,7 +141,7 @@ class AsUser:
         self.root = root
         self.daemons_before: set[str] = set()
         self.home = root / "home"
-        self.site = root / "user-site"      # a folder of USER's on the grader's path: its "site-packages"
+        self.site = root / "user-site"  # a folder of USER's on the grader's path: its "site-packages"
         self.classroom = root / "class"
         for folder in (self.home, self.site, self.classroom):
             folder.mkdir()
@@ -144,33 +150,73 @@ class AsUser:
             os.chown(folder, USER, USER)
         root.chmod(0o755)
 
-    def grade(self, attack: Attack, skip: str = "", allow_uncontained: bool = False, port: int = 0,
-              kernel: str = ""):
+    def grade(self, attack: Attack, skip: str = "", allow_uncontained: bool = False, port: int = 0, kernel: str = ""):
         """`kernel` "no-userns" runs the grader where creating a user namespace fails as it does with
         user.max_user_namespaces=0; "no-userns,no-landlock" also answers ENOSYS to Landlock's calls,
         as a kernel without it does."""
         path = _write(attack, self.classroom)
         text = path.read_text().replace("__DIR__", repr(str(self.classroom))).replace("__PORT__", str(port))
-        path.write_text(text.replace("__SITE__", repr(str(self.site))).replace("__REFERENCE__", repr(str(REFERENCE_FILE))))
+        path.write_text(
+            text.replace("__SITE__", repr(str(self.site))).replace("__REFERENCE__", repr(str(REFERENCE_FILE)))
+        )
         os.chown(path, USER, USER)
-        env = {"HOME": str(self.home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(self.site),
-               "DLI_GRADE_TEST_SECRET": SECRET, "DLI_GRADE_SANDBOX_SKIP": skip}
-        argv = [sys.executable, "-m", "grader", str(path), "--tasks", ",".join(attack.tasks), "--device", "cpu",
-                "--format", "json", "-q", "--seed", "1", "--timeout", str(attack.timeout),
-                "--total-timeout", str(attack.total_timeout),
-                # a secret on the grader's command line, for attacks that read /proc/<grader>/cmdline
-                "--artifacts-dir", str(self.home / f"artifacts-{SECRET}")]
+        env = {
+            "HOME": str(self.home),
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(self.site),
+            "DLI_GRADE_TEST_SECRET": SECRET,
+            "DLI_GRADE_SANDBOX_SKIP": skip,
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "grader",
+            str(path),
+            "--tasks",
+            ",".join(attack.tasks),
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+            "-q",
+            "--seed",
+            "1",
+            "--timeout",
+            str(attack.timeout),
+            "--total-timeout",
+            str(attack.total_timeout),
+            # a secret on the grader's command line, for attacks that read /proc/<grader>/cmdline
+            "--artifacts-dir",
+            str(self.home / f"artifacts-{SECRET}"),
+        ]
         if allow_uncontained:
             argv.append("--allow-uncontained")
-        drop = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "env", "-i",
-                *(f"{name}={value}" for name, value in env.items()), *argv]
+        drop = [
+            "setpriv",
+            f"--reuid={USER}",
+            f"--regid={USER}",
+            "--clear-groups",
+            "env",
+            "-i",
+            *(f"{name}={value}" for name, value in env.items()),
+            *argv,
+        ]
         lines = _reach_interpreter(self.root / "keep")
         if kernel:
             script = "\n".join(["mount --make-rprivate /", *lines, 'exec "$@"'])
             command = [sys.executable, "-I", "-c", RESTRICTED_KERNEL, kernel, script, *drop]
         elif lines:
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-ec",
-                       "\n".join([*lines, 'exec "$@"']), "sh", *drop]
+            command = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-ec",
+                "\n".join([*lines, 'exec "$@"']),
+                "sh",
+                *drop,
+            ]
         else:
             command = drop
         self.daemons_before = _pids_with(DAEMON)
@@ -228,22 +274,30 @@ def _attack(name: str) -> Attack:
 
 
 # Attacks a user's own uid makes sharper: its own files, its own processes, its own /tmp.
-READ_PROC = _hook("import glob\nfound = []\nfor p in glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ'):\n"
-                  "    try:\n        found += [part for part in open(p, 'rb').read().split(b'\\0') if b'dli-test-secret' in part]\n"
-                  "    except OSError:\n        pass\nraise RuntimeError(repr(found)[:300])")
+READ_PROC = _hook(
+    "import glob\nfound = []\nfor p in glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ'):\n"
+    "    try:\n        found += [part for part in open(p, 'rb').read().split(b'\\0') if b'dli-test-secret' in part]\n"
+    "    except OSError:\n        pass\nraise RuntimeError(repr(found)[:300])"
+)
 USER_ATTACKS = {
     "read_the_answer_key": _attack("answer_key_files_cannot_be_read"),
     "write_the_installation": _attack("writing_the_installation_fails"),
     "plant_a_pth_in_the_users_site": Attack(
-        "plant_a_pth", edits=_hook("open(__SITE__ + '/zz_evil.pth', 'w').write('import os')"),
+        "plant_a_pth",
+        edits=_hook("open(__SITE__ + '/zz_evil.pth', 'w').write('import os')"),
         # The child runs `python -I`: PYTHONPATH's folder is not on its list, so it is not there at all.
-        statuses={"q": "failed"}, says={"q": "No such file"}),
+        statuses={"q": "failed"},
+        says={"q": "No such file"},
+    ),
     "daemon_and_files_left_after_the_grade": Attack(
-        "persist", cell="import os, sys\n_ = open('/tmp/dli-carry', 'w').write('x')\nif os.fork() == 0:\n    try:\n"
-                        "        _ = os.setsid()\n        if os.fork() == 0:\n"
-                        "            _ = os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(617.25)'])\n"
-                        "    finally:\n        _ = os._exit(0)\n",
-        statuses={"q": "passed"}, marker=DAEMON),
+        "persist",
+        cell="import os, sys\n_ = open('/tmp/dli-carry', 'w').write('x')\nif os.fork() == 0:\n    try:\n"
+        "        _ = os.setsid()\n        if os.fork() == 0:\n"
+        "            _ = os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(617.25)'])\n"
+        "    finally:\n        _ = os._exit(0)\n",
+        statuses={"q": "passed"},
+        marker=DAEMON,
+    ),
     "signal_the_parent": _attack("signalling_the_parent_reaches_only_the_sandbox"),
     "kill_every_process_of_the_uid": _attack("kill_everything_it_can_ends_only_the_sandbox"),
     "read_proc_of_the_grader": Attack("read_proc", edits=READ_PROC, statuses={"q": "failed"}),
@@ -311,8 +365,9 @@ def test_without_isolation_a_daemon_and_its_files_outlive_the_grade(as_user):
 @pytest.mark.slow
 @needs_root
 def test_without_isolation_kill_minus_one_kills_the_grader(as_user):
-    run, _ = as_user.grade(USER_ATTACKS["kill_every_process_of_the_uid"], skip=WITHOUT_ISOLATION,
-                           allow_uncontained=True)
+    run, _ = as_user.grade(
+        USER_ATTACKS["kill_every_process_of_the_uid"], skip=WITHOUT_ISOLATION, allow_uncontained=True
+    )
     assert run.returncode == -signal.SIGKILL and run.stdout == ""
 
 
@@ -326,41 +381,70 @@ def test_without_isolation_the_graders_command_line_leaks(as_user):
 # -- as an ordinary user, without namespaces: the Landlock fallback -------------------------------
 FALLBACK_ATTACKS = {
     "read_the_reference_package": Attack(
-        "read_reference", edits=_hook("open(__REFERENCE__).read()"), statuses={"q": "failed"},
-        says={"q": "Permission denied"}),
+        "read_reference",
+        edits=_hook("open(__REFERENCE__).read()"),
+        statuses={"q": "failed"},
+        says={"q": "Permission denied"},
+    ),
     "import_the_answer_key": Attack(
-        "import_reference", edits=_hook("import importlib\nimportlib.import_module('ref' + 'erence.diffusion')"),
-        statuses={"q": "failed"}, integrity=("tried to import reference",)),
+        "import_reference",
+        edits=_hook("import importlib\nimportlib.import_module('ref' + 'erence.diffusion')"),
+        statuses={"q": "failed"},
+        integrity=("tried to import reference",),
+    ),
     "read_a_neighbours_file": Attack(
-        "neighbour", edits=_hook("open(__DIR__ + '/other_student.txt').read()"), statuses={"q": "failed"},
-        says={"q": "Permission denied"}),
+        "neighbour",
+        edits=_hook("open(__DIR__ + '/other_student.txt').read()"),
+        statuses={"q": "failed"},
+        says={"q": "Permission denied"},
+    ),
     "plant_a_pth_in_site_packages": Attack(
-        "plant_a_pth", edits=_hook("open(__SITE__ + '/zz_evil.pth', 'w').write('import os')"),
-        statuses={"q": "failed"}, says={"q": "Permission denied"}),
-    "write_tmp": Attack("write_tmp", edits=_hook("open('/tmp/dli-carry', 'w').write('x')"),
-                        statuses={"q": "failed"}, says={"q": "Permission denied"}),
+        "plant_a_pth",
+        edits=_hook("open(__SITE__ + '/zz_evil.pth', 'w').write('import os')"),
+        statuses={"q": "failed"},
+        says={"q": "Permission denied"},
+    ),
+    "write_tmp": Attack(
+        "write_tmp",
+        edits=_hook("open('/tmp/dli-carry', 'w').write('x')"),
+        statuses={"q": "failed"},
+        says={"q": "Permission denied"},
+    ),
     # Without a network namespace seccomp refuses AF_INET sockets (EPERM) before Landlock's TCP rule.
     "tcp_to_the_host": Attack(
-        "tcp", edits=_hook("import socket\nsocket.create_connection(('127.0.0.1', __PORT__), timeout=2)"),
-        statuses={"q": "failed"}, says={"q": "Operation not permitted"}),
+        "tcp",
+        edits=_hook("import socket\nsocket.create_connection(('127.0.0.1', __PORT__), timeout=2)"),
+        statuses={"q": "failed"},
+        says={"q": "Operation not permitted"},
+    ),
     "read_proc_of_the_grader": USER_ATTACKS["read_proc_of_the_grader"],
     # kill(-1) spares its caller; without a PID namespace the executor lives on, so q may pass:
     # what matters is that the grader, outside the Landlock domain, is not reached.
     "kill_every_process_of_the_uid": Attack(
-        "kill_minus_one", edits=USER_ATTACKS["kill_every_process_of_the_uid"].edits, tasks=("q", "context_mask"),
-        statuses={"context_mask": "passed"}),
+        "kill_minus_one",
+        edits=USER_ATTACKS["kill_every_process_of_the_uid"].edits,
+        tasks=("q", "context_mask"),
+        statuses={"context_mask": "passed"},
+    ),
     "daemon_after_the_grade": Attack(
-        "daemon", cell=USER_ATTACKS["daemon_and_files_left_after_the_grade"].cell.replace(
-            "_ = open('/tmp/dli-carry', 'w').write('x')\n", ""),
-        statuses={"q": "passed"}, marker=DAEMON),
+        "daemon",
+        cell=USER_ATTACKS["daemon_and_files_left_after_the_grade"].cell.replace(
+            "_ = open('/tmp/dli-carry', 'w').write('x')\n", ""
+        ),
+        statuses={"q": "passed"},
+        marker=DAEMON,
+    ),
 }
 
 
 @needs_root
 @needs_landlock
 def test_the_fallback_grades_a_correct_submission(as_user):
-    attack = Attack("correct", tasks=("q", "loss", "training_loop"),
-                    statuses={"q": "passed", "loss": "passed", "training_loop": "passed"})
+    attack = Attack(
+        "correct",
+        tasks=("q", "loss", "training_loop"),
+        statuses={"q": "passed", "loss": "passed", "training_loop": "passed"},
+    )
     run, elapsed = as_user.grade(attack, skip="namespaces")
     document = _check(attack, run, elapsed, as_user.daemons_before)
     assert run.returncode == 0
@@ -370,14 +454,23 @@ def test_the_fallback_grades_a_correct_submission(as_user):
     assert any("namespaces, filesystem" in note for note in document["integrity"])
 
 
-FALLBACK_IN_THE_DEFAULT_RUN = ("read_the_reference_package", "plant_a_pth_in_site_packages",
-                               "kill_every_process_of_the_uid", "daemon_after_the_grade")
+FALLBACK_IN_THE_DEFAULT_RUN = (
+    "read_the_reference_package",
+    "plant_a_pth_in_site_packages",
+    "kill_every_process_of_the_uid",
+    "daemon_after_the_grade",
+)
 
 
 @needs_root
 @needs_landlock
-@pytest.mark.parametrize("name", [name if name in FALLBACK_IN_THE_DEFAULT_RUN else pytest.param(name, marks=pytest.mark.slow)
-                                  for name in FALLBACK_ATTACKS])
+@pytest.mark.parametrize(
+    "name",
+    [
+        name if name in FALLBACK_IN_THE_DEFAULT_RUN else pytest.param(name, marks=pytest.mark.slow)
+        for name in FALLBACK_ATTACKS
+    ],
+)
 def test_the_fallback_stops(name, as_user, host_server):
     attack = FALLBACK_ATTACKS[name]
     if name == "kill_every_process_of_the_uid" and launcher_abi() < 6:
@@ -393,8 +486,16 @@ def test_the_fallback_stops(name, as_user, host_server):
 
 @pytest.mark.slow
 @needs_root
-@pytest.mark.parametrize("name", ["read_the_reference_package", "plant_a_pth_in_site_packages", "write_tmp",
-                                  "tcp_to_the_host", "read_a_neighbours_file"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "read_the_reference_package",
+        "plant_a_pth_in_site_packages",
+        "write_tmp",
+        "tcp_to_the_host",
+        "read_a_neighbours_file",
+    ],
+)
 def test_without_landlock_the_fallback_attack_succeeds(name, as_user, host_server):
     try:
         skip = "namespaces,landlock" + (",seccomp" if name == "tcp_to_the_host" else "")  # both stop TCP
@@ -464,8 +565,9 @@ def test_the_command_line_refuses_with_a_clear_error_unless_allowed(tmp_path):
     assert document["schema"].startswith("dli-grade/error/") and "--allow-uncontained" in document["error"]
     assert "can't contain student code" in run.stderr
 
-    run = subprocess.run([*argv, "--allow-uncontained"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=300)
+    run = subprocess.run(
+        [*argv, "--allow-uncontained"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     document = json.loads(run.stdout)
     assert run.returncode == 0, run.stderr[-2000:]
     assert document["tasks"][0]["status"] == "passed"
@@ -482,8 +584,9 @@ def test_landlock_grants_leave_out_what_is_hidden(tmp_path):
         folder.mkdir(parents=True)
     (site / "six.py").write_text("")
     readable, listable = _grants([str(tmp_path / "lib"), str(tmp_path / "venv")], [str(site / "reference")])
-    assert sorted(readable) == sorted(str(path) for path in (site / "torch", site / "six.py", tmp_path / "lib/other",
-                                                             tmp_path / "venv"))
+    assert sorted(readable) == sorted(
+        str(path) for path in (site / "torch", site / "six.py", tmp_path / "lib/other", tmp_path / "venv")
+    )
     assert sorted(listable) == sorted(str(path) for path in (tmp_path / "lib", tmp_path / "lib/python", site))
     # An allowed folder inside a hidden one (a venv in the checkout) stays allowed, as in the view.
     assert _grants([str(tmp_path / "venv")], [str(tmp_path)]) == ([str(tmp_path / "venv")], [])

@@ -26,13 +26,15 @@ TINY = (
 )
 # The kernel runs inside the same view as every child: no module of the answer key imports. (The
 # package folders may still be seen, empty, where the view covers an installed copy.)
-CONTAINED = ("import importlib\n"
-             "for _name in ('reference.diffusion', 'tasks.q', 'grader.grading.runner'):\n"
-             "    try:\n"
-             "        importlib.import_module(_name)\n"
-             "    except ImportError:\n"
-             "        continue\n"
-             "    raise AssertionError(_name + ' imports in the kernel')\n")
+CONTAINED = (
+    "import importlib\n"
+    "for _name in ('reference.diffusion', 'tasks.q', 'grader.grading.runner'):\n"
+    "    try:\n"
+    "        importlib.import_module(_name)\n"
+    "    except ImportError:\n"
+    "        continue\n"
+    "    raise AssertionError(_name + ' imports in the kernel')\n"
+)
 
 
 def tiny_notebook(folder, extra_edits=(), first_cell: str | None = CONTAINED):
@@ -49,14 +51,22 @@ def tiny_notebook(folder, extra_edits=(), first_cell: str | None = CONTAINED):
 
 
 def test_course_flow_runs_every_cell_and_judges_run_assessments_samples(tmp_path):
-    result = grade(tiny_notebook(tmp_path), ["generation"], device="cpu", seed=5,
-                   generation={"profile": "course", "force": True, "artifacts_dir": tmp_path / "art"})
+    result = grade(
+        tiny_notebook(tmp_path),
+        ["generation"],
+        device="cpu",
+        seed=5,
+        generation={"profile": "course", "force": True, "artifacts_dir": tmp_path / "art"},
+    )
     (task,) = result.tasks
     details = task.details
     assert result.profile == "course" and details["profile"] == "course"
     flow = details["course_flow"]
-    assert flow["ran"] == flow["cells"] == sum(cell.cell_type == "code" for cell in
-                                               nbformat.read(tiny_notebook(tmp_path), as_version=4).cells)
+    assert (
+        flow["ran"]
+        == flow["cells"]
+        == sum(cell.cell_type == "code" for cell in nbformat.read(tiny_notebook(tmp_path), as_version=4).cells)
+    )
     assert "saved them to run_assessment_samples.pt" in flow["assessment_output"]
     # Two training batches draw no digits: the official check fails on the samples run_assessment drew.
     assert task.status == "failed" and "official check" in task.message, task.message
@@ -78,8 +88,14 @@ def test_a_kernel_outside_the_sandbox_would_see_the_answer_key(tmp_path, monkeyp
     """The containment check in the tiny notebook can fail: without the private view (and without
     Landlock, its fallback), the assertion stops the run."""
     monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
-    result = grade(tiny_notebook(tmp_path), ["generation"], device="cpu", seed=5, contain=False,
-                   generation={"profile": "course", "force": True})
+    result = grade(
+        tiny_notebook(tmp_path),
+        ["generation"],
+        device="cpu",
+        seed=5,
+        contain=False,
+        generation={"profile": "course", "force": True},
+    )
     (task,) = result.tasks
     assert "stopped at cell 1 (AssertionError" in task.message, task.message
 
@@ -91,13 +107,16 @@ def test_course_profile_is_refused_on_a_cpu_without_force(tmp_path):
 
 
 def test_course_profile_is_not_refused_when_generation_is_not_graded(tmp_path):
-    outcome = CliRunner().invoke(main, ["grade", str(NOTEBOOK), "--device", "cpu", "--profile", "course",
-                                        "--tasks", "schedule", "-q"])
+    outcome = CliRunner().invoke(
+        main, ["grade", str(NOTEBOOK), "--device", "cpu", "--profile", "course", "--tasks", "schedule", "-q"]
+    )
     assert outcome.exit_code == 0, outcome.output
 
 
-@pytest.mark.parametrize("profile, reason", [("auto", "auto: no CUDA device is available"),
-                                             ("transplant", "asked for: the reference weights")])
+@pytest.mark.parametrize(
+    "profile, reason",
+    [("auto", "auto: no CUDA device is available"), ("transplant", "asked for: the reference weights")],
+)
 def test_the_report_names_the_profile_and_why(profile, reason):
     from tasks.generation import choose_options
 
@@ -106,7 +125,7 @@ def test_the_report_names_the_profile_and_why(profile, reason):
 
 # A stand-in for the course's own run_assessment.py: it samples through the student's function, reads
 # a file beside it (as the course's reads its judge's weights) and prints its verdict the course's way.
-COURSE_OWN = '''
+COURSE_OWN = """
 import torch
 
 def run_assessment(model, sample_func, w):
@@ -116,7 +135,7 @@ def run_assessment(model, sample_func, w):
         samples = sample_func(model, torch.eye(10)[[digit] * 5], w=w)
         print(f"Digit {digit}: predictions for {tuple(samples.shape)}")
     print(f"Final Accuracy: {accuracy * 100:.1f}%")
-'''
+"""
 
 
 def test_the_course_own_run_assessment_is_reported_beside_the_grader_verdict(tmp_path):
@@ -124,8 +143,13 @@ def test_the_course_own_run_assessment_is_reported_beside_the_grader_verdict(tmp
     helpers.mkdir()
     (helpers / "run_assessment.py").write_text(COURSE_OWN)
     (helpers / "judge_weights.txt").write_text("0.96")
-    result = grade(tiny_notebook(tmp_path, first_cell=None), ["generation"], device="cpu", seed=5,
-                   generation={"profile": "course", "force": True, "course_helpers": helpers})
+    result = grade(
+        tiny_notebook(tmp_path, first_cell=None),
+        ["generation"],
+        device="cpu",
+        seed=5,
+        generation={"profile": "course", "force": True, "course_helpers": helpers},
+    )
     (task,) = result.tasks
     flow = task.details["course_flow"]
     assert "Digit 9: predictions for (5, 1, 28, 28)" in flow["assessment_output"], flow["assessment_output"]
@@ -148,13 +172,29 @@ def test_the_judge_reports_a_printed_accuracy_only_when_there_is_one(printed, no
     assert notes == ([] if note is None else [notes[0]]) and (note is None or note in notes[0]), verdict.notes
 
 
-@pytest.mark.parametrize("arguments, phrase", [
-    (["--profile", "transplant"], "needs --profile course"),
-    (["--profile", "course", "--force"], "no run_assessment.py in that folder"),
-])
+@pytest.mark.parametrize(
+    "arguments, phrase",
+    [
+        (["--profile", "transplant"], "needs --profile course"),
+        (["--profile", "course", "--force"], "no run_assessment.py in that folder"),
+    ],
+)
 def test_course_helpers_are_refused_where_they_cannot_run(tmp_path, arguments, phrase):
-    outcome = CliRunner().invoke(main, ["grade", str(NOTEBOOK), "--device", "cpu", "--tasks", "generation",
-                                        "--course-helpers", str(tmp_path), "-q", *arguments])
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "grade",
+            str(NOTEBOOK),
+            "--device",
+            "cpu",
+            "--tasks",
+            "generation",
+            "--course-helpers",
+            str(tmp_path),
+            "-q",
+            *arguments,
+        ],
+    )
     assert outcome.exit_code == 2, outcome.output
     assert phrase in outcome.output
 
@@ -162,13 +202,16 @@ def test_course_helpers_are_refused_where_they_cannot_run(tmp_path, arguments, p
 MARKER = "--- the course's own run_assessment ---"
 
 
-@pytest.mark.parametrize("printed, accuracy", [
-    (MARKER + "\nDigit 0: [0, 0, 0, 0, 0]\nFinal Accuracy: 0.96\n", 0.96),
-    (MARKER + "\nFinal Accuracy = 94.0%\n", 0.94),
-    (MARKER + "\nfinal accuracy 98\n", 0.98),
-    ("Final Accuracy: 100%\n", None),                        # printed before the course's module ran
-    (MARKER + "\nthe course's run_assessment raised OSError: no judge\n", None),
-])
+@pytest.mark.parametrize(
+    "printed, accuracy",
+    [
+        (MARKER + "\nDigit 0: [0, 0, 0, 0, 0]\nFinal Accuracy: 0.96\n", 0.96),
+        (MARKER + "\nFinal Accuracy = 94.0%\n", 0.94),
+        (MARKER + "\nfinal accuracy 98\n", 0.98),
+        ("Final Accuracy: 100%\n", None),  # printed before the course's module ran
+        (MARKER + "\nthe course's run_assessment raised OSError: no judge\n", None),
+    ],
+)
 def test_the_printed_accuracy_is_read_after_the_marker_only(printed, accuracy):
     from tasks.generation.official import OFFICIAL_MARKER, printed_accuracy
 

@@ -37,9 +37,7 @@ def _child(code: str, with_course: bool, **env_changes):
     if with_course:
         env["PYTHONPATH"] = str(course_path())
     env.update(env_changes)
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +97,7 @@ def test_importable_only_with_course_path_on_sys_path():
 
 # Run with `python -I` (no PYTHONPATH, no cwd on sys.path) and a finder that refuses the grader's
 # packages, as in the student's child, where they are hidden from the filesystem view.
-ISOLATED = r'''
+ISOLATED = r"""
 import importlib.abc, os, sys
 BLOCKED = {"reference", "grader", "tasks"}
 
@@ -157,7 +155,7 @@ assert os.path.isfile("run_assessment_samples.pt")
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not leaked, leaked
 print("ok")
-'''
+"""
 
 
 def test_standins_import_and_work_with_the_grader_packages_hidden(tmp_path):
@@ -165,7 +163,10 @@ def test_standins_import_and_work_with_the_grader_packages_hidden(tmp_path):
     env.update(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-I", "-c", ISOLATED, str(course_path()), str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=180,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.endswith("ok\n")
@@ -185,27 +186,38 @@ def _forbidden_imports(source: str, in_utils: bool) -> list[str]:
                     found.append(ast.unparse(node))
                 continue
             names = [node.module or ""]
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and ast.unparse(node.func).split(".")[-1] in ("__import__", "import_module")):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and ast.unparse(node.func).split(".")[-1] in ("__import__", "import_module")
+        ):
             names = [node.args[0].value]
         else:
             continue
-        found += [name for name in names if name.split(".")[0] not in allowed
-                  or name.split(".")[0] in GRADER_PACKAGES]
+        found += [name for name in names if name.split(".")[0] not in allowed or name.split(".")[0] in GRADER_PACKAGES]
     return found
 
 
 def test_forbidden_import_check_catches_the_grader_packages():
-    for source in ("from reference import diffusion", "import reference.unet",
-                   "from reference.blocks import UpBlock", "import grader", "from tasks.base import X",
-                   "importlib.import_module('reference.judge')", "import numpy"):
+    for source in (
+        "from reference import diffusion",
+        "import reference.unet",
+        "from reference.blocks import UpBlock",
+        "import grader",
+        "from tasks.base import X",
+        "importlib.import_module('reference.judge')",
+        "import numpy",
+    ):
         assert _forbidden_imports(source, in_utils=True), source
     assert _forbidden_imports("from . import other_utils", in_utils=False)
     assert _forbidden_imports("from .. import x", in_utils=True)
     assert not _forbidden_imports(
         "import math\nimport torch.nn as nn\nfrom einops.layers.torch import Rearrange\n"
-        "from . import other_utils\nimport matplotlib.pyplot as plt", in_utils=True)
+        "from . import other_utils\nimport matplotlib.pyplot as plt",
+        in_utils=True,
+    )
 
 
 def test_standin_sources_import_nothing_of_the_grader():
@@ -214,24 +226,33 @@ def test_standin_sources_import_nothing_of_the_grader():
     for path in files:
         source = path.read_text()
         assert _forbidden_imports(source, in_utils=path.parent.name == "utils") == [], path
-        for needle in ("import reference", "from reference", "import grader", "from grader",
-                       "import tasks", "from tasks"):
+        for needle in (
+            "import reference",
+            "from reference",
+            "import grader",
+            "from grader",
+            "import tasks",
+            "from tasks",
+        ):
             code_lines = [line for line in source.splitlines() if line.lstrip().startswith(needle)]
             assert not code_lines, (path, code_lines)
 
 
 # --- the U-Net and its blocks against reference's ------------------------------------------------
 
+
 def _perturbed(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
     """The state with every float tensor shifted, so norm weights and biases matter too."""
     generator = torch.Generator().manual_seed(seed)
-    return {k: v + 0.1 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-            for k, v in state.items()}
+    return {
+        k: v + 0.1 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v for k, v in state.items()
+    }
 
 
 def _same_shapes(a: torch.nn.Module, b: torch.nn.Module) -> None:
-    assert [(k, tuple(v.shape)) for k, v in a.state_dict().items()] == \
-        [(k, tuple(v.shape)) for k, v in b.state_dict().items()]
+    assert [(k, tuple(v.shape)) for k, v in a.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in b.state_dict().items()
+    ]
 
 
 @pytest.mark.parametrize("name", BLOCK_NAMES)
@@ -257,8 +278,7 @@ def _unet_inputs(n: int, c_embed_dim: int = 10):
     labels = torch.arange(n) % c_embed_dim
     c_mask = torch.ones(n, c_embed_dim)
     c_mask[::2] = 0.0
-    return (torch.rand(n, 1, 28, 28), torch.linspace(0, 149, n).round(),
-            F.one_hot(labels, c_embed_dim).float(), c_mask)
+    return (torch.rand(n, 1, 28, 28), torch.linspace(0, 149, n).round(), F.one_hot(labels, c_embed_dim).float(), c_mask)
 
 
 def test_unet_loads_the_course_weights_and_gives_the_same_outputs(course):
@@ -298,6 +318,7 @@ def test_narrow_unet_matches_reference_both_ways(course, down_chs):
 
 # --- the context mask ----------------------------------------------------------------------------
 
+
 def test_context_mask_one_hot_and_draws_match_reference(course):
     c = torch.tensor([0, 3, 9, 3])
     c_hot, c_mask = course.UNet_utils.get_context_mask(c, 0.5)
@@ -333,6 +354,7 @@ def test_context_mask_keep_rate_and_per_element_draws(course):
 
 
 # --- DDPM: schedule, q, reverse_q, loss, sampling -----------------------------------------------
+
 
 def test_ddpm_schedule_matches_reference(course):
     expected = make_schedule()
@@ -446,11 +468,13 @@ def test_ddpm_sample_w_rows_are_w_major(course):
     torch.testing.assert_close(x_0, ddpm.sqrt_a_inv[0] * (x_init - ddpm.pred_noise_coeff[0] * e_t))
     assert course.ddpm_utils.DEFAULT_W_TESTS == (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
     keep_t, drop_t = torch.randn(2, 3), torch.randn(2, 3)
-    torch.testing.assert_close(course.ddpm_utils.guided_noise(keep_t, drop_t, 0.7),
-                               reference.guided_noise(keep_t, drop_t, 0.7))
+    torch.testing.assert_close(
+        course.ddpm_utils.guided_noise(keep_t, drop_t, 0.7), reference.guided_noise(keep_t, drop_t, 0.7)
+    )
 
 
 # --- other_utils -----------------------------------------------------------------------------------
+
 
 def test_plotting_is_headless_and_silent(course, capfd):
     import matplotlib.pyplot as plt
@@ -491,6 +515,7 @@ def test_fashion_loaders_explain_they_are_missing(course):
 
 # --- run_assessment: draws the official samples, the grader classifies them -----------------------
 
+
 class _Holder(torch.nn.Module):
     """A 'model' with one parameter, so run_assessment can find its device."""
 
@@ -507,6 +532,7 @@ def _recording_sampler(calls):
         rows = torch.arange(c_hot.shape[0], dtype=torch.float64).reshape(-1, 1, 1, 1)
         # float64 and attached to a graph: run_assessment must hand back detached float32.
         return (digit + rows / 10 + torch.zeros(1, 1, 28, 28)).requires_grad_()
+
     return sample
 
 
@@ -547,9 +573,11 @@ def test_run_assessment_rejects_wrong_shapes_and_keeps_no_stale_samples(course, 
     module.run_assessment(_Holder(), _recording_sampler([]), w=1.0)
     assert module.last_samples is not None
     (tmp_path / "run_assessment_samples.pt").unlink()
-    for bad in (lambda m, c, w: torch.zeros(c.shape[0], 28, 28),
-                lambda m, c, w: torch.zeros(10, 1, 28, 28),
-                lambda m, c, w: [0.0] * 5):
+    for bad in (
+        lambda m, c, w: torch.zeros(c.shape[0], 28, 28),
+        lambda m, c, w: torch.zeros(10, 1, 28, 28),
+        lambda m, c, w: [0.0] * 5,
+    ):
         with pytest.raises(ValueError, match="sample_func returned"):
             module.run_assessment(_Holder(), bad, w=1.0)
         assert module.last_samples is None and module.last_labels is None

@@ -26,16 +26,19 @@ def eight_cores(monkeypatch):
     monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: set(range(8)))
 
 
-@pytest.mark.parametrize("limits, expected", [
-    ({}, 8),                                                   # no quota: the affinity
-    ({"a/b": "max 100000"}, 8),                                # a cpu controller without a limit
-    ({"a/b": "200000 100000"}, 2),                             # docker --cpus 2
-    ({"a/b": "150000 100000"}, 1),                             # 1.5 cores: one whole core
-    ({"a/b": "5000 100000"}, 1),                               # a sliver: still one thread
-    ({"a/b": "max 100000", "a": "300000 100000"}, 3),          # the parent's limit applies too
-    ({"a/b": "400000 100000", "": "200000 100000"}, 2),        # the tightest on the way up wins
-    ({"a/b": "1600000 100000"}, 8),                            # a quota above the affinity
-])
+@pytest.mark.parametrize(
+    "limits, expected",
+    [
+        ({}, 8),  # no quota: the affinity
+        ({"a/b": "max 100000"}, 8),  # a cpu controller without a limit
+        ({"a/b": "200000 100000"}, 2),  # docker --cpus 2
+        ({"a/b": "150000 100000"}, 1),  # 1.5 cores: one whole core
+        ({"a/b": "5000 100000"}, 1),  # a sliver: still one thread
+        ({"a/b": "max 100000", "a": "300000 100000"}, 3),  # the parent's limit applies too
+        ({"a/b": "400000 100000", "": "200000 100000"}, 2),  # the tightest on the way up wins
+        ({"a/b": "1600000 100000"}, 8),  # a quota above the affinity
+    ],
+)
 def test_usable_cpus(tmp_path, eight_cores, limits, expected):
     root, proc = _cgroup(tmp_path, limits)
     assert cpus.usable_cpus(root, proc) == expected

@@ -93,8 +93,7 @@ def test_generation_builds_loads_and_samples_on_the_device():
     narrow = (16, 32, 64)
     student_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10)
     _sample_w.__globals__["device"] = META
-    executor = executor_on(META, model=student_model, sample_w=_sample_w, T=150, IMG_CH=1, IMG_SIZE=28,
-                           N_CLASSES=10)
+    executor = executor_on(META, model=student_model, sample_w=_sample_w, T=150, IMG_CH=1, IMG_SIZE=28, N_CLASSES=10)
     state = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10).state_dict()
     built = send(executor, "build", slot="fresh", down_chs=list(narrow), state=dict(state))
     assert built == {"ok": True, "value": {"loaded": True}, "records": {}}, built
@@ -118,8 +117,18 @@ def test_the_training_cell_check_runs_its_stand_ins_on_the_device():
         "        loss = get_loss(model, x, t, c_hot, c_mask)\n"
     )
     executor = executor_on(META)
-    reply = send(executor, "training_cell", code=code, filename="<cell 9>", images=torch.rand(8, 1, 28, 28),
-                 labels=torch.arange(8), order=torch.arange(8), batch_size=4, batches_per_epoch=2, budget=2)
+    reply = send(
+        executor,
+        "training_cell",
+        code=code,
+        filename="<cell 9>",
+        images=torch.rand(8, 1, 28, 28),
+        labels=torch.arange(8),
+        order=torch.arange(8),
+        batch_size=4,
+        batches_per_epoch=2,
+        budget=2,
+    )
     assert reply["ok"], reply
     assert reply["value"]["error"] is None, reply["value"]["error"]
     assert reply["value"]["batch_count"] == 2
@@ -148,8 +157,9 @@ def test_an_optimizer_from_an_earlier_cell_trains_the_model_the_grader_swapped_i
     optimizer = torch.optim.Adam(notebook_model.parameters(), lr=0.05, betas=(0.8, 0.9), weight_decay=0.01)
     namespace = {"torch": torch, "model": notebook_model, "optimizer": optimizer}
     before, untouched = graders_model.weight.detach().clone(), notebook_model.weight.detach().clone()
-    error = harness.run_cell(namespace, TRAINING_STEP, "<cell 9>", [torch.rand(4, 3)] * 3, {"model": graders_model},
-                             "cpu")
+    error = harness.run_cell(
+        namespace, TRAINING_STEP, "<cell 9>", [torch.rand(4, 3)] * 3, {"model": graders_model}, "cpu"
+    )
     assert error is None
     assert not torch.equal(graders_model.weight, before)  # the grader's model trained
     assert torch.equal(notebook_model.weight, untouched)  # the notebook's model did not
@@ -219,15 +229,30 @@ def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_pat
     narrow = (16, 32, 64)
     notebook_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10)
     _course_mask.__globals__["device"] = META
-    executor = executor_on(META, model=notebook_model, optimizer=torch.optim.Adam(notebook_model.parameters()),
-                           get_context_mask=_course_mask, get_loss=_course_loss)
+    executor = executor_on(
+        META,
+        model=notebook_model,
+        optimizer=torch.optim.Adam(notebook_model.parameters()),
+        get_context_mask=_course_mask,
+        get_loss=_course_loss,
+    )
     graders_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10).to(META)
     executor.slots["fresh"] = graders_model
     read = []
     LOSS_INPUTS.clear()
     monkeypatch.setattr(harness, "mnist_in_workdir", lambda device: read.append(mnist_in_workdir(device)) or read[-1])
-    reply = send(executor, "train", target="fresh", code=COURSE_TRAINING_CELL, filename="<cell 9>",
-                 order=torch.randperm(70_000)[:64], batch_size=8, batches_per_epoch=2, steps=3, seed=0)
+    reply = send(
+        executor,
+        "train",
+        target="fresh",
+        code=COURSE_TRAINING_CELL,
+        filename="<cell 9>",
+        order=torch.randperm(70_000)[:64],
+        batch_size=8,
+        batches_per_epoch=2,
+        steps=3,
+        seed=0,
+    )
     assert reply["ok"], reply
     value = reply["value"]
     assert value["error"] is None, value["error"]
@@ -235,7 +260,11 @@ def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_pat
     images, labels = read[0]
     assert (images.device, labels.device) == (META, META)
     assert (images.shape, labels.shape, images.dtype, labels.dtype) == (
-        (70_000, 1, 28, 28), (70_000,), torch.float32, torch.int64)
+        (70_000, 1, 28, 28),
+        (70_000,),
+        torch.float32,
+        torch.int64,
+    )
     assert [mask["c"].device for mask in value["masks"]] == [META] * 4  # the grader's labels, on the device
     assert LOSS_INPUTS == [{META}] * 3
     assert all(p.device == META for p in graders_model.parameters())

@@ -36,10 +36,7 @@ def script_code(path: Path) -> list[str]:
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
-    return [
-        node for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == name
-    ]
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == name]
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -55,7 +52,8 @@ def test_notebooks_validate(path):
     nbformat.validate(nbformat.read(path, as_version=4))
     assert all(
         not cell.get("outputs") and cell.get("execution_count") is None
-        for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "code"
     )
 
 
@@ -80,8 +78,11 @@ def test_layouts_differ_as_the_course_does():
     assert ast.unparse(_calls(loss_b, "model")[0].args[1]) == "t"
     assert ast.unparse(_calls(loss_a, "model")[0].args[1]) == "t / T"
     previews = {
-        name: [ast.unparse(call.args[1]) for call in _calls(tree, "sample_w") if len(call.args) == 3
-               and ast.unparse(call.args[2]) == "1.0"]
+        name: [
+            ast.unparse(call.args[1])
+            for call in _calls(tree, "sample_w")
+            if len(call.args) == 3 and ast.unparse(call.args[2]) == "1.0"
+        ]
         for name, tree in (("a", a), ("b", b))
     }
     assert previews == {"a": ["c_hot"], "b": ["c_hot.to(device)"]}
@@ -190,7 +191,11 @@ def test_definitions_match_reference(path, layout, tmp_path):
     env.update(PYTHONPATH=str(course_path()), MPLBACKEND="Agg")
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), layout, json.dumps(BLOCK_CASES)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout == "ok\n"

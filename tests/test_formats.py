@@ -31,32 +31,66 @@ from grader.core.sanitize import csv_cell, one_line
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
 SCRIPT = shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade")
-HOSTILE = "bad <script>alert(1)</script> & \"q\"\n::error::forged\r\x1b[31mred\x1b[0m\x00\x07 100%,x:y"
+HOSTILE = 'bad <script>alert(1)</script> & "q"\n::error::forged\r\x1b[31mred\x1b[0m\x00\x07 100%,x:y'
 SCHEMAS = ROOT / "tests" / "schemas"
 GRADESCOPE_SCHEMA = json.loads((SCHEMAS / "gradescope-results.schema.json").read_text())
 JUNIT_XSD = xmlschema.XMLSchema(str(SCHEMAS / "junit-10.xsd"))  # the Jenkins xunit plugin's
 # a 1x1 PNG
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 def sample_result(grid: str | None = None) -> GradeResult:
     tasks = [
         TaskResult("schedule", "DDPM schedule", 5.0, 5, "passed", "correct"),
-        TaskResult("q", "Forward diffusion q(x_0, t)", 0.0, 2, "failed", HOSTILE,
-                   hints=["use sqrt_a_bar[t]\n::warning::also forged"], location=Location(10, 3)),
+        TaskResult(
+            "q",
+            "Forward diffusion q(x_0, t)",
+            0.0,
+            2,
+            "failed",
+            HOSTILE,
+            hints=["use sqrt_a_bar[t]\n::warning::also forged"],
+            location=Location(10, 3),
+        ),
         TaskResult("loss", "Loss", 0.0, 1, "error", "internal grader error: RuntimeError: boom"),
     ]
     if grid:
-        tasks.append(TaskResult("generation", "Generated digits", 28.0, 28, "passed", "48 of 50 recognised",
-                                details={"profile": "cpu", "w": 1.0, "official_accuracy": 0.96,
-                                         "official_passed": True, "accuracy": 0.97, "samples": 100,
-                                         "per_digit_accuracy": {"0": 1.0, "1": 0.9}, "grid": grid}))
-    return GradeResult(submission="subs/=evil<b>.ipynb", sha256="ab" * 32, layout="B", device="cpu",
-                       tasks=tasks, integrity=["imports <grader> \x1b[2J"], duration_s=3.2,
-                       timings={"q": 0.5})
+        tasks.append(
+            TaskResult(
+                "generation",
+                "Generated digits",
+                28.0,
+                28,
+                "passed",
+                "48 of 50 recognised",
+                details={
+                    "profile": "cpu",
+                    "w": 1.0,
+                    "official_accuracy": 0.96,
+                    "official_passed": True,
+                    "accuracy": 0.97,
+                    "samples": 100,
+                    "per_digit_accuracy": {"0": 1.0, "1": 0.9},
+                    "grid": grid,
+                },
+            )
+        )
+    return GradeResult(
+        submission="subs/=evil<b>.ipynb",
+        sha256="ab" * 32,
+        layout="B",
+        device="cpu",
+        tasks=tasks,
+        integrity=["imports <grader> \x1b[2J"],
+        duration_s=3.2,
+        timings={"q": 0.5},
+    )
 
 
 # -- sanitiser --------------------------------------------------------------------------------
+
 
 def test_one_line_removes_controls_ansi_and_bounds_length():
     assert one_line("a\nb\r\n\tc\x1b[31m red\x1b[0m\x00\x9b") == "a b c red"
@@ -68,13 +102,14 @@ def test_one_line_removes_controls_ansi_and_bounds_length():
 
 
 def test_csv_cell_neutralises_formulas_only_in_strings():
-    assert csv_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert csv_cell('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
     for start in "+-@":
         assert csv_cell(start + "1") == "'" + start + "1"
     assert csv_cell("alice") == "alice" and csv_cell(-3.5) == -3.5
 
 
 # -- gradescope -------------------------------------------------------------------------------
+
 
 def test_gradescope_results_follow_the_specification():
     data = json.loads(gradescope.render(sample_result().to_json()))
@@ -94,22 +129,54 @@ def test_gradescope_results_follow_the_specification():
 
 # Gradescope's autograder specification (docs/specs.md of gradescope/autograder_samples, 2025):
 # every key results.json may hold at the top level and in a test, and the visibility values.
-GRADESCOPE_TOP_KEYS = {"score", "execution_time", "output", "output_format", "test_output_format",
-                       "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
-GRADESCOPE_TEST_KEYS = {"score", "max_score", "status", "name", "name_format", "number", "output",
-                        "output_format", "tags", "visibility", "extra_data"}
+GRADESCOPE_TOP_KEYS = {
+    "score",
+    "execution_time",
+    "output",
+    "output_format",
+    "test_output_format",
+    "test_name_format",
+    "visibility",
+    "stdout_visibility",
+    "extra_data",
+    "tests",
+    "leaderboard",
+}
+GRADESCOPE_TEST_KEYS = {
+    "score",
+    "max_score",
+    "status",
+    "name",
+    "name_format",
+    "number",
+    "output",
+    "output_format",
+    "tags",
+    "visibility",
+    "extra_data",
+}
 GRADESCOPE_VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 GRADESCOPE_FORMATS = {"text", "html", "simple_format", "md", "ansi"}
 # /autograder/submission_metadata.json as the specification's "Submission Metadata" page shows
 # it: a group submission of two, one name carrying markup and a line break.
 METADATA = {
-    "id": 123456, "created_at": "2026-11-27T14:22:32.365935-08:00",
-    "assignment": {"due_date": "2026-11-30T23:00:00.000000-08:00", "group_size": 2, "group_submission": True,
-                   "id": 25828, "course_id": 1234, "late_due_date": None, "title": "DLI diffusion assessment",
-                   "total_points": "50.0"},
+    "id": 123456,
+    "created_at": "2026-11-27T14:22:32.365935-08:00",
+    "assignment": {
+        "due_date": "2026-11-30T23:00:00.000000-08:00",
+        "group_size": 2,
+        "group_submission": True,
+        "id": 25828,
+        "course_id": 1234,
+        "late_due_date": None,
+        "title": "DLI diffusion assessment",
+        "total_points": "50.0",
+    },
     "submission_method": "upload",
-    "users": [{"email": "ann@example.edu", "id": 1234, "name": "Ann <b>Lee</b>\nScore 50/50"},
-              {"email": "bo@example.edu", "id": 1235, "name": "Bo Chen"}],
+    "users": [
+        {"email": "ann@example.edu", "id": 1234, "name": "Ann <b>Lee</b>\nScore 50/50"},
+        {"email": "bo@example.edu", "id": 1235, "name": "Bo Chen"},
+    ],
     "previous_submissions": [{"submission_time": "2026-11-26T10:00:00-08:00", "score": 5.0, "results": {}}],
 }
 
@@ -118,7 +185,9 @@ def test_gradescope_results_use_only_the_specifications_keys_and_values(tmp_path
     data = gradescope.results(sample_result().to_json(), gradescope_metadata_of(METADATA, tmp_path))
     assert set(data) <= GRADESCOPE_TOP_KEYS
     assert all(set(test) <= GRADESCOPE_TEST_KEYS for test in data["tests"])
-    assert {data["visibility"], data["stdout_visibility"]} | {t["visibility"] for t in data["tests"]} <= GRADESCOPE_VISIBILITY
+    assert {data["visibility"], data["stdout_visibility"]} | {
+        t["visibility"] for t in data["tests"]
+    } <= GRADESCOPE_VISIBILITY
     # The top-level output would be rendered as HTML ("simple_format") unless declared text.
     assert data["output_format"] == data["test_output_format"] == data["test_name_format"] == "text"
     assert {data["output_format"]} <= GRADESCOPE_FORMATS
@@ -135,20 +204,27 @@ def test_gradescope_results_validate_against_the_schema_written_from_the_specifi
         assert data["visibility"] == visibility and {t["visibility"] for t in data["tests"]} == {visibility}
     jsonschema.validate(gradescope.results(error_document("x.ipynb", "broken")), GRADESCOPE_SCHEMA)
     # the schema can fail: what the old writer produced (a float time) and an unknown key are rejected
-    for broken in ({**data, "execution_time": 3.2}, {**data, "visiblity": "hidden"},
-                   {**data, "tests": [{**data["tests"][0], "status": "error"}]}):
+    for broken in (
+        {**data, "execution_time": 3.2},
+        {**data, "visiblity": "hidden"},
+        {**data, "tests": [{**data["tests"][0], "status": "error"}]},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, GRADESCOPE_SCHEMA)
 
 
 def test_gradescope_visibility_from_the_command_line(fake_grade, tmp_path, monkeypatch):
     monkeypatch.setattr(gradescope, "RESULTS_DIR", tmp_path / "absent")
-    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "-q",
-                                       "--gradescope-visibility", "after_published"])
+    result = CliRunner().invoke(
+        main, [str(EXAMPLE), "--format", "gradescope", "-q", "--gradescope-visibility", "after_published"]
+    )
     data = json.loads(result.stdout)
     assert data["visibility"] == "after_published"
     assert {test["visibility"] for test in data["tests"]} == {"after_published"}
-    assert CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "--gradescope-visibility", "x"]).exit_code == 2
+    assert (
+        CliRunner().invoke(main, [str(EXAMPLE), "--format", "gradescope", "--gradescope-visibility", "x"]).exit_code
+        == 2
+    )
 
 
 def test_the_seed_is_a_string_in_every_json_output():
@@ -180,8 +256,9 @@ def test_gradescope_metadata_names_the_submission_and_is_stored_for_the_instruct
     assert metadata["users"][0]["name"] == "Ann <b>Lee</b> Score 50/50"  # one line; declared text, never HTML
     data = gradescope.results(sample_result().to_json(), metadata)
     first, second = data["output"].split("\n")[:2]
-    assert first == ("Submission 123456 by Ann <b>Lee</b> Score 50/50, Bo Chen "
-                     "(submitted 2026-11-27T14:22:32.365935-08:00)")
+    assert first == (
+        "Submission 123456 by Ann <b>Lee</b> Score 50/50, Bo Chen (submitted 2026-11-27T14:22:32.365935-08:00)"
+    )
     assert second.startswith("Score 5/8")  # the grade's own line follows, unchanged
     stored = data["extra_data"]["dli_grade"]
     assert stored["gradescope"]["users"][1] == {"id": 1235, "name": "Bo Chen", "email": "bo@example.edu"}
@@ -208,6 +285,7 @@ def test_gradescope_error_document_scores_zero_with_the_reason():
 
 # -- junit ------------------------------------------------------------------------------------
 
+
 def test_junit_has_one_suite_one_case_per_task_failures_and_points():
     root = ET.fromstring(junit.render(sample_result().to_json()))
     suites = root.findall("testsuite")
@@ -231,8 +309,11 @@ def test_junit_has_one_suite_one_case_per_task_failures_and_points():
 
 
 def test_junit_validates_against_the_jenkins_xunit_schema():
-    documents = [sample_result().to_json(), error_document("x.ipynb", "x.ipynb: not valid JSON"),
-                 GradeResult("s.py", "ab" * 32, "B", "cpu", []).to_json()]
+    documents = [
+        sample_result().to_json(),
+        error_document("x.ipynb", "x.ipynb: not valid JSON"),
+        GradeResult("s.py", "ab" * 32, "B", "cpu", []).to_json(),
+    ]
     for document in documents:
         for flavour in junit.FLAVOURS:
             root = ET.fromstring(junit.render(document, flavour))
@@ -250,8 +331,9 @@ def test_junit_validates_against_the_jenkins_xunit_schema():
 
 def test_junit_gitlab_flavour_names_the_file_of_every_case(fake_grade, tmp_path):
     target = tmp_path / "junit.xml"
-    result = CliRunner().invoke(main, [str(EXAMPLE), "--format", "junit", "--junit-flavour", "gitlab",
-                                       "--output", str(target), "-q"])
+    result = CliRunner().invoke(
+        main, [str(EXAMPLE), "--format", "junit", "--junit-flavour", "gitlab", "--output", str(target), "-q"]
+    )
     assert result.exit_code == 3, result.output  # the fake result has an error task
     root = ET.parse(target).getroot()
     assert [case.get("file") for case in root.iter("testcase")] == ["subs/=evil<b>.ipynb"] * 3
@@ -270,6 +352,7 @@ def test_junit_strips_characters_illegal_in_xml():
 
 # -- github -----------------------------------------------------------------------------------
 
+
 def test_github_escaping_helpers():
     assert github.escape_data("100%\r\nx") == "100%25%0D%0Ax"
     assert github.escape_property("a:b,c%") == "a%3Ab%2Cc%25"
@@ -282,7 +365,7 @@ def test_github_stdout_has_only_our_commands(tmp_path):
     lines = out.split("\n")
     token = re.match(r"::stop-commands::(\w+)$", lines[0]).group(1)
     resume = lines.index(f"::{token}::")
-    commands = [line for line in lines[resume + 1:]]
+    commands = [line for line in lines[resume + 1 :]]
     assert all(line.startswith(("::error ", "::notice ")) for line in commands)
     assert len(commands) == 3  # q (failed), loss (error), the score notice
     q = commands[0]
@@ -302,10 +385,13 @@ def test_github_summary_and_classroom_output(tmp_path):
     assert "<script>" not in text and "&lt;script&gt;" in text and "| `q` | ❌ failed | 0/2 |" in text
     lines = output.read_text().splitlines()
     assert lines[0] == "previous=1" and lines[1].startswith("result=")
-    payload = json.loads(base64.b64decode(lines[1][len("result="):]))
+    payload = json.loads(base64.b64decode(lines[1][len("result=") :]))
     assert payload["version"] == 1 and payload["status"] == "error" and payload["max_score"] == 8
     assert [(t["name"], t["status"], t["score"], t["max_score"]) for t in payload["tests"]] == [
-        ("schedule", "pass", 5.0, 5.0), ("q", "fail", 0.0, 2.0), ("loss", "error", 0.0, 1.0)]
+        ("schedule", "pass", 5.0, 5.0),
+        ("q", "fail", 0.0, 2.0),
+        ("loss", "error", 0.0, 1.0),
+    ]
     assert all(set(t) >= {"name", "status", "score", "max_score", "message"} for t in payload["tests"])
 
 
@@ -317,6 +403,7 @@ def test_github_classroom_status_pass_and_fail():
 
 
 # -- html -------------------------------------------------------------------------------------
+
 
 class _Collector(HTMLParser):
     def __init__(self):
@@ -355,6 +442,7 @@ def test_html_ignores_a_grid_that_is_not_a_png(tmp_path):
 
 
 # -- the grade command ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fake_grade(monkeypatch):
@@ -409,9 +497,25 @@ def test_unusable_input_still_gives_structured_reports(tmp_path, monkeypatch):
 
 def test_real_grade_in_junit_through_the_script(tmp_path):
     target = tmp_path / "junit.xml"
-    done = subprocess.run([SCRIPT, str(EXAMPLE), "--tasks", "q,loss", "--device", "cpu", "-q",
-                           "--format", "junit", "--output", str(target)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [
+            SCRIPT,
+            str(EXAMPLE),
+            "--tasks",
+            "q,loss",
+            "--device",
+            "cpu",
+            "-q",
+            "--format",
+            "junit",
+            "--output",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     suite = ET.parse(target).getroot().find("testsuite")

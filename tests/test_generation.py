@@ -17,7 +17,6 @@ from reference import mnist
 from tasks import generation
 
 
-
 def _digits(split: str, per_digit: int, offset: int = 0, shift: int = 0, moved: bool = True) -> torch.Tensor:
     """per_digit images of each digit 0..9, in digit order; `shift` draws d + shift instead.
 
@@ -27,7 +26,7 @@ def _digits(split: str, per_digit: int, offset: int = 0, shift: int = 0, moved: 
     rows = []
     for digit in range(10):
         wanted = (digit + shift) % 10
-        rows.append(images[labels == wanted][offset:offset + per_digit])
+        rows.append(images[labels == wanted][offset : offset + per_digit])
     drawn = torch.cat(rows)
     return torch.roll(drawn, shifts=(2, 1), dims=(2, 3)) if moved else drawn
 
@@ -69,8 +68,10 @@ def test_wrong_digits_fail_naming_the_confusion(tmp_path):
     assert not verdict.passed
     message = verdict.failures[0]
     assert re.search(r"\b(3\d|40) of 50 digits recognised", message), message
-    assert "digits drawn for 3 are classified as 8 in 5 of 5" in message \
+    assert (
+        "digits drawn for 3 are classified as 8 in 5 of 5" in message
         or "digits drawn for 4 are classified as 9 in 5 of 5" in message
+    )
     assert verdict.details["official_passed"] is False
 
 
@@ -107,8 +108,9 @@ def test_trusted_path_close_to_the_official_sample_passes(tmp_path):
 
 def test_weights_that_do_not_fit_fail_listing_keys(tmp_path):
     problem = {"missing": ["down0.conv1.model.0.weight"], "unexpected": ["down0.c1.weight"], "wrong_shape": []}
-    verdict = generation.judge({"stage": "weights", "problem": problem, "profile": "transplant", "w": 1.0},
-                               {}, lambda name: None, 0)
+    verdict = generation.judge(
+        {"stage": "weights", "problem": problem, "profile": "transplant", "w": 1.0}, {}, lambda name: None, 0
+    )
     assert not verdict.passed
     assert "down0.conv1.model.0.weight" in verdict.failures[0] and "down0.c1.weight" in verdict.failures[0]
 
@@ -174,8 +176,7 @@ def test_failed_unit_tasks_are_named_as_the_likely_cause(tmp_path):
     verdict = _judge(tmp_path, _failing_official(), effective_w=1.0, failed_before=["q", "reverse_q"])
     # On the transplant profile the training tasks (q) cannot explain the samples; reverse_q can.
     assert "likely cause: the reverse_q task failed above; fix it first" in verdict.hints, verdict.hints
-    trained = _judge(tmp_path, _failing_official(), effective_w=1.0, failed_before=["q", "reverse_q"],
-                     profile="train")
+    trained = _judge(tmp_path, _failing_official(), effective_w=1.0, failed_before=["q", "reverse_q"], profile="train")
     assert "likely cause: the reverse_q, q tasks failed above; fix them first" in trained.hints, trained.hints
 
 
@@ -331,15 +332,19 @@ def _records(count=40, drop_prob=0.1, from_batch=True, bad_at=3) -> dict:
     return {"batch_count": count, "steps_asked": 40, "masks": masks}
 
 
-@pytest.mark.parametrize("records, failure", [
-    (_records(), None),
-    (_records(drop_prob=0.9), None),
-    (_records(count=39), "trained 39 of the 40 batches"),
-    (_records(from_batch=False), "conditions on something other than the batch's labels"),
-    (_records(drop_prob=0.0), "c_drop_prob values of 0 or 1"),
-    (_records(drop_prob=1.0), "c_drop_prob values of 0 or 1"),
-    (_records(drop_prob=None), "c_drop_prob values of 0 or 1"),
-], ids=["right", "high-but-below-1", "one-batch-short", "other-labels", "drop-0", "drop-1", "drop-not-a-number"])
+@pytest.mark.parametrize(
+    "records, failure",
+    [
+        (_records(), None),
+        (_records(drop_prob=0.9), None),
+        (_records(count=39), "trained 39 of the 40 batches"),
+        (_records(from_batch=False), "conditions on something other than the batch's labels"),
+        (_records(drop_prob=0.0), "c_drop_prob values of 0 or 1"),
+        (_records(drop_prob=1.0), "c_drop_prob values of 0 or 1"),
+        (_records(drop_prob=None), "c_drop_prob values of 0 or 1"),
+    ],
+    ids=["right", "high-but-below-1", "one-batch-short", "other-labels", "drop-0", "drop-1", "drop-not-a-number"],
+)
 def test_training_records_on_the_train_profile(tmp_path, records, failure):
     verdict = _judge(tmp_path, _official(0), profile="train", training=records)
     if failure is None:
@@ -349,17 +354,22 @@ def test_training_records_on_the_train_profile(tmp_path, records, failure):
         assert any(failure in text for text in verdict.failures), verdict.failures
 
 
-@pytest.mark.parametrize("reference, loss, passes", [
-    (0.4, 0.49, True), (0.4, 0.51, False),      # the ratio rules: 0.4 * 1.25 = 0.5 > 0.4 + 0.02
-    (0.04, 0.059, True), (0.04, 0.061, False),  # the slack rules: 0.04 + 0.02 = 0.06 > 0.04 * 1.25
-])
+@pytest.mark.parametrize(
+    "reference, loss, passes",
+    [
+        (0.4, 0.49, True),
+        (0.4, 0.51, False),  # the ratio rules: 0.4 * 1.25 = 0.5 > 0.4 + 0.02
+        (0.04, 0.059, True),
+        (0.04, 0.061, False),  # the slack rules: 0.04 + 0.02 = 0.06 > 0.04 * 1.25
+    ],
+)
 def test_short_training_heldout_loss_bound(tmp_path, monkeypatch, reference, loss, passes):
     """The transplant profile's short training: the student's held-out loss may exceed the reference
     pipeline's by 25% or by 0.02, whichever is more. The prediction is the held-out noise plus a
     constant c, so its MSE is exactly c^2 = `loss`; the reference's loss is set."""
     monkeypatch.setattr(judge_module, "reference_heldout_loss", lambda steps, seed: reference)
     noise = generation.heldout_batch(0)["noise"]
-    narrow = {**_records(), "heldout_prediction": noise + loss ** 0.5}
+    narrow = {**_records(), "heldout_prediction": noise + loss**0.5}
     verdict = _judge(tmp_path, _official(0), narrow=narrow)
     assert verdict.details["short_training"]["heldout_loss"] == pytest.approx(loss, rel=1e-4)
     assert verdict.passed is passes, verdict.failures

@@ -35,15 +35,17 @@ EXPECTED = {
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_generation_verdict(name, tmp_path):
     path = corpus.write_case(CASES[name], tmp_path)
-    result = grade(path, ["generation"], device="cpu",
-                   generation={"artifacts_dir": tmp_path / "artifacts"})
+    result = grade(path, ["generation"], device="cpu", generation={"artifacts_dir": tmp_path / "artifacts"})
     (task,) = result.tasks
     details = task.details
     assert details["profile"] == "transplant"
     if name.endswith("_w0"):  # guidance switched off (0) or inverted (-1): the hint says so
         assert details["effective_w"] == (0.0 if name == "course_guidance_w0" else -1.0)
-        hint = ("switches guidance off" if name == "course_guidance_w0"
-                else "weighs the unconditional prediction above the conditional")
+        hint = (
+            "switches guidance off"
+            if name == "course_guidance_w0"
+            else "weighs the unconditional prediction above the conditional"
+        )
         assert task.status == "passed" or any(hint in h for h in task.hints), task.hints
     if EXPECTED[name] == "maybe":
         return
@@ -98,8 +100,13 @@ TRAIN_EXPECTED = {
 @pytest.mark.parametrize("name", list(TRAIN_EXPECTED))
 def test_train_profile_on_the_cpu(name, tmp_path):
     path = corpus.write_case(CASES[name], tmp_path)
-    result = grade(path, ["generation"], device="cpu", seed=3,
-                   generation={"profile": "train", "train_steps": TRAIN_STEPS, "per_digit": 5})
+    result = grade(
+        path,
+        ["generation"],
+        device="cpu",
+        seed=3,
+        generation={"profile": "train", "train_steps": TRAIN_STEPS, "per_digit": 5},
+    )
     (task,) = result.tasks
     assert task.status in ("passed", "failed"), task.message
     assert result.profile == "train" and task.details["profile"] == "train"
@@ -121,4 +128,3 @@ def test_same_seed_same_digits_whatever_tasks_ran_before(tmp_path):
     assert first["official_predictions"] == second["official_predictions"]
     assert first["reference_sampler_accuracy"] == second["reference_sampler_accuracy"]
     assert first["short_training"]["heldout_loss"] == pytest.approx(second["short_training"]["heldout_loss"], rel=1e-3)
-

@@ -21,8 +21,13 @@ def test_the_gpu_check_script_runs_end_to_end_in_smoke_mode(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "rows.json"
-    run = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--smoke", "--json-out", str(out)],
-                         capture_output=True, text=True, timeout=900, cwd=root)
+    run = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--smoke", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=root,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert [row["what"] for row in rows] == ["train profile", "one full grade", "2 grades sharing the device"]

@@ -35,10 +35,14 @@ def test_the_child_is_set_up_with_the_configured_fraction(monkeypatch, tmp_path)
     monkeypatch.setattr(sandbox, "_make_grader_undumpable", lambda: None)
     monkeypatch.setattr(sandbox.subprocess, "Popen", lambda *args, **kwargs: types.SimpleNamespace(pid=0))
     monkeypatch.setattr(sandbox.Sandbox, "_read_frame", lambda self, deadline: ({"sandbox": {}}, []))
-    monkeypatch.setattr(sandbox.Sandbox, "request",
-                        lambda self, op, timeout, *args, **payload: sent.update(payload) or sandbox.Outcome("ok"))
-    config = sandbox.SandboxConfig(workdir=tmp_path, data_dir=tmp_path, course_dir=tmp_path, view={},
-                                   device="cuda", gpu_fraction=0.225)
+    monkeypatch.setattr(
+        sandbox.Sandbox,
+        "request",
+        lambda self, op, timeout, *args, **payload: sent.update(payload) or sandbox.Outcome("ok"),
+    )
+    config = sandbox.SandboxConfig(
+        workdir=tmp_path, data_dir=tmp_path, course_dir=tmp_path, view={}, device="cuda", gpu_fraction=0.225
+    )
     sandbox.Sandbox(config).start(5.0)
     assert sent["gpu_fraction"] == 0.225
 
@@ -53,8 +57,9 @@ def test_the_command_passes_its_option_to_the_grade(monkeypatch, tmp_path):
         raise UnusableInput("stop here")
 
     monkeypatch.setattr(runner, "grade", fake_grade)
-    result = CliRunner().invoke(main, ["grade", str(tmp_path / "x.py"), "--allow-uncontained",
-                                       "--gpu-memory-fraction", "0.3", "-q"])
+    result = CliRunner().invoke(
+        main, ["grade", str(tmp_path / "x.py"), "--allow-uncontained", "--gpu-memory-fraction", "0.3", "-q"]
+    )
     assert result.exit_code == 2, result.output
     assert asked["gpu_fraction"] == 0.3
 

@@ -28,8 +28,13 @@ print(json.dumps({"refused": refused, "own": resource.getrlimit(resource.RLIMIT_
 
 
 def run(megabytes: int, env: dict | None = None) -> dict:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(megabytes)], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(CHECKOUT), **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(megabytes)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT), **(env or {})},
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

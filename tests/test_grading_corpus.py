@@ -86,8 +86,11 @@ WORKERS = int(os.environ.get("DLI_GRADE_TEST_WORKERS", min(2, os.cpu_count() or 
 @pytest.fixture(scope="module")
 def graded(request, tmp_path_factory):
     """Grade every corpus case selected in this run; name -> (path, GradeResult or the exception)."""
-    selected = [item.callspec.params["case"] for item in request.session.items
-                if getattr(item, "originalname", None) == "test_case" and item.module is request.module]
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_case" and item.module is request.module
+    ]
     folder = tmp_path_factory.mktemp("corpus")
     paths = {case.name: write_case(case, folder) for case in selected}
     outcomes = {}
@@ -97,9 +100,12 @@ def graded(request, tmp_path_factory):
             patch.setenv(name, "1")
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max(1, WORKERS), mp_context=context) as pool:
-            futures = {case.name: pool.submit(grade, str(paths[case.name]), task_ids=UNIT_TASKS,
-                                              timeout=case.timeout, device="cpu")
-                       for case in selected}
+            futures = {
+                case.name: pool.submit(
+                    grade, str(paths[case.name]), task_ids=UNIT_TASKS, timeout=case.timeout, device="cpu"
+                )
+                for case in selected
+            }
             for name, future in futures.items():
                 try:
                     outcomes[name] = future.result()
@@ -117,6 +123,7 @@ def test_case(case, graded):
 
 
 # -- the corpus itself ----------------------------------------------------------------------
+
 
 def test_case_names_are_unique():
     assert len({case.name for case in CASES}) == len(CASES)
@@ -158,15 +165,18 @@ class _Where:
 def _mask_keeping(fraction: float, generator: torch.Generator) -> torch.Tensor:
     """A (1000, 10) binary mask with exactly round(fraction * 10000) ones, at random places."""
     flat = torch.zeros(10_000)
-    flat[torch.randperm(10_000, generator=generator)[:round(fraction * 10_000)]] = 1.0
+    flat[torch.randperm(10_000, generator=generator)[: round(fraction * 10_000)]] = 1.0
     return flat.view(1000, 10)
 
 
-@pytest.mark.parametrize("at_01, at_05, failure", [
-    (0.88, 0.47, None),                                   # 2 and 3 points off: sampling noise allows that
-    (0.85, 0.50, "with drop_prob 0.1 it keeps 85%"),     # 5 points off at 0.1: more than 0.03
-    (0.90, 0.45, "with drop_prob 0.1 it keeps 90%"),     # 5 points off at 0.5: more than 0.04
-])
+@pytest.mark.parametrize(
+    "at_01, at_05, failure",
+    [
+        (0.88, 0.47, None),  # 2 and 3 points off: sampling noise allows that
+        (0.85, 0.50, "with drop_prob 0.1 it keeps 85%"),  # 5 points off at 0.1: more than 0.03
+        (0.90, 0.45, "with drop_prob 0.1 it keeps 90%"),  # 5 points off at 0.5: more than 0.04
+    ],
+)
 def test_mask_judge_keep_rate_band(at_01, at_05, failure):
     """A mask keeping 1 - drop_prob within 0.03 at 0.1 and 0.04 at 0.5 passes (10,000 draws have a
     standard deviation of 0.003 and 0.005 there); further off fails (the message names the rate at 0.1)."""

@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
 SCRIPT = shutil.which("dli-grade") or str(Path(sys.executable).parent / "dli-grade")
 # Written into the submission's source as escapes, so the file itself is valid UTF-8.
-NASTY_SOURCE = ('"lone \\ud800 surrogate \\u202e bidi \\u2066 NUL \\x00 CDATA ]]> ::error::forged '
-                '\\x1b[31mANSI\\x1b[0m </script><script>alert(1)</script> " + "x" * 100_000')
+NASTY_SOURCE = (
+    '"lone \\ud800 surrogate \\u202e bidi \\u2066 NUL \\x00 CDATA ]]> ::error::forged '
+    '\\x1b[31mANSI\\x1b[0m </script><script>alert(1)</script> " + "x" * 100_000'
+)
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -79,6 +81,7 @@ def strings_of(value):
 
 def strict_json(text: str):
     """Parse as a strict reader does: no surrogate (escaped or raw), no NaN."""
+
     def no_constants(name):
         raise ValueError(f"{name} is not JSON")
 
@@ -141,8 +144,13 @@ def test_every_format_survives_a_real_grade_of_hostile_text(fmt, real_result, na
 def test_the_script_writes_every_github_file_and_the_html_report(nasty, tmp_path):
     summary, output, page = tmp_path / "summary.md", tmp_path / "output", tmp_path / "report.html"
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
-    done = subprocess.run([SCRIPT, str(nasty), "--tasks", "q", "--device", "cpu", "-q", "--format", "github",
-                           "--html-report", str(page)], capture_output=True, cwd=tmp_path, env=env, timeout=300)
+    done = subprocess.run(
+        [SCRIPT, str(nasty), "--tasks", "q", "--device", "cpu", "-q", "--format", "github", "--html-report", str(page)],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr.decode("utf-8", "replace")[-2000:]
     check_output("github", done.stdout.decode("utf-8"))
     check_output("html", page.read_text(encoding="utf-8"))
@@ -154,8 +162,13 @@ def test_the_script_writes_every_github_file_and_the_html_report(nasty, tmp_path
 
 def test_a_console_that_is_not_utf8_still_gets_the_text_report(nasty, tmp_path):
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    done = subprocess.run([SCRIPT, str(nasty), "--tasks", "q", "--device", "cpu", "-q"],
-                          capture_output=True, cwd=tmp_path, env=env, timeout=300)
+    done = subprocess.run(
+        [SCRIPT, str(nasty), "--tasks", "q", "--device", "cpu", "-q"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr.decode("utf-8", "replace")[-2000:]
     text = done.stdout.decode("ascii")  # strict: every character written is ASCII
     assert "FAIL  q" in text and "raised ValueError: lone ? surrogate" in text
@@ -166,8 +179,12 @@ def test_a_batch_survives_hostile_text_and_a_file_name_that_is_not_utf8(nasty, t
     subs.mkdir()
     # A file name with a byte that is not UTF-8: Python reads it with a surrogate (surrogateescape).
     shutil.copy(nasty, os.path.join(os.fsencode(subs), b"caf\xe9.py"))
-    done = subprocess.run([SCRIPT, "batch", "subs", "--out", "out", "--tasks", "q", "--device", "cpu", "-q"],
-                          capture_output=True, cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [SCRIPT, "batch", "subs", "--out", "out", "--tasks", "q", "--device", "cpu", "-q"],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-2000:]
     out = tmp_path / "out"
     rows = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))

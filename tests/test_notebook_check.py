@@ -43,19 +43,19 @@ def kernel_cells() -> list[str]:
         # 1: nothing run yet (this cell is still running, so it does not count)
         "import dli_grade\ntry:\n    dli_grade.check('q')\nexcept dli_grade.NoCellsRunError as error:\n"
         "    print('NoCellsRunError:', error)",
-        "import torch\ndevice = torch.device('cpu')",                                  # 2
-        example_cell("a_bar = torch.cumprod(a, dim=0)"),                                # 3
-        correct_q,                                                                      # 4
-        "dli_grade.check('q')",                                                         # 5
-        correct_q.replace(CORRECT_Q, SWAPPED_Q),                                        # 6
-        "dli_grade.check('q')",                                                         # 7
+        "import torch\ndevice = torch.device('cpu')",  # 2
+        example_cell("a_bar = torch.cumprod(a, dim=0)"),  # 3
+        correct_q,  # 4
+        "dli_grade.check('q')",  # 5
+        correct_q.replace(CORRECT_Q, SWAPPED_Q),  # 6
+        "dli_grade.check('q')",  # 7
         "try:\n    dli_grade.check('q', 'no_such_task')\nexcept dli_grade.UnknownTaskError as error:\n"
-        "    print('UnknownTaskError:', error)",                                        # 8
+        "    print('UnknownTaskError:', error)",  # 8
         # 9: a reverse_q whose error message is markup, for check_all's table
         f"def reverse_q(x_t, t, e_t):\n    raise ValueError({HOSTILE!r})",
-        "dli_grade.check_all()",                                                        # 10
+        "dli_grade.check_all()",  # 10
         "import sys, json\nprint(json.dumps(sorted(name for name in sys.modules\n"
-        f"    if name.split('.')[0] in {(*GRADER_PACKAGES, 'dli_grade')!r})))",          # 11
+        f"    if name.split('.')[0] in {(*GRADER_PACKAGES, 'dli_grade')!r})))",  # 11
     ]
 
 
@@ -74,8 +74,7 @@ def outputs(kernel_folder):
     """Each cell's outputs after running the notebook in a fresh kernel of this interpreter."""
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in kernel_cells()])
     folder = kernel_folder
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
     client.execute()
     return [cell.outputs for cell in notebook.cells]
 
@@ -185,11 +184,16 @@ def test_task_ids_come_from_the_graders_list():
     assert dli_grade.task_ids(generation=False) == list(tasks.UNIT_TASK_IDS)
 
 
-@pytest.mark.parametrize("script, expected", [
-    ("import sys; sys.stderr.write('Traceback ...\\nRuntimeError: boom\\n'); sys.exit(3)",
-     r"the grader failed \(exit 3\): Traceback ...\nRuntimeError: boom"),
-    ("import os; os.kill(os.getpid(), 9)", r"the grader failed \(exit -9\): \(no error output\)"),
-])
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        (
+            "import sys; sys.stderr.write('Traceback ...\\nRuntimeError: boom\\n'); sys.exit(3)",
+            r"the grader failed \(exit 3\): Traceback ...\nRuntimeError: boom",
+        ),
+        ("import os; os.kill(os.getpid(), 9)", r"the grader failed \(exit -9\): \(no error output\)"),
+    ],
+)
 def test_grader_failure_shows_its_stderr_tail(monkeypatch, script, expected):
     monkeypatch.setattr(runner, "GRADER_COMMAND", (sys.executable, "-c", script))
     with pytest.raises(dli_grade.GraderFailedError, match=expected):

@@ -16,8 +16,15 @@ import tracemalloc
 import pytest
 import torch
 
-from grader.sandbox.frames import (MAX_BLOBS, FrameReader, Opaque, ProtocolError, decode_value, encode_frame,
-                             progress_event)
+from grader.sandbox.frames import (
+    MAX_BLOBS,
+    FrameReader,
+    Opaque,
+    ProtocolError,
+    decode_value,
+    encode_frame,
+    progress_event,
+)
 
 
 def raw_frame(body: bytes, blobs: list[bytes] = ()) -> bytes:
@@ -28,7 +35,7 @@ def read_all(data: bytes, chunk: int = 1 << 20, allowance=None) -> list:
     reader = FrameReader(allowance)
     frames = []
     for start in range(0, len(data), chunk):
-        reader.feed(data[start:start + chunk])
+        reader.feed(data[start : start + chunk])
         while (frame := reader.next_frame()) is not None:
             frames.append(frame)
     return frames
@@ -40,9 +47,13 @@ def tensor_tree(index: int, dtype: str, shape: list) -> dict:
 
 # -- frames ------------------------------------------------------------------------------------
 
+
 def test_frames_split_at_every_byte_come_back_whole():
-    data = (encode_frame({"progress": ["training", 1, 2]}) + encode_frame({"id": 1}, [b"abc", b"", b"defg"])
-            + encode_frame({"id": 2}))
+    data = (
+        encode_frame({"progress": ["training", 1, 2]})
+        + encode_frame({"id": 1}, [b"abc", b"", b"defg"])
+        + encode_frame({"id": 2})
+    )
     frames = read_all(data, chunk=1)
     assert [header.get("id") for header, _ in frames] == [None, 1, 2]
     assert [bytes(blob) for blob in frames[1][1]] == [b"abc", b"", b"defg"]
@@ -69,7 +80,7 @@ def test_a_large_tensor_costs_the_grader_its_size_once():
     data = encode_frame({"id": 1, "reply": tensor_tree(0, "uint8", [size])}, [bytes(size)])
     tracemalloc.start()
     try:
-        (header, blobs), = read_all(data)
+        ((header, blobs),) = read_all(data)
         value = decode_value(header["reply"], blobs)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -89,16 +100,19 @@ def test_allowance_bounds_what_a_task_may_receive():
         read_all(frame * 3, allowance=3 * len(frame) - 1)
 
 
-@pytest.mark.parametrize("data, phrase", [
-    (b"\xff\xff\xff\xff", "frame header of"),
-    (raw_frame(b"[" * 200_000 + b"]" * 200_000), "not JSON"),   # RecursionError in json.loads
-    (raw_frame(b"{\"a\": NaN}"), "not JSON"),
-    (raw_frame(b"\xff\xfe"), "not JSON"),
-    (raw_frame(b"[1, 2]"), "not an object"),
-    (raw_frame(b"{\"blobs\": [-1]}"), "malformed or oversized"),
-    (raw_frame(json.dumps({"blobs": [MAX_BLOBS, 1]}).encode()), "malformed or oversized"),
-    (raw_frame(b"{\"blobs\": [true]}"), "malformed or oversized"),
-])
+@pytest.mark.parametrize(
+    "data, phrase",
+    [
+        (b"\xff\xff\xff\xff", "frame header of"),
+        (raw_frame(b"[" * 200_000 + b"]" * 200_000), "not JSON"),  # RecursionError in json.loads
+        (raw_frame(b'{"a": NaN}'), "not JSON"),
+        (raw_frame(b"\xff\xfe"), "not JSON"),
+        (raw_frame(b"[1, 2]"), "not an object"),
+        (raw_frame(b'{"blobs": [-1]}'), "malformed or oversized"),
+        (raw_frame(json.dumps({"blobs": [MAX_BLOBS, 1]}).encode()), "malformed or oversized"),
+        (raw_frame(b'{"blobs": [true]}'), "malformed or oversized"),
+    ],
+)
 def test_malformed_frames_raise_protocol_errors(data, phrase):
     with pytest.raises(ProtocolError, match=phrase):
         read_all(data)
@@ -106,33 +120,43 @@ def test_malformed_frames_raise_protocol_errors(data, phrase):
 
 # -- values ------------------------------------------------------------------------------------
 
+
 def test_plain_values_and_tensors_decode():
-    tree = {"$dict": {"a": {"$tuple": [1, 2.5, "s", None, True]}, "t": tensor_tree(0, "float32", [2, 1]),
-                      "o": {"$opaque": "Model"}, "n": {"$float": "nan"}}}
+    tree = {
+        "$dict": {
+            "a": {"$tuple": [1, 2.5, "s", None, True]},
+            "t": tensor_tree(0, "float32", [2, 1]),
+            "o": {"$opaque": "Model"},
+            "n": {"$float": "nan"},
+        }
+    }
     value = decode_value(tree, [bytearray(struct.pack("<2f", 1.0, -2.0))])
     assert value["a"] == (1, 2.5, "s", None, True) and value["o"] == Opaque("Model")
     assert value["t"].tolist() == [[1.0], [-2.0]] and value["n"] != value["n"]
 
 
-@pytest.mark.parametrize("tree, blobs, phrase", [
-    # a 0-element tensor whose strides overflow int64 (torch.empty raised RuntimeError: exit 3)
-    (tensor_tree(0, "float32", [0, 2**62, 2**62]), [b""], "absurd shape"),
-    (tensor_tree(0, "float32", [2**31, 2**31, 0, 1024]), [b""], "absurd shape"),
-    (tensor_tree(0, ["float32"], [1]), [bytes(4)], "malformed tensor"),        # unhashable dtype: TypeError
-    (tensor_tree(0, "complex64", [1]), [bytes(8)], "malformed tensor"),
-    (tensor_tree(0, "float32", [1.0]), [bytes(4)], "malformed tensor"),
-    (tensor_tree(0, "float32", [-1]), [bytes(4)], "malformed tensor"),
-    (tensor_tree(True, "float32", [1]), [bytes(4)], "malformed tensor"),
-    (tensor_tree(0, "float32", [1] * 9), [bytes(4)], "malformed tensor"),
-    (tensor_tree(0, "float32", [3]), [bytes(4)], "don't match"),
-    ({"$tuple": [tensor_tree(0, "uint8", [1]), tensor_tree(0, "uint8", [1])]}, [b"x"], "share the same bytes"),
-    ({"$opaque": {"$dict": {}}}, [], "malformed value"),
-    ({"$float": "1e400"}, [], "malformed float"),
-    ({"$float": ["nan"]}, [], "malformed float"),
-    ([1, 2], [], "bare list"),
-    ({}, [], "malformed value"),
-    ({"$set": [1]}, [], "malformed value"),
-])
+@pytest.mark.parametrize(
+    "tree, blobs, phrase",
+    [
+        # a 0-element tensor whose strides overflow int64 (torch.empty raised RuntimeError: exit 3)
+        (tensor_tree(0, "float32", [0, 2**62, 2**62]), [b""], "absurd shape"),
+        (tensor_tree(0, "float32", [2**31, 2**31, 0, 1024]), [b""], "absurd shape"),
+        (tensor_tree(0, ["float32"], [1]), [bytes(4)], "malformed tensor"),  # unhashable dtype: TypeError
+        (tensor_tree(0, "complex64", [1]), [bytes(8)], "malformed tensor"),
+        (tensor_tree(0, "float32", [1.0]), [bytes(4)], "malformed tensor"),
+        (tensor_tree(0, "float32", [-1]), [bytes(4)], "malformed tensor"),
+        (tensor_tree(True, "float32", [1]), [bytes(4)], "malformed tensor"),
+        (tensor_tree(0, "float32", [1] * 9), [bytes(4)], "malformed tensor"),
+        (tensor_tree(0, "float32", [3]), [bytes(4)], "don't match"),
+        ({"$tuple": [tensor_tree(0, "uint8", [1]), tensor_tree(0, "uint8", [1])]}, [b"x"], "share the same bytes"),
+        ({"$opaque": {"$dict": {}}}, [], "malformed value"),
+        ({"$float": "1e400"}, [], "malformed float"),
+        ({"$float": ["nan"]}, [], "malformed float"),
+        ([1, 2], [], "bare list"),
+        ({}, [], "malformed value"),
+        ({"$set": [1]}, [], "malformed value"),
+    ],
+)
 def test_malformed_values_raise_protocol_errors(tree, blobs, phrase):
     with pytest.raises(ProtocolError, match=phrase):
         decode_value(tree, [bytearray(blob) for blob in blobs])
@@ -148,30 +172,35 @@ def test_deep_values_raise_protocol_errors():
 
 # -- progress frames -----------------------------------------------------------------------------
 
+
 def test_a_progress_frame_is_read():
     assert progress_event({"progress": ["training", 3, 10], "blobs": []}) == ("training", 3, 10)
 
 
-@pytest.mark.parametrize("header", [
-    {"progress": ["training", "1", 10]},      # int("1") worked, int("x") was exit 3
-    {"progress": ["training", 1.5, 10]},
-    {"progress": ["training", True, 10]},
-    {"progress": ["training", -1, 10]},
-    {"progress": ["training", 11, 10]},
-    {"progress": ["training", 1, 10**30]},
-    {"progress": [["deep"], 1, 10]},
-    {"progress": ["x" * 201, 1, 10]},
-    {"progress": ["training", 1]},
-    {"progress": "training 1/10"},
-    {"progress": ["training", 1, 10], "reply": {"$dict": {"ok": True}}},
-    {"progress": ["training", 1, 10], "blobs": [4]},
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"progress": ["training", "1", 10]},  # int("1") worked, int("x") was exit 3
+        {"progress": ["training", 1.5, 10]},
+        {"progress": ["training", True, 10]},
+        {"progress": ["training", -1, 10]},
+        {"progress": ["training", 11, 10]},
+        {"progress": ["training", 1, 10**30]},
+        {"progress": [["deep"], 1, 10]},
+        {"progress": ["x" * 201, 1, 10]},
+        {"progress": ["training", 1]},
+        {"progress": "training 1/10"},
+        {"progress": ["training", 1, 10], "reply": {"$dict": {"ok": True}}},
+        {"progress": ["training", 1, 10], "blobs": [4]},
+    ],
+)
 def test_malformed_progress_frames_raise_protocol_errors(header):
     with pytest.raises(ProtocolError, match="progress frame"):
         progress_event(header)
 
 
 # -- fuzz ------------------------------------------------------------------------------------------
+
 
 def random_tree(rng: random.Random, depth: int = 0):
     """A random JSON tree that leans towards what the decoder looks for."""
@@ -187,10 +216,25 @@ def random_tree(rng: random.Random, depth: int = 0):
     if choice == 4:
         return {"$float": rng.choice(["nan", "inf", "-inf", "1", 1, None, ["nan"]])}
     if choice == 5:
-        return {"$tensor": rng.choice([0, 1, -1, 99, True, "0", 2**70]),
-                "dtype": rng.choice(["float32", "bool", "int64", "bfloat16", "x", 1, ["bool"], None]),
-                "shape": rng.choice([[], [0], [1], [2, 2], [0, 2**62, 2**62], [2**40, 2**40], [-1], [1.0],
-                                     "1", [1] * 9, [rng.randrange(0, 5) for _ in range(rng.randrange(9))]])}
+        return {
+            "$tensor": rng.choice([0, 1, -1, 99, True, "0", 2**70]),
+            "dtype": rng.choice(["float32", "bool", "int64", "bfloat16", "x", 1, ["bool"], None]),
+            "shape": rng.choice(
+                [
+                    [],
+                    [0],
+                    [1],
+                    [2, 2],
+                    [0, 2**62, 2**62],
+                    [2**40, 2**40],
+                    [-1],
+                    [1.0],
+                    "1",
+                    [1] * 9,
+                    [rng.randrange(0, 5) for _ in range(rng.randrange(9))],
+                ]
+            ),
+        }
     if choice == 6:
         return {"$opaque": random_tree(rng, depth + 1)}
     if choice in (7, 8):
@@ -223,7 +267,7 @@ def test_fuzz_values_and_progress_only_raise_protocol_errors():
         except ProtocolError:
             outcomes["refused"] += 1
         try:
-            progress_event({"progress": rng.choice([tree, [tree, 1, 2], ["p", tree, 2**rng.randrange(70)]])})
+            progress_event({"progress": rng.choice([tree, [tree, 1, 2], ["p", tree, 2 ** rng.randrange(70)]])})
         except ProtocolError:
             pass
     assert min(outcomes.values()) > 200, outcomes  # the generator reaches both sides
@@ -231,9 +275,10 @@ def test_fuzz_values_and_progress_only_raise_protocol_errors():
 
 def test_fuzz_bytes_only_raise_protocol_errors():
     rng = random.Random(61206)
-    valid = [encode_frame({"progress": ["training", 1, 2]}),
-             encode_frame({"id": 1, "reply": {"$dict": {"ok": True, "value": tensor_tree(0, "float32", [2])}}},
-                          [bytes(8)])]
+    valid = [
+        encode_frame({"progress": ["training", 1, 2]}),
+        encode_frame({"id": 1, "reply": {"$dict": {"ok": True, "value": tensor_tree(0, "float32", [2])}}}, [bytes(8)]),
+    ]
     outcomes = {"frames": 0, "refused": 0}
     for _ in range(3000):
         kind = rng.randrange(3)

@@ -86,8 +86,9 @@ def test_labels_out_of_range_raise(labels):
         get_context_mask(torch.tensor(labels), 0.1)
 
 
-@pytest.mark.parametrize("labels", [torch.tensor(3), torch.zeros(2, 2, dtype=torch.long),
-                                    F.one_hot(torch.tensor([1, 2]), 10)])
+@pytest.mark.parametrize(
+    "labels", [torch.tensor(3), torch.zeros(2, 2, dtype=torch.long), F.one_hot(torch.tensor([1, 2]), 10)]
+)
 def test_non_1d_labels_raise(labels):
     with pytest.raises(ValueError, match="1-D tensor of class labels"):
         get_context_mask(labels, 0.1)

@@ -129,11 +129,14 @@ def test_copy_loads_like_shipped(data_copy, test_split):
     assert torch.equal(images, test_split[0]) and torch.equal(labels, test_split[1])
 
 
-@pytest.mark.parametrize("name, split", [
-    ("t10k-labels-idx1-ubyte.gz", "test"),
-    ("t10k-images-idx3-ubyte.gz", "test"),
-    ("train-labels-idx1-ubyte.gz", "train"),
-])
+@pytest.mark.parametrize(
+    "name, split",
+    [
+        ("t10k-labels-idx1-ubyte.gz", "test"),
+        ("t10k-images-idx3-ubyte.gz", "test"),
+        ("train-labels-idx1-ubyte.gz", "train"),
+    ],
+)
 def test_corrupt_file_fails_verify_and_load(data_copy, name, split):
     path = data_copy / name
     raw = bytearray(path.read_bytes())

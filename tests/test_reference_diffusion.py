@@ -57,8 +57,9 @@ def test_q_coefficients_at_chosen_t_as_numbers(schedule):
     x_0 = torch.full((3, 1, 28, 28), 2.0)
     noise = torch.full((3, 1, 28, 28), -1.0)
     x_t, _ = q(x_0, torch.tensor([0.0, 74.0, 149.0]), schedule, noise=noise)
-    for i, (sa, s1) in enumerate([(0.99994999875, 0.01), (0.82720979369, 0.56189319022),
-                                   (0.46820785895, 0.88361835699)]):
+    for i, (sa, s1) in enumerate(
+        [(0.99994999875, 0.01), (0.82720979369, 0.56189319022), (0.46820785895, 0.88361835699)]
+    ):
         assert torch.allclose(x_t[i], torch.full_like(x_t[i], 2 * sa - s1), rtol=2e-5, atol=2e-5), i
 
 
@@ -266,7 +267,10 @@ def test_reverse_q_rejects_bad_x_t_and_t(schedule):
 def test_reverse_q_rejects_wrong_noise_shape(schedule):
     with pytest.raises(ValueError, match="noise"):
         reverse_q(
-            torch.zeros(2, 1, 28, 28), torch.tensor([5, 5]), torch.zeros(2, 1, 28, 28), schedule,
+            torch.zeros(2, 1, 28, 28),
+            torch.tensor([5, 5]),
+            torch.zeros(2, 1, 28, 28),
+            schedule,
             noise=torch.ones(1, 1, 28, 28),
         )
 
@@ -304,8 +308,9 @@ def test_get_loss_is_mse_of_prediction_and_q_noise(schedule):
     # is written out again.
     torch.manual_seed(11)
     noise = torch.randn_like(x_0).double()
-    a_bar = torch.tensor([math.prod(1 - (1e-4 + (0.02 - 1e-4) * i / 149) for i in range(s + 1))
-                          for s in steps], dtype=torch.float64).reshape(6, 1, 1, 1)
+    a_bar = torch.tensor(
+        [math.prod(1 - (1e-4 + (0.02 - 1e-4) * i / 149) for i in range(s + 1)) for s in steps], dtype=torch.float64
+    ).reshape(6, 1, 1, 1)
     x_noisy = a_bar.sqrt() * x_0.double() + (1 - a_bar).sqrt() * noise
     kept = torch.tensor([1.0, 0.0] * 3, dtype=torch.float64).reshape(6, 1, 1, 1)  # one class each, masked or not
     prediction = 0.3 * x_noisy + torch.tensor(steps, dtype=torch.float64).reshape(6, 1, 1, 1) / 150 + kept

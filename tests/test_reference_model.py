@@ -59,8 +59,13 @@ def standardise_then_gelu(z: torch.Tensor) -> torch.Tensor:
 
 def test_block_registry_has_the_seven_course_names():
     assert sorted(BLOCK_CLASSES) == [
-        "DownBlock", "EmbedBlock", "GELUConvBlock", "RearrangePoolBlock",
-        "ResidualConvBlock", "SinusoidalPositionEmbedBlock", "UpBlock",
+        "DownBlock",
+        "EmbedBlock",
+        "GELUConvBlock",
+        "RearrangePoolBlock",
+        "ResidualConvBlock",
+        "SinusoidalPositionEmbedBlock",
+        "UpBlock",
     ]
 
 
@@ -297,16 +302,38 @@ def test_course_unet_state_dict_keys_and_shapes(course_model):
     assert tuple(state["up0.1.model.1.weight"].shape) == (128,)
     assert tuple(state["out.3.weight"].shape) == (1, 64, 3, 3)
     assert {k.split(".")[0] for k in state} == {
-        "down0", "down1", "down2", "dense_emb", "t_emb1", "t_emb2",
-        "c_embed1", "c_embed2", "up0", "up1", "up2", "out",
+        "down0",
+        "down1",
+        "down2",
+        "dense_emb",
+        "t_emb1",
+        "t_emb2",
+        "c_embed1",
+        "c_embed2",
+        "up0",
+        "up1",
+        "up2",
+        "out",
     }
 
 
 def test_course_unet_attribute_names_and_groups(course_model):
     children = [name for name, _ in course_model.named_children()]
     assert children == [
-        "down0", "down1", "down2", "to_vec", "dense_emb", "sinusoidaltime",
-        "t_emb1", "t_emb2", "c_embed1", "c_embed2", "up0", "up1", "up2", "out",
+        "down0",
+        "down1",
+        "down2",
+        "to_vec",
+        "dense_emb",
+        "sinusoidaltime",
+        "t_emb1",
+        "t_emb2",
+        "c_embed1",
+        "c_embed2",
+        "up0",
+        "up1",
+        "up2",
+        "out",
     ]
     assert course_model.T == 150
     assert course_model.down0.conv1.model[1].num_groups == 8  # small group size
@@ -391,10 +418,13 @@ def test_narrow_unet_groups_divide_channels(narrow):
             assert module.num_channels % module.num_groups == 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(down_chs=(16, 32)), "down_chs must have three entries"),
-    (dict(img_size=30), "img_size must be divisible by 4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(down_chs=(16, 32)), "down_chs must have three entries"),
+        (dict(img_size=30), "img_size must be divisible by 4"),
+    ],
+)
 def test_unet_rejects_bad_arguments(kwargs, message):
     args = dict(T=150, img_ch=1, img_size=28, down_chs=(16, 32, 64))
     args.update(kwargs)
@@ -423,8 +453,16 @@ def test_train_returns_finite_losses_and_is_reproducible(toy_data):
     schedule = make_schedule(150)
     first, second, third = tiny_unet(), tiny_unet(), tiny_unet()  # identical initial weights
     seen = []
-    log = train(first, images, labels, schedule, steps=5, batch_size=8, seed=3,
-                progress=lambda step, loss: seen.append((step, loss)))
+    log = train(
+        first,
+        images,
+        labels,
+        schedule,
+        steps=5,
+        batch_size=8,
+        seed=3,
+        progress=lambda step, loss: seen.append((step, loss)),
+    )
     assert len(log.losses) == 5
     assert all(math.isfinite(v) and v > 0 for v in log.losses)
     assert [s for s, _ in seen] == [1, 2, 3, 4, 5]

@@ -95,7 +95,13 @@ def test_shapes_dtypes_and_monotonicity(T):
 def test_as_dict_uses_the_course_names():
     s = make_schedule(10)
     course_names = {
-        "B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff",
+        "B",
+        "a",
+        "a_bar",
+        "sqrt_a_bar",
+        "sqrt_one_minus_a_bar",
+        "sqrt_a_inv",
+        "pred_noise_coeff",
     }
     d = s.as_dict()
     assert set(d) == course_names

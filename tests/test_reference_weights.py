@@ -66,13 +66,16 @@ def test_read_garbage_and_empty_files(tmp_path):
             read_state_dict(tmp_path / name)
 
 
-@pytest.mark.parametrize("payload", [
-    [torch.zeros(2)],
-    torch.zeros(3),
-    {"fc.weight": [1.0, 2.0]},
-    {1: torch.zeros(1)},
-    {"nested": {"fc.weight": torch.zeros(1)}},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [torch.zeros(2)],
+        torch.zeros(3),
+        {"fc.weight": [1.0, 2.0]},
+        {1: torch.zeros(1)},
+        {"nested": {"fc.weight": torch.zeros(1)}},
+    ],
+)
 def test_read_non_state_dict(tmp_path, payload):
     path = tmp_path / "odd.pt"
     torch.save(payload, path)
@@ -92,7 +95,6 @@ def test_read_whole_model_pickle_is_refused(tmp_path):
     torch.save(Small(), path)
     with pytest.raises(WeightsError, match="unreadable"):
         read_state_dict(path)
-
 
 
 def test_read_accepts_plain_torch_save_of_state_dict(tmp_path):
@@ -234,7 +236,7 @@ class NearestInteger(nn.Module):
 
     def forward(self, x):
         mean = x.mean(dim=(1, 2, 3))
-        return -(mean[:, None] - torch.arange(10.0)[None, :]) ** 2
+        return -((mean[:, None] - torch.arange(10.0)[None, :]) ** 2)
 
 
 def test_classify_is_argmax_over_normalised_samples():
@@ -312,8 +314,12 @@ def test_shipped_narrow_reference_is_what_its_script_trains():
     fresh = narrow.train_reference(narrow.SHIPPED_STEPS)
     batch = heldout_batch(seed=7)
     with torch.no_grad():
-        losses = [F.mse_loss(model(batch["x_t"], batch["t"], batch["c_hot"], torch.ones_like(batch["c_hot"])),
-                             batch["noise"]).item() for model in (shipped, fresh)]
+        losses = [
+            F.mse_loss(
+                model(batch["x_t"], batch["t"], batch["c_hot"], torch.ones_like(batch["c_hot"])), batch["noise"]
+            ).item()
+            for model in (shipped, fresh)
+        ]
     untrained = narrow.start_state()
     assert any(not torch.equal(untrained[k], v.float()) for k, v in shipped.state_dict().items())
     assert losses[0] == pytest.approx(losses[1], rel=0.05), losses

@@ -37,20 +37,45 @@ def test_real_output_validates(validator, graded):
 def good() -> dict:
     """A hand-built document with every optional part present."""
     result = GradeResult(
-        submission="student.ipynb", sha256="0" * 64, layout="B", device="cpu",
+        submission="student.ipynb",
+        sha256="0" * 64,
+        layout="B",
+        device="cpu",
         tasks=[
             TaskResult("q", "forward diffusion", 2, 2, "passed"),
-            TaskResult("reverse_q", "reverse step", 0, 3, "failed", "variance is B[t]",
-                       hints=["use B[t - 1]"], location=Location(7, 12), details={"t": [1, 2]}),
-            TaskResult("generation", "digits", 0, 28, "error", location=Location(None, None),
-                       details={"official_accuracy": 0.5, "official_passed": False}),
+            TaskResult(
+                "reverse_q",
+                "reverse step",
+                0,
+                3,
+                "failed",
+                "variance is B[t]",
+                hints=["use B[t - 1]"],
+                location=Location(7, 12),
+                details={"t": [1, 2]},
+            ),
+            TaskResult(
+                "generation",
+                "digits",
+                0,
+                28,
+                "error",
+                location=Location(None, None),
+                details={"official_accuracy": 0.5, "official_passed": False},
+            ),
         ],
-        integrity=["cell 3 was edited"], duration_s=12.3, timings={"q": 1.5},
+        integrity=["cell 3 was edited"],
+        duration_s=12.3,
+        timings={"q": 1.5},
     )
     document = result.to_json()
     document["profile"] = "cpu"
-    document["sandbox"] = {"layers": {"netns": {"held": True, "detail": "own network namespace"},
-                                      "landlock": {"held": False, "detail": "kernel too old"}}}
+    document["sandbox"] = {
+        "layers": {
+            "netns": {"held": True, "detail": "own network namespace"},
+            "landlock": {"held": False, "detail": "kernel too old"},
+        }
+    }
     return document
 
 
@@ -63,6 +88,7 @@ def test_hand_built_document_with_every_optional_part_validates(validator):
 def _drop(key):
     def edit(d):
         del d[key]
+
     return edit
 
 
@@ -74,6 +100,7 @@ def _set(*path_and_value):
         for part in path[:-1]:
             target = target[part]
         target[path[-1]] = value
+
     return edit
 
 

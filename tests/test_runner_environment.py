@@ -21,8 +21,12 @@ def test_notebook_mnist_loader_works_offline_in_the_child(tmp_path):
     try:
         assert grading.start_child() is None
         outcome = grading.request(
-            "exec", 60, code="_train = torchvision.datasets.MNIST('./data/', download=True, train=False)\n"
-            "assert len(_train) == 10000, len(_train)\n", filename="<probe>")
+            "exec",
+            60,
+            code="_train = torchvision.datasets.MNIST('./data/', download=True, train=False)\n"
+            "assert len(_train) == 10000, len(_train)\n",
+            filename="<probe>",
+        )
         assert outcome.ok and not outcome.value, outcome.value  # no statement failed
     finally:
         grading.close()

@@ -59,9 +59,18 @@ def test_nbformat_4_minor_versions_load(tmp_path, minor):
 
 def test_source_as_list_of_lines_is_joined(tmp_path):
     raw = {
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                   "source": ["a = 1\n", "b = 2"]}],
-        "metadata": {}, "nbformat": 4, "nbformat_minor": 2,
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": ["a = 1\n", "b = 2"],
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 2,
     }
     path = write_text(tmp_path, "nb.ipynb", json.dumps(raw))
     assert load_submission(path).cells[0].source == "a = 1\nb = 2"

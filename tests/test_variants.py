@@ -31,8 +31,12 @@ def graded(tmp_path_factory):
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             patch.setenv(name, "1")
         with ProcessPoolExecutor(max(1, WORKERS), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {case.name: pool.submit(grade, str(paths[case.name]), task_ids=UNIT_TASKS,
-                                              timeout=case.timeout, device="cpu") for case in VARIANTS}
+            futures = {
+                case.name: pool.submit(
+                    grade, str(paths[case.name]), task_ids=UNIT_TASKS, timeout=case.timeout, device="cpu"
+                )
+                for case in VARIANTS
+            }
             for name, future in futures.items():
                 try:
                     outcomes[name] = future.result()
@@ -51,8 +55,9 @@ def test_variant_is_graded_as_the_example(case, graded):
 
 def test_every_variant_changes_the_example(tmp_path):
     for case in VARIANTS:
-        assert write_case(case, tmp_path).read_text(encoding="utf-8") != \
-            write_case(case.__class__(case.name), tmp_path).read_text(encoding="utf-8")
+        assert write_case(case, tmp_path).read_text(encoding="utf-8") != write_case(
+            case.__class__(case.name), tmp_path
+        ).read_text(encoding="utf-8")
 
 
 def test_reverse_q_is_judged_at_steps_every_accepted_T_has():
@@ -74,8 +79,9 @@ def test_variant_passes_generation_with_its_short_training(name, tmp_path):
     """The variants that move the optimizer or the loop also pass generation (about two minutes each on
     a 2-core CPU): the short training check trains the grader's model through the student's own cell."""
     case = next(case for case in VARIANTS if case.name == name)
-    result = grade(write_case(case, tmp_path), ["generation"], device="cpu",
-                   generation={"artifacts_dir": tmp_path / "artifacts"})
+    result = grade(
+        write_case(case, tmp_path), ["generation"], device="cpu", generation={"artifacts_dir": tmp_path / "artifacts"}
+    )
     (task,) = result.tasks
     assert task.status == "passed" and task.score == 28, task.message
     assert "short_training" in task.details

@@ -106,8 +106,9 @@ def _write(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget:
     return written
 
 
-def _extract_one(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, root: Path, budget: int,
-                 cap: int) -> tuple[Path, int]:
+def _extract_one(
+    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, root: Path, budget: int, cap: int
+) -> tuple[Path, int]:
     target = root.joinpath(*PurePosixPath(name).parts)
     try:
         if root not in target.resolve().parents:  # belt and braces after the checks above

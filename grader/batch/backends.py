@@ -30,8 +30,10 @@ class Job:
 
 def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done) -> None:
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="grade") as pool:
-        pending = {pool.submit(worker.grade_one, job.filename, job.data, options, job.wall_timeout, job.threads): job
-                   for job in jobs}
+        pending = {
+            pool.submit(worker.grade_one, job.filename, job.data, options, job.wall_timeout, job.threads): job
+            for job in jobs
+        }
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -40,7 +42,9 @@ def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_d
                     try:
                         outcome = future.result()
                     except Exception as error:  # e.g. the submission's temp copy could not be written
-                        outcome = worker.Outcome("crashed", f"the batch could not run this grade: {type(error).__name__}: {error}")
+                        outcome = worker.Outcome(
+                            "crashed", f"the batch could not run this grade: {type(error).__name__}: {error}"
+                        )
                     on_done(job, outcome)
         except BaseException:
             for future in pending:
@@ -57,8 +61,15 @@ def ray_available() -> bool:
     return True
 
 
-def run_ray(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done, address: str | None = None,
-            gpus_per_grade: float = 0.0, empty_dir: Path | None = None) -> None:
+def run_ray(
+    jobs: list[Job],
+    options: worker.GradeOptions,
+    parallel: int,
+    on_done,
+    address: str | None = None,
+    gpus_per_grade: float = 0.0,
+    empty_dir: Path | None = None,
+) -> None:
     """One Ray task per submission; at most `parallel` in flight; each still grades in a subprocess.
 
     A task asks Ray for one CPU (and `gpus_per_grade` GPUs); the grade's torch threads are
@@ -77,8 +88,13 @@ def run_ray(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_don
         empty = Path(empty_dir or tempfile.mkdtemp(prefix="dli-ray-"))
         shutil.rmtree(empty, ignore_errors=True)
         empty.mkdir(parents=True)
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"working_dir": str(empty)},
-                 **({} if address else {"num_cpus": max(1, parallel)}))
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"working_dir": str(empty)},
+            **({} if address else {"num_cpus": max(1, parallel)}),
+        )
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_grade, max_retries=0)(worker.grade_one)
     queue = list(jobs)
     in_flight = {}
@@ -94,7 +110,9 @@ def run_ray(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_don
                 try:
                     outcome = ray.get(ref)
                 except Exception as error:  # the Ray worker died: the grade crashed, the batch goes on
-                    outcome = worker.Outcome("crashed", f"the Ray task failed: {type(error).__name__}: {str(error)[:300]}")
+                    outcome = worker.Outcome(
+                        "crashed", f"the Ray task failed: {type(error).__name__}: {str(error)[:300]}"
+                    )
                 on_done(job, outcome)
     except BaseException:
         for ref in in_flight:

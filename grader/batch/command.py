@@ -32,38 +32,113 @@ def _interrupt(signum, frame):
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="gradebook folder: grades.csv, summary.md/.html, submissions/<student>/")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="grades running at once, each in its own process with cores/jobs threads")
-@click.option("--tasks", "task_ids", callback=_tasks, default="",
-              help=f"comma-separated task ids (default: all; choose from {','.join(TASK_IDS)}; "
-                   f"{','.join(UNIT_TASK_IDS)} are the quick unit tasks)")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="gradebook folder: grades.csv, summary.md/.html, submissions/<student>/",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="grades running at once, each in its own process with cores/jobs threads",
+)
+@click.option(
+    "--tasks",
+    "task_ids",
+    callback=_tasks,
+    default="",
+    help=f"comma-separated task ids (default: all; choose from {','.join(TASK_IDS)}; "
+    f"{','.join(UNIT_TASK_IDS)} are the quick unit tasks)",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="one seed for every grade (default: each grade draws its own, recorded in its result.json)")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="seconds for each cell and each unit task's check")
-@click.option("--total-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True,
-              help="seconds for one submission's whole grade")
-@click.option("--submission-timeout", type=click.FloatRange(min=1), default=None,
-              help="wall-clock limit of one grade process, then status timeout (default: total timeout + 120 s)")
-@click.option("--resume", is_flag=True, help="keep results already in --out for the same bytes, grader version and options")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="one seed for every grade (default: each grade draws its own, recorded in its result.json)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="seconds for each cell and each unit task's check",
+)
+@click.option(
+    "--total-timeout",
+    type=click.FloatRange(min=1),
+    default=1800.0,
+    show_default=True,
+    help="seconds for one submission's whole grade",
+)
+@click.option(
+    "--submission-timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="wall-clock limit of one grade process, then status timeout (default: total timeout + 120 s)",
+)
+@click.option(
+    "--resume", is_flag=True, help="keep results already in --out for the same bytes, grader version and options"
+)
 @click.option("--ref", default=None, help="git inputs: branch, tag or commit to grade")
 @click.option("--notebook", default="*.ipynb", show_default=True, help="git inputs: glob of the assessment file")
-@click.option("--max-extract-mb", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="zip inputs: most MiB extracted from one archive")
+@click.option(
+    "--max-extract-mb",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="zip inputs: most MiB extracted from one archive",
+)
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="--backend ray: cluster address (default: start a local Ray)")
-@click.option("--gpus-per-grade", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="--backend ray: GPUs each grade asks Ray for")
+@click.option(
+    "--gpus-per-grade",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="--backend ray: GPUs each grade asks Ray for",
+)
 @click.option("--quiet", "-q", is_flag=True, help="no progress on stderr")
-@click.option("--grader-memory-mb", type=click.IntRange(min=64), default=None,
-              help="bound the memory of the batch process and of each grade it starts (RLIMIT_DATA, each)")
-@click.option("--lang", "lang", callback=_language, default=None, metavar="en|zh-CN",
-              help="language of the messages, reports and class summary (see dli-grade grade --help)")
-def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout, submission_timeout, resume, ref,
-          notebook, max_extract_mb, backend, address, gpus_per_grade, quiet, grader_memory_mb, lang):
+@click.option(
+    "--grader-memory-mb",
+    type=click.IntRange(min=64),
+    default=None,
+    help="bound the memory of the batch process and of each grade it starts (RLIMIT_DATA, each)",
+)
+@click.option(
+    "--lang",
+    "lang",
+    callback=_language,
+    default=None,
+    metavar="en|zh-CN",
+    help="language of the messages, reports and class summary (see dli-grade grade --help)",
+)
+def batch(
+    inputs,
+    out_dir,
+    jobs,
+    task_ids,
+    device,
+    seed,
+    timeout,
+    total_timeout,
+    submission_timeout,
+    resume,
+    ref,
+    notebook,
+    max_extract_mb,
+    backend,
+    address,
+    gpus_per_grade,
+    quiet,
+    grader_memory_mb,
+    lang,
+):
     """Grade every submission in INPUT... (notebooks, .py files, folders, zip archives, git repositories).
 
     Writes OUT/grades.csv, OUT/summary.md, OUT/summary.html and OUT/submissions/<student>/
@@ -85,14 +160,27 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
         sys.exit(EXIT_UNUSABLE)
     if grader_memory_mb:  # this process now; each local grade reads it from its environment
         from grader.core.memory import ENVIRONMENT, limit_grader_memory
+
         limit_grader_memory(grader_memory_mb)
         os.environ[ENVIRONMENT] = str(grader_memory_mb)
     options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout, lang)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        report = run_batch(inputs, out_dir, options, jobs=jobs, resume=resume, ref=ref, notebook=notebook,
-                           submission_timeout=submission_timeout, max_extract_bytes=max_extract_mb * 2**20,
-                           backend=backend, address=address, gpus_per_grade=gpus_per_grade, quiet=quiet)
+        report = run_batch(
+            inputs,
+            out_dir,
+            options,
+            jobs=jobs,
+            resume=resume,
+            ref=ref,
+            notebook=notebook,
+            submission_timeout=submission_timeout,
+            max_extract_bytes=max_extract_mb * 2**20,
+            backend=backend,
+            address=address,
+            gpus_per_grade=gpus_per_grade,
+            quiet=quiet,
+        )
     except UnusableInput as error:
         click.echo(f"dli-grade: error: {error}", err=True)
         sys.exit(EXIT_UNUSABLE)
@@ -102,10 +190,12 @@ def batch(inputs, out_dir, jobs, task_ids, device, seed, timeout, total_timeout,
     finally:
         signal.signal(signal.SIGTERM, previous)
     by = report.stats.get("by_status", {})
-    click.echo(f"dli-grade batch: {len(report.records)} submissions ({report.graded} graded now, {report.reused} "
-               f"reused): {by.get('graded', 0)} graded, {by.get('unusable', 0)} unusable, {by.get('timeout', 0)} "
-               f"timed out, {by.get('crashed', 0)} crashed; {report.stats.get('passed', 0)} passed. "
-               f"See {out_dir}/grades.csv and {out_dir}/summary.html")
+    click.echo(
+        f"dli-grade batch: {len(report.records)} submissions ({report.graded} graded now, {report.reused} "
+        f"reused): {by.get('graded', 0)} graded, {by.get('unusable', 0)} unusable, {by.get('timeout', 0)} "
+        f"timed out, {by.get('crashed', 0)} crashed; {report.stats.get('passed', 0)} passed. "
+        f"See {out_dir}/grades.csv and {out_dir}/summary.html"
+    )
     if report.interrupted:
         click.echo("dli-grade: interrupted; rerun the same command with --resume to finish", err=True)
         sys.exit(EXIT_INTERRUPTED)

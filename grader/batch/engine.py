@@ -37,10 +37,22 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bool = False, ref: str | None = None,
-              notebook: str = "*.ipynb", submission_timeout: float | None = None,
-              max_extract_bytes: int = 1024 * 2**20, backend: str = "local", address: str | None = None,
-              gpus_per_grade: float = 0.0, quiet: bool = False, stream=None) -> BatchReport:
+def run_batch(
+    sources,
+    out_dir,
+    options: GradeOptions,
+    jobs: int = 1,
+    resume: bool = False,
+    ref: str | None = None,
+    notebook: str = "*.ipynb",
+    submission_timeout: float | None = None,
+    max_extract_bytes: int = 1024 * 2**20,
+    backend: str = "local",
+    address: str | None = None,
+    gpus_per_grade: float = 0.0,
+    quiet: bool = False,
+    stream=None,
+) -> BatchReport:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     items = inputs.collect(sources, out_dir / ".work", ref=ref, notebook=notebook, max_extract_bytes=max_extract_bytes)
@@ -63,8 +75,9 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
             except OSError as error:
                 problem = f"{item.source}: cannot be read: {error.strerror or error}"
         if problem is not None:
-            records[item.student] = gradebook.save(item.student, item.source, "", Outcome("unusable", problem), options,
-                                                   extra={"id_from": item.id_from})
+            records[item.student] = gradebook.save(
+                item.student, item.source, "", Outcome("unusable", problem), options, extra={"id_from": item.id_from}
+            )
             continue
         sha = hashlib.sha256(data).hexdigest()
         previous = gradebook.previous(item.student, sha, options) if resume else None
@@ -74,8 +87,19 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
             records[item.student] = previous
             report.reused += 1
             continue
-        pending.append(backends.Job(item.student, item.source, item.path.name, data, sha,
-                                    similarity.fingerprints(item.path), wall, threads, item.id_from))
+        pending.append(
+            backends.Job(
+                item.student,
+                item.source,
+                item.path.name,
+                data,
+                sha,
+                similarity.fingerprints(item.path),
+                wall,
+                threads,
+                item.id_from,
+            )
+        )
 
     progress = BatchProgress(len(pending), enabled=not quiet, stream=stream)
 
@@ -86,18 +110,26 @@ def run_batch(sources, out_dir, options: GradeOptions, jobs: int = 1, resume: bo
         seed = str((outcome.document or {}).get("seed"))
         # Reproduce a grade with `dli-grade grade --seed`; a decimal string, as in every JSON output (up to 2**63).
         extra = {"id_from": job.id_from, "wall_timeout_s": job.wall_timeout, "seed": seed if seed.isdigit() else None}
-        records[job.student] = gradebook.save(job.student, job.source, job.sha256, outcome, options, job.fingerprints,
-                                              extra)
+        records[job.student] = gradebook.save(
+            job.student, job.source, job.sha256, outcome, options, job.fingerprints, extra
+        )
         report.graded += 1
         gradebook.write_csv(rows(), options.tasks)
         score = records[job.student]
-        status = (f"{score['score']:g}/{score['max_score']:g}" if outcome.status == "graded" else outcome.status)
+        status = f"{score['score']:g}/{score['max_score']:g}" if outcome.status == "graded" else outcome.status
         progress.finished_one(job.student, status)
 
     try:
         if backend == "ray":
-            backends.run_ray(pending, options, jobs, on_done, address=address, gpus_per_grade=gpus_per_grade,
-                             empty_dir=out_dir / ".work" / "ray-working-dir")
+            backends.run_ray(
+                pending,
+                options,
+                jobs,
+                on_done,
+                address=address,
+                gpus_per_grade=gpus_per_grade,
+                empty_dir=out_dir / ".work" / "ray-working-dir",
+            )
         else:
             backends.run_local(pending, options, jobs, on_done)
     except KeyboardInterrupt:

@@ -50,12 +50,23 @@ SAFE_CONFIG = (
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "GCM_INTERACTIVE": "never",
-           "GIT_LFS_SKIP_SMUDGE": "1"}
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "GCM_INTERACTIVE": "never",
+        "GIT_LFS_SKIP_SMUDGE": "1",
+    }
     config = [part for setting in SAFE_CONFIG for part in ("-c", setting)]
-    done = subprocess.run(["git", *config, *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=CLONE_TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["git", *config, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLONE_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         raise GitError(lines[-1] if lines else f"git {args[0]} failed with exit code {done.returncode}")

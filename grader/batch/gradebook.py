@@ -43,15 +43,29 @@ class Gradebook:
             record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if (isinstance(record, dict) and record.get("schema") == RECORD_SCHEMA and sha256
-                and record.get("sha256") == sha256 and record.get("grader_version") == __version__
-                and record.get("options") == options.key() and record.get("status") != "crashed"
-                and (folder / "result.json").is_file()):
+        if (
+            isinstance(record, dict)
+            and record.get("schema") == RECORD_SCHEMA
+            and sha256
+            and record.get("sha256") == sha256
+            and record.get("grader_version") == __version__
+            and record.get("options") == options.key()
+            and record.get("status") != "crashed"
+            and (folder / "result.json").is_file()
+        ):
             return record
         return None
 
-    def save(self, student: str, source: str, sha256: str, outcome: Outcome, options: GradeOptions,
-             fingerprints: dict | None = None, extra: dict | None = None) -> dict:
+    def save(
+        self,
+        student: str,
+        source: str,
+        sha256: str,
+        outcome: Outcome,
+        options: GradeOptions,
+        fingerprints: dict | None = None,
+        extra: dict | None = None,
+    ) -> dict:
         """Write the submission's files and record; return the record."""
         folder = self.folder(student)
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,38 +96,63 @@ class Gradebook:
         tasks = {}
         for task in document.get("tasks") or []:
             if isinstance(task, dict) and isinstance(task.get("id"), str):
-                tasks[task["id"]] = {"status": task.get("status"), "score": task.get("score"),
-                                     "max_score": task.get("max_score"), "message": one_line(task.get("message", ""))}
+                tasks[task["id"]] = {
+                    "status": task.get("status"),
+                    "score": task.get("score"),
+                    "max_score": task.get("max_score"),
+                    "message": one_line(task.get("message", "")),
+                }
         graded = outcome.status == "graded"
         return {
-            "schema": RECORD_SCHEMA, "student": student, "source": source, "sha256": sha256,
-            "status": outcome.status, "message": one_line(outcome.message, 1000),
+            "schema": RECORD_SCHEMA,
+            "student": student,
+            "source": source,
+            "sha256": sha256,
+            "status": outcome.status,
+            "message": one_line(outcome.message, 1000),
             "score": document.get("score") if graded else 0.0,
             "max_score": document.get("max_score") if graded else None,
             "passed": document.get("passed") is True if graded else False,
-            "tasks": tasks, "official_accuracy": document.get("official_accuracy"),
-            "grader_version": __version__, "options": options.key(),
+            "tasks": tasks,
+            "official_accuracy": document.get("official_accuracy"),
+            "grader_version": __version__,
+            "options": options.key(),
             "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(outcome.duration_s, 2), "fingerprints": fingerprints or {},
+            "duration_s": round(outcome.duration_s, 2),
+            "fingerprints": fingerprints or {},
         }
 
     def write_csv(self, records: list[dict], task_ids) -> Path:
         """grades.csv: one row per record, every student-derived cell made formula-safe."""
         task_ids = list(task_ids)
-        columns = (BASE_COLUMNS + task_ids + [f"{task}_points" for task in task_ids]
-                   + ["grader_version", "graded_at", "message", "id_from"])
+        columns = (
+            BASE_COLUMNS
+            + task_ids
+            + [f"{task}_points" for task in task_ids]
+            + ["grader_version", "graded_at", "message", "id_from"]
+        )
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for record in records:
             tasks = record.get("tasks") or {}
-            row = [record["student"], one_line(record["source"], 1000), record["sha256"], record.get("score"),
-                   record.get("max_score") if record.get("max_score") is not None else "",
-                   str(bool(record.get("passed"))).lower(), record["status"]]
+            row = [
+                record["student"],
+                one_line(record["source"], 1000),
+                record["sha256"],
+                record.get("score"),
+                record.get("max_score") if record.get("max_score") is not None else "",
+                str(bool(record.get("passed"))).lower(),
+                record["status"],
+            ]
             row += [(tasks.get(task) or {}).get("status") or "" for task in task_ids]
             row += [(tasks.get(task) or {}).get("score", "") for task in task_ids]
-            row += [record.get("grader_version", ""), record.get("graded_at", ""),
-                    one_line(record.get("message", ""), 1000), record.get("id_from", "")]
+            row += [
+                record.get("grader_version", ""),
+                record.get("graded_at", ""),
+                one_line(record.get("message", ""), 1000),
+                record.get("id_from", ""),
+            ]
             writer.writerow([csv_cell(cell) for cell in row])
         path = self.out_dir / "grades.csv"
         atomic.write_text(path, safe_text(buffer.getvalue()))

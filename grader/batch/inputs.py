@@ -65,8 +65,9 @@ def _walk(folder: Path):
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _from_tree(root: Path, label: str, files: list[Path], known: dict[str, str] | None = None,
-               in_archive: bool = False) -> list[Item]:
+def _from_tree(
+    root: Path, label: str, files: list[Path], known: dict[str, str] | None = None, in_archive: bool = False
+) -> list[Item]:
     """Ids from a tree of files: the first folder below `root`, else the file's stem.
 
     `known` maps first folders to ids found elsewhere (a Gradescope export's metadata).
@@ -161,16 +162,22 @@ def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list
         commit = gitsource.clone(source, dest, ref)
     except gitsource.GitError as error:
         return [Item(name, label, None, f"{label}: cannot clone: {error}", FROM_REPOSITORY)]
-    matches = [f for f in _walk(dest)
-               if fnmatch.fnmatch(f.relative_to(dest).as_posix(), pattern) or fnmatch.fnmatch(f.name, pattern)]
+    matches = [
+        f
+        for f in _walk(dest)
+        if fnmatch.fnmatch(f.relative_to(dest).as_posix(), pattern) or fnmatch.fnmatch(f.name, pattern)
+    ]
     if not matches:
         return [Item(name, label, None, f"{label}: no file matching {pattern!r} in the repository", FROM_REPOSITORY)]
-    return [Item(name, f"{label} ({commit[:12]}):{f.relative_to(dest).as_posix()}", f, id_from=FROM_REPOSITORY)
-            for f in matches]
+    return [
+        Item(name, f"{label} ({commit[:12]}):{f.relative_to(dest).as_posix()}", f, id_from=FROM_REPOSITORY)
+        for f in matches
+    ]
 
 
-def collect(inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ipynb",
-            max_extract_bytes: int = 1024 * 2**20) -> list[Item]:
+def collect(
+    inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ipynb", max_extract_bytes: int = 1024 * 2**20
+) -> list[Item]:
     """Every submission the inputs hold, in input order; raise UnusableInput for a missing input."""
     items: list[Item] = []
     for raw in inputs:
@@ -208,6 +215,7 @@ def assign_ids(items: list[Item]) -> list[Item]:
     its own name if still free (in input order); only then do the duplicates get suffixes, which
     skip any name already taken, so no one's id moves because of another's name (`alice-2` stays).
     """
+
     def key(name: str) -> str:
         return unicodedata.normalize("NFC", name).casefold()
 

@@ -28,8 +28,10 @@ class BatchProgress:
         left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         rate = self.done / elapsed * 3600 if elapsed > 0 else 0.0
         filled = WIDTH * self.done // max(self.total, 1)
-        return (f"dli-grade batch [{'#' * filled}{'.' * (WIDTH - filled)}] {self.done}/{self.total} "
-                f"{student}: {status}  {rate:.0f}/h  about {_duration(left)} left")
+        return (
+            f"dli-grade batch [{'#' * filled}{'.' * (WIDTH - filled)}] {self.done}/{self.total} "
+            f"{student}: {status}  {rate:.0f}/h  about {_duration(left)} left"
+        )
 
     def finished_one(self, student: str, status: str) -> None:
         self.done += 1

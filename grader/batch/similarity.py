@@ -18,10 +18,28 @@ from grader.submission.cells import load_submission
 
 # Names the assessment's FIXME cells define (schedule, q, reverse_q, blocks, mask, loss, guidance, training).
 ANSWER_NAMES = {
-    "B", "a", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff",
-    "q", "reverse_q", "GELUConvBlock", "RearrangePoolBlock", "DownBlock", "UpBlock",
-    "SinusoidalPositionEmbedBlock", "EmbedBlock", "ResidualConvBlock", "UNet",
-    "get_context_mask", "get_loss", "sample_w", "c_drop_prob", "w",
+    "B",
+    "a",
+    "a_bar",
+    "sqrt_a_bar",
+    "sqrt_one_minus_a_bar",
+    "sqrt_a_inv",
+    "pred_noise_coeff",
+    "q",
+    "reverse_q",
+    "GELUConvBlock",
+    "RearrangePoolBlock",
+    "DownBlock",
+    "UpBlock",
+    "SinusoidalPositionEmbedBlock",
+    "EmbedBlock",
+    "ResidualConvBlock",
+    "UNet",
+    "get_context_mask",
+    "get_loss",
+    "sample_w",
+    "c_drop_prob",
+    "w",
 }
 MAX_CELL_CHARS = 100_000  # an answer cell is a few hundred characters; longer ones are not compared
 MAX_CELLS = 2_000  # the assessment has about 60 code cells
@@ -44,8 +62,12 @@ class _Strip(ast.NodeTransformer):
     def _body(self, node):
         self.generic_visit(node)
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(getattr(body[0], "value", None), ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
         return node
 

@@ -43,8 +43,9 @@ def statistics(records: list[dict], task_ids) -> dict:
         outcomes = [(r.get("tasks") or {}).get(task) for r in graded]
         ran = [o for o in outcomes if o]
         passed = sum(1 for o in ran if o.get("status") == "passed")
-        per_task.append({"task": task, "graded": len(ran), "passed": passed,
-                         "rate": passed / len(ran) if ran else None})
+        per_task.append(
+            {"task": task, "graded": len(ran), "passed": passed, "rate": passed / len(ran) if ran else None}
+        )
     diagnoses: dict[tuple[str, str], list] = {}
     for record in records:
         if record["status"] != "graded":
@@ -58,25 +59,42 @@ def statistics(records: list[dict], task_ids) -> dict:
     frequent = []
     for (where, _), hits in sorted(diagnoses.items(), key=lambda item: (-len(item[1]), item[0])):
         example = Counter(message for message, _ in hits).most_common(1)[0][0]
-        frequent.append({"where": where, "count": len(hits), "message": one_line(example, 300),
-                         "students": [student for _, student in hits]})
+        frequent.append(
+            {
+                "where": where,
+                "count": len(hits),
+                "message": one_line(example, 300),
+                "students": [student for _, student in hits],
+            }
+        )
     accuracies = [r["official_accuracy"] for r in graded if isinstance(r.get("official_accuracy"), (int, float))]
     max_scores = [r["max_score"] for r in graded if isinstance(r.get("max_score"), (int, float))]
-    roster = [{"student": r["student"], "status": r["status"], "passed": bool(r.get("passed")),
-               "score": float(r.get("score") or 0.0) if r["status"] == "graded" else None,
-               "max_score": r.get("max_score") if isinstance(r.get("max_score"), (int, float)) else None}
-              for r in sorted(records, key=lambda r: r["student"])]
+    roster = [
+        {
+            "student": r["student"],
+            "status": r["status"],
+            "passed": bool(r.get("passed")),
+            "score": float(r.get("score") or 0.0) if r["status"] == "graded" else None,
+            "max_score": r.get("max_score") if isinstance(r.get("max_score"), (int, float)) else None,
+        }
+        for r in sorted(records, key=lambda r: r["student"])
+    ]
     return {
-        "total": len(records), "roster": roster,
+        "total": len(records),
+        "roster": roster,
         "by_status": {status: sum(1 for r in records if r["status"] == status) for status in STATUS_ORDER},
         "passed": sum(1 for r in graded if r.get("passed")),
         "scores": [float(r.get("score") or 0.0) for r in graded],
         "max_score": max(max_scores) if max_scores else 0.0,
-        "per_task": per_task, "diagnoses": frequent[:15],
+        "per_task": per_task,
+        "diagnoses": frequent[:15],
         "accuracies": Counter(round(a, 2) for a in accuracies),
         "identical": similarity.groups(records, "exact"),
-        "renamed": [g for g in similarity.groups(records, "renamed")
-                    if len({(r.get("fingerprints") or {}).get("exact") for r in g}) > 1],
+        "renamed": [
+            g
+            for g in similarity.groups(records, "renamed")
+            if len({(r.get("fingerprints") or {}).get("exact") for r in g}) > 1
+        ],
     }
 
 
@@ -141,29 +159,52 @@ def _percent(rate) -> str:
 def _counts(stats: dict, html_page: bool = False) -> str:
     """The counts sentence; on the HTML page the template is escaped and the number passed is bold."""
     by = stats["by_status"]
-    template = i18n._("{total} submissions: {graded} graded, {unusable} unusable, {timeout} timed out, {crashed} "
-                      "crashed. Passed: {passed} of {graded} graded. Grader {version}.")
+    template = i18n._(
+        "{total} submissions: {graded} graded, {unusable} unusable, {timeout} timed out, {crashed} "
+        "crashed. Passed: {passed} of {graded} graded. Grader {version}."
+    )
     passed, version = stats["passed"], __version__
     if html_page:
         template, passed, version = _e(template), f"<strong>{passed}</strong>", _e(version)
-    return template.format(total=stats["total"], graded=by["graded"], unusable=by["unusable"],
-                           timeout=by["timeout"], crashed=by["crashed"], passed=passed, version=version)
+    return template.format(
+        total=stats["total"],
+        graded=by["graded"],
+        unusable=by["unusable"],
+        timeout=by["timeout"],
+        crashed=by["crashed"],
+        passed=passed,
+        version=version,
+    )
 
 
 def _labels() -> dict:
     return {
-        "title": i18n._("dli-grade batch summary"), "students": i18n._("Students"),
-        "student": i18n._("student"), "score": i18n._("score"), "status": i18n._("status"),
-        "report": i18n._("report"), "pass_rate": i18n._("Pass rate per task"), "task": i18n._("task"),
-        "passed": i18n._("passed"), "graded": i18n._("graded"), "rate": i18n._("rate"),
-        "diagnoses": i18n._("Most frequent diagnoses"), "count": i18n._("count"),
-        "where": i18n._("task / status"), "message": i18n._("message (an example)"),
+        "title": i18n._("dli-grade batch summary"),
+        "students": i18n._("Students"),
+        "student": i18n._("student"),
+        "score": i18n._("score"),
+        "status": i18n._("status"),
+        "report": i18n._("report"),
+        "pass_rate": i18n._("Pass rate per task"),
+        "task": i18n._("task"),
+        "passed": i18n._("passed"),
+        "graded": i18n._("graded"),
+        "rate": i18n._("rate"),
+        "diagnoses": i18n._("Most frequent diagnoses"),
+        "count": i18n._("count"),
+        "where": i18n._("task / status"),
+        "message": i18n._("message (an example)"),
         "students_column": i18n._("students"),
-        "none": i18n._("None: every graded task passed."), "scores": i18n._("Scores"),
-        "histogram": i18n._("score histogram"), "no_grade": i18n._("No graded submission."),
-        "accuracy_title": i18n._("Generation: official accuracy (of 50 digits)"), "accuracy": i18n._("accuracy"),
-        "submissions": i18n._("submissions"), "identical_title": i18n._("Identical or near-identical answers"),
-        "identical": i18n._("identical"), "renamed": i18n._("renamed"),
+        "none": i18n._("None: every graded task passed."),
+        "scores": i18n._("Scores"),
+        "histogram": i18n._("score histogram"),
+        "no_grade": i18n._("No graded submission."),
+        "accuracy_title": i18n._("Generation: official accuracy (of 50 digits)"),
+        "accuracy": i18n._("accuracy"),
+        "submissions": i18n._("submissions"),
+        "identical_title": i18n._("Identical or near-identical answers"),
+        "identical": i18n._("identical"),
+        "renamed": i18n._("renamed"),
     }
 
 
@@ -181,10 +222,19 @@ def markdown(stats: dict, has_histogram: bool) -> str:
     def header(*names):
         return ["| " + " | ".join(label[name] for name in names) + " |", "| " + " | ".join("---" for _ in names) + " |"]
 
-    lines = [f"# {label['title']}", "", _counts(stats), "", f"## {label['students']}", "",
-             *header("student", "score", "status", "report")]
-    lines += [f"| {_md(r['student'])} | {_score(r)} | {_md(_status(r))} | [{label['report']}]"
-              f"({report_link(r['student'])}) |" for r in stats["roster"]]
+    lines = [
+        f"# {label['title']}",
+        "",
+        _counts(stats),
+        "",
+        f"## {label['students']}",
+        "",
+        *header("student", "score", "status", "report"),
+    ]
+    lines += [
+        f"| {_md(r['student'])} | {_score(r)} | {_md(_status(r))} | [{label['report']}]({report_link(r['student'])}) |"
+        for r in stats["roster"]
+    ]
     lines += ["", f"## {label['pass_rate']}", "", *header("task", "passed", "graded", "rate")]
     lines += [f"| `{t['task']}` | {t['passed']} | {t['graded']} | {_percent(t['rate'])} |" for t in stats["per_task"]]
     lines += ["", f"## {label['diagnoses']}", ""]
@@ -200,11 +250,18 @@ def markdown(stats: dict, has_histogram: bool) -> str:
     if stats["accuracies"]:
         lines += ["", f"## {label['accuracy_title']}", "", *header("accuracy", "submissions")]
         lines += [f"| {value:.0%} | {count} |" for value, count in sorted(stats["accuracies"].items())]
-    lines += ["", f"## {label['identical_title']}", "",
-              i18n._("Answer cells compared after removing comments, formatting and docstrings ('identical'), "
-                     "and also after renaming local variables ('renamed'). Short FIXMEs have few correct "
-                     "answers, so groups of correct submissions are expected; groups sharing a wrong answer "
-                     "deserve a look."), ""]
+    lines += [
+        "",
+        f"## {label['identical_title']}",
+        "",
+        i18n._(
+            "Answer cells compared after removing comments, formatting and docstrings ('identical'), "
+            "and also after renaming local variables ('renamed'). Short FIXMEs have few correct "
+            "answers, so groups of correct submissions are expected; groups sharing a wrong answer "
+            "deserve a look."
+        ),
+        "",
+    ]
     for kind, groups in (("identical", stats["identical"]), ("renamed", stats["renamed"])):
         if not groups:
             lines.append(f"- {_no_group(label[kind])}")
@@ -230,27 +287,35 @@ def html_page(stats: dict, histogram: bytes | None) -> str:
     def header(*names):
         return "<table><tr>" + "".join(f"<th>{_e(label[name])}</th>" for name in names) + "</tr>"
 
-    parts = ["<!DOCTYPE html>", f'<html lang="{i18n.current()}"><head><meta charset="utf-8">'
-             f"<title>{_e(label['title'])}</title>",
-             f"<style>{CSS}</style></head><body><main><h1>{_e(label['title'])}</h1>",
-             f"<p>{_counts(stats, html_page=True)}</p>",
-             f"<h2>{_e(label['students'])}</h2>" + header("student", "score", "status", "report")]
-    parts += [f"<tr><td>{_e(r['student'])}</td><td>{_e(_score(r))}</td><td>{_e(_status(r))}</td>"
-              f'<td><a href="{_e(report_link(r["student"]))}">{_e(label["report"])}</a></td></tr>'
-              for r in stats["roster"]]
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{i18n.current()}"><head><meta charset="utf-8"><title>{_e(label["title"])}</title>',
+        f"<style>{CSS}</style></head><body><main><h1>{_e(label['title'])}</h1>",
+        f"<p>{_counts(stats, html_page=True)}</p>",
+        f"<h2>{_e(label['students'])}</h2>" + header("student", "score", "status", "report"),
+    ]
+    parts += [
+        f"<tr><td>{_e(r['student'])}</td><td>{_e(_score(r))}</td><td>{_e(_status(r))}</td>"
+        f'<td><a href="{_e(report_link(r["student"]))}">{_e(label["report"])}</a></td></tr>'
+        for r in stats["roster"]
+    ]
     parts.append(f"</table><h2>{_e(label['pass_rate'])}</h2>" + header("task", "passed", "graded", "rate"))
     for t in stats["per_task"]:
         width = int(120 * (t["rate"] or 0))
-        parts.append(f"<tr><td><code>{_e(t['task'])}</code></td><td>{t['passed']}</td><td>{t['graded']}</td>"
-                     f'<td><span class="bar bg"><span class="bar" style="width:{width}px"></span></span> '
-                     f"{_percent(t['rate'])}</td></tr>")
+        parts.append(
+            f"<tr><td><code>{_e(t['task'])}</code></td><td>{t['passed']}</td><td>{t['graded']}</td>"
+            f'<td><span class="bar bg"><span class="bar" style="width:{width}px"></span></span> '
+            f"{_percent(t['rate'])}</td></tr>"
+        )
     parts.append(f"</table><h2>{_e(label['diagnoses'])}</h2>")
     if stats["diagnoses"]:
         parts.append(header("count", "where", "message", "students_column"))
         for d in stats["diagnoses"]:
             students = ", ".join(d["students"][:8]) + (" ..." if len(d["students"]) > 8 else "")
-            parts.append(f"<tr><td>{d['count']}</td><td><code>{_e(d['where'])}</code></td><td>{_e(d['message'])}</td>"
-                         f"<td>{_e(students)}</td></tr>")
+            parts.append(
+                f"<tr><td>{d['count']}</td><td><code>{_e(d['where'])}</code></td><td>{_e(d['message'])}</td>"
+                f"<td>{_e(students)}</td></tr>"
+            )
         parts.append("</table>")
     else:
         parts.append(f'<p class="muted">{_e(label["none"])}</p>')
@@ -262,18 +327,25 @@ def html_page(stats: dict, histogram: bytes | None) -> str:
         parts.append(f'<p class="muted">{_e(label["no_grade"])}</p>')
     if stats["accuracies"]:
         parts.append(f"<h2>{_e(label['accuracy_title'])}</h2>" + header("accuracy", "submissions"))
-        parts += [f"<tr><td>{value:.0%}</td><td>{count}</td></tr>" for value, count in sorted(stats["accuracies"].items())]
+        parts += [
+            f"<tr><td>{value:.0%}</td><td>{count}</td></tr>" for value, count in sorted(stats["accuracies"].items())
+        ]
         parts.append("</table>")
-    explanation = i18n._("Answer cells compared after removing comments, formatting and docstrings (identical), "
-                         "and also after renaming local variables (renamed). Groups of correct submissions are "
-                         "expected for short FIXMEs; groups sharing a wrong answer deserve a look.")
-    parts.append(f"<h2>{_e(label['identical_title'])}</h2><p class=\"muted\">{_e(explanation)}</p><ul>")
+    explanation = i18n._(
+        "Answer cells compared after removing comments, formatting and docstrings (identical), "
+        "and also after renaming local variables (renamed). Groups of correct submissions are "
+        "expected for short FIXMEs; groups sharing a wrong answer deserve a look."
+    )
+    parts.append(f'<h2>{_e(label["identical_title"])}</h2><p class="muted">{_e(explanation)}</p><ul>')
     for kind, groups in (("identical", stats["identical"]), ("renamed", stats["renamed"])):
         if not groups:
             parts.append(f"<li>{_e(_no_group(label[kind]))}</li>")
         for group in groups:
-            members = ", ".join(f'<a href="submissions/{_e(r["student"])}/report.html">{_e(r["student"])}</a> '
-                                f"({float(r.get('score') or 0):g})" for r in group)
+            members = ", ".join(
+                f'<a href="submissions/{_e(r["student"])}/report.html">{_e(r["student"])}</a> '
+                f"({float(r.get('score') or 0):g})"
+                for r in group
+            )
             parts.append(f"<li>{_e(_group(label[kind], len(group), '{members}')).format(members=members)}</li>")
     parts.append("</ul></main></body></html>")
     return "\n".join(parts) + "\n"

@@ -42,8 +42,13 @@ class GradeOptions:
 
     def key(self) -> dict:
         """What changes a grade's outcome; a resumed batch regrades when any of it differs."""
-        key = {"tasks": list(self.tasks), "device": self.device, "seed": self.seed,
-               "timeout": self.timeout, "total_timeout": self.total_timeout}
+        key = {
+            "tasks": list(self.tasks),
+            "device": self.device,
+            "seed": self.seed,
+            "timeout": self.timeout,
+            "total_timeout": self.total_timeout,
+        }
         if self.lang != "en":  # the messages' language; English keys stay as before, so old results are reused
             key["lang"] = self.lang
         return key
@@ -62,17 +67,42 @@ def command(path: Path, result_file: Path, artifacts: Path, options: GradeOption
     # -P: the grade's working directory (where a student could have left a grader.py or json.py)
     # is never put on its sys.path; PYTHONSAFEPATH in `environment` carries that to its children.
     seed = [] if options.seed is None else ["--seed", str(options.seed)]
-    return [sys.executable, "-P", "-m", "grader", "grade", str(path), "--format", "json", "--output", str(result_file),
-            "-q", "--tasks", ",".join(options.tasks), "--device", options.device, *seed,
-            "--timeout", f"{options.timeout:g}", "--total-timeout", f"{options.total_timeout:g}",
-            "--artifacts-dir", str(artifacts), "--lang", options.lang]
+    return [
+        sys.executable,
+        "-P",
+        "-m",
+        "grader",
+        "grade",
+        str(path),
+        "--format",
+        "json",
+        "--output",
+        str(result_file),
+        "-q",
+        "--tasks",
+        ",".join(options.tasks),
+        "--device",
+        options.device,
+        *seed,
+        "--timeout",
+        f"{options.timeout:g}",
+        "--total-timeout",
+        f"{options.total_timeout:g}",
+        "--artifacts-dir",
+        str(artifacts),
+        "--lang",
+        options.lang,
+    ]
 
 
 def _trusted_path_entries(value: str | None) -> list[str]:
     """The inherited PYTHONPATH without relative entries or the working directory (student files may sit there)."""
     here = os.path.realpath(os.getcwd())
-    return [entry for entry in (value or "").split(os.pathsep)
-            if entry and os.path.isabs(entry) and os.path.realpath(entry) != here]
+    return [
+        entry
+        for entry in (value or "").split(os.pathsep)
+        if entry and os.path.isabs(entry) and os.path.realpath(entry) != here
+    ]
 
 
 def environment(threads: int) -> dict[str, str]:
@@ -132,7 +162,7 @@ def _last_error(stderr: str) -> str:
     line = lines[-1]
     for prefix in ("dli-grade: error: ", "dli-grade: internal error: "):
         if line.startswith(prefix):
-            return line[len(prefix):]
+            return line[len(prefix) :]
     return line
 
 
@@ -142,8 +172,11 @@ def _read_document(result_file: Path, temp_prefix: str) -> dict | None:
         document = json.loads(result_file.read_text(encoding="utf-8").replace(temp_prefix, ""))
     except (OSError, ValueError):
         return None
-    ok = (isinstance(document, dict) and str(document.get("schema", "")).startswith("dli-grade/result/")
-          and isinstance(document.get("tasks"), list))
+    ok = (
+        isinstance(document, dict)
+        and str(document.get("schema", "")).startswith("dli-grade/result/")
+        and isinstance(document.get("tasks"), list)
+    )
     return document if ok else None
 
 
@@ -164,10 +197,16 @@ def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: f
         submission.parent.mkdir()
         artifacts.mkdir()
         submission.write_bytes(data)
-        process = subprocess.Popen(command(submission, result_file, artifacts, options), cwd=temp,
-                                   env={**environment(threads), **gpu_share_environment()},
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            command(submission, result_file, artifacts, options),
+            cwd=temp,
+            env={**environment(threads), **gpu_share_environment()},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         with _running_lock:
             _running.add(process)
         try:
@@ -179,8 +218,11 @@ def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: f
                     process.communicate(timeout=30)
                 except subprocess.TimeoutExpired:  # a grandchild still holds the pipes; give up on them
                     pass
-                return Outcome("timeout", f"the grade took longer than {wall_timeout:g} s and was stopped",
-                               duration_s=time.monotonic() - started)
+                return Outcome(
+                    "timeout",
+                    f"the grade took longer than {wall_timeout:g} s and was stopped",
+                    duration_s=time.monotonic() - started,
+                )
         finally:
             with _running_lock:
                 _running.discard(process)
@@ -194,6 +236,9 @@ def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: f
         if document is None:
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             detail = one_line(_last_error(stderr), 500)
-            return Outcome("crashed", f"the grader process ended without a result ({how})" + (f": {detail}" if detail else ""),
-                           duration_s=elapsed)
+            return Outcome(
+                "crashed",
+                f"the grader process ended without a result ({how})" + (f": {detail}" if detail else ""),
+                duration_s=elapsed,
+            )
         return Outcome("graded", "", document, _artifacts(artifacts), elapsed)

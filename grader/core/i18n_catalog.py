@@ -35,7 +35,8 @@ def extract() -> Catalog:
     catalog = Catalog(project="dli-grade", domain=DOMAIN)
     for source in SOURCES:
         for filename, line, message, comments, context in extract_from_dir(
-                ROOT / source, method_map=[("**.py", "python")], keywords=KEYWORDS):
+            ROOT / source, method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
             path = f"{source}/{filename}"
             if path.startswith(SKIPPED):
                 continue
@@ -61,8 +62,13 @@ def untranslated(catalog: Catalog, template: Catalog) -> list[str]:
         if not message.id:
             continue
         entry = catalog.get(message.id, context=message.context)
-        strings = entry.string if entry is not None and isinstance(entry.string, tuple) else \
-            (entry.string,) if entry is not None else ("",)
+        strings = (
+            entry.string
+            if entry is not None and isinstance(entry.string, tuple)
+            else (entry.string,)
+            if entry is not None
+            else ("",)
+        )
         if entry is None or entry.fuzzy or not all(strings):
             missing.append(message.id if isinstance(message.id, str) else message.id[0])
     return missing

@@ -101,8 +101,10 @@ def strict_json_value(value, notes: list, path: str = ""):
     if isinstance(value, str):
         return safe_text(value)
     if isinstance(value, dict):
-        return {safe_text(key): strict_json_value(item, notes, f"{path}.{key}" if path else str(key))
-                for key, item in value.items()}
+        return {
+            safe_text(key): strict_json_value(item, notes, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [strict_json_value(item, notes, f"{path}[{index}]") for index, item in enumerate(value)]
     return value

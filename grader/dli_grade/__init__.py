@@ -12,8 +12,17 @@ from __future__ import annotations
 from dli_grade.display import CheckResult
 from dli_grade.errors import CheckError, GraderFailedError, NoCellsRunError, NotInKernelError, UnknownTaskError
 
-__all__ = ["check", "check_all", "task_ids", "CheckResult", "CheckError", "GraderFailedError",
-           "NoCellsRunError", "NotInKernelError", "UnknownTaskError"]
+__all__ = [
+    "check",
+    "check_all",
+    "task_ids",
+    "CheckResult",
+    "CheckError",
+    "GraderFailedError",
+    "NoCellsRunError",
+    "NotInKernelError",
+    "UnknownTaskError",
+]
 
 
 def task_ids(generation: bool = True) -> list[str]:
@@ -46,8 +55,9 @@ def _grade(ids: list[str], total_timeout: float) -> CheckResult:
     shell = _kernel()
     sources = history.without_client(history.executed_cells(shell), shell.transform_cell)
     if not any(source.strip() for source in sources):
-        raise NoCellsRunError("no cells run yet in this kernel: run the cells that define your answers, "
-                              "then check again")
+        raise NoCellsRunError(
+            "no cells run yet in this kernel: run the cells that define your answers, then check again"
+        )
     reports = runner.grade_cells(sources, ids, total_timeout)
     return CheckResult(reports.document, reports.text, reports.html)
 
@@ -59,6 +69,8 @@ def _kernel():
         get_ipython = None
     shell = get_ipython() if get_ipython else None
     if shell is None or not hasattr(shell, "history_manager"):
-        raise NotInKernelError("dli_grade.check grades the cells a Jupyter kernel has run; outside one, "
-                               "grade the file with `dli-grade SUBMISSION`")
+        raise NotInKernelError(
+            "dli_grade.check grades the cells a Jupyter kernel has run; outside one, "
+            "grade the file with `dli-grade SUBMISSION`"
+        )
     return shell

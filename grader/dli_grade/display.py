@@ -44,7 +44,9 @@ class CheckResult:
 
     def _repr_html_(self) -> str:
         height = FRAME_PX + ROW_PX * len(self.tasks)
-        return (f'<iframe sandbox="allow-same-origin" title="dli-grade report" srcdoc="{html.escape(self.page)}" '
-                f'style="width:100%;height:{height}px;border:0" '
-                "onload=\"this.style.height=(this.contentDocument.documentElement.scrollHeight+4)+'px'\"></iframe>"
-                f"<p><small>{html.escape(CELL_NOTE)}</small></p>")
+        return (
+            f'<iframe sandbox="allow-same-origin" title="dli-grade report" srcdoc="{html.escape(self.page)}" '
+            f'style="width:100%;height:{height}px;border:0" '
+            "onload=\"this.style.height=(this.contentDocument.documentElement.scrollHeight+4)+'px'\"></iframe>"
+            f"<p><small>{html.escape(CELL_NOTE)}</small></p>"
+        )

@@ -29,14 +29,29 @@ def text_report(document: dict) -> str:
     tasks = []
     for task in document["tasks"]:
         location = task.get("location")
-        tasks.append(TaskResult(
-            id=task["id"], title=task["title"], score=task["score"], max_score=task["max_score"],
-            status=task["status"], message=task.get("message", ""), hints=task.get("hints") or [],
-            location=Location(**location) if location else None, details=task.get("details") or {}))
+        tasks.append(
+            TaskResult(
+                id=task["id"],
+                title=task["title"],
+                score=task["score"],
+                max_score=task["max_score"],
+                status=task["status"],
+                message=task.get("message", ""),
+                hints=task.get("hints") or [],
+                location=Location(**location) if location else None,
+                details=task.get("details") or {},
+            )
+        )
     result = GradeResult(
-        submission=document["submission"], sha256=document["sha256"], layout=document["layout"],
-        device=document["device"], tasks=tasks, integrity=document.get("integrity") or [],
-        seed=document.get("seed"), duration_s=document.get("duration_s", 0.0))
+        submission=document["submission"],
+        sha256=document["sha256"],
+        layout=document["layout"],
+        device=document["device"],
+        tasks=tasks,
+        integrity=document.get("integrity") or [],
+        seed=document.get("seed"),
+        duration_s=document.get("duration_s", 0.0),
+    )
     return render_text(result)
 
 
@@ -51,8 +66,10 @@ def main(argv: list[str]) -> int:
         with open(path, encoding="utf-8") as report:
             print(text_report(json.load(report)))
         return 0
-    print("usage: python -m dli_grade.grader_side task-ids | text REPORT.json | text - (the path on stdin)",
-          file=sys.stderr)
+    print(
+        "usage: python -m dli_grade.grader_side task-ids | text REPORT.json | text - (the path on stdin)",
+        file=sys.stderr,
+    )
     return 2
 
 

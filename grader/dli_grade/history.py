@@ -19,7 +19,7 @@ NOTEBOOK_NAME = "kernel-history.ipynb"
 def executed_cells(shell) -> list[str]:
     """Raw sources of `In [1]` up to the cell now running, which is left out (it is not run yet)."""
     raw = list(shell.history_manager.input_hist_raw)
-    return raw[1:shell.execution_count]
+    return raw[1 : shell.execution_count]
 
 
 def _client_names(tree: ast.Module) -> set[str]:
@@ -27,8 +27,9 @@ def _client_names(tree: ast.Module) -> set[str]:
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names
-                         if alias.name.split(".")[0] == CLIENT)
+            names.update(
+                (alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name.split(".")[0] == CLIENT
+            )
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == CLIENT:
             names.update(alias.asname or alias.name for alias in node.names)
     return names
@@ -85,7 +86,9 @@ def without_client(sources: list[str], transform=None) -> list[str]:
 
 def notebook_json(sources: list[str]) -> str:
     """An nbformat 4 notebook with one code cell per source, in order."""
-    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-              "source": source} for source in sources]
+    cells = [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
+        for source in sources
+    ]
     notebook = {"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": cells}
     return json.dumps(notebook, indent=1)

@@ -41,11 +41,13 @@ def _tail(text: str) -> str:
 
 def _run(command, cwd, timeout: float) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as error:
-        raise GraderFailedError(f"the grader did not finish in {timeout:.0f} s; its stderr ends: "
-                                f"{_tail(error.stderr or '') or '(nothing)'}") from None
+        raise GraderFailedError(
+            f"the grader did not finish in {timeout:.0f} s; its stderr ends: {_tail(error.stderr or '') or '(nothing)'}"
+        ) from None
     except OSError as error:
         raise GraderFailedError(f"the grader could not start: {error}") from None
 
@@ -58,8 +60,9 @@ def task_ids() -> dict:
     try:
         return json.loads(done.stdout)
     except ValueError:
-        raise GraderFailedError(f"could not list the grader's tasks (exit {done.returncode}): "
-                                f"{_tail(done.stderr) or '(no error output)'}") from None
+        raise GraderFailedError(
+            f"could not list the grader's tasks (exit {done.returncode}): {_tail(done.stderr) or '(no error output)'}"
+        ) from None
 
 
 def checked_ids(requested) -> list[str]:
@@ -67,8 +70,10 @@ def checked_ids(requested) -> list[str]:
     known = task_ids()["all"]
     unknown = [task for task in requested if task not in known]
     if unknown:
-        raise UnknownTaskError(f"unknown task id{'s' if len(unknown) > 1 else ''} "
-                               f"{', '.join(repr(task) for task in unknown)}; choose from {', '.join(known)}")
+        raise UnknownTaskError(
+            f"unknown task id{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(task) for task in unknown)}; choose from {', '.join(known)}"
+        )
     return list(requested)
 
 
@@ -76,9 +81,23 @@ def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.
     """Grade the cells (cell N is sources[N - 1]) on the tasks `ids` with the CLI."""
     with tempfile.TemporaryDirectory(prefix="dli-grade-check-") as folder:
         Path(folder, NOTEBOOK_NAME).write_text(notebook_json(sources), encoding="utf-8")
-        command = [*GRADER_COMMAND, NOTEBOOK_NAME, "--format", "json", "--output", "result.json",
-                   "--html-report", "report.html", "--tasks", ",".join(ids), "--quiet",
-                   "--total-timeout", str(total_timeout), "--artifacts-dir", "artifacts"]
+        command = [
+            *GRADER_COMMAND,
+            NOTEBOOK_NAME,
+            "--format",
+            "json",
+            "--output",
+            "result.json",
+            "--html-report",
+            "report.html",
+            "--tasks",
+            ",".join(ids),
+            "--quiet",
+            "--total-timeout",
+            str(total_timeout),
+            "--artifacts-dir",
+            "artifacts",
+        ]
         # The text renderer imports torch (over a second on a 2-core CPU): started now, it does
         # that while the grade runs, then waits on stdin for the result to render.
         renderer = _start([*HELPER_COMMAND, "text", "-"], folder)
@@ -98,8 +117,9 @@ def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.
 
 def _start(command, cwd) -> subprocess.Popen:
     try:
-        return subprocess.Popen(command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     except OSError as error:
         raise GraderFailedError(f"the report renderer could not start: {error}") from None
 

@@ -47,9 +47,9 @@ class GradeResult:
     tasks: list[TaskResult]
     integrity: list[str] = field(default_factory=list)
     seed: int | None = None
-    sandbox: dict = field(default_factory=dict)    # containment layer -> {held, detail}
-    profile: str | None = None                     # generation profile, when generation ran
-    interrupted: bool = False                      # Ctrl-C ended the grade early
+    sandbox: dict = field(default_factory=dict)  # containment layer -> {held, detail}
+    profile: str | None = None  # generation profile, when generation ran
+    interrupted: bool = False  # Ctrl-C ended the grade early
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (a task's includes starting the child)
 
@@ -99,8 +99,10 @@ class GradeResult:
         """The official grader's verdict, when the generation task ran."""
         for task in self.tasks:
             if task.id == "generation" and "official_accuracy" in task.details:
-                return {"official_accuracy": task.details["official_accuracy"],
-                        "official_passed": task.details["official_passed"]}
+                return {
+                    "official_accuracy": task.details["official_accuracy"],
+                    "official_passed": task.details["official_passed"],
+                }
         return {}
 
 

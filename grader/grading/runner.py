@@ -68,7 +68,7 @@ def grader_traceback(error: BaseException) -> str:
     """The grader-side traceback of an internal error, for details.traceback: its last lines, each
     one clean line (an exception message may quote student text)."""
     lines = "".join(traceback.format_exception(error)).splitlines()[-TRACEBACK_LINES:]
-    return "\n".join(line[:len(line) - len(line.lstrip(" "))] + one_line(line, 500) for line in lines)
+    return "\n".join(line[: len(line) - len(line.lstrip(" "))] + one_line(line, 500) for line in lines)
 
 
 def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
@@ -85,9 +85,19 @@ def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
     return chosen
 
 
-def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, timeout: float = 60.0,
-          progress=None, generation: dict | None = None, total_timeout: float = 1800.0,
-          contain: bool = True, gpu_fraction: float | None = None, lang: str | None = None) -> GradeResult:
+def grade(
+    path,
+    task_ids=None,
+    device: str = "auto",
+    seed: int | None = None,
+    timeout: float = 60.0,
+    progress=None,
+    generation: dict | None = None,
+    total_timeout: float = 1800.0,
+    contain: bool = True,
+    gpu_fraction: float | None = None,
+    lang: str | None = None,
+) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
     `gpu_fraction` caps the child's share of the GPU's memory (see `gpu_memory_fraction`).
@@ -99,12 +109,12 @@ def grade(path, task_ids=None, device: str = "auto", seed: int | None = None, ti
     bounds everything: cells, restarts, replays and checks; tasks not reached fail as not graded.
     """
     with use_language(lang):
-        return _grade(path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain,
-                      gpu_fraction)
+        return _grade(path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain, gpu_fraction)
 
 
-def _grade(path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain,
-           gpu_fraction) -> GradeResult:
+def _grade(
+    path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain, gpu_fraction
+) -> GradeResult:
     started = time.perf_counter()
     deadline = time.monotonic() + total_timeout
     device = choose_device(device)
@@ -114,30 +124,46 @@ def _grade(path, task_ids, device, seed, timeout, progress, generation, total_ti
     order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
         options = task_options(order, device, Path(path).stem, {"generation": generation or {}})
-        grading = Grading(path, device, seed, timeout, Path(workdir), progress, options, deadline, contain,
-                          gpu_fraction)
+        grading = Grading(
+            path, device, seed, timeout, Path(workdir), progress, options, deadline, contain, gpu_fraction
+        )
         results, interrupted = [], False
         try:
             for task_id in order:
                 if interrupted or grading.left() <= 0:
-                    why = _("the grade was interrupted") if interrupted else \
-                        _("the overall time limit of {seconds} s was reached").format(seconds=f"{total_timeout:g}")
-                    results.append(task_result(load_task(task_id), "failed", 0.0,
-                                               _("not graded: {why}").format(why=why)))
+                    why = (
+                        _("the grade was interrupted")
+                        if interrupted
+                        else _("the overall time limit of {seconds} s was reached").format(seconds=f"{total_timeout:g}")
+                    )
+                    results.append(
+                        task_result(load_task(task_id), "failed", 0.0, _("not graded: {why}").format(why=why))
+                    )
                     continue
                 task_started = time.perf_counter()
                 try:
                     results.append(grading.grade_task(task_id))
                 except KeyboardInterrupt:  # a person pressed Ctrl-C: report what was graded so far
                     interrupted = True
-                    results.append(task_result(load_task(task_id), "failed", 0.0, _("not graded: {why}").format(
-                        why=_("the grade was interrupted"))))
+                    results.append(
+                        task_result(
+                            load_task(task_id),
+                            "failed",
+                            0.0,
+                            _("not graded: {why}").format(why=_("the grade was interrupted")),
+                        )
+                    )
                 except Exception as error:  # a grader bug: report it on this task, keep grading
                     log.debug("internal grader error on task %s", task_id, exc_info=True)
-                    results.append(task_result(load_task(task_id), "error", 0.0,
-                                               _("internal grader error: {error}").format(
-                                                   error=f"{type(error).__name__}: {error}"),
-                                               details={"traceback": grader_traceback(error)}))
+                    results.append(
+                        task_result(
+                            load_task(task_id),
+                            "error",
+                            0.0,
+                            _("internal grader error: {error}").format(error=f"{type(error).__name__}: {error}"),
+                            details={"traceback": grader_traceback(error)},
+                        )
+                    )
                 grading.timings[task_id] = time.perf_counter() - task_started
                 if results[-1].status in ("failed", "error"):
                     grading.failed_tasks.append(task_id)
@@ -149,11 +175,20 @@ def _grade(path, task_ids, device, seed, timeout, progress, generation, total_ti
         sandbox = grading.sandbox.layers
         missing = [name for name, layer in sandbox.items() if not layer.get("held")]
         if missing:
-            integrity.append(_("the student's code ran without these containment layers: {layers}").format(
-                layers=", ".join(missing)))
+            integrity.append(
+                _("the student's code ran without these containment layers: {layers}").format(layers=", ".join(missing))
+            )
     return GradeResult(
-        submission=str(path), sha256=grading.submission.sha256, layout=grading.analysis.layout,
-        device=device, tasks=results, integrity=integrity, seed=seed, sandbox=sandbox,
+        submission=str(path),
+        sha256=grading.submission.sha256,
+        layout=grading.analysis.layout,
+        device=device,
+        tasks=results,
+        integrity=integrity,
+        seed=seed,
+        sandbox=sandbox,
         profile=next((chosen["profile"] for chosen in options.values() if "profile" in chosen), None),
-        duration_s=time.perf_counter() - started, timings=grading.timings, interrupted=interrupted,
+        duration_s=time.perf_counter() - started,
+        timings=grading.timings,
+        interrupted=interrupted,
     )

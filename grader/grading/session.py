@@ -67,9 +67,19 @@ def _child_mounts(options: dict) -> dict:
 class Grading:
     """One grading run: owns the child, the cell results, the deadline and the per-task outcomes."""
 
-    def __init__(self, path, device: str, seed: int, timeout: float, workdir: Path, progress=None,
-                 options: dict | None = None, deadline: float | None = None, contain: bool = True,
-                 gpu_fraction: float = 0.9):
+    def __init__(
+        self,
+        path,
+        device: str,
+        seed: int,
+        timeout: float,
+        workdir: Path,
+        progress=None,
+        options: dict | None = None,
+        deadline: float | None = None,
+        contain: bool = True,
+        gpu_fraction: float = 0.9,
+    ):
         self.submission = load_submission(path)
         self.options = options or {}  # task id -> options for its check
         self.analysis: Analysis = analyse(self.submission)
@@ -81,12 +91,21 @@ class Grading:
         self.cell_errors: dict[int, list[dict]] = {}
         data_dir = workdir / "data"
         mnist.torchvision_root(data_dir)  # the notebook's MNIST("./data/", download=True), offline
-        self.sandbox = Sandbox(SandboxConfig(
-            workdir=workdir / "child", data_dir=data_dir, course_dir=course_path(),
-            view=containment.view_config(Path(path)), device=device,
-            seed=derive_seed(seed, "child"), preamble=PREAMBLE, memory_limit_mb=memory_limit_mb(device),
-            contain=contain, mounts=_child_mounts(self.options), gpu_fraction=gpu_fraction,
-        ))
+        self.sandbox = Sandbox(
+            SandboxConfig(
+                workdir=workdir / "child",
+                data_dir=data_dir,
+                course_dir=course_path(),
+                view=containment.view_config(Path(path)),
+                device=device,
+                seed=derive_seed(seed, "child"),
+                preamble=PREAMBLE,
+                memory_limit_mb=memory_limit_mb(device),
+                contain=contain,
+                mounts=_child_mounts(self.options),
+                gpu_fraction=gpu_fraction,
+            )
+        )
         self.child_ready = False
         self.integrity: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds, for the report and benchmarks
@@ -107,7 +126,8 @@ class Grading:
             return self._start_child_and_run_cells()
         finally:
             self.timings["child_start_and_cells"] = (
-                self.timings.get("child_start_and_cells", 0.0) + time.perf_counter() - started)
+                self.timings.get("child_start_and_cells", 0.0) + time.perf_counter() - started
+            )
 
     def _start(self) -> str | None:
         self.start_failed = False  # the grader's fault (status error), whatever language the message is in
@@ -121,8 +141,10 @@ class Grading:
         if self.device == "cuda" and self.sandbox.setup_reply.get("cuda") is not True:
             # Decided once here, verified there: never train a GPU budget on the child's CPU.
             self.start_failed = True
-            return _("the grader could not start Python for the student's code on CUDA: the contained child "
-                     "sees no CUDA device (check CUDA_VISIBLE_DEVICES and the driver); grade with --device cpu")
+            return _(
+                "the grader could not start Python for the student's code on CUDA: the contained child "
+                "sees no CUDA device (check CUDA_VISIBLE_DEVICES and the driver); grade with --device cpu"
+            )
         return None
 
     def _start_child_and_run_cells(self) -> str | None:
@@ -173,10 +195,15 @@ class Grading:
             return _("{name} is not defined: {error}").format(name=name, error=facts.syntax_error), where
         for error in self.cell_errors.get(facts.cell.number, []):
             line = error.get("line") if type(error.get("line")) is int else None
-            template = _("{name} is not defined: cell {cell} raised {error} at line {line}") if line else \
-                _("{name} is not defined: cell {cell} raised {error}")
-            return (template.format(name=name, cell=facts.cell.number, error=error.get("message"), line=line),
-                    Location(facts.cell.number, line))
+            template = (
+                _("{name} is not defined: cell {cell} raised {error} at line {line}")
+                if line
+                else _("{name} is not defined: cell {cell} raised {error}")
+            )
+            return (
+                template.format(name=name, cell=facts.cell.number, error=error.get("message"), line=line),
+                Location(facts.cell.number, line),
+            )
         return _("{name} is not defined after running cell {cell}").format(name=name, cell=facts.cell.number), where
 
     def _not_attempted(self, task) -> TaskResult | None:
@@ -185,11 +212,16 @@ class Grading:
             cells.append(self.analysis.training_cell())
         for facts in cells:
             if facts is not None and facts.fixmes:
-                return task_result(task, "failed", 0.0,
-                               _("not attempted: FIXME left in cell {cell}, line {line}").format(
-                                   cell=facts.cell.number, line=facts.fixmes[0]),
-                               location=Location(facts.cell.number, facts.fixmes[0]),
-                               hints=[_("replace every FIXME with your answer")])
+                return task_result(
+                    task,
+                    "failed",
+                    0.0,
+                    _("not attempted: FIXME left in cell {cell}, line {line}").format(
+                        cell=facts.cell.number, line=facts.fixmes[0]
+                    ),
+                    location=Location(facts.cell.number, facts.fixmes[0]),
+                    hints=[_("replace every FIXME with your answer")],
+                )
         return None
 
     # -- tasks ------------------------------------------------------------------------------
@@ -200,8 +232,13 @@ class Grading:
             return unanswered
         for name in task.NEEDS:
             if self.analysis.defining(name) is None:
-                return task_result(task, "failed", 0.0, _("no cell defines {name}").format(name=name),
-                               hints=[_("define {name} as the notebook asks").format(name=name)])
+                return task_result(
+                    task,
+                    "failed",
+                    0.0,
+                    _("no cell defines {name}").format(name=name),
+                    hints=[_("define {name} as the notebook asks").format(name=name)],
+                )
         if not self.child_ready:
             problem = self.start_child()
             if problem:
@@ -214,8 +251,14 @@ class Grading:
             delegation = self._delegation(task)
             if delegation:
                 self.integrity.append(delegation)
-                return task_result(task, "failed", 0.0, delegation, location=self.locate(first_name),
-                               hints=[_("write your own answer in the notebook's cell")])
+                return task_result(
+                    task,
+                    "failed",
+                    0.0,
+                    delegation,
+                    location=self.locate(first_name),
+                    hints=[_("write your own answer in the notebook's cell")],
+                )
             verdict = task.check(context)
         except MissingName as missing:
             message, where = self._why_missing(str(missing))
@@ -223,19 +266,37 @@ class Grading:
         except StudentRaised as raised:
             return task_result(task, "failed", 0.0, *self._raised_message(task_id, raised, first_name))
         except TaskFailure as failure:
-            return task_result(task, "failed", 0.0, failure.message, hints=[failure.hint] if failure.hint else [],
-                           location=failure.location or self.locate(first_name))
+            return task_result(
+                task,
+                "failed",
+                0.0,
+                failure.message,
+                hints=[failure.hint] if failure.hint else [],
+                location=failure.location or self.locate(first_name),
+            )
         except ChildLost as lost:
             self.child_ready = False
-            return task_result(task, "failed", 0.0, self._lost_message(task_id, lost.outcome, context.timeout),
-                           hints=[_("look for infinite loops, sys.exit/os._exit or huge allocations")],
-                           location=self.locate(first_name) if first_name else None)
+            return task_result(
+                task,
+                "failed",
+                0.0,
+                self._lost_message(task_id, lost.outcome, context.timeout),
+                hints=[_("look for infinite loops, sys.exit/os._exit or huge allocations")],
+                location=self.locate(first_name) if first_name else None,
+            )
         message = verdict.message(_("correct"))
         if verdict.notes:
             message = _("{message} ({notes})").format(message=message, notes="; ".join(verdict.notes))
         self.integrity += verdict.integrity
-        return task_result(task, "passed" if verdict.passed else "failed", verdict.earned,
-                       message, verdict.hints, verdict.location, verdict.details)
+        return task_result(
+            task,
+            "passed" if verdict.passed else "failed",
+            verdict.earned,
+            message,
+            verdict.hints,
+            verdict.location,
+            verdict.details,
+        )
 
     def _delegation(self, task) -> str | None:
         """A graded function that is the course helper's own (e.g. q = ddpm.q): not an answer."""
@@ -245,7 +306,8 @@ class Grading:
             module = str(info.get("module", ""))
             if info.get("type") in ("function", "method", "builtin_function_or_method") and module != "__main__":
                 return _("{name} is {function}, not a function your notebook defines").format(
-                    name=name, function=f"{module}.{info.get('qualname')}")
+                    name=name, function=f"{module}.{info.get('qualname')}"
+                )
         return None
 
     def _raised_message(self, task_id: str, raised: StudentRaised, first_name) -> tuple:
@@ -255,7 +317,8 @@ class Grading:
             where = Location(int(cell[6:-1]), line if type(line) is int else None)
         if raised.type == "SystemExit":
             text = _("while checking {task}, the student's {what}").format(
-                task=task_id, what=raised.describe().removeprefix("the "))
+                task=task_id, what=raised.describe().removeprefix("the ")
+            )
         else:
             text = _("the student's code raised {error}").format(error=raised.describe())
         return text, [], where or (self.locate(first_name) if first_name else None)
@@ -264,18 +327,27 @@ class Grading:
         if outcome.status == "timeout":
             limit = _("the overall time limit") if self.left() <= 0 else _("{seconds} s").format(seconds=f"{timeout:g}")
             return _("while checking {task}, the student's code did not finish within {limit}").format(
-                task=task_id, limit=limit)
+                task=task_id, limit=limit
+            )
         message = _("while checking {task}, {reason}").format(task=task_id, reason=outcome.reason)
         if outcome.status == "broken":
             self.integrity.append(message)
         return message
 
     def integrity_notes(self) -> list[str]:
-        notes = [_("cell {cell} imports the grader's own packages (grader, tasks or reference)").format(
-                 cell=facts.cell.number) for facts in self.analysis.cells if facts.imports_grader]
+        notes = [
+            _("cell {cell} imports the grader's own packages (grader, tasks or reference)").format(
+                cell=facts.cell.number
+            )
+            for facts in self.analysis.cells
+            if facts.imports_grader
+        ]
         if self.sandbox.attempted_imports:
-            notes.append(_("the student's code tried to import {modules}").format(
-                modules=", ".join(sorted(set(self.sandbox.attempted_imports))[:5])))
+            notes.append(
+                _("the student's code tried to import {modules}").format(
+                    modules=", ".join(sorted(set(self.sandbox.attempted_imports))[:5])
+                )
+            )
         return notes + self.integrity
 
     def close(self):
@@ -283,6 +355,14 @@ class Grading:
 
 
 def task_result(task, status, score, message, hints=(), location=None, details=None) -> TaskResult:
-    return TaskResult(id=task.ID, title=task.TITLE, score=round(score, 2), max_score=task.POINTS,
-                      status=status, message=message, hints=list(hints), location=location,
-                      details=details or {})
+    return TaskResult(
+        id=task.ID,
+        title=task.TITLE,
+        score=round(score, 2),
+        max_score=task.POINTS,
+        status=status,
+        message=message,
+        hints=list(hints),
+        location=location,
+        details=details or {},
+    )

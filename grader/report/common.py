@@ -46,18 +46,20 @@ def task_views(document: dict) -> list[TaskView]:
     views = []
     for task in document.get("tasks") or []:
         location = task.get("location") or {}
-        views.append(TaskView(
-            id=one_line(task.get("id", "?"), 80),
-            title=one_line(task.get("title", ""), 200),
-            score=_number(task.get("score")),
-            max_score=_number(task.get("max_score")),
-            status=task.get("status") if task.get("status") in ("passed", "failed", "error") else "error",
-            message=one_line(task.get("message", "")),
-            hints=[one_line(hint) for hint in task.get("hints") or []][:10],
-            cell=_int_or_none(location.get("cell")),
-            line=_int_or_none(location.get("line")),
-            details=task.get("details") if isinstance(task.get("details"), dict) else {},
-        ))
+        views.append(
+            TaskView(
+                id=one_line(task.get("id", "?"), 80),
+                title=one_line(task.get("title", ""), 200),
+                score=_number(task.get("score")),
+                max_score=_number(task.get("max_score")),
+                status=task.get("status") if task.get("status") in ("passed", "failed", "error") else "error",
+                message=one_line(task.get("message", "")),
+                hints=[one_line(hint) for hint in task.get("hints") or []][:10],
+                cell=_int_or_none(location.get("cell")),
+                line=_int_or_none(location.get("line")),
+                details=task.get("details") if isinstance(task.get("details"), dict) else {},
+            )
+        )
     return views
 
 
@@ -71,8 +73,15 @@ def error_document(submission: str, message: str, status: str = "unusable") -> d
     `status` is the batch's word for what happened: unusable, timeout or crashed.
     """
     return {
-        "schema": SCHEMA, "submission": str(submission), "sha256": "", "score": 0.0, "max_score": 0.0,
-        "passed": False, "tasks": [], "integrity": [], "duration_s": 0.0,
+        "schema": SCHEMA,
+        "submission": str(submission),
+        "sha256": "",
+        "score": 0.0,
+        "max_score": 0.0,
+        "passed": False,
+        "tasks": [],
+        "integrity": [],
+        "duration_s": 0.0,
         "error": {"status": status, "message": one_line(message, 2000)},
     }
 

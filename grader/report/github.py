@@ -62,8 +62,13 @@ def annotations(document: dict) -> list[str]:
         title = f"{task.id}{where}: {points(task.score)}/{points(task.max_score)}"
         lines.append(annotation("error", message, file, title))
     verdict = "passed" if document.get("passed") is True else "not passed"
-    lines.append(annotation("notice", f"score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}",
-                            title="dli-grade"))
+    lines.append(
+        annotation(
+            "notice",
+            f"score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}",
+            title="dli-grade",
+        )
+    )
     return lines
 
 
@@ -79,16 +84,25 @@ def summary_markdown(document: dict) -> str:
         return f"## dli-grade: {submission}\n\n**Could not grade ({_md(error['status'])}):** {_md(error['message'])}\n"
     verdict = _("PASSED") if document.get("passed") is True else _("NOT PASSED")
     score = _("Score {score}/{max_score}: {verdict}").format(
-        score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict)
+        score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict
+    )
     columns = (_("task"), _("status"), _("points"), _("message"), _("where"))
-    lines = [f"## dli-grade: {submission}", "", f"**{score}**", "",
-             "| " + " | ".join(columns) + " |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"## dli-grade: {submission}",
+        "",
+        f"**{score}**",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     marks = {"passed": "✅ " + _("passed"), "failed": "❌ " + _("failed"), "error": "⚠️ " + _("error")}
     for task in task_views(document):
         message = _md(task.message)
         message += "".join("<br>" + _md(_("hint: {hint}").format(hint=hint)) for hint in task.hints)
-        lines.append(f"| `{_md(task.id)}` | {marks[task.status]} | {points(task.score)}/{points(task.max_score)} "
-                     f"| {message} | {_md(task.where)} |")
+        lines.append(
+            f"| `{_md(task.id)}` | {marks[task.status]} | {points(task.score)}/{points(task.max_score)} "
+            f"| {message} | {_md(task.where)} |"
+        )
     for note in document.get("integrity") or []:
         lines.append("\n> " + _md(_("integrity: {note}").format(note=one_line(note))))
     return safe_text("\n".join(lines) + "\n")
@@ -99,18 +113,35 @@ def classroom_result(document: dict) -> dict:
     error = error_of(document)
     tests = []
     if error:
-        tests.append({"name": "load", "status": "error", "score": 0, "max_score": 0,
-                      "message": error["message"], "test_code": "dli-grade", "filename": "", "line_no": 0,
-                      "execution_time": "0s"})
+        tests.append(
+            {
+                "name": "load",
+                "status": "error",
+                "score": 0,
+                "max_score": 0,
+                "message": error["message"],
+                "test_code": "dli-grade",
+                "filename": "",
+                "line_no": 0,
+                "execution_time": "0s",
+            }
+        )
     timings = document.get("timings") or {}
     for task in task_views(document):
         status = {"passed": "pass", "failed": "fail"}.get(task.status, "error")
-        tests.append({
-            "name": task.id, "status": status, "score": task.score, "max_score": task.max_score,
-            "message": task.message + (f" [{task.where}]" if task.where else ""),
-            "test_code": f"dli-grade --tasks {task.id}", "filename": one_line(document.get("submission", ""), 300),
-            "line_no": task.line or 0, "execution_time": f"{float(timings.get(task.id, 0) or 0):.1f}s",
-        })
+        tests.append(
+            {
+                "name": task.id,
+                "status": status,
+                "score": task.score,
+                "max_score": task.max_score,
+                "message": task.message + (f" [{task.where}]" if task.where else ""),
+                "test_code": f"dli-grade --tasks {task.id}",
+                "filename": one_line(document.get("submission", ""), 300),
+                "line_no": task.line or 0,
+                "execution_time": f"{float(timings.get(task.id, 0) or 0):.1f}s",
+            }
+        )
     max_score = sum(test["max_score"] for test in tests)
     return {"version": 1, "status": outcome(document), "max_score": max_score, "tests": tests}
 

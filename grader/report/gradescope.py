@@ -50,9 +50,15 @@ def submission_metadata(path: Path | None = None) -> dict | None:
         return None
     if not isinstance(raw, dict):
         return None
-    users = [{"id": _identifier(user.get("id")), "name": one_line(user.get("name"), 200),
-              "email": one_line(user.get("email"), 200)}
-             for user in raw.get("users") or [] if isinstance(user, dict)]
+    users = [
+        {
+            "id": _identifier(user.get("id")),
+            "name": one_line(user.get("name"), 200),
+            "email": one_line(user.get("email"), 200),
+        }
+        for user in raw.get("users") or []
+        if isinstance(user, dict)
+    ]
     assignment = raw.get("assignment") if isinstance(raw.get("assignment"), dict) else {}
     return {
         "submission_id": _identifier(raw.get("id")),
@@ -79,22 +85,26 @@ def results(document: dict, metadata: dict | None = None, visibility: str = "vis
     for task in task_views(document):
         lines = [task.message + (f" [{task.where}]" if task.where else "")]
         lines += [_("hint: {hint}").format(hint=hint) for hint in task.hints]
-        tests.append({
-            "name": f"{task.id}: {_(task.title)}" if task.title else task.id,
-            "score": task.score,
-            "max_score": task.max_score,
-            "status": "passed" if task.status == "passed" else "failed",
-            "output": "\n".join(lines),
-            "visibility": visibility,
-        })
+        tests.append(
+            {
+                "name": f"{task.id}: {_(task.title)}" if task.title else task.id,
+                "score": task.score,
+                "max_score": task.max_score,
+                "status": "passed" if task.status == "passed" else "failed",
+                "output": "\n".join(lines),
+                "visibility": visibility,
+            }
+        )
     if error:
         output = f"dli-grade could not grade this submission ({error['status']}): {error['message']}"
     else:
         verdict = _("PASSED") if document.get("passed") is True else _("NOT PASSED")
         output = _("Score {score}/{max_score}: {verdict}").format(
-            score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict)
-        output += "".join("\n" + _("integrity: {note}").format(note=one_line(note))
-                          for note in document.get("integrity") or [])
+            score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict
+        )
+        output += "".join(
+            "\n" + _("integrity: {note}").format(note=one_line(note)) for note in document.get("integrity") or []
+        )
     if metadata:
         output = _whose(metadata) + "\n" + output
     data = {
@@ -108,11 +118,17 @@ def results(document: dict, metadata: dict | None = None, visibility: str = "vis
         "stdout_visibility": "hidden",
     }
     duration = document.get("duration_s")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration) \
-            and duration > 0:
+    if (
+        isinstance(duration, (int, float))
+        and not isinstance(duration, bool)
+        and math.isfinite(duration)
+        and duration > 0
+    ):
         data["execution_time"] = max(1, round(duration))  # the specification's whole seconds
     # Stored with the grade and shown to no student: what an instructor needs to reproduce it.
-    extra = {key: document[key] for key in ("schema", "sha256", "seed", "profile") if document.get(key) not in (None, "")}
+    extra = {
+        key: document[key] for key in ("schema", "sha256", "seed", "profile") if document.get(key) not in (None, "")
+    }
     if metadata:
         extra["gradescope"] = metadata
     data["extra_data"] = {"dli_grade": extra}

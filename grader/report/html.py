@@ -77,16 +77,27 @@ def _generation_section(details: dict, base: Path | None) -> str:
         official = details.get("official_accuracy")
         verdict = i18n._("passed") if details.get("official_passed") else i18n._("not passed")
         text = i18n._("official check ({profile} profile, w = {w}): {accuracy} of 50, {official} (48 needed)").format(
-            profile=details.get("profile", "?"), w=details.get("w", "?"), official=verdict,
-            accuracy=f"{official:.0%}" if isinstance(official, (int, float)) else official)
+            profile=details.get("profile", "?"),
+            w=details.get("w", "?"),
+            official=verdict,
+            accuracy=f"{official:.0%}" if isinstance(official, (int, float)) else official,
+        )
         rows.append(f"<li>{_e(text)}</li>")
     if isinstance(details.get("accuracy"), (int, float)):
-        rows.append("<li>" + _e(i18n._("all digits drawn: {accuracy} of {samples}").format(
-            accuracy=f"{details['accuracy']:.1%}", samples=details.get("samples", "?"))) + "</li>")
+        rows.append(
+            "<li>"
+            + _e(
+                i18n._("all digits drawn: {accuracy} of {samples}").format(
+                    accuracy=f"{details['accuracy']:.1%}", samples=details.get("samples", "?")
+                )
+            )
+            + "</li>"
+        )
     per_digit = details.get("per_digit_accuracy")
     if isinstance(per_digit, dict):
-        cells = " ".join(f"<span>{_e(d)}: {a:.0%}</span>" for d, a in sorted(per_digit.items())
-                         if isinstance(a, (int, float)))
+        cells = " ".join(
+            f"<span>{_e(d)}: {a:.0%}</span>" for d, a in sorted(per_digit.items()) if isinstance(a, (int, float))
+        )
         rows.append("<li>" + _e(i18n._("per digit: {accuracies}")).format(accuracies=cells) + "</li>")
     for line in (details.get("confusions") or [])[:3]:
         rows.append(f"<li>{_e(one_line(line))}</li>")
@@ -95,8 +106,10 @@ def _generation_section(details: dict, base: Path | None) -> str:
     image = f'<p><img class="grid" alt="{alt}" src="{uri}"></p>' if uri else ""
     if not rows and not image:
         return ""
-    return (f'<section><h2>{_e(i18n._("Generated digits"))}</h2><div class="box"><ul>{"".join(rows)}</ul>{image}'
-            '</div></section>')
+    return (
+        f'<section><h2>{_e(i18n._("Generated digits"))}</h2><div class="box"><ul>{"".join(rows)}</ul>{image}'
+        "</div></section>"
+    )
 
 
 def render(document: dict, base: Path | None = None) -> str:
@@ -110,7 +123,8 @@ def render(document: dict, base: Path | None = None) -> str:
     else:
         verdict, css = i18n._("NOT PASSED"), "fail"
     parts = [
-        "<!DOCTYPE html>", f'<html lang="{i18n.current()}"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        f'<html lang="{i18n.current()}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>dli-grade: {_e(submission)}</title><style>{CSS}</style></head><body><main>",
         f'<header><h1>{_e(submission)}</h1><div class="score">{points(document.get("score"))}'
@@ -126,31 +140,39 @@ def render(document: dict, base: Path | None = None) -> str:
     meta.append(_e(i18n._("cells are counted from the top of the notebook, markdown cells included")))
     parts.append(f'<div class="meta">{" · ".join(meta)}</div>')
     if error:
-        parts.append(f'<div class="box problem"><strong>{_e(i18n._("Could not grade this submission:"))}</strong> '
-                     f'{_e(error["message"])}</div>')
+        parts.append(
+            f'<div class="box problem"><strong>{_e(i18n._("Could not grade this submission:"))}</strong> '
+            f"{_e(error['message'])}</div>"
+        )
     tasks = task_views(document)
     if tasks:
         columns = (i18n._("status"), i18n._("task"), i18n._("points"), i18n._("message"), i18n._("where"))
-        parts.append("<table><thead><tr>" + "".join(f"<th>{_e(name)}</th>" for name in columns)
-                     + "</tr></thead><tbody>")
+        parts.append(
+            "<table><thead><tr>" + "".join(f"<th>{_e(name)}</th>" for name in columns) + "</tr></thead><tbody>"
+        )
         words = {"passed": i18n._("PASSED"), "failed": i18n._("FAILED"), "error": i18n._("ERROR")}
         for task in tasks:
-            hints = "".join(f'<div class="hint">{_e(i18n._("hint: {hint}").format(hint=hint))}</div>'
-                            for hint in task.hints)
+            hints = "".join(
+                f'<div class="hint">{_e(i18n._("hint: {hint}").format(hint=hint))}</div>' for hint in task.hints
+            )
             parts.append(
                 f'<tr class="{task.status}"><td><span class="pill">{_e(words[task.status])}</span></td>'
                 f'<td><div class="id">{_e(task.id)}</div><div class="title">{_e(i18n._(task.title))}</div></td>'
                 f'<td class="points">{points(task.score)} / {points(task.max_score)}</td>'
-                f"<td>{_e(task.message)}{hints}</td><td class=\"where\">{_e(task.where)}</td></tr>")
+                f'<td>{_e(task.message)}{hints}</td><td class="where">{_e(task.where)}</td></tr>'
+            )
         parts.append("</tbody></table>")
     integrity = [one_line(note) for note in document.get("integrity") or []]
     if integrity:
         items = "".join(f"<li>{_e(note)}</li>" for note in integrity)
-        parts.append(f'<section><h2>{_e(i18n._("Integrity notes"))}</h2><div class="box"><ul>{items}</ul></div>'
-                     '</section>')
+        parts.append(
+            f'<section><h2>{_e(i18n._("Integrity notes"))}</h2><div class="box"><ul>{items}</ul></div></section>'
+        )
     for task in tasks:
         if task.id == "generation":
             parts.append(_generation_section(task.details, base))
-    parts.append(f"<footer>dli-grade {_e(__version__)} · schema {_e(one_line(document.get('schema', ''), 60))}</footer>")
+    parts.append(
+        f"<footer>dli-grade {_e(__version__)} · schema {_e(one_line(document.get('schema', ''), 60))}</footer>"
+    )
     parts.append("</main></body></html>")
     return safe_text("\n".join(parts) + "\n")

@@ -36,11 +36,17 @@ def build(document: dict, flavour: str = "jenkins") -> ET.Element:
     suite = ET.SubElement(root, "testsuite", name=submission or "submission")
     if submission:
         suite.set("file", submission)
-    _properties(suite, {
-        "submission": submission, "sha256": document.get("sha256", ""),
-        "score": points(document.get("score")), "max_score": points(document.get("max_score")),
-        "passed": str(document.get("passed") is True).lower(), "grader_version": __version__,
-    })
+    _properties(
+        suite,
+        {
+            "submission": submission,
+            "sha256": document.get("sha256", ""),
+            "score": points(document.get("score")),
+            "max_score": points(document.get("max_score")),
+            "passed": str(document.get("passed") is True).lower(),
+            "grader_version": __version__,
+        },
+    )
     counts = {"tests": 0, "failures": 0, "errors": 0}
 
     def testcase(name: str) -> ET.Element:
@@ -58,8 +64,9 @@ def build(document: dict, flavour: str = "jenkins") -> ET.Element:
     for task in tasks:
         case = testcase(task.id)
         case.set("time", f"{float((document.get('timings') or {}).get(task.id, 0.0) or 0.0):.2f}")
-        body = "\n".join([task.message + (f" [{task.where}]" if task.where else "")]
-                         + [f"hint: {hint}" for hint in task.hints])
+        body = "\n".join(
+            [task.message + (f" [{task.where}]" if task.where else "")] + [f"hint: {hint}" for hint in task.hints]
+        )
         if task.status in ("failed", "error"):
             tag = "failure" if task.status == "failed" else "error"
             element = ET.SubElement(case, tag, message=xml_text(task.message), type=task.status)

@@ -25,8 +25,9 @@ def render(output_format: str, document: dict, text_report: str = "", options: d
     """`options`: what a format lets the command line choose (`gradescope_visibility`, `junit_flavour`)."""
     options = options or {}
     if output_format == "gradescope":
-        return gradescope.render(document, gradescope.submission_metadata(),
-                                 options.get("gradescope_visibility", "visible"))
+        return gradescope.render(
+            document, gradescope.submission_metadata(), options.get("gradescope_visibility", "visible")
+        )
     if output_format == "junit":
         return junit.render(document, options.get("junit_flavour", "jenkins"))
     if output_format == "html":
@@ -70,8 +71,9 @@ def emit(output_format: str, result, output: str | None = None, options: dict | 
     deliver(render(output_format, document, render_text(result), options), output_format, output)
 
 
-def emit_unusable(output_format: str, submission: str, message: str, output: str | None = None,
-                  options: dict | None = None) -> None:
+def emit_unusable(
+    output_format: str, submission: str, message: str, output: str | None = None, options: dict | None = None
+) -> None:
     """For the structured formats, a report saying the submission could not be graded.
 
     text says nothing on stdout (the message goes to stderr); json prints one small document
@@ -79,8 +81,12 @@ def emit_unusable(output_format: str, submission: str, message: str, output: str
     complete document.
     """
     if output_format == "json":
-        document = {"schema": ERROR_SCHEMA, "submission": str(submission), "status": "unusable",
-                    "error": one_line(message, 2000)}
+        document = {
+            "schema": ERROR_SCHEMA,
+            "submission": str(submission),
+            "status": "unusable",
+            "error": one_line(message, 2000),
+        }
         return deliver(json.dumps(safe_json(document), indent=2, allow_nan=False), output_format, output)
     if output_format not in STRUCTURED:
         return

@@ -61,8 +61,15 @@ class ProgressReporter:
         self.phase_started, self.done_at_start = time.monotonic(), done
         if self.interactive:
             # `initial=done`: the rate counts only progress seen since the phase was first reported.
-            self.bar = tqdm(total=total, initial=done, desc=f"{PREFIX}{task}: {phase}", file=self.stream,
-                            leave=True, dynamic_ncols=True, mininterval=0.2)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=f"{PREFIX}{task}: {phase}",
+                file=self.stream,
+                leave=True,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
 
     def _log_line(self, done: int, total: int) -> None:
         quarter = 4 * done // max(total, 1)
@@ -71,8 +78,15 @@ class ProgressReporter:
         self.last_quarter = quarter
         task, phase = self.phase
         # `initial`: the rate counts only progress seen since the phase was first reported.
-        line = tqdm.format_meter(done, total, time.monotonic() - self.phase_started, ncols=80,
-                                 prefix=f"{PREFIX}{task}: {phase}", ascii=True, initial=self.done_at_start)
+        line = tqdm.format_meter(
+            done,
+            total,
+            time.monotonic() - self.phase_started,
+            ncols=80,
+            prefix=f"{PREFIX}{task}: {phase}",
+            ascii=True,
+            initial=self.done_at_start,
+        )
         self._write(line + "\n")
 
     def _write(self, text: str) -> None:

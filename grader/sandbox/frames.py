@@ -16,19 +16,26 @@ from dataclasses import dataclass
 import torch
 
 MAX_HEADER = 8 * 1024**2
-MAX_BLOBS = 512 * 1024**2       # tensor bytes in one frame
-TASK_BYTES = 1024**3            # everything one task may receive (Sandbox.limit_received)
+MAX_BLOBS = 512 * 1024**2  # tensor bytes in one frame
+TASK_BYTES = 1024**3  # everything one task may receive (Sandbox.limit_received)
 MAX_TENSORS = 10_000
 MAX_DIMENSIONS = 8
-MAX_EXTENT = 2**40              # product of a shape's non-zero sizes: every stride stays far inside int64
+MAX_EXTENT = 2**40  # product of a shape's non-zero sizes: every stride stays far inside int64
 MAX_DEPTH = 24
-MAX_PHASE = 200                 # characters of a progress phase
-MAX_COUNT = 10**12              # a progress count
-READ_SLACK = 2 * 1024**2        # raw bytes held past a whole frame (one read of the pipe, and some)
+MAX_PHASE = 200  # characters of a progress phase
+MAX_COUNT = 10**12  # a progress count
+READ_SLACK = 2 * 1024**2  # raw bytes held past a whole frame (one read of the pipe, and some)
 DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
-    "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
 }
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 ITEM_SIZES = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in DTYPES.items()}
@@ -58,12 +65,12 @@ class FrameReader:
     """
 
     def __init__(self, allowance: int | None = None):
-        self.buffer = bytearray()   # raw bytes: a header being read, or what came after a whole frame
+        self.buffer = bytearray()  # raw bytes: a header being read, or what came after a whole frame
         self.allowance = allowance
         self._header: dict | None = None
         self._sizes: list[int] = []
         self._blobs: list[bytearray] = []
-        self._current = 0           # the blob being filled
+        self._current = 0  # the blob being filled
         self._ready = None
 
     @property
@@ -114,8 +121,12 @@ class FrameReader:
 
     def _start_frame(self, header: dict) -> None:
         sizes = header.get("blobs", [])
-        if not (isinstance(sizes, list) and len(sizes) <= MAX_TENSORS
-                and all(type(size) is int and size >= 0 for size in sizes) and sum(sizes) <= MAX_BLOBS):
+        if not (
+            isinstance(sizes, list)
+            and len(sizes) <= MAX_TENSORS
+            and all(type(size) is int and size >= 0 for size in sizes)
+            and sum(sizes) <= MAX_BLOBS
+        ):
             raise ProtocolError("a frame with malformed or oversized tensor data")
         size = len(self.buffer) + sum(sizes)
         if self.allowance is not None:
@@ -234,9 +245,15 @@ class _Decoder:
 
     def tensor(self, tree: dict) -> torch.Tensor:
         index, dtype, shape = tree.get("$tensor"), tree.get("dtype"), tree.get("shape")
-        if not (type(index) is int and 0 <= index < len(self.blobs) and type(dtype) is str and dtype in DTYPES
-                and type(shape) is list and len(shape) <= MAX_DIMENSIONS
-                and all(type(size) is int and size >= 0 for size in shape)):
+        if not (
+            type(index) is int
+            and 0 <= index < len(self.blobs)
+            and type(dtype) is str
+            and dtype in DTYPES
+            and type(shape) is list
+            and len(shape) <= MAX_DIMENSIONS
+            and all(type(size) is int and size >= 0 for size in shape)
+        ):
             raise ProtocolError("a malformed tensor")
         # Checked before anything is allocated: a 0-element [0, 2**62, 2**62] has no bytes but
         # strides past int64.

@@ -35,8 +35,9 @@ import time
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 CLONE_NEWCGROUP = 0x02000000
-NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
-                   | CLONE_NEWNET | CLONE_NEWCGROUP)  # CLONE_NEWTIME shares bits with the exit signal
+NAMESPACE_FLAGS = (
+    CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP
+)  # CLONE_NEWTIME shares bits with the exit signal
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 38, 22
@@ -58,8 +59,12 @@ def _check(result, what):
 
 
 def _mount(source, target, fstype, flags, data=None):
-    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
-                      data and data.encode()), f"mount {target}")
+    _check(
+        libc.mount(
+            source and source.encode(), target.encode(), fstype and fstype.encode(), flags, data and data.encode()
+        ),
+        f"mount {target}",
+    )
 
 
 # -- seccomp ---------------------------------------------------------------------------------
@@ -68,30 +73,108 @@ def _mount(source, target, fstype, flags, data=None):
 # requests outside this filter). Numbers by architecture, as in the kernel's tables.
 DENIED_SYSCALLS = {
     "x86_64": {
-        "ptrace": 101, "syslog": 103, "vhangup": 153, "pivot_root": 155, "adjtimex": 159, "chroot": 161,
-        "acct": 163, "settimeofday": 164, "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168,
-        "reboot": 169, "sethostname": 170, "setdomainname": 171, "iopl": 172, "ioperm": 173,
-        "init_module": 175, "delete_module": 176, "quotactl": 179, "lookup_dcookie": 212,
-        "clock_settime": 227, "kexec_load": 246, "add_key": 248, "request_key": 249, "keyctl": 250,
-        "unshare": 272, "perf_event_open": 298, "fanotify_init": 300, "name_to_handle_at": 303,
-        "open_by_handle_at": 304, "clock_adjtime": 305, "setns": 308, "process_vm_readv": 310,
-        "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "kexec_file_load": 320, "bpf": 321,
-        "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-        "fspick": 433, "pidfd_getfd": 438, "mount_setattr": 442,
+        "ptrace": 101,
+        "syslog": 103,
+        "vhangup": 153,
+        "pivot_root": 155,
+        "adjtimex": 159,
+        "chroot": 161,
+        "acct": 163,
+        "settimeofday": 164,
+        "mount": 165,
+        "umount2": 166,
+        "swapon": 167,
+        "swapoff": 168,
+        "reboot": 169,
+        "sethostname": 170,
+        "setdomainname": 171,
+        "iopl": 172,
+        "ioperm": 173,
+        "init_module": 175,
+        "delete_module": 176,
+        "quotactl": 179,
+        "lookup_dcookie": 212,
+        "clock_settime": 227,
+        "kexec_load": 246,
+        "add_key": 248,
+        "request_key": 249,
+        "keyctl": 250,
+        "unshare": 272,
+        "perf_event_open": 298,
+        "fanotify_init": 300,
+        "name_to_handle_at": 303,
+        "open_by_handle_at": 304,
+        "clock_adjtime": 305,
+        "setns": 308,
+        "process_vm_readv": 310,
+        "process_vm_writev": 311,
+        "kcmp": 312,
+        "finit_module": 313,
+        "kexec_file_load": 320,
+        "bpf": 321,
+        "userfaultfd": 323,
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "pidfd_getfd": 438,
+        "mount_setattr": 442,
     },
     "aarch64": {
-        "ptrace": 117, "syslog": 116, "vhangup": 58, "pivot_root": 41, "adjtimex": 171, "chroot": 51,
-        "acct": 89, "settimeofday": 170, "mount": 40, "umount2": 39, "swapon": 224, "swapoff": 225,
-        "reboot": 142, "sethostname": 161, "setdomainname": 162, "init_module": 105,
-        "delete_module": 106, "quotactl": 60, "lookup_dcookie": 18, "clock_settime": 112,
-        "kexec_load": 104, "add_key": 217, "request_key": 218, "keyctl": 219, "unshare": 97,
-        "perf_event_open": 241, "fanotify_init": 262, "name_to_handle_at": 264, "open_by_handle_at": 265,
-        "clock_adjtime": 266, "setns": 268, "process_vm_readv": 270, "process_vm_writev": 271,
-        "kcmp": 272, "finit_module": 273, "kexec_file_load": 294, "bpf": 280, "userfaultfd": 282,
-        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
-        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-        "pidfd_getfd": 438, "mount_setattr": 442,
+        "ptrace": 117,
+        "syslog": 116,
+        "vhangup": 58,
+        "pivot_root": 41,
+        "adjtimex": 171,
+        "chroot": 51,
+        "acct": 89,
+        "settimeofday": 170,
+        "mount": 40,
+        "umount2": 39,
+        "swapon": 224,
+        "swapoff": 225,
+        "reboot": 142,
+        "sethostname": 161,
+        "setdomainname": 162,
+        "init_module": 105,
+        "delete_module": 106,
+        "quotactl": 60,
+        "lookup_dcookie": 18,
+        "clock_settime": 112,
+        "kexec_load": 104,
+        "add_key": 217,
+        "request_key": 218,
+        "keyctl": 219,
+        "unshare": 97,
+        "perf_event_open": 241,
+        "fanotify_init": 262,
+        "name_to_handle_at": 264,
+        "open_by_handle_at": 265,
+        "clock_adjtime": 266,
+        "setns": 268,
+        "process_vm_readv": 270,
+        "process_vm_writev": 271,
+        "kcmp": 272,
+        "finit_module": 273,
+        "kexec_file_load": 294,
+        "bpf": 280,
+        "userfaultfd": 282,
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "pidfd_getfd": 438,
+        "mount_setattr": 442,
     },
 }
 CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
@@ -113,19 +196,29 @@ def _seccomp_program(arch: str, inet: bool = False) -> bytes:
     network namespace holds, with nothing to reach), plus NETLINK_ROUTE sockets (getifaddrs);
     vsock, the other netlink families, packet and the rest fail with EPERM (a network namespace
     does not cover vsock, and netlink's audit, uevent and other families talk to the kernel)."""
+
     def op(code, k, jt=0, jf=0):
         return struct.pack("HBBI", code, jt, jf, k)
 
     refuse = op(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM)
     allow = op(BPF_RET_K, SECCOMP_RET_ALLOW)
-    program = [op(BPF_LD_W_ABS, 4), op(BPF_JEQ_K, AUDIT_ARCH[arch], 1, 0),
-               op(BPF_RET_K, SECCOMP_RET_KILL_PROCESS), op(BPF_LD_W_ABS, 0)]
+    program = [
+        op(BPF_LD_W_ABS, 4),
+        op(BPF_JEQ_K, AUDIT_ARCH[arch], 1, 0),
+        op(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
+        op(BPF_LD_W_ABS, 0),
+    ]
     if arch == "x86_64":  # the x32 ABI reaches the same calls under other numbers
         program += [op(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1), refuse]
     program += [op(BPF_JEQ_K, CLONE3_SYSCALL, 0, 1), op(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)]
     # clone(flags, ...): the low word of the first argument (offset 16) must hold no namespace flag.
-    program += [op(BPF_JEQ_K, CLONE_SYSCALL[arch], 0, 4), op(BPF_LD_W_ABS, 16),
-                op(BPF_JSET_K, NAMESPACE_FLAGS, 0, 1), refuse, allow]
+    program += [
+        op(BPF_JEQ_K, CLONE_SYSCALL[arch], 0, 4),
+        op(BPF_LD_W_ABS, 16),
+        op(BPF_JSET_K, NAMESPACE_FLAGS, 0, 1),
+        refuse,
+        allow,
+    ]
     families = (AF_UNIX, AF_INET, AF_INET6) if inet else (AF_UNIX,)
     socket_call, socketpair_call = SOCKET_SYSCALLS[arch]
     for number in (socket_call, socketpair_call):
@@ -134,8 +227,9 @@ def _seccomp_program(arch: str, inet: bool = False) -> bytes:
         # through one (libzmq calls it in the course flow's Jupyter kernel, and aborts when refused);
         # without CAP_NET_ADMIN it changes nothing, and in the empty network namespace it sees only lo.
         route = number == socket_call
-        tail = ([op(BPF_JEQ_K, AF_NETLINK, 0, 2), op(BPF_LD_W_ABS, 32), op(BPF_JEQ_K, NETLINK_ROUTE, 1, 0)]
-                if route else [])
+        tail = (
+            [op(BPF_JEQ_K, AF_NETLINK, 0, 2), op(BPF_LD_W_ABS, 32), op(BPF_JEQ_K, NETLINK_ROUTE, 1, 0)] if route else []
+        )
         checks = [op(BPF_JEQ_K, family, len(families) - index + len(tail), 0) for index, family in enumerate(families)]
         body = [op(BPF_LD_W_ABS, 16), *checks, *tail, refuse, allow]
         program += [op(BPF_JEQ_K, number, 0, len(body)), *body]
@@ -157,24 +251,28 @@ def _install_seccomp(inet: bool) -> str:
 
     program = Program(len(code) // 8, ctypes.addressof(filters))
     _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
-    return (f"{len(DENIED_SYSCALLS[arch])} system calls refused ({arch}); sockets: AF_UNIX"
-            + (", AF_INET and AF_INET6 in the empty network namespace" if inet else " only"))
+    return f"{len(DENIED_SYSCALLS[arch])} system calls refused ({arch}); sockets: AF_UNIX" + (
+        ", AF_INET and AF_INET6 in the empty network namespace" if inet else " only"
+    )
 
 
 # -- the filesystem view: an allow-list ---------------------------------------------------------
 # The child starts from an empty root holding only read-only binds of what the runtime needs;
 # nothing else exists in it (a classmate's notebook, a second checkout, /autograder, /srv...).
-VIEW_ROOT = "/tmp/.dli"          # the executor's code and the course helpers, read-only
-VIEW_WORKDIR = "/tmp/work"       # the child's working folder (its ./data is MNIST, read-only)
-BUILD_AT = "/tmp"                # where the fresh root is built, shadowing /tmp in this namespace alone
+VIEW_ROOT = "/tmp/.dli"  # the executor's code and the course helpers, read-only
+VIEW_WORKDIR = "/tmp/work"  # the child's working folder (its ./data is MNIST, read-only)
+BUILD_AT = "/tmp"  # where the fresh root is built, shadowing /tmp in this namespace alone
 SYSTEM_LIBRARIES = ("/lib", "/lib32", "/lib64", "/usr/lib", "/usr/lib32", "/usr/lib64", "/bin", "/usr/bin")
-ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd", "/etc/group",
-             "/etc/nsswitch.conf")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
 CPU_INFO = ("/sys/devices/system/cpu", "/sys/devices/system/node")  # thread counts, NUMA (torch, OpenMP)
-KERNEL_INFO = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat")      # the view mounts a fresh /proc instead
+KERNEL_INFO = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat")  # the view mounts a fresh /proc instead
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-                "stderr": "/proc/self/fd/2"}
+DEVICE_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+}
 PRIVATE_TMPFS_MB = {"/dev/shm": 16}  # beside /tmp (tmp_size_mb): private, size-capped, gone afterwards
 MNT_DETACH = 2
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
@@ -183,7 +281,7 @@ PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 def device_nodes(device: str, dev: str = "/dev") -> list:
     """The device nodes the child may open: the harmless five, and on CUDA the NVIDIA nodes
     (nvidia0..., nvidiactl, nvidia-uvm, nvidia-caps/...), without which no GPU can be used."""
-    nodes = [dev + path[len("/dev"):] for path in DEVICES]
+    nodes = [dev + path[len("/dev") :] for path in DEVICES]
     if str(device).startswith("cuda") and os.path.isdir(dev):
         nodes += sorted(os.path.join(dev, name) for name in os.listdir(dev) if name.startswith("nvidia"))
     return nodes
@@ -239,10 +337,11 @@ def _build_view(config: dict) -> str:
         fd = _open_path(real)
         if fd is not None:
             sources[real] = fd
-    devices = {path: fd for path in device_nodes(config.get("device", "cpu"))
-               if (fd := _open_path(path)) is not None}
-    binds = {_view_path(name): os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-             for name, source in config["mounts"].items()}
+    devices = {path: fd for path in device_nodes(config.get("device", "cpu")) if (fd := _open_path(path)) is not None}
+    binds = {
+        _view_path(name): os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        for name, source in config["mounts"].items()
+    }
     tmp_size = int(config["tmp_size_mb"])
     root = BUILD_AT
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
@@ -251,8 +350,10 @@ def _build_view(config: dict) -> str:
     except BaseException:
         libc.umount2(root.encode(), MNT_DETACH)  # a fallback must find the real /tmp again
         raise
-    return (f"an empty root with {len(sources)} folders and files bound read-only, {len(devices)} devices, "
-            f"a private {tmp_size} MiB /tmp")
+    return (
+        f"an empty root with {len(sources)} folders and files bound read-only, {len(devices)} devices, "
+        f"a private {tmp_size} MiB /tmp"
+    )
 
 
 def _fill_root(root: str, config: dict, sources: dict, links: dict, devices: dict, binds: dict) -> None:
@@ -326,9 +427,13 @@ LL_NET_BIND_TCP, LL_NET_CONNECT_TCP = 1 << 0, 1 << 1
 LL_SCOPE_ABSTRACT_UNIX_SOCKET, LL_SCOPE_SIGNAL = 1 << 0, 1 << 1
 LL_RULE_PATH_BENEATH = 1
 LL_CREATE_RULESET_VERSION = 1 << 0
+
+
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, 0 where it has none (or it is switched off)."""
-    abi = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(LL_CREATE_RULESET_VERSION))
+    abi = libc.syscall(
+        SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(LL_CREATE_RULESET_VERSION)
+    )
     return max(0, int(abi))
 
 
@@ -382,8 +487,12 @@ def _landlock(read: list, write: list, list_only: list = (), devices: list = DEV
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
     rules = 0
-    groups = ((read, LL_EXECUTE | LL_READ_FILE | LL_READ_DIR), (list_only, LL_READ_DIR), (write, fs),
-              (devices, LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE | LL_IOCTL_DEV))
+    groups = (
+        (read, LL_EXECUTE | LL_READ_FILE | LL_READ_DIR),
+        (list_only, LL_READ_DIR),
+        (write, fs),
+        (devices, LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE | LL_IOCTL_DEV),
+    )
     try:
         for paths, access in groups:
             for path in paths:
@@ -405,10 +514,12 @@ def _landlock(read: list, write: list, list_only: list = (), devices: list = DEV
             raise OSError(ctypes.get_errno(), "landlock_restrict_self")
     finally:
         os.close(ruleset)
-    return (f"ABI {abi}: reads {rules} allowed paths (Python, the child's folders), writes only its "
-            f"work folder" + ("; no TCP" if net else "; TCP not restricted (ABI < 4)")
-            + ("; signals and abstract sockets scoped to the sandbox" if scoped
-               else "; signals not scoped (ABI < 6)"))
+    return (
+        f"ABI {abi}: reads {rules} allowed paths (Python, the child's folders), writes only its "
+        f"work folder"
+        + ("; no TCP" if net else "; TCP not restricted (ABI < 4)")
+        + ("; signals and abstract sockets scoped to the sandbox" if scoped else "; signals not scoped (ABI < 6)")
+    )
 
 
 def _fallback_paths(config: dict) -> dict:
@@ -428,8 +539,13 @@ def _landlock_view(config: dict, paths: dict) -> str:
     """The view's list (read_paths), nothing more: the kernel's CPU and memory description and
     the child's own /proc entry stand in for the view's fresh /proc."""
     cuda = str(config.get("device", "cpu")).startswith("cuda")
-    read = [*read_paths(config), *config["mounts"].values(), *KERNEL_INFO, os.path.realpath("/proc/self"),
-            *(("/proc/driver/nvidia",) if cuda else ())]
+    read = [
+        *read_paths(config),
+        *config["mounts"].values(),
+        *KERNEL_INFO,
+        os.path.realpath("/proc/self"),
+        *(("/proc/driver/nvidia",) if cuda else ()),
+    ]
     readable, listable = _grants(read, config["hide"])
     return _landlock(readable, [paths["workdir"]], listable, device_nodes(config.get("device", "cpu")))
 
@@ -469,16 +585,21 @@ def _become_nobody(config: dict, uid: int) -> str:
 
 
 def _limit_resources(config: dict) -> str:
-    limits = {resource.RLIMIT_CORE: 0, resource.RLIMIT_FSIZE: config["file_limit_mb"] * 1024**2,
-              resource.RLIMIT_NOFILE: 4096, resource.RLIMIT_NPROC: config["process_limit"]}
+    limits = {
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_FSIZE: config["file_limit_mb"] * 1024**2,
+        resource.RLIMIT_NOFILE: 4096,
+        resource.RLIMIT_NPROC: config["process_limit"],
+    }
     if config.get("memory_limit_mb"):
         limits[resource.RLIMIT_AS] = config["memory_limit_mb"] * 1024**2
     for which, value in limits.items():
         _, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(which, (value, value))
-    return (f"{config['file_limit_mb']} MiB a file, {config['process_limit']} processes"
-            + (f", {config['memory_limit_mb']} MiB of memory" if config.get("memory_limit_mb") else ""))
+    return f"{config['file_limit_mb']} MiB a file, {config['process_limit']} processes" + (
+        f", {config['memory_limit_mb']} MiB of memory" if config.get("memory_limit_mb") else ""
+    )
 
 
 # -- putting it together ---------------------------------------------------------------------
@@ -566,8 +687,11 @@ def _probe() -> None:
     as_root = os.geteuid() == 0
     namespaces = libc.unshare(_namespace_flags(as_root)) == 0
     error = "" if namespaces else os.strerror(ctypes.get_errno())
-    print(json.dumps({"root": as_root, "namespaces": namespaces, "namespaces_error": error,
-                      "landlock_abi": landlock_abi()}))
+    print(
+        json.dumps(
+            {"root": as_root, "namespaces": namespaces, "namespaces_error": error, "landlock_abi": landlock_abi()}
+        )
+    )
 
 
 def _user_tasks(uid: int) -> int:
@@ -590,8 +714,13 @@ def _skipped(layers: dict, name: str, skip: set) -> bool:
 
 def _refuse(config: dict, layers: dict) -> None:
     """Nothing hides the answer key: say so on the reply pipe and never run student code."""
-    why = ("neither a private filesystem view (namespaces: " + layers["namespaces"]["detail"]
-           + ") nor Landlock (" + layers.get("landlock", {}).get("detail", "not tried") + ") is available here")
+    why = (
+        "neither a private filesystem view (namespaces: "
+        + layers["namespaces"]["detail"]
+        + ") nor Landlock ("
+        + layers.get("landlock", {}).get("detail", "not tried")
+        + ") is available here"
+    )
     status = json.dumps({"sandbox": layers, "refused": why}).encode()
     os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)
     os._exit(70)
@@ -623,8 +752,13 @@ def main() -> None:
         # No PID namespace to end the child's descendants: a parent that is their subreaper
         # ends them when the child is gone (and the grader kills its whole tree on a timeout).
         sweep = not _skipped(layers, "subreaper", skip) and _layer(
-            layers, "subreaper", lambda: _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
-            or "every process the child starts is ended with it")
+            layers,
+            "subreaper",
+            lambda: (
+                _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+                or "every process the child starts is ended with it"
+            ),
+        )
         pid = os.fork()
         if pid:
             _wait_and_relay(pid, sweep=sweep)
@@ -637,12 +771,14 @@ def main() -> None:
         # launcher is killed (a timeout) would live on with every process in it.
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     elif as_root:
-        layers["unprivileged"] = {"held": False, "detail": "runs as root: without a private view the "
-                                  "interpreter may not be reachable by an unprivileged uid"}
+        layers["unprivileged"] = {
+            "held": False,
+            "detail": "runs as root: without a private view the "
+            "interpreter may not be reachable by an unprivileged uid",
+        }
     else:
         layers["unprivileged"] = {"held": True, "detail": f"uid {os.getuid()}, not root"}
-    _layer(layers, "no_new_privs",
-           lambda: _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs") or "set")
+    _layer(layers, "no_new_privs", lambda: _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs") or "set")
     env = dict(config["env"])
     if view:
         paths = {"workdir": VIEW_WORKDIR, **{name: _view_path(name) for name in config["mounts"]}}
@@ -661,9 +797,14 @@ def main() -> None:
     os.chdir(paths["workdir"])
     status = json.dumps({"sandbox": layers, "paths": paths}).encode()
     os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)
-    argv = [config["python"], "-I", "-c",
-            f"import sys; sys.path.insert(0, {os.path.dirname(paths['executor'])!r}); "
-            "from executor.main import main; main()", json.dumps({**config["executor"], "paths": paths})]
+    argv = [
+        config["python"],
+        "-I",
+        "-c",
+        f"import sys; sys.path.insert(0, {os.path.dirname(paths['executor'])!r}); "
+        "from executor.main import main; main()",
+        json.dumps({**config["executor"], "paths": paths}),
+    ]
     os.execve(config["python"], argv, env)
 
 

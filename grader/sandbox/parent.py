@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.core.memory import child_preexec
-from grader.sandbox.frames import ArgumentEncoder, FrameReader, ProtocolError, decode_value, encode_frame, progress_event
+from grader.sandbox.frames import (
+    ArgumentEncoder,
+    FrameReader,
+    ProtocolError,
+    decode_value,
+    encode_frame,
+    progress_event,
+)
 from grader.core.sanitize import inert
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
@@ -45,8 +52,8 @@ class Outcome:
     status: str
     value: object = None
     records: dict = field(default_factory=dict)
-    error: dict | None = None   # {type, message, cell, line} for status "error"
-    reason: str = ""            # why the child is gone, for timeout, died and broken
+    error: dict | None = None  # {type, message, cell, line} for status "error"
+    reason: str = ""  # why the child is gone, for timeout, died and broken
 
     @property
     def ok(self) -> bool:
@@ -61,18 +68,20 @@ class Outcome:
 class SandboxConfig:
     """Limits and environment of the child."""
 
-    workdir: Path               # the grader's own folder for this child (never read back)
-    data_dir: Path              # MNIST laid out for torchvision, bound read-only as ./data
-    course_dir: Path            # the course helper stand-ins, bound read-only on sys.path
-    view: dict                  # hide / expose / uid_range / uid_lock_dir, from grader.sandbox.view
+    workdir: Path  # the grader's own folder for this child (never read back)
+    data_dir: Path  # MNIST laid out for torchvision, bound read-only as ./data
+    course_dir: Path  # the course helper stand-ins, bound read-only on sys.path
+    view: dict  # hide / expose / uid_range / uid_lock_dir, from grader.sandbox.view
     device: str = "cpu"
     seed: int = 0
     memory_limit_mb: int | None = None
     tmp_size_mb: int = 1024
     preamble: str = ""
-    contain: bool = True        # False: the operator's opt-out, grade even where nothing hides the answer key
+    contain: bool = True  # False: the operator's opt-out, grade even where nothing hides the answer key
     mounts: dict = field(default_factory=dict)  # name -> folder a task asked for, bound read-only at /tmp/.dli/NAME
-    gpu_fraction: float = 0.9   # share of the GPU's memory the child may take (grader.grading.runner.gpu_memory_fraction)
+    gpu_fraction: float = (
+        0.9  # share of the GPU's memory the child may take (grader.grading.runner.gpu_memory_fraction)
+    )
 
 
 def _child_environment(config: SandboxConfig) -> dict[str, str]:
@@ -121,12 +130,23 @@ class Sandbox:
         command_read, command_write = os.pipe()
         reply_read, reply_write = os.pipe()
         launcher_config = {
-            **config.view, "grader_pid": os.getpid(), "contain": config.contain, "device": config.device,
-            "tmp_size_mb": config.tmp_size_mb, "file_limit_mb": FILE_LIMIT_MB, "process_limit": PROCESS_LIMIT,
-            "memory_limit_mb": config.memory_limit_mb, "reply_fd": reply_write,
-            "mounts": {**{name: str(path) for name, path in config.mounts.items()},
-                       "executor": str(EXECUTOR), "course": str(config.course_dir), "data": str(config.data_dir)},
-            "fallback_workdir": str(config.workdir), "python": sys.executable,
+            **config.view,
+            "grader_pid": os.getpid(),
+            "contain": config.contain,
+            "device": config.device,
+            "tmp_size_mb": config.tmp_size_mb,
+            "file_limit_mb": FILE_LIMIT_MB,
+            "process_limit": PROCESS_LIMIT,
+            "memory_limit_mb": config.memory_limit_mb,
+            "reply_fd": reply_write,
+            "mounts": {
+                **{name: str(path) for name, path in config.mounts.items()},
+                "executor": str(EXECUTOR),
+                "course": str(config.course_dir),
+                "data": str(config.data_dir),
+            },
+            "fallback_workdir": str(config.workdir),
+            "python": sys.executable,
             "env": _child_environment(config),
             "executor": {"in_fd": command_read, "out_fd": reply_write},
             "skip": skipped_layers(),
@@ -135,8 +155,13 @@ class Sandbox:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps(launcher_config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(command_read, reply_write), cwd="/", start_new_session=True, preexec_fn=child_preexec(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(command_read, reply_write),
+                cwd="/",
+                start_new_session=True,
+                preexec_fn=child_preexec(),
                 env={"PATH": "/usr/bin:/bin"},
             )
         finally:
@@ -158,9 +183,14 @@ class Sandbox:
         if "refused" in status[0]:
             self._kill()
             return Outcome("died", reason=f"the sandbox refused to run student code: {status[0]['refused']}"[:500])
-        outcome = self.request("setup", max(1.0, deadline - time.monotonic()), seed=config.seed,
-                               preamble=config.preamble, device=config.device,
-                               gpu_fraction=config.gpu_fraction if config.device == "cuda" else 0.0)
+        outcome = self.request(
+            "setup",
+            max(1.0, deadline - time.monotonic()),
+            seed=config.seed,
+            preamble=config.preamble,
+            device=config.device,
+            gpu_fraction=config.gpu_fraction if config.device == "cuda" else 0.0,
+        )
         if outcome.ok and isinstance(outcome.value, dict):
             self.setup_reply = outcome.value
         return outcome
@@ -259,8 +289,9 @@ class Sandbox:
             raise ProtocolError("an answer without a status")
         imports = reply.get("attempted_imports")
         if isinstance(imports, list):
-            self.attempted_imports += [inert(name, 100) for name in imports[:20]
-                                       if type(name) is str and name not in self.attempted_imports][:20]
+            self.attempted_imports += [
+                inert(name, 100) for name in imports[:20] if type(name) is str and name not in self.attempted_imports
+            ][:20]
         self._check_no_stray_data()
         if reply["ok"]:
             records = reply.get("records")
@@ -289,7 +320,7 @@ class Sandbox:
                 raise OSError("the child did not read its command")
             _, writable, _ = select.select([], [self._commands], [], min(remaining, 1.0))
             if writable:
-                view = view[os.write(self._commands, view[: 1 << 16]):]
+                view = view[os.write(self._commands, view[: 1 << 16]) :]
 
     def _read_frame(self, deadline: float):
         """The next frame, or None at the deadline or when the child closed the pipe."""
@@ -383,13 +414,22 @@ def skipped_layers() -> list[str]:
 def probe_isolation() -> dict:
     """What this machine allows, asked of a throwaway launcher: {root, namespaces,
     namespaces_error, landlock_abi, isolated} (isolated: a private view or Landlock is possible)."""
-    run = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps({"probe": True})],
-                         capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps({"probe": True})],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     try:
         found = json.loads(run.stdout)
     except ValueError:
-        found = {"root": os.geteuid() == 0, "namespaces": False, "landlock_abi": 0,
-                 "namespaces_error": f"the probe failed: {run.stderr.strip()[-300:]}"}
+        found = {
+            "root": os.geteuid() == 0,
+            "namespaces": False,
+            "landlock_abi": 0,
+            "namespaces_error": f"the probe failed: {run.stderr.strip()[-300:]}",
+        }
     skip = skipped_layers()
     if "namespaces" in skip:
         found["namespaces"], found["namespaces_error"] = False, f"skipped ({SKIP_VARIABLE})"

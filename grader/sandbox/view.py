@@ -72,8 +72,11 @@ def pth_entries() -> list[str]:
                 lines = pth.read_text(errors="replace").splitlines()
             except OSError:
                 continue
-            entries += [str(Path(folder, line.strip())) for line in lines
-                        if line.strip() and not line.startswith(("#", "import ", "import\t"))]
+            entries += [
+                str(Path(folder, line.strip()))
+                for line in lines
+                if line.strip() and not line.startswith(("#", "import ", "import\t"))
+            ]
     return entries
 
 
@@ -86,22 +89,33 @@ def python_paths() -> list[str]:
     def allowed(entry: Path) -> bool:
         if any(entry == prefix or prefix in entry.parents for prefix in prefixes):
             return True  # inside the interpreter's own installation (a venv may sit in the checkout)
-        return not any(entry == package or package in entry.parents or entry in package.parents
-                       for package in own)
+        return not any(entry == package or package in entry.parents or entry in package.parents for package in own)
 
     on_path = [entry for entry in pth_entries() if Path(entry).is_dir() and allowed(Path(entry).resolve())]
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             str(Path(os.path.realpath(sys.executable)).parent.parent)}
+    roots = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        str(Path(os.path.realpath(sys.executable)).parent.parent),
+    }
     parts = [str(Path(root, part)) for root in roots if root for part in PREFIX_PARTS]
     paths = {*parts, str(Path(os.path.realpath(sys.executable)).parent), *site.getsitepackages(), *on_path}
     # A link (a venv's lib64 -> lib) is kept as given: the launcher recreates it and binds its target.
-    return sorted(str(Path(path).parent.resolve() / Path(path).name) if Path(path).is_symlink()
-                  else str(Path(path).resolve()) for path in paths if path and Path(path).exists())
+    return sorted(
+        str(Path(path).parent.resolve() / Path(path).name) if Path(path).is_symlink() else str(Path(path).resolve())
+        for path in paths
+        if path and Path(path).exists()
+    )
 
 
 def hidden_paths(submission: Path) -> list[str]:
-    hidden = {*ALWAYS_HIDDEN, *(str(path) for path in package_paths()),
-              str(Path(submission).resolve().parent), os.getcwd()}
+    hidden = {
+        *ALWAYS_HIDDEN,
+        *(str(path) for path in package_paths()),
+        str(Path(submission).resolve().parent),
+        os.getcwd(),
+    }
     # Covering "/" itself would hide everything; the rest is read-only anyway.
     return sorted(path for path in hidden if path not in ("/", ""))
 
@@ -119,5 +133,9 @@ def uid_lock_dir() -> str:
 
 def view_config(submission: Path) -> dict:
     """The part of the launcher's configuration that describes the filesystem view and identity."""
-    return {"hide": hidden_paths(submission), "expose": python_paths(), "uid_range": list(SANDBOX_UIDS),
-            "uid_lock_dir": uid_lock_dir()}
+    return {
+        "hide": hidden_paths(submission),
+        "expose": python_paths(),
+        "uid_range": list(SANDBOX_UIDS),
+        "uid_lock_dir": uid_lock_dir(),
+    }

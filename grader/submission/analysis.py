@@ -200,5 +200,3 @@ def _unet_imported_from_course(cells: list[CellFacts]) -> bool:
             if isinstance(stmt, ast.ImportFrom) and (stmt.module or "").split(".")[-1] == "UNet_utils":
                 imported = imported or any(a.name in ("UNet", "*") and not a.asname for a in stmt.names)
     return imported
-
-

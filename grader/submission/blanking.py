@@ -15,9 +15,18 @@ from grader.submission.syntax import LOOPS, char_col, dotted_name
 # assessment itself. Matched on the last dotted component, so `ddpm_utils.sample_w` or
 # `torchvision.datasets.MNIST` count too.
 _SKIPPED_CALLS = {
-    "run_assessment", "sample_w", "sample_images", "load_transformed_MNIST", "load_MNIST",
-    "load_transformed_fashionMNIST", "DataLoader", "MNIST", "save_animation",
-    "show_tensor_image", "plot_generated_images", "get_ipython",
+    "run_assessment",
+    "sample_w",
+    "sample_images",
+    "load_transformed_MNIST",
+    "load_MNIST",
+    "load_transformed_fashionMNIST",
+    "DataLoader",
+    "MNIST",
+    "save_animation",
+    "show_tensor_image",
+    "plot_generated_images",
+    "get_ipython",
 }
 _SKIPPED_EXACT = {"torch.compile"}
 _SKIPPED_MODULES = {"plt", "other_utils", "matplotlib"}  # any call through these names

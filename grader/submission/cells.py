@@ -123,8 +123,7 @@ def _check_notebook_shape(raw, name: str) -> None:
         raise UnusableInput(f"{name}: not a Jupyter notebook ('nbformat' is {version!r}, not a number)")
     if version != 4:
         raise UnusableInput(
-            f"{name}: nbformat {version} notebook; only nbformat 4 is supported"
-            " (open and re-save it in Jupyter)"
+            f"{name}: nbformat {version} notebook; only nbformat 4 is supported (open and re-save it in Jupyter)"
         )
     if not isinstance(raw.get("cells"), list):
         raise UnusableInput(f"{name}: not a Jupyter notebook (no 'cells' list)")

@@ -12,9 +12,7 @@ import re
 _BODY_KEEPING_CELL_MAGICS = {"time", "timeit", "capture"}
 
 # `x = !ls`, `a, b = %time f()`: IPython binds the target, so the name must still exist.
-_MAGIC_ASSIGNMENT = re.compile(
-    r"^(?P<indent>\s*)(?P<target>[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*[%!]"
-)
+_MAGIC_ASSIGNMENT = re.compile(r"^(?P<indent>\s*)(?P<target>[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*[%!]")
 
 
 def neutralise(source: str) -> str:

@@ -15,8 +15,16 @@ from dataclasses import dataclass
 
 from grader.submission.syntax import dotted_name, module_scope
 
-BASE64 = {"b64decode", "standard_b64decode", "urlsafe_b64decode", "b32decode", "b16decode", "b85decode",
-          "a85decode", "decodebytes"}
+BASE64 = {
+    "b64decode",
+    "standard_b64decode",
+    "urlsafe_b64decode",
+    "b32decode",
+    "b16decode",
+    "b85decode",
+    "a85decode",
+    "decodebytes",
+}
 SERIALISERS = {"torch", "pickle", "np", "numpy", "joblib", "dill", "marshal", "cloudpickle", "safetensors"}
 LONG_TEXT = 4096  # characters of one str or bytes literal
 MANY_NUMBERS = 1000  # constants in one list, tuple, set or dict literal
@@ -37,9 +45,13 @@ def weight_loading(analysis) -> list[Finding]:
     training = analysis.training_cell()
     if training is None or training.tree is None:
         return []
-    functions = {node.name: (facts.cell.number, node) for facts in analysis.cells if facts.tree
-                 for node in module_scope(facts.tree.body)
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {
+        node.name: (facts.cell.number, node)
+        for facts in analysis.cells
+        if facts.tree
+        for node in module_scope(facts.tree.body)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
     pending, seen, findings = [(training.cell.number, training.tree)], set(), []
     while pending:
         cell, tree = pending.pop()

@@ -56,7 +56,10 @@ def defining_line(tree: ast.Module | None, name: str) -> int | None:
             if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
                 found = statement.lineno
         elif isinstance(statement, (ast.If, ast.Try)):
-            pending[:0] = [*statement.body, *getattr(statement, "orelse", []),
-                           *getattr(statement, "finalbody", []),
-                           *[s for h in getattr(statement, "handlers", []) for s in h.body]]
+            pending[:0] = [
+                *statement.body,
+                *getattr(statement, "orelse", []),
+                *getattr(statement, "finalbody", []),
+                *[s for h in getattr(statement, "handlers", []) for s in h.body],
+            ]
     return found

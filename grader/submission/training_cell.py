@@ -38,8 +38,13 @@ def find_training_cell(cells: list[CellFacts]) -> CellFacts | None:
 
 def trainers(cells: list[CellFacts]) -> dict[str, CellFacts]:
     """Top-level functions whose body has a training loop, with the cell defining each."""
-    return {stmt.name: facts for facts in cells if facts.tree for stmt in module_scope(facts.tree.body)
-            if isinstance(stmt, ast.FunctionDef) and any(is_training_loop(inner) for inner in ast.walk(stmt))}
+    return {
+        stmt.name: facts
+        for facts in cells
+        if facts.tree
+        for stmt in module_scope(facts.tree.body)
+        if isinstance(stmt, ast.FunctionDef) and any(is_training_loop(inner) for inner in ast.walk(stmt))
+    }
 
 
 def trainer_call(stmt: ast.stmt, found: dict) -> ast.Call | None:

@@ -42,9 +42,14 @@ def check(context) -> Verdict:
     weights again on the grader's trusted path, and judge both."""
     options = context.options
     profile = options.get("profile", "transplant")
-    info = {"profile": profile, "profile_reason": options.get("profile_reason"), "timings": {},
-            "failed_before": list(context.failed_before), "w": guidance.student_w(context),
-            "T": notebook_T(context)}
+    info = {
+        "profile": profile,
+        "profile_reason": options.get("profile_reason"),
+        "timings": {},
+        "failed_before": list(context.failed_before),
+        "w": guidance.student_w(context),
+        "T": notebook_T(context),
+    }
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
     training = child.training_cell(context)
     if profile in ("train", "course"):  # the model is learned there: name weights brought in instead
@@ -72,14 +77,21 @@ def check(context) -> Verdict:
     started = time.perf_counter()
     info["effective_w"] = _effective_w(context, info["w"])
     if state is not None:
-        samples["grader"] = trusted_samples(state, info["effective_w"], options.get("grader_per_digit", 1),
-                                            derive_seed(context.seed, ID, "trusted"), context.progress, info["T"])
+        samples["grader"] = trusted_samples(
+            state,
+            info["effective_w"],
+            options.get("grader_per_digit", 1),
+            derive_seed(context.seed, ID, "trusted"),
+            context.progress,
+            info["T"],
+        )
     info["timings"]["trusted_path_s"] = time.perf_counter() - started
     if traces is not None and state is not None:
         started = time.perf_counter()
         grader_model = bf16_model(trusted_model(state, info["T"]))
-        info["provenance"] = provenance.follows_model(samples["official"], traces, grader_model,
-                                                      info["effective_w"], context.seed, info["T"])
+        info["provenance"] = provenance.follows_model(
+            samples["official"], traces, grader_model, info["effective_w"], context.seed, info["T"]
+        )
         info["timings"]["provenance_s"] = time.perf_counter() - started
     if profile == "transplant" and options.get("check_steps"):
         started = time.perf_counter()
@@ -100,7 +112,11 @@ def _model(context, profile: str, training: dict, options: dict, info: dict) -> 
         state = read_state_dict(weights_path(UNET_FILE))
         child.load_or_fail(context, "model", state)
         return "model", state
-    down_chs, steps, batch_size = options.get("down_chs", COURSE_CHS), options["train_steps"], options.get("batch_size", 128)
+    down_chs, steps, batch_size = (
+        options.get("down_chs", COURSE_CHS),
+        options["train_steps"],
+        options.get("batch_size", 128),
+    )
     state = child.seeded_start(context, down_chs)
     context.ask("build", slot="trained", down_chs=list(down_chs))
     child.load_or_fail(context, "trained", state)
@@ -116,8 +132,9 @@ def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16
     `provenance` checks), and the larger sample when it is called for."""
     w = info["w"] if info["w"] is not None else 0.0
     try:
-        samples["official"], traces = provenance.traced_draw(context, target, OFFICIAL_PER_DIGIT, w,
-                                                             "official sample", bf16)
+        samples["official"], traces = provenance.traced_draw(
+            context, target, OFFICIAL_PER_DIGIT, w, "official sample", bf16
+        )
     except provenance.NotDrawn as problem:
         raise StageFailure("sampling", str(problem)) from None
     extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT

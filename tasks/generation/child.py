@@ -32,36 +32,53 @@ def training_cell(context) -> dict | None:
     facts = context.analysis.training_cell()
     if facts is None or facts.tree is None:
         return None
-    return {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>",
-            "epochs": _harness_epochs(facts.tree)}
+    return {"code": facts.cell.code, "filename": f"<cell {facts.cell.number}>", "epochs": _harness_epochs(facts.tree)}
 
 
 def _harness_epochs(tree) -> int | None:
     """The constant the cell assigns to `epochs`, if any (to split a batch budget over epochs)."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
-                and any(isinstance(t, ast.Name) and t.id == "epochs" for t in node.targets) \
-                and isinstance(node.value.value, int) and node.value.value > 0:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and any(isinstance(t, ast.Name) and t.id == "epochs" for t in node.targets)
+            and isinstance(node.value.value, int)
+            and node.value.value > 0
+        ):
             return node.value.value
     return None
 
 
 def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool) -> torch.Tensor:
     """per_digit samples of each digit through the student's sample_w, checked and on the CPU."""
-    value, _ = context.ask("sample", target=target, per_digit=per_digit, w=w, bf16=bf16, phase=phase,
-                           seed=derive_seed(context.seed, ID, phase))
+    value, _ = context.ask(
+        "sample",
+        target=target,
+        per_digit=per_digit,
+        w=w,
+        bf16=bf16,
+        phase=phase,
+        seed=derive_seed(context.seed, ID, phase),
+    )
     if not (isinstance(value, list) and len(value) == 10):
-        raise StageFailure("sampling", i18n._("sample_w returned {kind} values, expected images").format(
-            kind=kind_of(value)))
+        raise StageFailure(
+            "sampling", i18n._("sample_w returned {kind} values, expected images").format(kind=kind_of(value))
+        )
     images = []
     for digit, out in enumerate(value):
-        out = plain_tensor(out, i18n._("the images sample_w returned for digit {digit}").format(digit=digit),
-                           finite=False,
-                           max_elements=max(MAX_ELEMENTS, per_digit * 28 * 28))  # however many were asked for
+        out = plain_tensor(
+            out,
+            i18n._("the images sample_w returned for digit {digit}").format(digit=digit),
+            finite=False,
+            max_elements=max(MAX_ELEMENTS, per_digit * 28 * 28),
+        )  # however many were asked for
         if out.numel() != per_digit * 28 * 28:
-            raise StageFailure("sampling", i18n._("sample_w returned shape {shape} for {count} images of digit "
-                                                  "{digit}; expected {expected}").format(
-                shape=tuple(out.shape), count=per_digit, digit=digit, expected=f"({per_digit}, 1, 28, 28)"))
+            raise StageFailure(
+                "sampling",
+                i18n._(
+                    "sample_w returned shape {shape} for {count} images of digit {digit}; expected {expected}"
+                ).format(shape=tuple(out.shape), count=per_digit, digit=digit, expected=f"({per_digit}, 1, 28, 28)"),
+            )
         images.append(out.float().reshape(per_digit, 1, 28, 28))
     return torch.cat(images)
 
@@ -70,9 +87,18 @@ def train(context, target: str, steps: int, training: dict, batch_size: int, bf1
     """Train a model in the child through the student's cell on the grader's shuffled epochs."""
     batches_per_epoch = max(1, -(-steps // (training.get("epochs") or 1)))
     order = batch_order(context, target, steps, batch_size)
-    info, _ = context.ask("train", target=target, code=training["code"], filename=training["filename"],
-                          order=order, batch_size=batch_size, batches_per_epoch=batches_per_epoch, steps=steps,
-                          seed=derive_seed(context.seed, ID, "train", target), bf16=bf16)
+    info, _ = context.ask(
+        "train",
+        target=target,
+        code=training["code"],
+        filename=training["filename"],
+        order=order,
+        batch_size=batch_size,
+        batches_per_epoch=batches_per_epoch,
+        steps=steps,
+        seed=derive_seed(context.seed, ID, "train", target),
+        bf16=bf16,
+    )
     if not isinstance(info, dict):
         raise StageFailure("training", i18n._("the training run returned no records"))
     return {**info, "batches_per_epoch": batches_per_epoch, "steps_asked": steps}
@@ -107,24 +133,34 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
         raise StageFailure("course flow", i18n._("the course flow answered {kind}").format(kind=kind_of(value)))
     numbers = [cell.number for cell in context.cells]
     stopped, assessment = value.get("stopped"), value.get("assessment_cell")
-    flow = {"cells": value.get("cells"), "ran": value.get("ran"),
-            "assessment_output": str(value.get("assessment_output") or "")}
+    flow = {
+        "cells": value.get("cells"),
+        "ran": value.get("ran"),
+        "assessment_output": str(value.get("assessment_output") or ""),
+    }
     flow["course_printed_accuracy"] = printed_accuracy(flow["assessment_output"])
     if isinstance(stopped, dict) and type(stopped.get("cell")) is int and 0 <= stopped["cell"] < len(numbers):
         flow["stopped"] = {"cell": numbers[stopped["cell"]], "error": str(stopped.get("error"))}
-        raise StageFailure("course flow", i18n._("the notebook stopped at cell {cell} ({error}) before the "
-                                                 "assessment ran").format(cell=flow["stopped"]["cell"],
-                                                                          error=flow["stopped"]["error"]))
+        raise StageFailure(
+            "course flow",
+            i18n._("the notebook stopped at cell {cell} ({error}) before the assessment ran").format(
+                cell=flow["stopped"]["cell"], error=flow["stopped"]["error"]
+            ),
+        )
     if type(assessment) is not int or not 0 <= assessment < len(numbers):
         raise StageFailure("course flow", i18n._("no cell calls run_assessment(model, sample_w, w)"))
     images = value.get("samples")
     if images is None:
-        raise StageFailure("course flow", i18n._("cell {cell} ran, but run_assessment saved no samples").format(
-            cell=numbers[assessment]))
+        raise StageFailure(
+            "course flow",
+            i18n._("cell {cell} ran, but run_assessment saved no samples").format(cell=numbers[assessment]),
+        )
     images = plain_tensor(images, i18n._("the samples run_assessment drew"), finite=False)
     if tuple(images.shape) != (10 * OFFICIAL_PER_DIGIT, 1, 28, 28):
-        raise StageFailure("course flow", i18n._("run_assessment drew shape {shape}, not (50, 1, 28, 28)").format(
-            shape=tuple(images.shape)))
+        raise StageFailure(
+            "course flow",
+            i18n._("run_assessment drew shape {shape}, not (50, 1, 28, 28)").format(shape=tuple(images.shape)),
+        )
     return images.float(), _course_shaped(value.get("model_state")), flow
 
 
@@ -133,8 +169,9 @@ def _course_shaped(state) -> dict | None:
     if not isinstance(state, dict):
         return None
     expected = UNet(150, 1, 28, COURSE_CHS).state_dict()
-    if set(state) != set(expected) or not all(type(state[k]) is torch.Tensor and state[k].shape == v.shape
-                                              for k, v in expected.items()):
+    if set(state) != set(expected) or not all(
+        type(state[k]) is torch.Tensor and state[k].shape == v.shape for k, v in expected.items()
+    ):
         return None
     return state
 
@@ -147,8 +184,11 @@ def seeded_start(context, down_chs) -> dict:
 def returned_state(context, target: str, start: dict) -> dict:
     """The trained weights as the child returns them: plain tensors with the start's keys and shapes."""
     value, _ = context.call(f"{target}.state_dict")
-    if not (isinstance(value, dict) and set(value) == set(start)
-            and all(isinstance(value[k], torch.Tensor) and value[k].shape == start[k].shape for k in start)):
+    if not (
+        isinstance(value, dict)
+        and set(value) == set(start)
+        and all(isinstance(value[k], torch.Tensor) and value[k].shape == start[k].shape for k in start)
+    ):
         raise StageFailure("weights", {"missing": [], "unexpected": [], "wrong_shape": ["(returned weights)"]})
     if all(torch.equal(value[k].float(), start[k].float()) for k in start):
         raise StageFailure("training", i18n._("the model's weights did not change during training"))
@@ -169,8 +209,9 @@ def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
     info = train(context, "narrow", steps, training, 128, bf16)
     batch = heldout_batch(context.seed)
     info["masks"] = judged_masks(info, context, "narrow", steps, 128)
-    prediction, _ = context.call("narrow", batch["x_t"], batch["t"], batch["c_hot"],
-                                 torch.ones_like(batch["c_hot"]), no_grad=True)
+    prediction, _ = context.call(
+        "narrow", batch["x_t"], batch["t"], batch["c_hot"], torch.ones_like(batch["c_hot"]), no_grad=True
+    )
     info["heldout_prediction"] = prediction
     return info
 
@@ -193,8 +234,16 @@ def judged_masks(info: dict, context, target: str, steps: int, batch_size: int) 
         expected = None
         if type(epoch) is int and type(step) is int and epoch >= 0 and step >= 0:
             first = (epoch * info.get("batches_per_epoch", 1) + step) * batch_size % len(order)
-            expected = labels[order[first:first + batch_size]]
-        judged.append({"drop_prob": float(drop) if type(drop) in (int, float) else None,
-                       "labels_from_batch": bool(isinstance(c, torch.Tensor) and expected is not None
-                                                 and c.shape == expected.shape and torch.equal(c.long(), expected))})
+            expected = labels[order[first : first + batch_size]]
+        judged.append(
+            {
+                "drop_prob": float(drop) if type(drop) in (int, float) else None,
+                "labels_from_batch": bool(
+                    isinstance(c, torch.Tensor)
+                    and expected is not None
+                    and c.shape == expected.shape
+                    and torch.equal(c.long(), expected)
+                ),
+            }
+        )
     return judged

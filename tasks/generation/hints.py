@@ -20,23 +20,37 @@ def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float) 
     w, effective = info.get("w"), info.get("effective_w")
     shown = _("unset (0.0)") if w is None else f"{w:g}"
     if effective is not None and effective == 0:
-        hints.append(_("your w = {w} switches guidance off: sample_w draws plain conditional samples, which the "
-                       "reference weights recognise only {at_w0} of the time, under the 95% bar; with w = 1 they reach "
-                       "{at_w1}: set w = 1").format(w=shown, at_w0=f"{REFERENCE_ACCURACY_W0:.0%}",
-                                                   at_w1=f"{REFERENCE_ACCURACY_W1:.1%}"))
+        hints.append(
+            _(
+                "your w = {w} switches guidance off: sample_w draws plain conditional samples, which the "
+                "reference weights recognise only {at_w0} of the time, under the 95% bar; with w = 1 they reach "
+                "{at_w1}: set w = 1"
+            ).format(w=shown, at_w0=f"{REFERENCE_ACCURACY_W0:.0%}", at_w1=f"{REFERENCE_ACCURACY_W1:.1%}")
+        )
     elif effective is not None and effective < 0:
-        hints.append(_("at your w = {w}, sample_w weighs the unconditional prediction above the conditional one "
-                       "(the course's weight would be {effective}), so the digits drift to any class; choose w so that "
-                       "the course's weight is about 1 (w = 1 in the course's form, w = 2 in the form "
-                       "w * keep + (1 - w) * drop), where the reference weights reach {at_w1}").format(
-                           w=shown, effective=f"{effective:g}", at_w1=f"{REFERENCE_ACCURACY_W1:.1%}"))
+        hints.append(
+            _(
+                "at your w = {w}, sample_w weighs the unconditional prediction above the conditional one "
+                "(the course's weight would be {effective}), so the digits drift to any class; choose w so that "
+                "the course's weight is about 1 (w = 1 in the course's form, w = 2 in the form "
+                "w * keep + (1 - w) * drop), where the reference weights reach {at_w1}"
+            ).format(w=shown, effective=f"{effective:g}", at_w1=f"{REFERENCE_ACCURACY_W1:.1%}")
+        )
     elif grader_accuracy is not None and grader_accuracy > official_accuracy + 0.3:
-        hints.append(_("the grader's own sampler draws better digits from the same weights at your w: "
-                       "check the guidance formula in sample_w"))
+        hints.append(
+            _(
+                "the grader's own sampler draws better digits from the same weights at your w: "
+                "check the guidance formula in sample_w"
+            )
+        )
     relevant = SAMPLING_RELIES_ON + (TRAINING_RELIES_ON if info.get("profile") == "train" else ())
     causes = [task for task in relevant if task in info.get("failed_before", ())]
     if causes:
-        hints.append(ngettext("likely cause: the {tasks} task failed above; fix it first",
-                              "likely cause: the {tasks} tasks failed above; fix them first",
-                              len(causes)).format(tasks=", ".join(causes)))
+        hints.append(
+            ngettext(
+                "likely cause: the {tasks} task failed above; fix it first",
+                "likely cause: the {tasks} tasks failed above; fix them first",
+                len(causes),
+            ).format(tasks=", ".join(causes))
+        )
     return hints

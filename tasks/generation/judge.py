@@ -47,14 +47,19 @@ def _confusions(predictions: torch.Tensor, per_digit: int) -> list[str]:
     """For each digit drawn badly, what the judge read instead, worst first."""
     lines = []
     for digit in range(10):
-        got = predictions[digit * per_digit:(digit + 1) * per_digit]
+        got = predictions[digit * per_digit : (digit + 1) * per_digit]
         wrong = got[got != digit]
         if len(wrong):
             common = torch.mode(wrong).values.item()
             count = int((got == common).sum())
-            lines.append((len(wrong), _("digits drawn for {digit} are classified as {common} in {count} of "
-                                        "{per_digit}").format(digit=digit, common=common, count=count,
-                                                              per_digit=per_digit)))
+            lines.append(
+                (
+                    len(wrong),
+                    _("digits drawn for {digit} are classified as {common} in {count} of {per_digit}").format(
+                        digit=digit, common=common, count=count, per_digit=per_digit
+                    ),
+                )
+            )
     return [text for _wrong, text in sorted(lines, key=lambda item: -item[0])]
 
 
@@ -82,31 +87,50 @@ def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
     in the integrity notes, whatever the verdict."""
     if info.get("weights_loaded"):
         verdict.details["weights_loaded"] = info["weights_loaded"]
-        verdict.integrity.extend(_("weights not learned? {finding}").format(finding=finding)
-                                 for finding in info["weights_loaded"])
+        verdict.integrity.extend(
+            _("weights not learned? {finding}").format(finding=finding) for finding in info["weights_loaded"]
+        )
 
 
 def stage_failure(verdict: Verdict, info: dict) -> Verdict:
     stage, problem = info["stage"], info.get("problem")
     if stage == "weights":
-        verdict.check(False, POINTS, _("the reference U-Net weights do not load into your model: missing {missing}, "
-                                       "unexpected {unexpected}, wrong shape {wrong_shape}").format(
-                          missing=problem["missing"], unexpected=problem["unexpected"],
-                          wrong_shape=problem["wrong_shape"]),
-                      _("keep the course's attribute names and layer sizes in the blocks and the UNet"))
+        verdict.check(
+            False,
+            POINTS,
+            _(
+                "the reference U-Net weights do not load into your model: missing {missing}, "
+                "unexpected {unexpected}, wrong shape {wrong_shape}"
+            ).format(missing=problem["missing"], unexpected=problem["unexpected"], wrong_shape=problem["wrong_shape"]),
+            _("keep the course's attribute names and layer sizes in the blocks and the UNet"),
+        )
     elif stage == "training":
-        where = _(" at line {line}").format(line=problem["line"]) if isinstance(problem, dict) and problem.get("line") \
+        where = (
+            _(" at line {line}").format(line=problem["line"])
+            if isinstance(problem, dict) and problem.get("line")
             else ""
+        )
         text = problem["error"] if isinstance(problem, dict) else problem
-        verdict.check(False, POINTS, _("training your model through your training cell failed{where}: {error}").format(
-            where=where, error=text))
+        verdict.check(
+            False,
+            POINTS,
+            _("training your model through your training cell failed{where}: {error}").format(where=where, error=text),
+        )
     else:
         verdict.check(False, POINTS, str(problem))
     return verdict
 
 
-def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: str = "submission",
-          check_steps: int = 40, **_unused) -> Verdict:
+def judge(
+    info: dict,
+    data: dict,
+    locate,
+    seed: int,
+    artifacts_dir=None,
+    stem: str = "submission",
+    check_steps: int = 40,
+    **_unused,
+) -> Verdict:
     """Official verdict (5 per digit, >= 95%) plus a larger sample, interval, grid and integrity checks.
 
     `data` holds the digits drawn through the student's sample_w ("official", and "extra" for
@@ -139,12 +163,13 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     verdict.details.update(
         official_accuracy=official_accuracy,
         official_passed=official_accuracy >= OFFICIAL_BAR,
-        official_predictions={str(d): official[d * 5:(d + 1) * 5].tolist() for d in range(10)},
+        official_predictions={str(d): official[d * 5 : (d + 1) * 5].tolist() for d in range(10)},
         accuracy=correct / len(larger_labels),
         accuracy_ci95=list(wilson_interval(correct, len(larger_labels))),
         samples=len(larger_labels),
-        per_digit_accuracy={str(d): (larger[d * per_digit:(d + 1) * per_digit] == d).float().mean().item()
-                            for d in range(10)},
+        per_digit_accuracy={
+            str(d): (larger[d * per_digit : (d + 1) * per_digit] == d).float().mean().item() for d in range(10)
+        },
         confusions=_confusions(larger, per_digit),
         reference_sampler_accuracy=grader_accuracy,
         larger_sample=info.get("larger_sample", "drawn"),
@@ -155,10 +180,12 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
     printed = info.get("course_flow", {}).get("course_printed_accuracy")
     if printed is not None:  # beside ours, never instead: the student's code prints into the same cell
         verdict.details["course_printed_accuracy"] = printed
-        verdict.note(_("the course's own run_assessment printed Final Accuracy {accuracy} ({official} by its bar); "
-                       "the verdict here is the grader's, from the samples it judged").format(
-                           accuracy=f"{printed:.0%}",
-                           official=_("passed") if printed >= OFFICIAL_BAR else _("not passed")))
+        verdict.note(
+            _(
+                "the course's own run_assessment printed Final Accuracy {accuracy} ({official} by its bar); "
+                "the verdict here is the grader's, from the samples it judged"
+            ).format(accuracy=f"{printed:.0%}", official=_("passed") if printed >= OFFICIAL_BAR else _("not passed"))
+        )
     if artifacts_dir is not None:
         verdict.details["grid"] = _save_grid(larger_images, per_digit, Path(artifacts_dir) / f"{stem}.samples.png")
     if not (official_finite and larger_finite):
@@ -170,23 +197,34 @@ def judge(info: dict, data: dict, locate, seed: int, artifacts_dir=None, stem: s
         verdict.check(False, POINTS, near)
         verdict.integrity.append(near)
     if trusted is None:
-        verdict.note(_("the grader could not sample your model itself (its weights do not fit the course's "
-                       "U-Net), so the digits were judged only as your sample_w drew them"))
-    elif official_accuracy >= OFFICIAL_BAR \
-            and wilson_interval(trusted_correct, len(grader))[1] < official_accuracy - TRUSTED_MARGIN:
-        message = _("sample_w draws digits the judge recognises ({official}) but the same model, sampled by the "
-                    "grader at your guidance weight, does not ({grader})").format(
-                        official=f"{official_accuracy:.0%}", grader=f"{grader_accuracy:.0%}")
+        verdict.note(
+            _(
+                "the grader could not sample your model itself (its weights do not fit the course's "
+                "U-Net), so the digits were judged only as your sample_w drew them"
+            )
+        )
+    elif (
+        official_accuracy >= OFFICIAL_BAR
+        and wilson_interval(trusted_correct, len(grader))[1] < official_accuracy - TRUSTED_MARGIN
+    ):
+        message = _(
+            "sample_w draws digits the judge recognises ({official}) but the same model, sampled by the "
+            "grader at your guidance weight, does not ({grader})"
+        ).format(official=f"{official_accuracy:.0%}", grader=f"{grader_accuracy:.0%}")
         verdict.check(False, POINTS, message, _("sample_w must draw its digits from the model it is given"))
         verdict.integrity.append(message)
 
     _check_provenance(verdict, info)
 
     confusion = _confusions(official, OFFICIAL_PER_DIGIT)
-    if not verdict.check(official_accuracy >= OFFICIAL_BAR, POINTS,
-                         _("official check: {count} of 50 digits recognised ({accuracy}; 48 needed)").format(
-                             count=int(round(official_accuracy * 50)), accuracy=f"{official_accuracy:.0%}")
-                         + (f"; {confusion[0]}" if confusion else "")):
+    if not verdict.check(
+        official_accuracy >= OFFICIAL_BAR,
+        POINTS,
+        _("official check: {count} of 50 digits recognised ({accuracy}; 48 needed)").format(
+            count=int(round(official_accuracy * 50)), accuracy=f"{official_accuracy:.0%}"
+        )
+        + (f"; {confusion[0]}" if confusion else ""),
+    ):
         verdict.hints.extend(likely_causes(info, official_accuracy, grader_accuracy))
     if info.get("profile") == "transplant" and "narrow" in info:
         _check_short_training(verdict, info["narrow"], seed, check_steps)
@@ -206,9 +244,11 @@ def _check_provenance(verdict: Verdict, info: dict) -> None:
         causes = [task for task in SAMPLING_RELIES_ON if task in info.get("failed_before", ())]
         hint = _("sample_w must draw each digit by denoising random noise with the model it is given, step by step")
         if causes:
-            hint += ngettext(" (the {tasks} task failed above: fix that first)",
-                             " (the {tasks} tasks failed above: fix that first)", len(causes)).format(
-                                 tasks=", ".join(causes))
+            hint += ngettext(
+                " (the {tasks} task failed above: fix that first)",
+                " (the {tasks} tasks failed above: fix that first)",
+                len(causes),
+            ).format(tasks=", ".join(causes))
         verdict.check(False, POINTS, found["problem"], hint)
         verdict.integrity.append(found["problem"])
 
@@ -219,47 +259,89 @@ def _check_training_records(verdict: Verdict, training: dict, steps: int) -> Non
     count = training.get("batch_count")
     verdict.details.setdefault("training_batches", count)
     if count != steps:
-        verdict.check(False, POINTS, _("your training cell trained {count} of the {steps} batches it was given").format(
-            count=count, steps=steps),
-                      _("train inside `for step, batch in enumerate(dataloader)` and call get_loss once a batch"))
+        verdict.check(
+            False,
+            POINTS,
+            _("your training cell trained {count} of the {steps} batches it was given").format(
+                count=count, steps=steps
+            ),
+            _("train inside `for step, batch in enumerate(dataloader)` and call get_loss once a batch"),
+        )
     masks = training.get("masks", [])
     drops = [m["drop_prob"] for m in masks if m["drop_prob"] is not None]
     if masks and not all(m["labels_from_batch"] for m in masks):
-        verdict.check(False, POINTS, _("trained as written, your loop conditions on something other than "
-                                       "the batch's labels, so the model cannot learn which digit to draw"), None)
+        verdict.check(
+            False,
+            POINTS,
+            _(
+                "trained as written, your loop conditions on something other than "
+                "the batch's labels, so the model cannot learn which digit to draw"
+            ),
+            None,
+        )
     elif len(drops) < len(masks) or not all(0 < p < 1 for p in drops):
-        verdict.check(False, POINTS, _("trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
-                                       "a number), so the model cannot learn guided generation (see the training_loop "
-                                       "task)"))
+        verdict.check(
+            False,
+            POINTS,
+            _(
+                "trained as written, your loop uses c_drop_prob values of 0 or 1 (or not "
+                "a number), so the model cannot learn guided generation (see the training_loop "
+                "task)"
+            ),
+        )
 
 
 def _check_short_training(verdict: Verdict, run: dict, seed: int, steps: int) -> None:
     """CPU profile: after the same short training, the student's pipeline predicts noise about as well."""
     if "build_error" in run:
-        verdict.check(False, 0, _("your UNet cannot be built at a narrow width {widths}: {error}").format(
-            widths=narrow.WIDTHS, error=run["build_error"]))
+        verdict.check(
+            False,
+            0,
+            _("your UNet cannot be built at a narrow width {widths}: {error}").format(
+                widths=narrow.WIDTHS, error=run["build_error"]
+            ),
+        )
         return
     if isinstance(run.get("error"), dict):
         line = run["error"].get("line")
-        verdict.check(False, 0, _("the short training run through your training cell failed{where}: {error}").format(
-            where=_(" at line {line}").format(line=line) if type(line) is int else "",
-            error=run["error"].get("message")))
+        verdict.check(
+            False,
+            0,
+            _("the short training run through your training cell failed{where}: {error}").format(
+                where=_(" at line {line}").format(line=line) if type(line) is int else "",
+                error=run["error"].get("message"),
+            ),
+        )
         return
     _check_training_records(verdict, run, steps)
     batch = heldout_batch(seed)
     prediction = run.get("heldout_prediction")
     if not (isinstance(prediction, torch.Tensor) and prediction.shape == batch["noise"].shape):
-        verdict.check(False, POINTS, _("after the short training your model's prediction on held-out images is a "
-                                       "{kind}, not a batch of noise estimates").format(kind=kind_of(prediction)))
+        verdict.check(
+            False,
+            POINTS,
+            _(
+                "after the short training your model's prediction on held-out images is a "
+                "{kind}, not a batch of noise estimates"
+            ).format(kind=kind_of(prediction)),
+        )
         return
     prediction = torch.nan_to_num(prediction.float(), nan=1e6)
     student_loss = F.mse_loss(prediction, batch["noise"]).item()
     reference_loss = reference_heldout_loss(steps, seed)
-    verdict.details["short_training"] = {"steps": steps, "batches": run.get("batch_count"),
-                                         "heldout_loss": student_loss, "reference_heldout_loss": reference_loss}
+    verdict.details["short_training"] = {
+        "steps": steps,
+        "batches": run.get("batch_count"),
+        "heldout_loss": student_loss,
+        "reference_heldout_loss": reference_loss,
+    }
     ratio, slack = LOSS_SLACK
-    verdict.check(student_loss <= max(reference_loss * ratio, reference_loss + slack), POINTS,
-                  _("after {steps} training steps your pipeline's model predicts the noise worse than the reference "
-                    "pipeline's (held-out loss {loss} vs {reference})").format(
-                        steps=steps, loss=f"{student_loss:.3f}", reference=f"{reference_loss:.3f}"),
-                  _("check q, get_loss and the training loop: the model must learn to predict the noise q added"))
+    verdict.check(
+        student_loss <= max(reference_loss * ratio, reference_loss + slack),
+        POINTS,
+        _(
+            "after {steps} training steps your pipeline's model predicts the noise worse than the reference "
+            "pipeline's (held-out loss {loss} vs {reference})"
+        ).format(steps=steps, loss=f"{student_loss:.3f}", reference=f"{reference_loss:.3f}"),
+        _("check q, get_loss and the training loop: the model must learn to predict the noise q added"),
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 from tasks.generation.official import OFFICIAL_PER_DIGIT
 
 GPU_TRAIN_STEPS = 2000  # about 1,000 eager steps reach 98-99.6% at w = 1 on an H100 (docs/calibration.md)
-CPU_TRAIN_STEPS = 200   # the train profile on a CPU: the whole path at a width and length a test affords
+CPU_TRAIN_STEPS = 200  # the train profile on a CPU: the whole path at a width and length a test affords
 CPU_TRAIN_CHS = (32, 32, 64)
 CPU_CHECK_STEPS = 40
 GENERATION_TIMEOUT = 900.0
@@ -27,9 +27,17 @@ PROFILE_REASONS = {
 }
 
 
-def choose_options(device: str, profile: str = "auto", train_steps: int | None = None, per_digit: int | None = None,
-                   artifacts_dir: Path | None = None, stem: str = "submission", down_chs: tuple | None = None,
-                   force: bool = False, course_helpers: str | Path | None = None) -> dict:
+def choose_options(
+    device: str,
+    profile: str = "auto",
+    train_steps: int | None = None,
+    per_digit: int | None = None,
+    artifacts_dir: Path | None = None,
+    stem: str = "submission",
+    down_chs: tuple | None = None,
+    force: bool = False,
+    course_helpers: str | Path | None = None,
+) -> dict:
     """Budgets of the generation task for its profile (train: from a seeded start; transplant:
     the reference weights; course: the notebook as written). On a CPU the train profile runs
     narrow and short: it checks the whole path, and its accuracy is not the verdict a GPU would
@@ -45,8 +53,10 @@ def choose_options(device: str, profile: str = "auto", train_steps: int | None =
     else:
         raise ValueError(f"--profile must be auto, train, transplant or course, not {profile!r}")
     if profile == "course" and not gpu and not force:
-        raise ValueError("--profile course runs the notebook as written, its training included, which takes "
-                            "hours on a CPU: grade on a GPU, or pass --force to run it here anyway")
+        raise ValueError(
+            "--profile course runs the notebook as written, its training included, which takes "
+            "hours on a CPU: grade on a GPU, or pass --force to run it here anyway"
+        )
     mounts = {}
     if course_helpers is not None:
         mounts["official"] = _course_helpers(course_helpers, profile)
@@ -71,10 +81,13 @@ def choose_options(device: str, profile: str = "auto", train_steps: int | None =
 def _course_helpers(folder: str | Path, profile: str) -> Path:
     """The operator's copy of the course's helpers: a folder with the course's run_assessment.py."""
     if profile != "course":
-        raise ValueError("--course-helpers runs the course's own run_assessment in the course flow: "
-                         "it needs --profile course")
+        raise ValueError(
+            "--course-helpers runs the course's own run_assessment in the course flow: it needs --profile course"
+        )
     folder = Path(folder).expanduser().resolve()
     if not (folder / "run_assessment.py").is_file():
-        raise ValueError(f"--course-helpers {folder}: no run_assessment.py in that folder (copy the course's "
-                         "run_assessment.py, and what it loads, from the DLI environment)")
+        raise ValueError(
+            f"--course-helpers {folder}: no run_assessment.py in that folder (copy the course's "
+            "run_assessment.py, and what it loads, from the DLI environment)"
+        )
     return folder

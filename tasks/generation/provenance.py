@@ -43,20 +43,27 @@ def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16
     images, traces = [], []
     for digit in range(10):
         c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float()
-        model = stub("traced_model", model=named(target), bf16=bf16,
-                     seed=derive_seed(context.seed, ID, phase, str(digit)))
+        model = stub(
+            "traced_model", model=named(target), bf16=bf16, seed=derive_seed(context.seed, ID, phase, str(digit))
+        )
         value, records = context.call("sample_w", model, c_hot, w=w, no_grad=True)
         if isinstance(value, (tuple, list)) and value:  # some samplers also return their stored steps
             value = value[0]
         if not isinstance(value, torch.Tensor):
-            raise NotDrawn(i18n._("sample_w returned a {kind} for digit {digit}, expected images").format(
-                kind=kind_of(value), digit=digit))
-        out = plain_tensor(value, i18n._("the images sample_w returned for digit {digit}").format(digit=digit),
-                           finite=False)
+            raise NotDrawn(
+                i18n._("sample_w returned a {kind} for digit {digit}, expected images").format(
+                    kind=kind_of(value), digit=digit
+                )
+            )
+        out = plain_tensor(
+            value, i18n._("the images sample_w returned for digit {digit}").format(digit=digit), finite=False
+        )
         if out.numel() != per_digit * 28 * 28:
-            raise NotDrawn(i18n._("sample_w returned shape {shape} for {count} images of digit {digit}; expected "
-                                  "{expected}").format(shape=tuple(out.shape), count=per_digit, digit=digit,
-                                                       expected=f"({per_digit}, 1, 28, 28)"))
+            raise NotDrawn(
+                i18n._(
+                    "sample_w returned shape {shape} for {count} images of digit {digit}; expected {expected}"
+                ).format(shape=tuple(out.shape), count=per_digit, digit=digit, expected=f"({per_digit}, 1, 28, 28)")
+            )
         images.append(out.float().reshape(per_digit, 1, 28, 28))
         trace = records.get("traced_model", []) if isinstance(records, dict) else []
         traces.append(trace if isinstance(trace, list) else [])
@@ -77,8 +84,12 @@ def _steps(trace: list, per_digit: int) -> dict[int, torch.Tensor]:
         t, x = record.get("t"), record.get("x")
         if type(t) is not float or not t.is_integer() or type(x) is not torch.Tensor:
             continue
-        if tuple(x.shape[1:]) == (1, 28, 28) and x.shape[0] in (per_digit, 2 * per_digit) \
-                and torch.isfinite(x).all() and int(t) not in steps:
+        if (
+            tuple(x.shape[1:]) == (1, 28, 28)
+            and x.shape[0] in (per_digit, 2 * per_digit)
+            and torch.isfinite(x).all()
+            and int(t) not in steps
+        ):
             steps[int(t)] = x[:per_digit].float()
     return steps
 
@@ -100,13 +111,16 @@ def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int
     for digit, trace in enumerate(traces):
         steps = _steps(trace, per_digit)
         if not steps:
-            found["problem"] = i18n._("sample_w never asked the model it was given about the images it drew for "
-                                      "digit {digit}: the digits do not come from the model").format(digit=digit)
+            found["problem"] = i18n._(
+                "sample_w never asked the model it was given about the images it drew for "
+                "digit {digit}: the digits do not come from the model"
+            ).format(digit=digit)
             return found
         if set(steps) != set(range(T)):
-            found["problem"] = i18n._("sample_w asked the model about {count} of the {T} steps while drawing digit "
-                                      "{digit}: the digits must be denoised by the model at every step").format(
-                                          count=len(steps), T=T, digit=digit)
+            found["problem"] = i18n._(
+                "sample_w asked the model about {count} of the {T} steps while drawing digit "
+                "{digit}: the digits must be denoised by the model at every step"
+            ).format(count=len(steps), T=T, digit=digit)
             return found
         generator = torch.Generator().manual_seed(derive_seed(seed, ID, "provenance", str(digit)))
         picked = (torch.randperm(T - 1, generator=generator)[:CHECKED_STEPS] + 1).tolist()
@@ -115,7 +129,7 @@ def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int
         t = torch.tensor(at).repeat_interleave(per_digit).reshape(-1, 1, 1, 1)
         e_t = _guided(model, x, t, digit, w, guided_noise)
         mean, _ = reverse_mean(x, t, e_t, schedule)
-        drawn = images[digit * per_digit:(digit + 1) * per_digit]
+        drawn = images[digit * per_digit : (digit + 1) * per_digit]
         gap = (torch.nan_to_num(drawn).clamp(0, 1) - mean[:per_digit].clamp(0, 1)).abs().max().item()
         final_gap = max(final_gap, gap)
         for index, step in enumerate(picked, start=1):
@@ -128,13 +142,16 @@ def follows_model(images: torch.Tensor, traces: list, model, w: float, seed: int
     found.update(final_gap=round(final_gap, 4), drift_along_model=round(ratio, 3))
     low, high = FOLLOW_RANGE
     if final_gap > FINAL_TOLERANCE:
-        found["problem"] = i18n._("the digits sample_w returned are not the last denoising step of the images it gave "
-                                  "the model (they differ by up to {gap}): they do not come from the model").format(
-                                      gap=f"{final_gap:.2f}")
+        found["problem"] = i18n._(
+            "the digits sample_w returned are not the last denoising step of the images it gave "
+            "the model (they differ by up to {gap}): they do not come from the model"
+        ).format(gap=f"{final_gap:.2f}")
     elif not low <= ratio <= high:
-        found["problem"] = i18n._("the steps sample_w took do not follow the model's noise predictions (they move "
-                                  "{ratio} of the way the model says, 1 expected): the digits do not come from the "
-                                  "model").format(ratio=f"{ratio:.2f}")
+        found["problem"] = i18n._(
+            "the steps sample_w took do not follow the model's noise predictions (they move "
+            "{ratio} of the way the model says, 1 expected): the digits do not come from the "
+            "model"
+        ).format(ratio=f"{ratio:.2f}")
     return found
 
 
@@ -142,7 +159,11 @@ def _guided(model, x: torch.Tensor, t: torch.Tensor, digit: int, w: float, guide
     """The model's guided noise prediction for images of `digit`, as the course's sample_w mixes it."""
     c = F.one_hot(torch.full((x.shape[0],), digit), 10).float()
     with torch.no_grad():
-        both = model(x.repeat(2, 1, 1, 1), t.repeat(2, 1, 1, 1), c.repeat(2, 1),
-                     torch.cat((torch.ones_like(c), torch.zeros_like(c))))
+        both = model(
+            x.repeat(2, 1, 1, 1),
+            t.repeat(2, 1, 1, 1),
+            c.repeat(2, 1),
+            torch.cat((torch.ones_like(c), torch.zeros_like(c))),
+        )
     n = x.shape[0]
     return guided_noise(both[:n].float(), both[n:].float(), w)

@@ -43,17 +43,21 @@ def trusted_model(state: dict, T: int = 150) -> UNet:
 
 def bf16_model(model):
     """`model` called under CPU bf16 autocast where this CPU runs it fast, as the child's sampling does."""
+
     def call(*args):
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=narrow.bf16_here()):
             return model(*args).float()
+
     return call
 
 
 def _widths(state: dict) -> tuple:
     """down_chs of a U-Net state_dict, read off its down blocks' first convolutions."""
-    return (int(state["down0.conv1.model.0.weight"].shape[0]),
-            int(state["down1.model.0.model.0.weight"].shape[0]),
-            int(state["down2.model.0.model.0.weight"].shape[0]))
+    return (
+        int(state["down0.conv1.model.0.weight"].shape[0]),
+        int(state["down1.model.0.model.0.weight"].shape[0]),
+        int(state["down2.model.0.model.0.weight"].shape[0]),
+    )
 
 
 HELDOUT_SIZE = 256

@@ -30,7 +30,7 @@ def _between(start: str, end: str) -> str:
     """The example's text from `start` through `end` (each found once)."""
     assert EXAMPLE.count(start) == 1 and EXAMPLE.count(end) == 1, (start, end)
     first = EXAMPLE.index(start)
-    return EXAMPLE[first:EXAMPLE.index(end, first) + len(end)]
+    return EXAMPLE[first : EXAMPLE.index(end, first) + len(end)]
 
 
 def _loop_in_function() -> tuple[str, str]:
@@ -50,21 +50,45 @@ VARIANTS = [
     Case("variant_optimizer_own_cell", edits=((OPTIMIZER, OPTIMIZER + "\n# %%\n"),)),
     Case("variant_loop_in_function", edits=(_loop_in_function(),)),
     Case("variant_T_50", edits=(("T = nrows * ncols\n", "T = 50\n"),)),
-    Case("variant_device_string",
-         edits=(('device = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
-                 'device = "cuda" if torch.cuda.is_available() else "cpu"'),)),
-    Case("variant_model_keywords",
-         edits=(("model = UNet(\n    T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, "
-                 "c_embed_dim=N_CLASSES\n)",
-                 "model = UNet(\n    c_embed_dim=N_CLASSES, t_embed_dim=8, down_chs=(64, 64, 128),\n"
-                 "    img_size=IMG_SIZE, img_ch=IMG_CH, T=T,\n)"),)),
-    Case("variant_cells_reordered",
-         edits=(*_moved_before(EMBED_CELL_START, EMBED_CELL_END, GELU_CELL),
-                *_moved_before(Q_CELL_START, Q_CELL_END, "# %% [markdown]\n# ## The U-Net's building blocks\n"))),
-    Case("variant_extra_cells",
-         edits=(("# %% [markdown]\n# ## Forward diffusion\n",
-                 "# %%\nplt.plot(B.cpu())\nplt.title('beta')\nplt.show()\nprint(a_bar[:5], T)\n\n"
-                 "# %% [markdown]\n# ## Forward diffusion\n"),
-                (REVERSE_Q_CELL, "# %%\nprint('defining reverse_q')\nfor row in range(2):\n    print(row)\n\n"
-                 + REVERSE_Q_CELL))),
+    Case(
+        "variant_device_string",
+        edits=(
+            (
+                'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+                'device = "cuda" if torch.cuda.is_available() else "cpu"',
+            ),
+        ),
+    ),
+    Case(
+        "variant_model_keywords",
+        edits=(
+            (
+                "model = UNet(\n    T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, "
+                "c_embed_dim=N_CLASSES\n)",
+                "model = UNet(\n    c_embed_dim=N_CLASSES, t_embed_dim=8, down_chs=(64, 64, 128),\n"
+                "    img_size=IMG_SIZE, img_ch=IMG_CH, T=T,\n)",
+            ),
+        ),
+    ),
+    Case(
+        "variant_cells_reordered",
+        edits=(
+            *_moved_before(EMBED_CELL_START, EMBED_CELL_END, GELU_CELL),
+            *_moved_before(Q_CELL_START, Q_CELL_END, "# %% [markdown]\n# ## The U-Net's building blocks\n"),
+        ),
+    ),
+    Case(
+        "variant_extra_cells",
+        edits=(
+            (
+                "# %% [markdown]\n# ## Forward diffusion\n",
+                "# %%\nplt.plot(B.cpu())\nplt.title('beta')\nplt.show()\nprint(a_bar[:5], T)\n\n"
+                "# %% [markdown]\n# ## Forward diffusion\n",
+            ),
+            (
+                REVERSE_Q_CELL,
+                "# %%\nprint('defining reverse_q')\nfor row in range(2):\n    print(row)\n\n" + REVERSE_Q_CELL,
+            ),
+        ),
+    ),
 ]

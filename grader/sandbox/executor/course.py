@@ -80,9 +80,16 @@ def handlers(executor):
             executor.send_progress("course flow: cells run", len(ran), total)
 
         manager = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(here, ".jupyter", "kernel"))
-        client = NotebookClient(nb, km=manager, timeout=cell_timeout, allow_errors=False, record_timing=False,
-                                shutdown_kernel="immediate", on_cell_executed=cell_done,
-                                resources={"metadata": {"path": here}})
+        client = NotebookClient(
+            nb,
+            km=manager,
+            timeout=cell_timeout,
+            allow_errors=False,
+            record_timing=False,
+            shutdown_kernel="immediate",
+            on_cell_executed=cell_done,
+            resources={"metadata": {"path": here}},
+        )
         stopped = None
         try:
             client.execute()
@@ -92,8 +99,14 @@ def handlers(executor):
             stopped = {"cell": ran[-1] if ran else 0, "error": f"{error.ename}: {error.evalue}"[:TEXT_LIMIT]}
         except DeadKernelError:
             stopped = {"cell": len(ran), "error": "the kernel died"}
-        assessment = next((i for i, cell in enumerate(nb.cells[:-1])
-                           if cell.cell_type == "code" and "run_assessment(" in cell.source), None)
+        assessment = next(
+            (
+                i
+                for i, cell in enumerate(nb.cells[:-1])
+                if cell.cell_type == "code" and "run_assessment(" in cell.source
+            ),
+            None,
+        )
         saved = _load(SAMPLES_FILE)
         model = _load(MODEL_FILE)
         return {

@@ -50,7 +50,7 @@ class GraderBatches:
         start = self.epoch * self.batches_per_epoch * self.batch_size
         for self.step in range(self.batches_per_epoch):
             first = (start + self.step * self.batch_size) % max(1, len(self.order))
-            index = self.order[first:first + self.batch_size]
+            index = self.order[first : first + self.batch_size]
             self.current = (self.images[index], self.labels[index])
             yield [self.current[0], self.current[1]]
 
@@ -87,8 +87,9 @@ class TrainingRecorders:
         result = self.mask_function(c, drop_prob, *args, **kwargs)
         if len(self.masks) < RECORD_LIMIT:
             c_raw = c.detach().clone() if type(c) is torch.Tensor and c.numel() <= 4096 else None
-            self.masks.append({"epoch": self.loader.epoch, "step": self.loader.step,
-                               "drop_prob": raw_number(drop_prob), "c": c_raw})
+            self.masks.append(
+                {"epoch": self.loader.epoch, "step": self.loader.step, "drop_prob": raw_number(drop_prob), "c": c_raw}
+            )
         if isinstance(result, (tuple, list)) and len(result) == 2:
             self.made[id(result[1])] = len(self.masks) - 1
         return result
@@ -103,8 +104,12 @@ class TrainingRecorders:
         return self.loss_function(model, x_0, t, *model_args, **kwargs)
 
     def summary(self, error):
-        return {"masks": self.masks, "batches": self.batches[:RECORD_LIMIT],
-                "batch_count": len(self.batches), "error": error}
+        return {
+            "masks": self.masks,
+            "batches": self.batches[:RECORD_LIMIT],
+            "batch_count": len(self.batches),
+            "error": error,
+        }
 
 
 def run_cell(namespace: dict, code: str, filename: str, loader, overrides: dict, device):
@@ -112,9 +117,16 @@ def run_cell(namespace: dict, code: str, filename: str, loader, overrides: dict,
     sampler = blank_sampler(device)
     scratch = dict(namespace)
     scratch.update(
-        sample_w=sampler, sample_images=sampler, plt=Anything(), other_utils=Anything(),
-        run_assessment=Anything(), display=Anything(), show_tensor_image=Anything(),
-        plot_generated_images=Anything(), save_animation=Anything(), clear_output=Anything(),
+        sample_w=sampler,
+        sample_images=sampler,
+        plt=Anything(),
+        other_utils=Anything(),
+        run_assessment=Anything(),
+        display=Anything(),
+        show_tensor_image=Anything(),
+        plot_generated_images=Anything(),
+        save_animation=Anything(),
+        clear_output=Anything(),
     )
     scratch.update(overrides)
     if isinstance(overrides.get("model"), torch.nn.Module):
@@ -127,6 +139,7 @@ def run_cell(namespace: dict, code: str, filename: str, loader, overrides: dict,
         return None
     except Exception as error:  # the student's loop may fail anywhere; report where
         import traceback
+
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == filename]
         return {"message": f"{type(error).__name__}: {error}"[:300], "line": frames[-1].lineno if frames else None}
     return None
@@ -144,8 +157,9 @@ def rebind_optimizers(scratch: dict, model: torch.nn.Module) -> None:
         try:
             fresh = type(value)(model.parameters(), **constructor_settings(type(value), value.defaults))
             # the first group's current values (a scheduler may have moved lr from the default)
-            fresh.param_groups[0].update({key: setting for key, setting in value.param_groups[0].items()
-                                          if key != "params"})
+            fresh.param_groups[0].update(
+                {key: setting for key, setting in value.param_groups[0].items() if key != "params"}
+            )
         except Exception:  # an optimizer class we cannot rebuild: leave the student's as it is
             continue
         scratch[name] = fresh
@@ -161,9 +175,11 @@ def constructor_settings(cls, defaults: dict) -> dict:
 
 def blank_sampler(device):
     """A sample_w stand-in: blank images, one per row of the context."""
+
     def sample(model, c, *args, **kwargs):
         rows = c.shape[0] if isinstance(c, torch.Tensor) and c.dim() else 1
         return torch.zeros(rows, 1, 28, 28, device=device)
+
     return sample
 
 
@@ -186,17 +202,32 @@ def handlers(executor):
             return torch.nn.functional.mse_loss(prediction, torch.zeros_like(prediction))
 
         recorders = TrainingRecorders(loader, mask, loss, budget)
-        error = run_cell(namespace, code, filename, loader,
-                         {"get_context_mask": recorders.get_context_mask, "get_loss": recorders.get_loss,
-                          "model": stubs.TinyModel().to(executor.device), "BATCH_SIZE": batch_size},
-                         executor.device)
+        error = run_cell(
+            namespace,
+            code,
+            filename,
+            loader,
+            {
+                "get_context_mask": recorders.get_context_mask,
+                "get_loss": recorders.get_loss,
+                "model": stubs.TinyModel().to(executor.device),
+                "BATCH_SIZE": batch_size,
+            },
+            executor.device,
+        )
         return recorders.summary(error)
 
     def build(slot, down_chs, state=None):
         """A fresh model of the student's class at a given width, optionally with given weights."""
         cls = type(unwrap(executor.lookup("model")))
-        model = cls(namespace.get("T", 150), namespace.get("IMG_CH", 1), namespace.get("IMG_SIZE", 28),
-                    down_chs=tuple(down_chs), t_embed_dim=8, c_embed_dim=namespace.get("N_CLASSES", 10))
+        model = cls(
+            namespace.get("T", 150),
+            namespace.get("IMG_CH", 1),
+            namespace.get("IMG_SIZE", 28),
+            down_chs=tuple(down_chs),
+            t_embed_dim=8,
+            c_embed_dim=namespace.get("N_CLASSES", 10),
+        )
         model = model.to(executor.device)
         executor.slots[slot] = model
         return load(slot, state) if state is not None else {"loaded": False}
@@ -222,16 +253,22 @@ def handlers(executor):
         """Train a model for `steps` batches of real MNIST through the student's own cell."""
         images, labels = mnist_in_workdir(executor.device)
         loader = GraderBatches(images, labels, order, batch_size, batches_per_epoch)
-        recorders = TrainingRecorders(loader, namespace.get("get_context_mask"), namespace.get("get_loss"),
-                                      steps, executor.send_progress)
+        recorders = TrainingRecorders(
+            loader, namespace.get("get_context_mask"), namespace.get("get_loss"), steps, executor.send_progress
+        )
         model = executor.lookup(target)
         torch.manual_seed(seed)
         model.train()
         trained = BFloat16(model) if bf16 else model
         started = time.perf_counter()
-        error = run_cell(namespace, code, filename, loader,
-                         {"model": trained, "get_loss": recorders.get_loss,
-                          "get_context_mask": recorders.get_context_mask}, executor.device)
+        error = run_cell(
+            namespace,
+            code,
+            filename,
+            loader,
+            {"model": trained, "get_loss": recorders.get_loss, "get_context_mask": recorders.get_context_mask},
+            executor.device,
+        )
         model.eval()
         return {**recorders.summary(error), "seconds": time.perf_counter() - started}
 

@@ -48,8 +48,12 @@ def describe_error(error: BaseException) -> dict:
             message = f"{type(error).__name__}: {error}"
         except Exception:  # a hostile __str__
             message = type(error).__name__
-    return {"type": type(error).__name__[:100], "message": message[:1000],
-            "cell": frame.filename if frame else None, "line": frame.lineno if frame else None}
+    return {
+        "type": type(error).__name__[:100],
+        "message": message[:1000],
+        "cell": frame.filename if frame else None,
+        "line": frame.lineno if frame else None,
+    }
 
 
 class Executor:
@@ -80,12 +84,17 @@ class Executor:
         torch.backends.cudnn.benchmark = False
         try:
             import numpy
+
             numpy.random.seed(seed % 2**32)
         except ImportError:
             pass
         exec(compile(preamble, "<preamble>", "exec"), self.namespace)
-        return {"cuda": cuda, "device": str(self.device), "threads": torch.get_num_threads(),
-                "deterministic": torch.are_deterministic_algorithms_enabled()}
+        return {
+            "cuda": cuda,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+        }
 
     def exec(self, code: str, filename: str):
         """Run a cell one top-level statement at a time: a FIXME on one line must not hide the
@@ -110,11 +119,18 @@ class Executor:
                 continue
             value = self.namespace[name]
             target = getattr(value, "__func__", value)
-            info = {"type": type(value).__name__[:100], "module": str(getattr(target, "__module__", ""))[:200],
-                    "qualname": str(getattr(target, "__qualname__", ""))[:200]}
+            info = {
+                "type": type(value).__name__[:100],
+                "module": str(getattr(target, "__module__", ""))[:200],
+                "qualname": str(getattr(target, "__qualname__", ""))[:200],
+            }
             if isinstance(value, torch.Tensor):
-                info.update(device=str(value.device), dtype=str(value.dtype), shape=list(value.shape),
-                            exact=type(value) is torch.Tensor)
+                info.update(
+                    device=str(value.device),
+                    dtype=str(value.dtype),
+                    shape=list(value.shape),
+                    exact=type(value) is torch.Tensor,
+                )
             elif type(value) in (torch.device, str, int, float, bool):
                 info["value"] = str(value)[:100]
             found[name] = info
@@ -135,10 +151,12 @@ class Executor:
         def run():
             with torch.no_grad() if no_grad else torch.enable_grad():
                 return function(*args, **(kwargs or {}))
+
         return self.with_bindings(bind, run)
 
     def module(self, target: str, args=(), state=None, inputs=(), bind=None):
         """Build a student class, load weights strictly, run forward on the inputs (no grad)."""
+
         def run():
             # The weights and inputs were decoded onto the device: the module must live there too.
             instance = self.lookup(target)(*args).to(self.device)
@@ -147,6 +165,7 @@ class Executor:
             instance.eval()
             with torch.no_grad():
                 return instance(*inputs)
+
         return self.with_bindings(bind, run)
 
     def batch(self, commands: list):
@@ -193,15 +212,25 @@ class Executor:
     def answer(self, command: dict) -> dict:
         op = command.pop("op")
         command.pop("blobs", None)
-        handlers = {"setup": self.setup, "exec": self.exec, "get": self.get, "describe": self.describe,
-                    "classes": self.classes, "call": self.call, "module": self.module, "batch": self.batch,
-                    **harness.handlers(self), **course.handlers(self)}
+        handlers = {
+            "setup": self.setup,
+            "exec": self.exec,
+            "get": self.get,
+            "describe": self.describe,
+            "classes": self.classes,
+            "call": self.call,
+            "module": self.module,
+            "batch": self.batch,
+            **harness.handlers(self),
+            **course.handlers(self),
+        }
         self.made = []
         try:
             if op == "batch":
                 return {"ok": True, "value": handlers[op](**command)}
-            arguments = {key: wire.decode(value, self.blobs, self.device, self.make_stub)
-                         for key, value in command.items()}
+            arguments = {
+                key: wire.decode(value, self.blobs, self.device, self.make_stub) for key, value in command.items()
+            }
             value = handlers[op](**arguments)
             records = {name: stub.records for name, stub in self.made if isinstance(stub, stubs.Recorder)}
             return {"ok": True, "value": value, "records": records}

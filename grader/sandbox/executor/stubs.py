@@ -134,6 +134,11 @@ def _step_record(x, t, args) -> dict:
     return {"t": step, "x": rows}
 
 
-KINDS = {"keep_or_drop": KeepOrDrop, "affine_model": AffineModel, "fixed_q": FixedQ,
-         "noise_recorder": NoiseRecorder, "tiny_model": TinyModel,
-         "traced_model": TracedModel}
+KINDS = {
+    "keep_or_drop": KeepOrDrop,
+    "affine_model": AffineModel,
+    "fixed_q": FixedQ,
+    "noise_recorder": NoiseRecorder,
+    "tiny_model": TinyModel,
+    "traced_model": TracedModel,
+}

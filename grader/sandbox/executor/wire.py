@@ -14,9 +14,16 @@ import struct
 import torch
 
 DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
-    "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
 }
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 MAX_STRING = 2000
@@ -85,8 +92,12 @@ class Encoder:
         plain = value.detach().to("cpu").contiguous().clone()
         data = ctypes.string_at(plain.data_ptr(), plain.numel() * plain.element_size()) if plain.numel() else b""
         self.blobs.append(data)
-        return {"$tensor": len(self.blobs) - 1, "dtype": DTYPE_NAMES[value.dtype],
-                "shape": list(plain.shape), "device": value.device.type}
+        return {
+            "$tensor": len(self.blobs) - 1,
+            "dtype": DTYPE_NAMES[value.dtype],
+            "shape": list(plain.shape),
+            "device": value.device.type,
+        }
 
 
 def decode(tree, blobs: list[bytes], device, make_stub):
@@ -98,8 +109,9 @@ def decode(tree, blobs: list[bytes], device, make_stub):
     if "$tensor" in tree:
         dtype, shape = DTYPES[tree["dtype"]], tree["shape"]
         data = blobs[tree["$tensor"]]
-        tensor = torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape) if data \
-            else torch.empty(shape, dtype=dtype)
+        tensor = (
+            torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape) if data else torch.empty(shape, dtype=dtype)
+        )
         return tensor.to(device)
     if "$tuple" in tree:
         return tuple(decode(item, blobs, device, make_stub) for item in tree["$tuple"])
