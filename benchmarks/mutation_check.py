@@ -279,20 +279,20 @@ MUTANTS = (
     # judge and weights
     Mutant(
         "judge-not-normalised",
-        "reference/judge.py",
+        "reference/classifier.py",
         "return (images - MNIST_MEAN) / MNIST_STD",
         "return images",
         WEIGHTS_TESTS,
     ),
     Mutant(
         "judge-clamped",
-        "reference/judge.py",
+        "reference/classifier.py",
         "images = images.detach().float().cpu()",
         "images = images.detach().float().cpu().clamp(0, 1)",
         WEIGHTS_TESTS,
     ),
-    Mutant("judge-argmin", "reference/judge.py", ".argmax(dim=1)", ".argmin(dim=1)", WEIGHTS_TESTS),
-    Mutant("judge-not-eval", "reference/judge.py", "    judge.eval()\n    images", "    images", WEIGHTS_TESTS),
+    Mutant("judge-argmin", "reference/classifier.py", ".argmax(dim=1)", ".argmin(dim=1)", WEIGHTS_TESTS),
+    Mutant("judge-not-eval", "reference/classifier.py", "    judge.eval()\n    images", "    images", WEIGHTS_TESTS),
     Mutant(
         "weights-unexpected-accepted",
         "reference/weights.py",

@@ -8,11 +8,11 @@ import torch
 import torchvision
 
 from reference import mnist
-from reference.judge import load_judge, mnist_test_accuracy
+from reference.classifier import load_classifier, mnist_test_accuracy
 from reference.unet import course_unet
 from reference.weights import UNET_FILE, load_into, weights_path
 
-JUDGE_MINIMUM = 0.99
+CLASSIFIER_MINIMUM = 0.99
 
 
 def run_selfcheck() -> dict:
@@ -27,19 +27,19 @@ def run_selfcheck() -> dict:
     report["data_files"] = files
     report["data_ok"] = all(files.values())
     try:
-        report["judge_test_accuracy"] = round(mnist_test_accuracy(load_judge()), 4)
-        report["judge_ok"] = report["judge_test_accuracy"] >= JUDGE_MINIMUM
+        report["classifier_test_accuracy"] = round(mnist_test_accuracy(load_classifier()), 4)
+        report["classifier_ok"] = report["classifier_test_accuracy"] >= CLASSIFIER_MINIMUM
     except Exception as error:  # report every failure, don't stop at the first
-        report["judge_test_accuracy"] = 0.0
-        report["judge_ok"] = False
-        report["judge_error"] = str(error)
+        report["classifier_test_accuracy"] = 0.0
+        report["classifier_ok"] = False
+        report["classifier_error"] = str(error)
     try:
         load_into(course_unet(), weights_path(UNET_FILE))
         report["unet_ok"] = True
     except Exception as error:
         report["unet_ok"] = False
         report["unet_error"] = str(error)
-    report["ok"] = report["data_ok"] and report["judge_ok"] and report["unet_ok"]
+    report["ok"] = report["data_ok"] and report["classifier_ok"] and report["unet_ok"]
     return report
 
 
@@ -60,8 +60,8 @@ def render_selfcheck(report: dict) -> str:
             if report["data_ok"]
             else "  (bad: " + ", ".join(n for n, ok in report["data_files"].items() if not ok) + ")"
         ),
-        f"judge        {mark(report['judge_ok'])}  test accuracy {report['judge_test_accuracy']:.2%}"
-        + (f"  ({report['judge_error']})" if "judge_error" in report else ""),
+        f"judge        {mark(report['classifier_ok'])}  test accuracy {report['classifier_test_accuracy']:.2%}"
+        + (f"  ({report['classifier_error']})" if "classifier_error" in report else ""),
         f"U-Net        {mark(report['unet_ok'])}" + (f"  ({report['unet_error']})" if "unet_error" in report else ""),
         "",
         "selfcheck passed" if report["ok"] else "selfcheck FAILED",

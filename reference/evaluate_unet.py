@@ -14,7 +14,7 @@ import click
 import torch
 import torch.nn.functional as F
 
-from reference.judge import classify, load_judge
+from reference.classifier import classify, load_classifier
 from reference.sampling import sample_w
 from reference.schedule import make_schedule
 from reference.unet import course_unet
@@ -36,7 +36,7 @@ def main(per_digit: int, w: float, seed: int, device: str, bf16: bool, weights: 
     torch.manual_seed(seed)
     model = load_into(course_unet(), weights).to(device).eval()
     schedule = make_schedule(device=device)
-    judge = load_judge()
+    judge = load_classifier()
     started = time.time()
     by_digit = {}
     for digit in range(10):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-JUDGE_FILE = "judge.pt"
+CLASSIFIER_FILE = "mnist_classifier.pt"
 UNET_FILE = "unet_course_fp16.pt"
 
 

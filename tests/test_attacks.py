@@ -163,7 +163,9 @@ ATTACKS = [
     ),
     Attack(
         "judge_weights_cannot_be_read",
-        edits=_hook(f"open({str(PACKAGE_FILE.parents[2] / 'reference' / 'data' / 'judge.pt')!r}, 'rb').read()"),
+        edits=_hook(
+            f"open({str(PACKAGE_FILE.parents[2] / 'reference' / 'data' / 'mnist_classifier.pt')!r}, 'rb').read()"
+        ),
         statuses={"q": "failed"},
         says={"q": "No such file"},
     ),

@@ -163,7 +163,7 @@ def test_the_course_own_run_assessment_is_reported_beside_the_grader_verdict(tmp
 def test_the_judge_reports_a_printed_accuracy_only_when_there_is_one(printed, note):
     import torch
 
-    from tasks.generation.judge import judge
+    from tasks.generation.scoring import judge
 
     info = {"stage": "done", "course_flow": {"course_printed_accuracy": printed}}
     verdict = judge(info, {"official": torch.zeros(50, 1, 28, 28)}, lambda name: None, 0)

@@ -233,9 +233,9 @@ def test_a_notebook_that_trains_inside_a_function_is_followed_batch_by_batch(tmp
 # Each test below sits on one side of one documented threshold, so moving it by a step, flipping
 # it or dropping it fails a test. The images are real MNIST test digits, shifted two pixels (no
 # longer near copies); which of them the shipped judge reads as their own digit is asked of the
-# judge (reference/judge.py), not of the code under test.
+# judge (reference/classifier.py), not of the code under test.
 # The judge's module itself (the package exports a function of the same name as `generation.judge`).
-judge_module = importlib.import_module("tasks.generation.judge")
+judge_module = importlib.import_module("tasks.generation.scoring")
 _EDGE_DIGITS = {}
 
 

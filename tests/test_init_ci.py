@@ -288,7 +288,7 @@ def test_gradescope_zip_holds_the_installed_package_and_builds_offline(tmp_path)
     source = root / "source" / "dli-grade"
     for name in (
         "grader/cli.py",
-        "reference/data/judge.pt",
+        "reference/data/mnist_classifier.pt",
         "reference/data/mnist/SHA256SUMS",
         "tasks/q.py",
         "reference/course/utils/__init__.py",
@@ -296,7 +296,9 @@ def test_gradescope_zip_holds_the_installed_package_and_builds_offline(tmp_path)
     ):
         assert (source / name).is_file(), name
     assert not list(source.rglob("__pycache__"))
-    assert (source / "reference/data/judge.pt").read_bytes() == (ROOT / "reference/data/judge.pt").read_bytes()
+    assert (source / "reference/data/mnist_classifier.pt").read_bytes() == (
+        ROOT / "reference/data/mnist_classifier.pt"
+    ).read_bytes()
     # setup.sh's install of this folder, without the network: build the wheel and look inside
     done = subprocess.run(
         [
@@ -322,7 +324,7 @@ def test_gradescope_zip_holds_the_installed_package_and_builds_offline(tmp_path)
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "dli-grade = grader.cli:main" in built.read(entry_points).decode()
     assert {
-        "reference/data/judge.pt",
+        "reference/data/mnist_classifier.pt",
         "reference/data/unet_course_fp16.pt",
         "reference/course/utils/__init__.py",
         "grader/schemas/result-v1.schema.json",

@@ -1,4 +1,4 @@
-"""reference.weights and reference.judge: safe weight files, the judge network, the shipped weights
+"""reference.weights and reference.classifier: safe weight files, the judge network, the shipped weights
 (docs/course.md, "How the official grader decides")."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from reference.judge import JudgeNet, classify, load_judge, normalise
+from reference.classifier import MnistClassifier, classify, load_classifier, normalise
 from reference.unet import course_unet
 from reference.weights import (
     UNET_FILE,
@@ -186,7 +186,7 @@ def test_save_and_load_round_trip_fp16(tmp_path):
 
 def test_judge_net_outputs_log_probabilities():
     torch.manual_seed(0)
-    judge = JudgeNet().eval()
+    judge = MnistClassifier().eval()
     out = judge(torch.rand(3, 1, 28, 28))
     assert out.shape == (3, 10)
     assert torch.all(out <= 0)
@@ -194,7 +194,7 @@ def test_judge_net_outputs_log_probabilities():
 
 
 def test_judge_net_layers():
-    judge = JudgeNet()
+    judge = MnistClassifier()
     assert sum(p.numel() for p in judge.parameters()) == 1_199_882  # the pytorch/examples CNN
     assert judge.fc1.in_features == 9216
     assert judge.dropout1.p == 0.25 and judge.dropout2.p == 0.5
@@ -208,7 +208,7 @@ def test_normalise_is_the_official_transform():
     torch.testing.assert_close(normalise(x), expected, rtol=1e-6, atol=1e-6)
 
 
-class Recorder(JudgeNet):
+class Recorder(MnistClassifier):
     def __init__(self):
         super().__init__()
         self.inputs = []
@@ -249,14 +249,14 @@ def test_classify_is_argmax_over_normalised_samples():
 
 
 def test_classify_empty_batch():
-    out = classify(JudgeNet(), torch.zeros(0, 1, 28, 28))
+    out = classify(MnistClassifier(), torch.zeros(0, 1, 28, 28))
     assert out.shape == (0,) and out.dtype == torch.long
 
 
 @pytest.mark.parametrize("shape", [(2, 28, 28), (2, 3, 28, 28), (2, 1, 32, 32), (1, 28, 28, 1), (784,)])
 def test_classify_rejects_wrong_shapes(shape):
     with pytest.raises(ValueError, match=r"samples must have shape \(N, 1, 28, 28\)"):
-        classify(JudgeNet(), torch.zeros(shape))
+        classify(MnistClassifier(), torch.zeros(shape))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
@@ -264,7 +264,7 @@ def test_classify_rejects_non_finite(bad):
     images = torch.zeros(2, 1, 28, 28)
     images[1, 0, 5, 5] = bad
     with pytest.raises(ValueError, match="NaN or infinite"):
-        classify(JudgeNet(), images)
+        classify(MnistClassifier(), images)
 
 
 # ------------------------------------------------------------------- shipped weights
@@ -277,8 +277,8 @@ unet_file = weights_path(UNET_FILE)
 def test_shipped_judge_reaches_99_percent():
     from reference import mnist
 
-    judge = load_judge()
-    assert isinstance(judge, JudgeNet) and not judge.training
+    judge = load_classifier()
+    assert isinstance(judge, MnistClassifier) and not judge.training
     assert next(judge.parameters()).device.type == "cpu"
     images, labels = mnist.load("test")
     predictions = classify(judge, images)

@@ -61,7 +61,7 @@ def test_selfcheck_json_reports_data_and_judge():
     report = json.loads(outcome.stdout)
     assert outcome.exit_code == 0, outcome.stdout
     assert report["data_ok"] is True and report["unet_ok"] is True
-    assert 0.99 <= report["judge_test_accuracy"] <= 1.0
+    assert 0.99 <= report["classifier_test_accuracy"] <= 1.0
 
 
 def test_the_child_runs_deterministic_algorithms(tmp_path):

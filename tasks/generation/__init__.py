@@ -1,4 +1,4 @@
-"""Task `generation`: the student's model draws digits that the judge recognises (the official bar).
+"""Task `generation`: the student's model draws digits that the MNIST classifier recognises (the official bar).
 
 The model comes from one of three profiles (`options.choose_options` picks one):
 - transplant: the shipped reference weights loaded into the student's model (which also
@@ -7,9 +7,9 @@ The model comes from one of three profiles (`options.choose_options` picks one):
 - train: the student's model trained from a seeded start through their own training cell;
 - course: the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it.
 The digits are drawn through the student's own sample_w and w, then again by the grader from
-the same weights on its trusted path; `judge` decides. The modules: `child` drives the
-contained child, `trusted` computes what the grader samples and predicts itself, `judge`
-gives the verdict, `hints` says why it failed, `official` holds the course's bar, `options`
+the same weights on its trusted path; `scoring.judge` decides. The modules (all run in the
+grader): `stages` drives the contained child through each step, `trusted` computes what the
+grader samples and predicts itself, `scoring` gives the verdict, `hints` says why it failed, `official` holds the course's bar, `options`
 the profile and budgets.
 """
 
@@ -24,10 +24,10 @@ from reference import narrow
 from tasks import guidance
 from tasks._schedule_runs import notebook_T
 from tasks.base import Verdict, derive_seed
-from tasks.generation import child, provenance
-from tasks.generation.child import StageFailure
-from tasks.generation.judge import flag_weights_loaded, judge, stage_failure  # noqa: F401 (the task's API)
-from tasks.generation.judge import wilson_interval  # noqa: F401 (the task's API)
+from tasks.generation import provenance, stages
+from tasks.generation.stages import StageFailure
+from tasks.generation.scoring import flag_weights_loaded, judge, stage_failure  # noqa: F401 (the task's API)
+from tasks.generation.scoring import wilson_interval  # noqa: F401 (the task's API)
 from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
 from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
 from tasks.generation.trusted import bf16_model, heldout_batch, trusted_model, trusted_samples  # noqa: F401
@@ -51,7 +51,7 @@ def check(context) -> Verdict:
         "T": notebook_T(context),
     }
     bf16 = context.device.type == "cpu" and narrow.bf16_here()
-    training = child.training_cell(context)
+    training = stages.training_cell(context)
     if profile in ("train", "course"):  # the model is learned there: name weights brought in instead
         from grader.submission.smuggling import weight_loading
 
@@ -60,7 +60,7 @@ def check(context) -> Verdict:
     try:
         started = time.perf_counter()
         if profile == "course":
-            samples["official"], state, info["course_flow"] = child.course_flow(context)
+            samples["official"], state, info["course_flow"] = stages.course_flow(context)
             info["timings"]["course_flow_s"] = time.perf_counter() - started
         else:
             if training is None:  # transplant and train alike: a notebook that never trains has no model
@@ -95,7 +95,7 @@ def check(context) -> Verdict:
         info["timings"]["provenance_s"] = time.perf_counter() - started
     if profile == "transplant" and options.get("check_steps"):
         started = time.perf_counter()
-        info["narrow"] = child.short_training(context, options["check_steps"], training, bf16)
+        info["narrow"] = stages.short_training(context, options["check_steps"], training, bf16)
         info["timings"]["short_training_s"] = time.perf_counter() - started
     info["stage"] = "done"
     started = time.perf_counter()
@@ -110,21 +110,21 @@ def _model(context, profile: str, training: dict, options: dict, info: dict) -> 
 
     if profile == "transplant":
         state = read_state_dict(weights_path(UNET_FILE))
-        child.load_or_fail(context, "model", state)
+        stages.load_or_fail(context, "model", state)
         return "model", state
     down_chs, steps, batch_size = (
         options.get("down_chs", COURSE_CHS),
         options["train_steps"],
         options.get("batch_size", 128),
     )
-    state = child.seeded_start(context, down_chs)
+    state = stages.seeded_start(context, down_chs)
     context.ask("build", slot="trained", down_chs=list(down_chs))
-    child.load_or_fail(context, "trained", state)
-    info["training"] = child.train(context, "trained", steps, training, batch_size, bf16=False)
+    stages.load_or_fail(context, "trained", state)
+    info["training"] = stages.train(context, "trained", steps, training, batch_size, bf16=False)
     if info["training"].get("error"):
         raise StageFailure("training", info["training"]["error"])
-    info["training"]["masks"] = child.judged_masks(info["training"], context, "trained", steps, batch_size)
-    return "trained", child.returned_state(context, "trained", state)
+    info["training"]["masks"] = stages.judged_masks(info["training"], context, "trained", steps, batch_size)
+    return "trained", stages.returned_state(context, "trained", state)
 
 
 def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16: bool) -> list:
@@ -140,7 +140,7 @@ def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16
     extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
     info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.get("larger_sample", "always"))
     if info["larger_sample"].startswith("drawn"):
-        samples["extra"] = child.draw(context, target, extra, w, "larger sample", bf16)
+        samples["extra"] = stages.draw(context, target, extra, w, "larger sample", bf16)
     return traces
 
 

@@ -21,14 +21,14 @@ OFFICIAL_MARKER = "--- the course's own run_assessment ---"  # printed by the st
 @lru_cache(maxsize=1)
 def judge_net():
     """The shipped judge, loaded once per grader process (batch grading reuses it)."""
-    from reference.judge import load_judge
+    from reference.classifier import load_classifier
 
-    return load_judge()
+    return load_classifier()
 
 
 def classify(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """The judge's predictions, with non-finite pixels blanked; also whether all were finite."""
-    from reference.judge import classify
+    from reference.classifier import classify
 
     finite = bool(torch.isfinite(images).all())
     images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference.weights import JUDGE_FILE, load_into, weights_path
+from reference.weights import CLASSIFIER_FILE, load_into, weights_path
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 
 
-class JudgeNet(nn.Module):
+class MnistClassifier(nn.Module):
     """conv 1->32 3x3, conv 32->64 3x3, max-pool 2, dropout .25, fc 9216->128, dropout .5, fc 128->10."""
 
     def __init__(self):
@@ -43,13 +43,13 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return (images - MNIST_MEAN) / MNIST_STD
 
 
-def load_judge(path: Path | None = None) -> JudgeNet:
+def load_classifier(path: Path | None = None) -> MnistClassifier:
     """The shipped judge (or the weights at `path`), on the CPU, in eval mode."""
-    return load_into(JudgeNet(), path or weights_path(JUDGE_FILE)).eval()
+    return load_into(MnistClassifier(), path or weights_path(CLASSIFIER_FILE)).eval()
 
 
 @torch.no_grad()
-def classify(judge: JudgeNet, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def classify(judge: MnistClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted digit for each raw sample (N, 1, 28, 28) in the course's [0, 1] scale."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise ValueError(f"samples must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
@@ -63,10 +63,10 @@ def classify(judge: JudgeNet, images: torch.Tensor, batch_size: int = 1000) -> t
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
 
 
-def mnist_test_accuracy(judge: JudgeNet | None = None) -> float:
+def mnist_test_accuracy(judge: MnistClassifier | None = None) -> float:
     """The judge's accuracy on the 10,000 MNIST test images."""
     from reference import mnist
 
-    judge = judge or load_judge()
+    judge = judge or load_classifier()
     images, labels = mnist.load("test")
     return (classify(judge, images) == labels).float().mean().item()

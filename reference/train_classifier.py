@@ -1,4 +1,4 @@
-"""Train the judge with the pytorch/examples MNIST recipe: `python -m reference.train_judge`.
+"""Train the judge with the pytorch/examples MNIST recipe: `python -m reference.train_classifier`.
 
 Adadelta lr 1.0, StepLR gamma 0.7 each epoch, 14 epochs, batch 64, seed 1, normalised inputs.
 """
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from reference import mnist
-from reference.judge import JudgeNet, classify, normalise
-from reference.weights import JUDGE_FILE, save_state_dict, weights_path
+from reference.classifier import MnistClassifier, classify, normalise
+from reference.weights import CLASSIFIER_FILE, save_state_dict, weights_path
 
 
 @click.command(help=__doc__.split("\n\n")[0])
@@ -26,8 +26,8 @@ from reference.weights import JUDGE_FILE, save_state_dict, weights_path
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option(
     "--out",
-    default=str(weights_path(JUDGE_FILE)),
-    show_default="reference/data/judge.pt",
+    default=str(weights_path(CLASSIFIER_FILE)),
+    show_default="reference/data/mnist_classifier.pt",
     help="Where to write the weights.",
 )
 def main(epochs: int, batch_size: int, lr: float, gamma: float, seed: int, out: str) -> None:
@@ -36,7 +36,7 @@ def main(epochs: int, batch_size: int, lr: float, gamma: float, seed: int, out: 
     train_x, train_y = mnist.load("train")
     test_x, test_y = mnist.load("test")
     train_x = normalise(train_x)
-    model = JudgeNet()
+    model = MnistClassifier()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=gamma)
     started = time.time()
