@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def verify(directory: Path | None = None) -> dict[str, bool]:
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def _verified_bytes(directory: str, name: str) -> bytes:
     path = Path(directory) / name
     if not path.is_file():

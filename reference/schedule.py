@@ -31,7 +31,7 @@ class Schedule:
         """Device the tensors live on."""
         return self.B.device
 
-    def to(self, device) -> "Schedule":
+    def to(self, device) -> Schedule:
         """A copy of the schedule on `device`."""
         return Schedule(**{name: getattr(self, name).to(device) for name in TENSOR_NAMES})
 

@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grader import __version__
-from grader.core import atomic
 from grader.batch.worker import GradeOptions, Outcome
+from grader.core import atomic
+from grader.core.sanitize import csv_cell, one_line, safe_json, safe_text
 from grader.report import html
 from grader.report.common import error_document
-from grader.core.sanitize import csv_cell, one_line, safe_json, safe_text
 
 RECORD_SCHEMA = "dli-grade/batch-record/v1"
 BASE_COLUMNS = ["student", "submission", "sha256", "score", "max_score", "passed", "status"]

@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from grader import __version__
-from grader.core import atomic, i18n
 from grader.batch import similarity
+from grader.core import atomic, i18n
 from grader.core.sanitize import one_line, safe_text
 
 STATUS_ORDER = ("graded", "unusable", "timeout", "crashed")

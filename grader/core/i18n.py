@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import gettext
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 DOMAIN = "dli_grade"
@@ -58,7 +58,7 @@ def resolve(asked: str | None, environ=None) -> str:
     return normalize(asked) if asked else from_environment(environ)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _translations(lang: str) -> gettext.NullTranslations:
     if lang == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()  # the source strings are the English text

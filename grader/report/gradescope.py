@@ -17,9 +17,9 @@ import json
 import math
 from pathlib import Path
 
-from grader.report.common import error_of, points, task_views
 from grader.core.i18n import _
 from grader.core.sanitize import one_line, strict_json_value
+from grader.report.common import error_of, points, task_views
 
 # Where Gradescope's harness collects the results; we write there only when it exists.
 RESULTS_DIR = Path("/autograder/results")

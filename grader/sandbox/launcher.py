@@ -236,7 +236,7 @@ def _seccomp_program(arch: str, inet: bool = False) -> bytes:
         program += [op(BPF_LD_W_ABS, 0)]  # not this call: the number again, for the next test
     for number in sorted(set(DENIED_SYSCALLS[arch].values())):
         program += [op(BPF_JEQ_K, number, 0, 1), refuse]
-    return b"".join(program + [allow])
+    return b"".join([*program, allow])
 
 
 def _install_seccomp(inet: bool) -> str:

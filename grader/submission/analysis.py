@@ -105,9 +105,7 @@ def _assigned_names(stmt: ast.stmt) -> set[str]:
     """Names bound by an assignment statement (unpacking included)."""
     if isinstance(stmt, ast.Assign):
         targets = stmt.targets
-    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-        targets = [stmt.target]
-    elif isinstance(stmt, ast.AugAssign):
+    elif (isinstance(stmt, ast.AnnAssign) and stmt.value is not None) or isinstance(stmt, ast.AugAssign):
         targets = [stmt.target]
     else:
         return set()

@@ -31,7 +31,7 @@ _SKIPPED_CALLS = {
 _SKIPPED_EXACT = {"torch.compile"}
 _SKIPPED_MODULES = {"plt", "other_utils", "matplotlib"}  # any call through these names
 _SKIPPED_METHODS = {"backward", "step"}  # `loss.backward()`, `optimizer.step()`, `opt.step()`
-_BLOCKS = LOOPS + (ast.With, ast.AsyncWith)
+_BLOCKS = (*LOOPS, ast.With, ast.AsyncWith)
 
 
 def blank_side_effects(code: str, tree: ast.Module | None, also=()) -> str:
@@ -103,7 +103,7 @@ def _statements_to_blank(body: list[ast.stmt]) -> list[ast.stmt]:
 def _inner_blanks(stmt: ast.stmt) -> list[ast.stmt] | None:
     """None if `stmt` must be skipped whole, else the bare expressions inside it to blank."""
     # Loops, with-blocks, bare expressions and asserts bind nothing the tasks need.
-    if isinstance(stmt, _BLOCKS + (ast.Expr, ast.Assert)):
+    if isinstance(stmt, (*_BLOCKS, ast.Expr, ast.Assert)):
         return None
     if isinstance(stmt, ast.If):
         heads, blocks = [stmt.test], [stmt.body, stmt.orelse]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import re
 import warnings
@@ -170,8 +171,7 @@ def _module_cells(text: str, name: str) -> list[Cell]:
     # A jupytext header is all comments; only real code before the first marker makes a cell.
     if any(line.strip() and not line.lstrip().startswith("#") for line in preamble):
         chunks.append((True, "\n".join(preamble) + "\n"))
-    bounds = starts + [len(lines)]
-    for begin, end in zip(bounds, bounds[1:]):
+    for begin, end in itertools.pairwise([*starts, len(lines)]):
         body = "\n".join(lines[begin:end])
         body = body + "\n" if end < len(lines) else body
         chunks.append((not _NON_CODE_MARKER.search(lines[begin]), body))
