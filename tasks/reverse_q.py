@@ -34,7 +34,8 @@ def check(context) -> Verdict:
     x_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
     e_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
 
-    runs, data = {}, {}
+    runs: dict[str, dict] = {}
+    data: dict[str, torch.Tensor] = {}
     for step in steps:  # one call per step, each run with both schedules
         step_runs, outputs = run_twice(
             context,

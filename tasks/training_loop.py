@@ -71,7 +71,7 @@ def read_records(info, labels: torch.Tensor, order: torch.Tensor) -> dict:
     batches = [b for b in info.get("batches", []) if isinstance(b, dict)]
     for mask in masks:
         drop = mask.get("drop_prob")
-        mask["drop_prob"] = float(drop) if type(drop) in (int, float) else None
+        mask["drop_prob"] = float(drop) if type(drop) in (int, float) else None  # type: ignore[arg-type]  # (not bool)
         epoch, step = mask.get("epoch"), mask.get("step")
         expected = _batch_labels(labels, order, epoch, step)
         c = mask.get("c")
@@ -167,7 +167,7 @@ def judge(info: dict, context, where: Location) -> Verdict:
         )
     else:
         verdict.check(True, 1, "")
-        values = sorted({call["drop_prob"] for _, call in used})
+        values = sorted({call["drop_prob"] for _, call in used if call})  # every batch has its call here
         if len(values) > 1:
             verdict.note(
                 i18n._(

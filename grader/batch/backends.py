@@ -93,16 +93,17 @@ def run_ray(
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={"working_dir": str(empty)},
-            **({} if address else {"num_cpus": max(1, parallel)}),
+            **({} if address else {"num_cpus": max(1, parallel)}),  # type: ignore[arg-type]  # one of init's ints
         )
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_grade, max_retries=0)(worker.grade_one)
     queue = list(jobs)
-    in_flight = {}
+    in_flight: dict[ray.ObjectRef, Job] = {}
     try:
         while queue or in_flight:
             while queue and len(in_flight) < max(1, parallel):
                 job = queue.pop(0)
-                ref = remote.remote(job.filename, job.data, options, job.wall_timeout, job.threads)
+                # ray types remote() from the function's first parameters only
+                ref = remote.remote(job.filename, job.data, options, job.wall_timeout, job.threads)  # type: ignore[call-arg]
                 in_flight[ref] = job
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:

@@ -67,6 +67,7 @@ def run_batch(
     for item in items:
         problem, data = item.problem, b""
         if problem is None:
+            assert item.path is not None  # an item has a file unless its problem says why not
             try:
                 if item.path.stat().st_size > MAX_BYTES:
                     problem = f"{item.source}: larger than {MAX_BYTES // 2**20} MiB; not a submission"
@@ -79,6 +80,7 @@ def run_batch(
                 item.student, item.source, "", Outcome("unusable", problem), options, extra={"id_from": item.id_from}
             )
             continue
+        assert item.path is not None
         sha = hashlib.sha256(data).hexdigest()
         previous = gradebook.previous(item.student, sha, options) if resume else None
         if previous is not None and previous.get("status") == "timeout" and previous.get("wall_timeout_s", 0) < wall:

@@ -35,6 +35,7 @@ def _untagged(loader: _Loader, suffix: str, node: yaml.Node):
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
+    assert isinstance(node, yaml.ScalarNode)  # the composer makes only these three kinds of node
     return loader.construct_scalar(node)
 
 
@@ -76,8 +77,8 @@ def _student_ids(text: str | bytes) -> dict[str, str]:
         for submitter in submitters if isinstance(submitters, list) else []:
             if isinstance(submitter, dict):
                 value = next((_field(submitter, key) for key in _ID_KEYS if _field(submitter, key) is not None), None)
-                if _text(value) is not None:
-                    people.append(_text(value))
+                if (person := _text(value)) is not None:
+                    people.append(person)
         folder = _text(folder) if not isinstance(folder, float) else None
         if people and folder is not None:
             ids[folder] = "+".join(people[:10])

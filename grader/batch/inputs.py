@@ -77,7 +77,7 @@ def _from_tree(
     for path in files:
         relative = path.relative_to(root)
         folder = relative.parts[0] if len(relative.parts) > 1 else None
-        if known.get(folder):
+        if folder is not None and known.get(folder):
             student, origin = known[folder], FROM_ARCHIVE_METADATA if in_archive else FROM_METADATA
         else:
             student = _lms_name(folder or path.stem)

@@ -59,7 +59,7 @@ def submission_metadata(path: Path | None = None) -> dict | None:
         for user in raw.get("users") or []
         if isinstance(user, dict)
     ]
-    assignment = raw.get("assignment") if isinstance(raw.get("assignment"), dict) else {}
+    assignment = given if isinstance(given := raw.get("assignment"), dict) else {}
     return {
         "submission_id": _identifier(raw.get("id")),
         "created_at": one_line(raw.get("created_at"), 64),

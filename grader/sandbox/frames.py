@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,7 +72,7 @@ class FrameReader:
         self._sizes: list[int] = []
         self._blobs: list[bytearray] = []
         self._current = 0  # the blob being filled
-        self._ready = None
+        self._ready: tuple[dict | None, list[bytearray]] | None = None
 
     @property
     def pending(self) -> bool:
@@ -167,7 +168,7 @@ def _no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def encode_frame(header: dict, blobs: list[bytes] = ()) -> bytes:
+def encode_frame(header: dict, blobs: Sequence[bytes] = ()) -> bytes:
     header = dict(header, blobs=[len(blob) for blob in blobs])
     body = json.dumps(header, allow_nan=False).encode()
     return b"".join([struct.pack(">I", len(body)), body, *blobs])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from grader.submission.blanking import blank_side_effects
@@ -177,7 +178,7 @@ def _layout(cells: list[CellFacts]) -> str:
     return "unknown"
 
 
-def _assigned_call_names(facts: CellFacts):
+def _assigned_call_names(facts: CellFacts) -> Iterator[str]:
     """Dotted names of calls inside the values of assignments anywhere in the cell."""
     if facts.tree is None:
         return

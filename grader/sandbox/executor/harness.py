@@ -81,7 +81,9 @@ class TrainingRecorders:
     def __init__(self, loader, mask_function, loss_function, budget: int, progress=None):
         self.loader, self.mask_function, self.loss_function = loader, mask_function, loss_function
         self.budget, self.progress = budget, progress
-        self.masks, self.batches, self.made = [], [], {}
+        self.masks: list[dict] = []
+        self.batches: list[dict] = []
+        self.made: dict[int, int] = {}  # a returned mask (by id) -> its record in masks
 
     def get_context_mask(self, c, drop_prob, *args, **kwargs):
         result = self.mask_function(c, drop_prob, *args, **kwargs)

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import struct
+from collections.abc import Sequence
 
 import torch
 
@@ -47,7 +48,7 @@ def read_frame(fd: int) -> tuple[dict, list[bytes]]:
     return header, [read_exactly(fd, size) for size in header.get("blobs", [])]
 
 
-def write_frame(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
+def write_frame(fd: int, header: dict, blobs: Sequence[bytes] = ()) -> None:
     header = dict(header, blobs=[len(blob) for blob in blobs])
     body = json.dumps(header, allow_nan=False).encode()
     data = b"".join([struct.pack(">I", len(body)), body, *blobs])
