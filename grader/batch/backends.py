@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,10 @@ class Job:
     id_from: str = ""
 
 
-def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done) -> None:
+OnDone = Callable[[Job, worker.Outcome], None]  # called in the batch's thread as each grade ends
+
+
+def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done: OnDone) -> None:
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="grade") as pool:
         pending = {
             pool.submit(worker.grade_one, job.filename, job.data, options, job.wall_timeout, job.threads): job
@@ -65,7 +69,7 @@ def run_ray(
     jobs: list[Job],
     options: worker.GradeOptions,
     parallel: int,
-    on_done,
+    on_done: OnDone,
     address: str | None = None,
     gpus_per_grade: float = 0.0,
     empty_dir: Path | None = None,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from grader.batch import backends, inputs, similarity, summary
 from grader.batch.gradebook import Gradebook
@@ -38,8 +40,8 @@ def cpu_count() -> int:
 
 
 def run_batch(
-    sources,
-    out_dir,
+    sources: Iterable[str | Path],
+    out_dir: str | Path,
     options: GradeOptions,
     jobs: int = 1,
     resume: bool = False,
@@ -51,7 +53,7 @@ def run_batch(
     address: str | None = None,
     gpus_per_grade: float = 0.0,
     quiet: bool = False,
-    stream=None,
+    stream: TextIO | None = None,
 ) -> BatchReport:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

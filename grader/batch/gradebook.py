@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -92,7 +93,15 @@ class Gradebook:
         return record
 
     @staticmethod
-    def _record(student, source, sha256, outcome, document, options, fingerprints) -> dict:
+    def _record(
+        student: str,
+        source: str,
+        sha256: str,
+        outcome: Outcome,
+        document: dict,
+        options: GradeOptions,
+        fingerprints: dict | None,
+    ) -> dict:
         tasks = {}
         for task in document.get("tasks") or []:
             if isinstance(task, dict) and isinstance(task.get("id"), str):
@@ -122,7 +131,7 @@ class Gradebook:
             "fingerprints": fingerprints or {},
         }
 
-    def write_csv(self, records: list[dict], task_ids) -> Path:
+    def write_csv(self, records: list[dict], task_ids: Iterable[str]) -> Path:
         """grades.csv: one row per record, every student-derived cell made formula-safe."""
         task_ids = list(task_ids)
         columns = (

@@ -18,6 +18,8 @@ it only means the folder name stays the id.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 METADATA_NAME = "submission_metadata.yml"
@@ -30,7 +32,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that reads Ruby's local tags (`!ruby/object:...`) as the plain value they tag."""
 
 
-def _untagged(loader: _Loader, suffix: str, node: yaml.Node):
+def _untagged(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
@@ -42,13 +44,13 @@ def _untagged(loader: _Loader, suffix: str, node: yaml.Node):
 _Loader.add_multi_constructor("!", _untagged)
 
 
-def _field(entry: dict, name: str):
+def _field(entry: dict, name: str) -> Any:
     """Ruby writes symbol keys (`:sid`); accept plain ones (`sid`) too."""
     value = entry.get(f":{name}", entry.get(name))
     return value if value not in (None, "") else None
 
 
-def _text(value) -> str | None:
+def _text(value: object) -> str | None:
     """A scalar as short text; None for anything else (a 10,000-digit int, a nested structure, ...)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None

@@ -131,7 +131,7 @@ def gpu_share_environment() -> dict[str, str]:
     return {"DLI_GRADE_GPU_FRACTION": f"{0.9 * share:.4g}"}
 
 
-def _die_with_parent():  # runs in the child before exec: a killed batch leaves no orphan grades
+def _die_with_parent() -> None:  # runs in the child before exec: a killed batch leaves no orphan grades
     try:
         import ctypes
 

@@ -13,6 +13,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import torch
 
@@ -79,7 +80,7 @@ class FrameReader:
         """Bytes of a frame nobody has taken yet (a part of one, or a whole one)."""
         return bool(self.buffer) or self._header is not None or self._ready is not None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             if self._ready is not None:
@@ -92,7 +93,7 @@ class FrameReader:
             else:
                 view = self._read_blobs(view)
 
-    def next_frame(self):
+    def next_frame(self) -> tuple[dict | None, list[bytearray]] | None:
         """The next complete frame, or None if more bytes are needed."""
         if self._ready is None:
             return None
@@ -115,7 +116,7 @@ class FrameReader:
         return view
 
     def _header_length(self) -> int:
-        (length,) = struct.unpack(">I", self.buffer[:4])
+        length: int = struct.unpack(">I", self.buffer[:4])[0]
         if length > MAX_HEADER:
             raise ProtocolError(f"a frame header of {length} bytes (limit {MAX_HEADER})")
         return length
@@ -164,7 +165,7 @@ def parse_header(body: bytes) -> dict:
     return header
 
 
-def _no_constants(name):
+def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
@@ -177,10 +178,10 @@ def encode_frame(header: dict, blobs: Sequence[bytes] = ()) -> bytes:
 class ArgumentEncoder:
     """The grader's arguments as a JSON tree plus tensor bytes (the child rebuilds them)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.blobs: list[bytes] = []
 
-    def encode(self, value):
+    def encode(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             plain = value.detach().cpu().contiguous()
             self.blobs.append(plain.view(torch.uint8).numpy().tobytes() if plain.numel() else b"")
@@ -198,7 +199,7 @@ class ArgumentEncoder:
         return value
 
 
-def decode_value(tree, blobs: list) -> object:
+def decode_value(tree: Any, blobs: list[bytearray]) -> object:
     """A value the child returned: plain data and tensors, anything else as Opaque.
 
     Every malformed tree (deep, odd types, a tensor whose shape is absurd or whose bytes are
@@ -217,7 +218,7 @@ class _Decoder:
         self.blobs = blobs
         self.used: set[int] = set()  # each tensor owns its bytes: no two returned tensors alias
 
-    def value(self, tree, depth: int):
+    def value(self, tree: Any, depth: int) -> object:
         if depth > MAX_DEPTH:
             raise ProtocolError("a value nested too deeply")
         if tree is None or type(tree) in (bool, int, float, str):
