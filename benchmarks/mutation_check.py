@@ -575,8 +575,8 @@ TASK_MUTANTS = (
     _task(
         "trusted-ignored",
         "generation",
-        "elif (\n        official_accuracy >= OFFICIAL_BAR\n        and wilson_interval(",
-        "elif (\n        False\n        and wilson_interval(",
+        "elif (\n        official_accuracy >= OFFICIAL_BAR\n        and wilson_interval(trusted_correct",
+        "elif (\n        False\n        and wilson_interval(trusted_correct",
         GENERATION_TESTS,
     ),
     _task(
@@ -589,8 +589,8 @@ TASK_MUTANTS = (
     _task(
         "trusted-without-bar",
         "generation",
-        "elif (\n        official_accuracy >= OFFICIAL_BAR\n        and wilson_interval(",
-        "elif (\n        wilson_interval(",
+        "official_accuracy >= OFFICIAL_BAR\n        and wilson_interval(trusted_correct",
+        "wilson_interval(trusted_correct",
         GENERATION_TESTS,
     ),
     _task("trusted-margin-0", "generation", "TRUSTED_MARGIN = 0.1", "TRUSTED_MARGIN = 0.0", GENERATION_TESTS),
