@@ -790,7 +790,7 @@ class CpuLock:
     """The shared CPU lock, held for at most `hold` seconds at a time (between two mutants)."""
 
     def __init__(self, path: str | None, hold: float):
-        self.file = open(path, "a") if path else None
+        self.file = open(path, "a") if path else None  # noqa: SIM115 (held for the whole run, closed at exit)
         self.hold, self.since = hold, None
 
     def acquire(self) -> None:

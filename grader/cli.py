@@ -247,11 +247,11 @@ def grade(
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.core.cpus import size_torch_threads
-    from grader.report.output import emit, emit_unusable
     from grader.core.i18n import set_language
     from grader.core.memory import limit_grader_memory, out_of_memory_message
-    from grader.report.progress import ProgressReporter
     from grader.grading.runner import grade as run_grade
+    from grader.report.output import emit, emit_unusable
+    from grader.report.progress import ProgressReporter
     from grader.sandbox.parent import probe_isolation
 
     if debug:

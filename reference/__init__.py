@@ -4,9 +4,6 @@ Everything here follows the course's conventions (docs/course.md): images in [0,
 `T = 150` linear betas, reverse variance `B[t-1]`, guidance `(1 + w) * keep - w * drop`.
 """
 
-from reference.schedule import Schedule, make_schedule
-from reference.diffusion import q, reverse_q, get_loss
-from reference.conditioning import get_context_mask, guided_noise
 from reference.blocks import (
     DownBlock,
     EmbedBlock,
@@ -16,25 +13,28 @@ from reference.blocks import (
     SinusoidalPositionEmbedBlock,
     UpBlock,
 )
-from reference.unet import UNet, course_unet
+from reference.conditioning import get_context_mask, guided_noise
+from reference.diffusion import get_loss, q, reverse_q
 from reference.sampling import sample_w
+from reference.schedule import Schedule, make_schedule
+from reference.unet import UNet, course_unet
 
 __all__ = [
-    "Schedule",
-    "make_schedule",
-    "q",
-    "reverse_q",
-    "get_loss",
-    "get_context_mask",
-    "guided_noise",
     "DownBlock",
     "EmbedBlock",
     "GELUConvBlock",
     "RearrangePoolBlock",
     "ResidualConvBlock",
+    "Schedule",
     "SinusoidalPositionEmbedBlock",
-    "UpBlock",
     "UNet",
+    "UpBlock",
     "course_unet",
+    "get_context_mask",
+    "get_loss",
+    "guided_noise",
+    "make_schedule",
+    "q",
+    "reverse_q",
     "sample_w",
 ]

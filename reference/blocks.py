@@ -23,7 +23,7 @@ class GELUConvBlock(nn.Module):
             nn.GELU(),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
 
@@ -35,7 +35,7 @@ class RearrangePoolBlock(nn.Module):
         self.rearrange = Rearrange("b c (h p1) (w p2) -> b (c p1 p2) h w", p1=2, p2=2)
         self.conv = GELUConvBlock(4 * in_chs, in_chs, group_size)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.rearrange(x))
 
 
@@ -50,7 +50,7 @@ class DownBlock(nn.Module):
             RearrangePoolBlock(out_chs, group_size),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
 
@@ -67,7 +67,7 @@ class UpBlock(nn.Module):
             GELUConvBlock(out_chs, out_chs, group_size),
         )
 
-    def forward(self, x, skip):
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.model(torch.cat((x, skip), 1))
 
 
@@ -80,7 +80,7 @@ class SinusoidalPositionEmbedBlock(nn.Module):
             raise ValueError(f"embedding dim must be an even number >= 4, got {dim}")
         self.dim = dim
 
-    def forward(self, time):
+    def forward(self, time: torch.Tensor) -> torch.Tensor:
         half_dim = self.dim // 2
         scale = math.log(10000) / (half_dim - 1)
         freqs = torch.exp(torch.arange(half_dim, device=time.device) * -scale)
@@ -101,7 +101,7 @@ class EmbedBlock(nn.Module):
             nn.Unflatten(1, (emb_dim, 1, 1)),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.view(-1, self.input_dim))
 
 
@@ -113,7 +113,7 @@ class ResidualConvBlock(nn.Module):
         self.conv1 = GELUConvBlock(in_chs, out_chs, group_size)
         self.conv2 = GELUConvBlock(out_chs, out_chs, group_size)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.conv1(x)
         x2 = self.conv2(x1)
         return x1 + x2

@@ -21,7 +21,7 @@ MNIST_STD = 0.3081
 class MnistClassifier(nn.Module):
     """conv 1->32 3x3, conv 32->64 3x3, max-pool 2, dropout .25, fc 9216->128, dropout .5, fc 128->10."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 32, 3, 1)
         self.conv2 = nn.Conv2d(32, 64, 3, 1)
@@ -30,7 +30,7 @@ class MnistClassifier(nn.Module):
         self.fc1 = nn.Linear(9216, 128)
         self.fc2 = nn.Linear(128, 10)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv1(x))
         x = F.relu(self.conv2(x))
         x = self.dropout1(F.max_pool2d(x, 2))

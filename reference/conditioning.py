@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from reference.constants import N_CLASSES
 
 
-def get_context_mask(c: torch.Tensor, drop_prob: float, n_classes: int = N_CLASSES):
+def get_context_mask(
+    c: torch.Tensor, drop_prob: float, n_classes: int = N_CLASSES
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One-hot labels and a Bernoulli keep-mask, one draw per one-hot element, P(keep) = 1 - drop_prob."""
     if not 0.0 <= float(drop_prob) <= 1.0:
         raise ValueError(f"drop_prob must lie in [0, 1], got {drop_prob}")
@@ -25,6 +27,6 @@ def get_context_mask(c: torch.Tensor, drop_prob: float, n_classes: int = N_CLASS
     return c_hot, c_mask
 
 
-def guided_noise(e_t_keep_c: torch.Tensor, e_t_drop_c: torch.Tensor, w) -> torch.Tensor:
+def guided_noise(e_t_keep_c: torch.Tensor, e_t_drop_c: torch.Tensor, w: float | torch.Tensor) -> torch.Tensor:
     """Classifier-free guidance as the course writes it: `(1 + w) * keep - w * drop`."""
     return (1 + w) * e_t_keep_c - w * e_t_drop_c

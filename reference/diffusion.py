@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -36,7 +38,9 @@ def _check_images(name: str, x: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a 4-D image batch (N, C, H, W), got {shape}")
 
 
-def q(x_0: torch.Tensor, t: torch.Tensor, schedule: Schedule, noise: torch.Tensor | None = None):
+def q(
+    x_0: torch.Tensor, t: torch.Tensor, schedule: Schedule, noise: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample x_t ~ q(x_t | x_0); returns `(x_t, noise)` with the standard normal noise used."""
     _check_images("x_0", x_0)
     index = timestep_indices(t, x_0.shape[0], schedule.T).to(schedule.device)
@@ -48,7 +52,9 @@ def q(x_0: torch.Tensor, t: torch.Tensor, schedule: Schedule, noise: torch.Tenso
     return x_t, noise
 
 
-def reverse_mean(x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor, schedule: Schedule):
+def reverse_mean(
+    x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor, schedule: Schedule
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean of one reverse step: `sqrt_a_inv[t] * (x_t - pred_noise_coeff[t] * e_t)`."""
     _check_images("x_t", x_t)
     if e_t.shape != x_t.shape:
@@ -79,7 +85,13 @@ def reverse_q(
     return mean + std.reshape(-1, 1, 1, 1) * noise
 
 
-def get_loss(model, x_0: torch.Tensor, t: torch.Tensor, *model_args, schedule: Schedule):
+def get_loss(
+    model: Callable[..., torch.Tensor],
+    x_0: torch.Tensor,
+    t: torch.Tensor,
+    *model_args: torch.Tensor,
+    schedule: Schedule,
+) -> torch.Tensor:
     """The course's loss: MSE between the noise added by `q` and the model's prediction of it."""
     x_noisy, noise = q(x_0, t, schedule)
     noise_pred = model(x_noisy, t, *model_args)

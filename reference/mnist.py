@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def verify(directory: Path | None = None) -> dict[str, bool]:
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def _verified_bytes(directory: str, name: str) -> bytes:
     path = Path(directory) / name
     if not path.is_file():
@@ -78,20 +78,20 @@ def _parse_idx(data: bytes, dims: int, name: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
-def load_raw(split: str, directory: Path | None = None):
+def load_raw(split: str, directory: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 (N, 28, 28), labels int64 (N,)) of the 'train' or 'test' split."""
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    directory = str(directory if directory is not None else data_dir())
+    folder = str(directory if directory is not None else data_dir())
     image_name, label_name = SPLITS[split]
-    images = _parse_idx(_verified_bytes(directory, image_name), 3, image_name)
-    labels = _parse_idx(_verified_bytes(directory, label_name), 1, label_name).long()
+    images = _parse_idx(_verified_bytes(folder, image_name), 3, image_name)
+    labels = _parse_idx(_verified_bytes(folder, label_name), 1, label_name).long()
     if images.shape[0] != labels.shape[0]:
         raise MnistDataError(f"{split}: {images.shape[0]} images but {labels.shape[0]} labels")
     return images, labels
 
 
-def load(split: str = "train", directory: Path | None = None):
+def load(split: str = "train", directory: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as float (N, 1, 28, 28) in [0, 1] (the course's ToTensor) and int64 labels.
 
     `split` is 'train', 'test', or 'all' (train then test, as the course concatenates them).

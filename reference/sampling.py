@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from reference import constants
@@ -11,7 +13,13 @@ from reference.schedule import Schedule
 
 
 @torch.no_grad()
-def sample_w(model, c_hot: torch.Tensor, w: float, schedule: Schedule, progress=None):
+def sample_w(
+    model: Callable[..., torch.Tensor],
+    c_hot: torch.Tensor,
+    w: float,
+    schedule: Schedule,
+    progress: Callable[[int], object] | None = None,
+) -> torch.Tensor:
     """Draw one image per row of `c_hot` with classifier-free guidance weight `w`.
 
     The batch is doubled: the first half keeps the context, the second drops it, and the two

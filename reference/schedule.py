@@ -31,7 +31,7 @@ class Schedule:
         """Device the tensors live on."""
         return self.B.device
 
-    def to(self, device) -> "Schedule":
+    def to(self, device: str | torch.device) -> Schedule:
         """A copy of the schedule on `device`."""
         return Schedule(**{name: getattr(self, name).to(device) for name in TENSOR_NAMES})
 
@@ -51,7 +51,7 @@ TENSOR_NAMES = (
 )
 
 
-def schedule_from_betas(B, device: str | torch.device | None = None) -> Schedule:
+def schedule_from_betas(B: torch.Tensor, device: str | torch.device | None = None) -> Schedule:
     """The schedule for any 1-D tensor of betas, each strictly between 0 and 1."""
     B = torch.as_tensor(B, device=device)
     if not B.is_floating_point():

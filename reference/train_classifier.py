@@ -48,7 +48,7 @@ def main(epochs: int, batch_size: int, lr: float, gamma: float, seed: int, out: 
             index = order[start : start + batch_size]
             optimizer.zero_grad()
             loss = F.nll_loss(model(train_x[index]), train_y[index])
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
             optimizer.step()
         scheduler.step()
         accuracy = (classify(model.eval(), test_x) == test_y).float().mean().item()

@@ -41,7 +41,7 @@ def main(steps: int, seed: int, device: str, bf16: bool, out: str) -> None:
     model = course_unet().to(device)
     started = time.time()
 
-    def report(step, loss):
+    def report(step: int, loss: float) -> None:
         if step % 50 == 0 or step == steps:
             rate = step / (time.time() - started)
             print(f"step {step}/{steps} loss {loss:.4f} ({rate:.2f} steps/s)", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +22,7 @@ class TrainingLog:
     seconds: float = 0.0
 
 
-def shuffled_batches(n_items: int, batch_size: int, generator: torch.Generator):
+def shuffled_batches(n_items: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless index batches: a fresh permutation each epoch, the last partial batch dropped."""
     if n_items < batch_size:
         raise ValueError(f"need at least one full batch: {n_items} items < batch {batch_size}")
@@ -41,7 +42,7 @@ def train(
     lr: float = constants.LEARNING_RATE,
     c_drop_prob: float = constants.C_DROP_PROB,
     seed: int = 0,
-    progress=None,
+    progress: Callable[[int, float], object] | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> TrainingLog:
     """Train `model` as the course does (Adam, uniform t, Bernoulli context drop) for `steps` steps.
@@ -71,7 +72,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss = get_loss(model, x, t, c_hot.float(), c_mask, schedule=schedule)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         optimizer.step()
         log.losses.append(loss.item())
         if progress is not None:

@@ -38,10 +38,10 @@ class UNet(nn.Module):
         T: int,
         img_ch: int,
         img_size: int,
-        down_chs=constants.DOWN_CHS,
+        down_chs: tuple[int, ...] = constants.DOWN_CHS,
         t_embed_dim: int = constants.T_EMBED_DIM,
         c_embed_dim: int = constants.N_CLASSES,
-    ):
+    ) -> None:
         super().__init__()
         if len(down_chs) != 3:
             raise ValueError(f"down_chs must have three entries, got {down_chs!r}")
@@ -86,7 +86,7 @@ class UNet(nn.Module):
             nn.Conv2d(up_chs[-1], img_ch, 3, 1, 1),
         )
 
-    def forward(self, x, t, c, c_mask):
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, c_mask: torch.Tensor) -> torch.Tensor:
         down0 = self.down0(x)
         down1 = self.down1(down0)
         down2 = self.down2(down1)
@@ -106,7 +106,7 @@ class UNet(nn.Module):
         return self.out(torch.cat((up2, down0), 1))
 
 
-def course_unet(down_chs=constants.DOWN_CHS) -> UNet:
+def course_unet(down_chs: tuple[int, ...] = constants.DOWN_CHS) -> UNet:
     """The assessment's model: `UNet(T, IMG_CH, IMG_SIZE, down_chs, 8, N_CLASSES)`."""
     return UNet(
         constants.T,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 CLASSIFIER_FILE = "mnist_classifier.pt"
 UNET_FILE = "unet_course_fp16.pt"
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 class WeightsError(RuntimeError):
@@ -20,7 +22,7 @@ def weights_path(name: str) -> Path:
     return Path(str(resources.files("reference") / "data" / name))
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict safely (no pickled code), or raise WeightsError saying why."""
     path = Path(path)
     if not path.is_file():
@@ -36,7 +38,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_into(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+def load_into(model: M, path: str | Path) -> M:
     """Load a state dict strictly into `model` (cast to the model's dtypes); WeightsError on mismatch."""
     state = read_state_dict(path)
     own = model.state_dict()
@@ -52,7 +54,7 @@ def load_into(model: torch.nn.Module, path: Path) -> torch.nn.Module:
     return model
 
 
-def save_state_dict(model: torch.nn.Module, path: Path, dtype: torch.dtype | None = None) -> Path:
+def save_state_dict(model: torch.nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Save `model`'s state dict, floating tensors cast to `dtype` when given."""
     state = {
         k: (v.detach().to("cpu", dtype) if dtype is not None and v.is_floating_point() else v.detach().cpu())

@@ -20,7 +20,7 @@ UNIT_TASK_IDS = (
     "training_loop",
     "guidance",
 )
-TASK_IDS = UNIT_TASK_IDS + ("generation",)
+TASK_IDS = (*UNIT_TASK_IDS, "generation")
 
 
 def load_task(task_id: str):

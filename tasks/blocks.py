@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from reference import blocks as reference_blocks
 from grader.core.i18n import N_, _
+from reference import blocks as reference_blocks
 from tasks.base import Verdict, approx_equal, kind_of, named
 
 ID = "blocks"
@@ -81,14 +81,14 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
     trials, outputs = {name: {} for name in names}, {}
     answers = context.ask("batch", commands=commands)[0] if commands else []
     retry = []
-    for (name, kind), command, answer in zip(keys, commands, answers):
+    for (name, kind), command, answer in zip(keys, commands, answers, strict=False):
         error = (answer.get("error") or {}).get("message", "")
         if not answer.get("ok") and "super(" in error:
             retry.append(((name, kind), {**command, "bind": {kind: named(name)}}))
         _record(trials, outputs, name, kind, answer)
     if retry:
         answers = context.ask("batch", commands=[command for _, command in retry])[0]
-        for ((name, kind), _), answer in zip(retry, answers):
+        for ((name, kind), _), answer in zip(retry, answers, strict=False):
             _record(trials, outputs, name, kind, answer)
     return trials, outputs
 

@@ -34,13 +34,14 @@ def check(context) -> Verdict:
     x_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
     e_t = torch.randn(BATCH, 1, 28, 28, generator=generator)
 
-    runs, data = {}, {}
+    runs: dict[str, dict] = {}
+    data: dict[str, torch.Tensor] = {}
     for step in steps:  # one call per step, each run with both schedules
         step_runs, outputs = run_twice(
             context,
             "reverse_q",
             (x_t, torch.full((BATCH, 1, 1, 1), step, dtype=torch.long), e_t),
-            lambda value: (
+            lambda value, step=step: (
                 {"returned": "tensor"},
                 {f"out.{step}": plain_tensor(value, N_("reverse_q returned"), finite=False)},
             ),
@@ -86,7 +87,7 @@ def _mean_weights(schedule, step):
 def _weights_match(weights, expected, residual) -> bool:
     """The fitted weights equal `expected`, within a tolerance that grows with the fit's residual noise."""
     tolerance = 1e-3 + 5 * residual.std().item() / residual.numel() ** 0.5
-    return all(abs(w - e) <= tolerance * max(1.0, abs(e)) for w, e in zip(weights, expected))
+    return all(abs(w - e) <= tolerance * max(1.0, abs(e)) for w, e in zip(weights, expected, strict=True))
 
 
 def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:

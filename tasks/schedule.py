@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from grader.core.i18n import N_, _
@@ -17,7 +19,9 @@ BETA_START, BETA_END = 0.0001, 0.02
 
 def _expected_from(student: dict[str, torch.Tensor], name: str):
     """What `name` should be, computed from the student's own upstream tensors (None if unknown)."""
-    a, a_bar = student.get("a"), student.get("a_bar")
+    # Either may be missing (None): its formulas then raise TypeError, caught below.
+    a: Any = student.get("a")
+    a_bar: Any = student.get("a_bar")
     formulas = {
         "a": lambda: 1 - student["B"],
         "a_bar": lambda: torch.cumprod(a, dim=0),

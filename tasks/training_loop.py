@@ -9,7 +9,6 @@ it takes effect, batch by batch, not read off the line that sets it.
 
 from __future__ import annotations
 
-
 import torch
 
 # `_` is a throwaway name here: the gettext function is i18n._
@@ -72,7 +71,7 @@ def read_records(info, labels: torch.Tensor, order: torch.Tensor) -> dict:
     batches = [b for b in info.get("batches", []) if isinstance(b, dict)]
     for mask in masks:
         drop = mask.get("drop_prob")
-        mask["drop_prob"] = float(drop) if type(drop) in (int, float) else None
+        mask["drop_prob"] = float(drop) if type(drop) in (int, float) else None  # type: ignore[arg-type]  # (not bool)
         epoch, step = mask.get("epoch"), mask.get("step")
         expected = _batch_labels(labels, order, epoch, step)
         c = mask.get("c")
@@ -93,7 +92,7 @@ def read_records(info, labels: torch.Tensor, order: torch.Tensor) -> dict:
 
 
 def _batch_labels(labels, order, epoch, step):
-    if not (type(epoch) is int and type(step) is int and 0 <= epoch and 0 <= step < BATCHES_PER_EPOCH):
+    if not (type(epoch) is int and type(step) is int and epoch >= 0 and 0 <= step < BATCHES_PER_EPOCH):
         return None
     first = (epoch * BATCHES_PER_EPOCH + step) * STAND_IN_BATCH % len(order)
     return labels[order[first : first + STAND_IN_BATCH]]
@@ -109,7 +108,7 @@ def _describe_bad(bad, used, masks, batches) -> list[str]:
     sentences = []
     for value in sorted({call["drop_prob"] for _, call in bad}, key=lambda v: (v is None, v)):
         hits = [(batch, call) for batch, call in bad if call["drop_prob"] == value]
-        batch, call = hits[0]
+        batch, _ = hits[0]
         shown = i18n._("not a number") if value is None else f"{value:g}"
         sentence = i18n._("c_drop_prob is {value} for {count} of {total} training batches, first at {at}").format(
             value=shown, count=len(hits), total=len(used), at=_at(batch)
@@ -168,7 +167,7 @@ def judge(info: dict, context, where: Location) -> Verdict:
         )
     else:
         verdict.check(True, 1, "")
-        values = sorted({call["drop_prob"] for _, call in used})
+        values = sorted({call["drop_prob"] for _, call in used if call})  # every batch has its call here
         if len(values) > 1:
             verdict.note(
                 i18n._(

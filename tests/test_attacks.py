@@ -75,12 +75,14 @@ ATTACKS = [
     ),
     Attack(
         "forged_reply_frame_breaks_the_protocol",
-        edits=(WRONG_Q,)
-        + _hook(
-            "import os, json, struct, sys\n"
-            "_fd = json.loads(sys.argv[1])['out_fd']\n"
-            "_b = json.dumps({'id': 2, 'reply': {'$dict': {'ok': True, 'value': None}}, 'blobs': []}).encode()\n"
-            "os.write(_fd, struct.pack('>I', len(_b)) + _b)"
+        edits=(
+            WRONG_Q,
+            *_hook(
+                "import os, json, struct, sys\n"
+                "_fd = json.loads(sys.argv[1])['out_fd']\n"
+                "_b = json.dumps({'id': 2, 'reply': {'$dict': {'ok': True, 'value': None}}, 'blobs': []}).encode()\n"
+                "os.write(_fd, struct.pack('>I', len(_b)) + _b)"
+            ),
         ),
         tasks=("q", "context_mask"),
         statuses={"q": "failed", "context_mask": "passed"},
@@ -113,19 +115,22 @@ ATTACKS = [
     ),
     Attack(
         "tensor_subclass_result_fails_with_a_message",
-        cell="class _T(torch.Tensor):\n    pass\n_q = q\ndef q(x_0, t):\n    a, b = _q(x_0, t)\n    return a.as_subclass(_T), b\n",
+        cell="class _T(torch.Tensor):\n    pass\n_q = q\n"
+        "def q(x_0, t):\n    a, b = _q(x_0, t)\n    return a.as_subclass(_T), b\n",
         statuses={"q": "failed"},
         says={"q": "tensor subclass"},
     ),
     Attack(
         "meta_tensor_result_fails_with_a_message",
-        cell="def q(x_0, t):\n    return torch.empty(x_0.shape, device='meta'), torch.empty(x_0.shape, device='meta')\n",
+        cell="def q(x_0, t):\n"
+        "    return torch.empty(x_0.shape, device='meta'), torch.empty(x_0.shape, device='meta')\n",
         statuses={"q": "failed"},
         says={"q": "meta device"},
     ),
     Attack(
         "tuple_subclass_result_is_not_trusted",
-        cell="class _P(tuple):\n    def __len__(self):\n        return 2\n_q = q\ndef q(x_0, t):\n    return _P(_q(x_0, t))\n",
+        cell="class _P(tuple):\n    def __len__(self):\n        return 2\n"
+        "_q = q\ndef q(x_0, t):\n    return _P(_q(x_0, t))\n",
         statuses={"q": "failed"},
         says={"q": "returned a _P"},
     ),
@@ -144,7 +149,7 @@ ATTACKS = [
     ),
     Attack(
         "obfuscated_import_of_the_answer_key_is_recorded",
-        edits=(WRONG_Q,) + _hook("import importlib\nimportlib.import_module('ref' + 'erence.diffusion')"),
+        edits=(WRONG_Q, *_hook("import importlib\nimportlib.import_module('ref' + 'erence.diffusion')")),
         statuses={"q": "failed"},
         says={"q": "No module named"},
         integrity=("tried to import reference",),
@@ -218,7 +223,8 @@ ATTACKS = [
     Attack(
         "neighbouring_files_are_not_readable",
         edits=_hook(
-            "import os\nraise RuntimeError(repr([open(os.path.join(d, f)).read() for d in (__DIR__,) for f in os.listdir(d)]))"
+            "import os\n"
+            "raise RuntimeError(repr([open(os.path.join(d, f)).read() for d in (__DIR__,) for f in os.listdir(d)]))"
         ),
         statuses={"q": "failed"},
         says={"q": "No such file"},
@@ -350,13 +356,15 @@ ATTACKS = [
     ),
     Attack(
         "a_disk_bomb_stops_at_the_private_tmp",
-        cell="try:\n    with open('/tmp/fill', 'wb') as f:\n        for _ in range(2048):\n            f.write(b'x' * 2 ** 20)\n"
+        cell="try:\n    with open('/tmp/fill', 'wb') as f:\n"
+        "        for _ in range(2048):\n            f.write(b'x' * 2 ** 20)\n"
         "except OSError:\n    pass\n",
         statuses={"q": "passed"},
     ),
     Attack(
         "a_process_bomb_stops_at_the_process_limit",
-        cell="import os\nfor _ in range(400):\n    try:\n        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '611'])\n"
+        cell="import os\nfor _ in range(400):\n    try:\n"
+        "        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '611'])\n"
         "    except OSError:\n        break\n",
         statuses={"q": "passed"},
         marker="sleep 611",
@@ -528,7 +536,8 @@ def test_an_attack_leaves_nothing_for_the_next_grade(tmp_path):
         "persist",
         cell=(
             "import os, site, sys\n"
-            "for target in [site.getsitepackages()[0] + '/zz.pth', sys.prefix + '/x', '/tmp/carry', '/dev/shm/carry']:\n"
+            "for target in [site.getsitepackages()[0] + '/zz.pth', sys.prefix + '/x',"
+            " '/tmp/carry', '/dev/shm/carry']:\n"
             "    try:\n        open(target, 'w').write('import os')\n    except OSError:\n        pass\n"
         ),
     )

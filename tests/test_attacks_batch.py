@@ -19,9 +19,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_batch import MODULE, batch, read_csv  # tests/ is on sys.path (pytest's default import mode)
 
 from grader.batch import gradescope_export, inputs, similarity
-from test_batch import MODULE, batch, read_csv  # tests/ is on sys.path (pytest's default import mode)
 
 GOOD = MODULE.read_bytes()
 
@@ -118,7 +118,7 @@ def test_each_hostile_archive_member_is_its_own_unusable_row(tmp_path):
 def test_a_hostile_archive_grades_its_good_student(tmp_path):
     """The whole batch, driver included: alice is graded; every hostile member is one unusable row."""
     archive = hostile_archive(tmp_path / "class.zip")
-    code, out, err = batch(archive, "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
+    code, _, err = batch(archive, "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
     assert code == 0, err
     rows = _rows_by_submission(tmp_path / "out")
     alice = rows[f"{archive}!alice/submission.py"]
@@ -194,7 +194,7 @@ def test_ray_batch_never_imports_a_module_beside_it(tmp_path):
     (subs / "class" / "alice").mkdir(parents=True)
     (subs / "class" / "alice" / "submission.py").write_bytes(GOOD)
     _plant_hostile_modules(subs, marks, ["grader", "json", "tasks", "torch", "subprocess", "tempfile"])
-    code, out, err = batch(
+    code, _, err = batch(
         "class", "--out", tmp_path / "out", "--backend", "ray", "--tasks", "q", "--device", "cpu", "-q", cwd=subs
     )
     assert sorted(p.name for p in marks.iterdir()) == [], err
@@ -262,7 +262,7 @@ def test_hostile_metadata_and_deep_answers_in_one_batch_still_give_a_gradebook(t
         bundle.writestr("submission_metadata.yml", HOSTILE_METADATA["a 5,000-digit SID"])
         bundle.writestr("submission_1/answer.py", GOOD)
         bundle.writestr("submission_2/answer.py", DEEP_CELLS["binary chain"])
-    code, out, err = batch(archive, "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
+    code, _, err = batch(archive, "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
     assert code == 0, err
     rows = read_csv(tmp_path / "out" / "grades.csv")
     assert (rows["submission_1"]["status"], rows["submission_1"]["q"]) == ("graded", "passed")
@@ -286,14 +286,12 @@ def test_each_grade_draws_its_own_seed_unless_the_operator_fixes_one(tmp_path):
     for student in ("ann", "ben"):
         (tmp_path / "subs" / student).mkdir(parents=True)
         (tmp_path / "subs" / student / "submission.py").write_bytes(GOOD)
-    code, out, err = batch(
-        "subs", "--out", "drawn", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path
-    )
+    code, _, err = batch("subs", "--out", "drawn", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
     assert code == 0, err
     drawn = _seeds(tmp_path / "drawn")
     assert sorted(drawn) == ["ann", "ben"] and all(s.isdigit() for s in drawn.values())
     assert drawn["ann"] != drawn["ben"] and "0" not in drawn.values()
-    code, out, err = batch(
+    code, _, err = batch(
         "subs", "--out", "fixed", "--jobs", "2", "--tasks", "q", "--device", "cpu", "-q", "--seed", "7", cwd=tmp_path
     )
     assert code == 0, err
@@ -345,7 +343,7 @@ def test_the_gradebook_says_where_each_id_came_from(tmp_path):
     (tmp_path / "subs" / "ann" / "submission.py").write_text("{ broken", encoding="utf-8")
     with zipfile.ZipFile(tmp_path / "class.zip", "w") as bundle:
         bundle.writestr("ann/x.py", "../")
-    code, out, err = batch("subs", "class.zip", "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
+    code, _, err = batch("subs", "class.zip", "--out", "out", "--tasks", "q", "--device", "cpu", "-q", cwd=tmp_path)
     assert code == 0, err
     rows = read_csv(tmp_path / "out" / "grades.csv")
     assert (rows["ann"]["id_from"], rows["ann"]["submission"]) == ("folder name", "subs/ann/submission.py")

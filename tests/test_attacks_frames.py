@@ -151,7 +151,7 @@ def test_schedule_tensors_of_the_wrong_shape_are_never_converted():
     class Context:
         @staticmethod
         def get(*names):
-            return {name: HUGE for name in names}
+            return dict.fromkeys(names, HUGE)
 
     assert _schedule_runs.student_schedule(Context()) == {}
 

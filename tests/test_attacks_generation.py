@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from grader.sandbox.executor.stubs import KINDS
 from reference import mnist
 from reference.conditioning import guided_noise
-from reference.diffusion import reverse_mean, reverse_q
+from reference.diffusion import reverse_q
 from reference.sampling import sample_w as reference_sample_w
 from reference.schedule import make_schedule
 from tasks.generation import provenance
@@ -392,8 +392,8 @@ def test_the_verdict_names_weights_loaded_in_the_integrity_notes(tmp_path):
 @pytest.mark.slow
 def test_a_train_profile_grade_names_weights_loaded_in_the_training_cell(tmp_path):
     """Through the whole grade: the finding reaches the result's integrity notes with its cell."""
-    from grader.submission.analysis import analyse
     from grader.grading.runner import grade
+    from grader.submission.analysis import analyse
     from grader.submission.cells import load_submission
 
     example = (Path(__file__).resolve().parent.parent / "examples" / "submission.py").read_text(encoding="utf-8")

@@ -18,11 +18,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_attacks import EXAMPLE, SECRET, WRONG_Q, Attack, _hook, _write
 
 import reference
-from grader.sandbox import launcher
 from grader.grading.runner import grade
-from test_attacks import EXAMPLE, SECRET, WRONG_Q, Attack, _hook, _write
+from grader.sandbox import launcher
 
 REFERENCE_FILE = Path(reference.__file__).resolve().parent / "diffusion.py"
 CHECKOUT = REFERENCE_FILE.parent.parent

@@ -262,7 +262,7 @@ def test_resume_after_a_killed_batch_regrades_only_the_rest(tmp_path):
     }
     assert 1 <= len(finished) < 3
     time.sleep(1.1)  # graded_at has one-second resolution
-    done = subprocess.run(args + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*args, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"({3 - len(finished)} graded now, {len(finished)} reused)" in done.stdout
     for student, (mtime, graded_at) in finished.items():
@@ -473,7 +473,7 @@ def test_a_file_that_is_not_a_zip_is_one_unusable_row(tmp_path):
 def test_missing_input_is_an_error_naming_it(tmp_path):
     from grader.core.errors import UnusableInput
 
-    with pytest.raises(UnusableInput, match="nope.ipynb: no such file"):
+    with pytest.raises(UnusableInput, match=r"nope\.ipynb: no such file"):
         inputs.collect([tmp_path / "nope.ipynb"], tmp_path / "work")
 
 

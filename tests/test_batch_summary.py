@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -77,5 +78,5 @@ def test_histogram_bins_are_centred_on_whole_scores():
         assert edges[index] + 0.5 == score
     # a larger scale: whole bins of several points, still starting half a point below 0
     wide = summary.histogram_edges([0.0, 120.0], 120.0)
-    steps = {round(b - a, 9) for a, b in zip(wide, wide[1:])}
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(wide)}
     assert steps == {3} and wide[0] == -0.5 and wide[-1] >= 120

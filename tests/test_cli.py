@@ -22,8 +22,8 @@ import torch
 from click.testing import CliRunner
 from nbformat.v4 import new_markdown_cell, new_notebook
 
-from grader.cli import main
 import tasks
+from grader.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
@@ -73,7 +73,7 @@ def mutant(tmp_path) -> Path:
 
 def check_document(document: dict, submission: Path, task_ids) -> None:
     """The dli-grade/result/v1 schema, field by field."""
-    assert DOCUMENT_FIELDS <= set(document)
+    assert set(document) >= DOCUMENT_FIELDS
     assert document["schema"] == "dli-grade/result/v1"
     assert document["submission"] == str(submission)
     assert len(document["sha256"]) == 64 and int(document["sha256"], 16) >= 0

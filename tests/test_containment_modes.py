@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_attacks import ATTACKS, SECRET, Attack, _hook, _processes_with, _write
 
 import grader
 import reference
 from grader.sandbox.launcher import landlock_abi as launcher_abi
-from test_attacks import ATTACKS, SECRET, Attack, _hook, _processes_with, _write
 
 CHECKOUT = Path(grader.__file__).resolve().parent.parent
 REFERENCE_FILE = Path(reference.__file__).resolve().parent / "diffusion.py"
@@ -308,7 +308,7 @@ USER_ATTACKS = {
 # -- as an ordinary user, with user namespaces ------------------------------------------------
 @needs_root
 def test_a_correct_submission_passes_every_unit_task_as_an_ordinary_user(as_user):
-    attack = Attack("correct", tasks=UNIT_TASKS, statuses={task: "passed" for task in UNIT_TASKS}, within=120)
+    attack = Attack("correct", tasks=UNIT_TASKS, statuses=dict.fromkeys(UNIT_TASKS, "passed"), within=120)
     run, elapsed = as_user.grade(attack)
     document = _check(attack, run, elapsed, as_user.daemons_before)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -18,12 +18,11 @@ import torch
 import torch.nn.functional as F
 
 import reference
+from corpus.blocks import BLOCK_CASES, BLOCK_NAMES  # tests/ is on sys.path (pytest's default import mode)
 from reference.course_path import course_path
 from reference.schedule import TENSOR_NAMES, make_schedule
 from reference.unet import course_unet
 from reference.weights import UNET_FILE, load_into, weights_path
-
-from corpus.blocks import BLOCK_CASES, BLOCK_NAMES  # tests/ is on sys.path (pytest's default import mode)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -335,7 +334,7 @@ def test_context_mask_one_hot_and_draws_match_reference(course):
         got = course.UNet_utils.get_context_mask(c, drop)
         torch.manual_seed(17)
         want = reference.get_context_mask(c, drop)
-        for ours, theirs in zip(got, want):
+        for ours, theirs in zip(got, want, strict=True):
             assert torch.equal(ours.cpu(), theirs)
     for bad in ((torch.tensor([10]), 0.1), (torch.tensor([0.5]), 0.1), (c, 1.5), (c.reshape(2, 2), 0.1)):
         with pytest.raises(ValueError):

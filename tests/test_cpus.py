@@ -72,12 +72,12 @@ def test_busy_elsewhere_reads_the_runnable_count_without_this_process(tmp_path):
 
 def test_the_command_sizes_threads_for_itself_and_the_child(monkeypatch, tmp_path):
     """dli-grade sets torch's threads and OMP_NUM_THREADS (which the child inherits) to the usable cores."""
+    import torch
     from click.testing import CliRunner
 
-    import torch
-    from grader.grading import runner
     from grader.cli import main
     from grader.core.errors import UnusableInput
+    from grader.grading import runner
 
     seen = {}
 

@@ -23,8 +23,8 @@ from reference.unet import UNet
 from tasks.blocks import KINDS
 
 sys.path.insert(0, str(Path(grader.__file__).parent / "sandbox"))  # the child imports `executor`
-from executor import harness, wire  # noqa: E402
-from executor.main import Executor  # noqa: E402
+from executor import harness, wire
+from executor.main import Executor
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -266,7 +266,7 @@ def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_pat
         torch.int64,
     )
     assert [mask["c"].device for mask in value["masks"]] == [META] * 4  # the grader's labels, on the device
-    assert LOSS_INPUTS == [{META}] * 3
+    assert [{META}] * 3 == LOSS_INPUTS
     assert all(p.device == META for p in graders_model.parameters())
 
 

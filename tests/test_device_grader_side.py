@@ -27,8 +27,8 @@ from reference.course_path import course_path
 from tasks import UNIT_TASK_IDS
 
 sys.path.insert(0, str(Path(grader.__file__).parent / "sandbox"))  # the child imports `executor`
-from executor import wire  # noqa: E402
-from executor.main import Executor  # noqa: E402
+from executor import wire
+from executor.main import Executor
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

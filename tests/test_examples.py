@@ -13,9 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from reference.course_path import course_path
-
 from corpus.blocks import BLOCK_CASES, BLOCK_NAMES  # tests/ is on sys.path (pytest's default import mode)
+from reference.course_path import course_path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "examples" / "submission.ipynb"
@@ -32,7 +31,7 @@ def script_code(path: Path) -> list[str]:
     """The sources of a `# %%` script's code cells (markdown cells and the docstring dropped)."""
     cells = re.split(r"^# %%.*\n", path.read_text(), flags=re.MULTILINE)[1:]
     headers = re.findall(r"^# %%.*$", path.read_text(), flags=re.MULTILINE)
-    return [body.strip() for header, body in zip(headers, cells) if "[markdown]" not in header]
+    return [body.strip() for header, body in zip(headers, cells, strict=True) if "[markdown]" not in header]
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:

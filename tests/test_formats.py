@@ -23,10 +23,10 @@ from click.testing import CliRunner
 
 import grader.grading.runner
 from grader.cli import main
+from grader.core.sanitize import csv_cell, one_line
+from grader.grading.result import GradeResult, Location, TaskResult, json_schema
 from grader.report import github, gradescope, html as html_format, junit
 from grader.report.common import error_document
-from grader.grading.result import GradeResult, Location, TaskResult, json_schema
-from grader.core.sanitize import csv_cell, one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "submission.py"
@@ -365,7 +365,7 @@ def test_github_stdout_has_only_our_commands(tmp_path):
     lines = out.split("\n")
     token = re.match(r"::stop-commands::(\w+)$", lines[0]).group(1)
     resume = lines.index(f"::{token}::")
-    commands = [line for line in lines[resume + 1 :]]
+    commands = lines[resume + 1 :]
     assert all(line.startswith(("::error ", "::notice ")) for line in commands)
     assert len(commands) == 3  # q (failed), loss (error), the score notice
     q = commands[0]

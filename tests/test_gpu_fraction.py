@@ -8,10 +8,10 @@ import types
 import pytest
 from click.testing import CliRunner
 
-from grader.grading import runner
-from grader.sandbox import parent as sandbox
 from grader.batch import worker
 from grader.core.errors import UnusableInput
+from grader.grading import runner
+from grader.sandbox import parent as sandbox
 
 
 def test_the_fraction_comes_from_the_option_then_the_environment_then_the_default(monkeypatch):

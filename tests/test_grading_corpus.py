@@ -20,10 +20,9 @@ import pytest
 import torch
 
 import tasks
+from corpus import mutants as corpus  # tests/ is on sys.path (pytest's default import mode)
 from grader.grading.runner import grade
 from grader.submission.cells import load_submission
-from corpus import mutants as corpus  # tests/ is on sys.path (pytest's default import mode)
-
 
 CASES, CORRECT, MUTANTS, SOURCES = corpus.CASES, corpus.CORRECT, corpus.MUTANTS, corpus.SOURCES
 Case, apply_edits, write_case = corpus.Case, corpus.apply_edits, corpus.write_case
@@ -181,6 +180,7 @@ def test_mask_judge_keep_rate_band(at_01, at_05, failure):
     """A mask keeping 1 - drop_prob within 0.03 at 0.1 and 0.04 at 0.5 passes (10,000 draws have a
     standard deviation of 0.003 and 0.005 there); further off fails (the message names the rate at 0.1)."""
     import torch.nn.functional as F
+
     from tasks import context_mask
 
     generator = torch.Generator().manual_seed(0)

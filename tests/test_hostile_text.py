@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import grader.report.gradescope
 import grader.grading.runner
+import grader.report.gradescope
 from grader.cli import main
 from grader.report import FORMATS
 

@@ -80,7 +80,7 @@ def test_github_workflow_reports_the_graders_points_to_classroom(tmp_path, monke
     runner = reporter["with"]["runners"]
     # The reporter reads process.env[`${runner.toUpperCase()}_RESULTS`] and accepts ids of letters and digits.
     assert re.fullmatch(r"[a-zA-Z0-9]+", runner) and runner == grade["id"]
-    assert reporter["env"] == {f"{runner.upper()}_RESULTS": "${{ steps.%s.outputs.result }}" % runner}
+    assert reporter["env"] == {f"{runner.upper()}_RESULTS": "${{ steps." + runner + ".outputs.result }}"}
     assert reporter["if"].startswith("always()")  # the grade step exits 1 when not passed
     # What the grade step writes to $GITHUB_OUTPUT, decoded as the reporter does (base64, JSON), gives
     # the grader's points: the reporter sums the tests' scores over results.max_score.

@@ -14,7 +14,6 @@ import struct
 import tracemalloc
 
 import pytest
-import torch
 
 from grader.sandbox.frames import (
     MAX_BLOBS,

@@ -172,7 +172,7 @@ def test_sample_w_guidance_weights(recorded, w):
     assert out.shape == (3, 1, 28, 28)
     assert torch.isfinite(out).all()
     assert len(model.calls) == len(recorded) == 5
-    for step, ((x, t, c, c_mask), (x_t, t_rq, e_t)) in enumerate(zip(list(model.calls), recorded)):
+    for step, ((x, t, c, c_mask), (x_t, t_rq, e_t)) in enumerate(zip(list(model.calls), recorded, strict=True)):
         expected_t = 4 - step
         # doubled batch: same images and timesteps, first half keeps the context, second drops it
         assert x.shape == (6, 1, 28, 28)

@@ -67,7 +67,7 @@ def no_network(monkeypatch):
 
 def test_shipped_files_verify():
     result = mnist.verify()
-    assert result == {name: True for name in FILES}
+    assert result == dict.fromkeys(FILES, True)
 
 
 def test_sha256sums_file_agrees_with_module():
@@ -163,7 +163,7 @@ def test_missing_file_fails_verify_and_load(data_copy):
 
 
 def test_empty_directory(tmp_path, fresh_cache):
-    assert mnist.verify(tmp_path) == {name: False for name in FILES}
+    assert mnist.verify(tmp_path) == dict.fromkeys(FILES, False)
     with pytest.raises(MnistDataError, match="missing"):
         mnist.load("all", directory=tmp_path)
 

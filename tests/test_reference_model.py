@@ -421,12 +421,12 @@ def test_narrow_unet_groups_divide_channels(narrow):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(down_chs=(16, 32)), "down_chs must have three entries"),
-        (dict(img_size=30), "img_size must be divisible by 4"),
+        ({"down_chs": (16, 32)}, "down_chs must have three entries"),
+        ({"img_size": 30}, "img_size must be divisible by 4"),
     ],
 )
 def test_unet_rejects_bad_arguments(kwargs, message):
-    args = dict(T=150, img_ch=1, img_size=28, down_chs=(16, 32, 64))
+    args = {"T": 150, "img_ch": 1, "img_size": 28, "down_chs": (16, 32, 64)}
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         UNet(**args)

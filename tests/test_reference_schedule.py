@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -127,7 +128,7 @@ COURSE_VALUES = {
 def test_course_schedule_values_at_chosen_t(t):
     s = make_schedule()
     names = ("B", "a_bar", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
-    for name, expected in zip(names, COURSE_VALUES[t]):
+    for name, expected in zip(names, COURSE_VALUES[t], strict=True):
         # float32 cancellation in 1 - a_bar near t = 0 costs about 1e-3 relative there
         rel = 2e-3 if name in ("sqrt_one_minus_a_bar", "pred_noise_coeff") else 1e-5
         assert getattr(s, name)[t].item() == pytest.approx(expected, rel=rel), (name, t)
@@ -156,7 +157,7 @@ def test_to_cuda():
 
 def test_schedule_is_frozen():
     s = make_schedule(10)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.B = torch.zeros(10)
 
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.grading.session import Grading
 from grader.grading.runner import grade
+from grader.grading.session import Grading
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
 

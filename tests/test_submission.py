@@ -9,8 +9,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from grader.core.errors import UnusableInput
-from grader.submission.ipython_syntax import neutralise
 from grader.submission.cells import load_submission
+from grader.submission.ipython_syntax import neutralise
 
 
 def write_notebook(tmp_path, cells, name="submission.ipynb", minor=None):

@@ -12,11 +12,11 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+from test_grading_corpus import UNIT_TASKS, check
 
 from corpus.mutants import write_case
 from corpus.variants import VARIANTS
 from grader.grading.runner import grade
-from test_grading_corpus import UNIT_TASKS, check
 
 WORKERS = int(os.environ.get("DLI_GRADE_TEST_WORKERS", min(2, os.cpu_count() or 1)))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,10 @@ class Job:
     id_from: str = ""
 
 
-def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done) -> None:
+OnDone = Callable[[Job, worker.Outcome], None]  # called in the batch's thread as each grade ends
+
+
+def run_local(jobs: list[Job], options: worker.GradeOptions, parallel: int, on_done: OnDone) -> None:
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="grade") as pool:
         pending = {
             pool.submit(worker.grade_one, job.filename, job.data, options, job.wall_timeout, job.threads): job
@@ -65,7 +69,7 @@ def run_ray(
     jobs: list[Job],
     options: worker.GradeOptions,
     parallel: int,
-    on_done,
+    on_done: OnDone,
     address: str | None = None,
     gpus_per_grade: float = 0.0,
     empty_dir: Path | None = None,
@@ -93,16 +97,17 @@ def run_ray(
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={"working_dir": str(empty)},
-            **({} if address else {"num_cpus": max(1, parallel)}),
+            **({} if address else {"num_cpus": max(1, parallel)}),  # type: ignore[arg-type]  # one of init's ints
         )
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_grade, max_retries=0)(worker.grade_one)
     queue = list(jobs)
-    in_flight = {}
+    in_flight: dict[ray.ObjectRef, Job] = {}
     try:
         while queue or in_flight:
             while queue and len(in_flight) < max(1, parallel):
                 job = queue.pop(0)
-                ref = remote.remote(job.filename, job.data, options, job.wall_timeout, job.threads)
+                # ray types remote() from the function's first parameters only
+                ref = remote.remote(job.filename, job.data, options, job.wall_timeout, job.threads)  # type: ignore[call-arg]
                 in_flight[ref] = job
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from grader.batch import backends, inputs, similarity, summary
 from grader.batch.gradebook import Gradebook
@@ -38,8 +40,8 @@ def cpu_count() -> int:
 
 
 def run_batch(
-    sources,
-    out_dir,
+    sources: Iterable[str | Path],
+    out_dir: str | Path,
     options: GradeOptions,
     jobs: int = 1,
     resume: bool = False,
@@ -51,7 +53,7 @@ def run_batch(
     address: str | None = None,
     gpus_per_grade: float = 0.0,
     quiet: bool = False,
-    stream=None,
+    stream: TextIO | None = None,
 ) -> BatchReport:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +69,7 @@ def run_batch(
     for item in items:
         problem, data = item.problem, b""
         if problem is None:
+            assert item.path is not None  # an item has a file unless its problem says why not
             try:
                 if item.path.stat().st_size > MAX_BYTES:
                     problem = f"{item.source}: larger than {MAX_BYTES // 2**20} MiB; not a submission"
@@ -79,6 +82,7 @@ def run_batch(
                 item.student, item.source, "", Outcome("unusable", problem), options, extra={"id_from": item.id_from}
             )
             continue
+        assert item.path is not None
         sha = hashlib.sha256(data).hexdigest()
         previous = gradebook.previous(item.student, sha, options) if resume else None
         if previous is not None and previous.get("status") == "timeout" and previous.get("wall_timeout_s", 0) < wall:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
 from grader import __version__
-from grader.core import atomic
 from grader.batch.worker import GradeOptions, Outcome
+from grader.core import atomic
+from grader.core.sanitize import csv_cell, one_line, safe_json, safe_text
 from grader.report import html
 from grader.report.common import error_document
-from grader.core.sanitize import csv_cell, one_line, safe_json, safe_text
 
 RECORD_SCHEMA = "dli-grade/batch-record/v1"
 BASE_COLUMNS = ["student", "submission", "sha256", "score", "max_score", "passed", "status"]
@@ -92,7 +93,15 @@ class Gradebook:
         return record
 
     @staticmethod
-    def _record(student, source, sha256, outcome, document, options, fingerprints) -> dict:
+    def _record(
+        student: str,
+        source: str,
+        sha256: str,
+        outcome: Outcome,
+        document: dict,
+        options: GradeOptions,
+        fingerprints: dict | None,
+    ) -> dict:
         tasks = {}
         for task in document.get("tasks") or []:
             if isinstance(task, dict) and isinstance(task.get("id"), str):
@@ -122,7 +131,7 @@ class Gradebook:
             "fingerprints": fingerprints or {},
         }
 
-    def write_csv(self, records: list[dict], task_ids) -> Path:
+    def write_csv(self, records: list[dict], task_ids: Iterable[str]) -> Path:
         """grades.csv: one row per record, every student-derived cell made formula-safe."""
         task_ids = list(task_ids)
         columns = (

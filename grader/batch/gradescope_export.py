@@ -18,6 +18,8 @@ it only means the folder name stays the id.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 METADATA_NAME = "submission_metadata.yml"
@@ -30,24 +32,25 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that reads Ruby's local tags (`!ruby/object:...`) as the plain value they tag."""
 
 
-def _untagged(loader: _Loader, suffix: str, node: yaml.Node):
+def _untagged(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
+    assert isinstance(node, yaml.ScalarNode)  # the composer makes only these three kinds of node
     return loader.construct_scalar(node)
 
 
 _Loader.add_multi_constructor("!", _untagged)
 
 
-def _field(entry: dict, name: str):
+def _field(entry: dict, name: str) -> Any:
     """Ruby writes symbol keys (`:sid`); accept plain ones (`sid`) too."""
     value = entry.get(f":{name}", entry.get(name))
     return value if value not in (None, "") else None
 
 
-def _text(value) -> str | None:
+def _text(value: object) -> str | None:
     """A scalar as short text; None for anything else (a 10,000-digit int, a nested structure, ...)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
@@ -76,8 +79,8 @@ def _student_ids(text: str | bytes) -> dict[str, str]:
         for submitter in submitters if isinstance(submitters, list) else []:
             if isinstance(submitter, dict):
                 value = next((_field(submitter, key) for key in _ID_KEYS if _field(submitter, key) is not None), None)
-                if _text(value) is not None:
-                    people.append(_text(value))
+                if (person := _text(value)) is not None:
+                    people.append(person)
         folder = _text(folder) if not isinstance(folder, float) else None
         if people and folder is not None:
             ids[folder] = "+".join(people[:10])

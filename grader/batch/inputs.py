@@ -14,6 +14,7 @@ import os
 import re
 import unicodedata
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -54,7 +55,7 @@ def _lms_name(name: str) -> str:
     return canvas.group(1) if canvas else name
 
 
-def _walk(folder: Path):
+def _walk(folder: Path) -> list[Path]:
     """Submission files under `folder`, sorted, never following links; links are yielded as such."""
     found = []
     for current, dirs, files in os.walk(folder, followlinks=False):
@@ -77,7 +78,7 @@ def _from_tree(
     for path in files:
         relative = path.relative_to(root)
         folder = relative.parts[0] if len(relative.parts) > 1 else None
-        if known.get(folder):
+        if folder is not None and known.get(folder):
             student, origin = known[folder], FROM_ARCHIVE_METADATA if in_archive else FROM_METADATA
         else:
             student = _lms_name(folder or path.stem)
@@ -176,7 +177,11 @@ def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list
 
 
 def collect(
-    inputs, workdir: Path, ref: str | None = None, notebook: str = "*.ipynb", max_extract_bytes: int = 1024 * 2**20
+    inputs: Iterable[str | Path],
+    workdir: Path,
+    ref: str | None = None,
+    notebook: str = "*.ipynb",
+    max_extract_bytes: int = 1024 * 2**20,
 ) -> list[Item]:
     """Every submission the inputs hold, in input order; raise UnusableInput for a missing input."""
     items: list[Item] = []

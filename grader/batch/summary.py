@@ -12,22 +12,23 @@ import io
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
 from grader import __version__
-from grader.core import atomic, i18n
 from grader.batch import similarity
+from grader.core import atomic, i18n
 from grader.core.sanitize import one_line, safe_text
 
 STATUS_ORDER = ("graded", "unusable", "timeout", "crashed")
 
 
-def _md(text) -> str:
+def _md(text: object) -> str:
     return html.escape(str(text)).replace("|", "\\|")
 
 
-def _e(text) -> str:
+def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
@@ -36,7 +37,7 @@ def _shape(message: str) -> str:
     return re.sub(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", "#", message)
 
 
-def statistics(records: list[dict], task_ids) -> dict:
+def statistics(records: list[dict], task_ids: Iterable[str]) -> dict:
     graded = [r for r in records if r["status"] == "graded"]
     per_task = []
     for task in task_ids:
@@ -127,11 +128,11 @@ def histogram_png(scores: list[float], max_score: float) -> bytes | None:
     top = max(max_score, max(scores), 1.0)
     edges = histogram_edges(scores, max_score)
     axes.hist(scores, bins=edges, color="#3b82f6", edgecolor="white")
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # an AutoLocator: takes it
     axes.set_xlabel("score")
     axes.set_ylabel("submissions")
     axes.set_title(f"Scores of {len(scores)} graded submissions (max {top:g})")
-    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # (see x axis)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -146,11 +147,11 @@ def _score(row: dict) -> str:
 
 def _status(row: dict) -> str:
     if row["status"] != "graded":
-        return row["status"]  # the batch's machine word (unusable, timeout, crashed), as in grades.csv
+        return str(row["status"])  # the batch's machine word (unusable, timeout, crashed), as in grades.csv
     return i18n._("passed") if row["passed"] else i18n._("not passed")
 
 
-def _percent(rate) -> str:
+def _percent(rate: float | None) -> str:
     return i18n._("n/a") if rate is None else f"{rate:.0%}"
 
 
@@ -219,7 +220,7 @@ def _group(label: str, size: int, members: str) -> str:
 def markdown(stats: dict, has_histogram: bool) -> str:
     label = _labels()
 
-    def header(*names):
+    def header(*names: str) -> list[str]:
         return ["| " + " | ".join(label[name] for name in names) + " |", "| " + " | ".join("---" for _ in names) + " |"]
 
     lines = [
@@ -284,7 +285,7 @@ img{max-width:100%;background:#fff;border-radius:8px}.muted{color:#6b7280}"""
 def html_page(stats: dict, histogram: bytes | None) -> str:
     label = _labels()
 
-    def header(*names):
+    def header(*names: str) -> str:
         return "<table><tr>" + "".join(f"<th>{_e(label[name])}</th>" for name in names) + "</tr>"
 
     parts = [
@@ -351,7 +352,7 @@ def html_page(stats: dict, histogram: bytes | None) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write(out_dir: Path, records: list[dict], task_ids) -> dict:
+def write(out_dir: Path, records: list[dict], task_ids: Iterable[str]) -> dict:
     stats = statistics(records, task_ids)
     histogram = histogram_png(stats["scores"], stats["max_score"])
     if histogram:

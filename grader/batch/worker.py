@@ -131,7 +131,7 @@ def gpu_share_environment() -> dict[str, str]:
     return {"DLI_GRADE_GPU_FRACTION": f"{0.9 * share:.4g}"}
 
 
-def _die_with_parent():  # runs in the child before exec: a killed batch leaves no orphan grades
+def _die_with_parent() -> None:  # runs in the child before exec: a killed batch leaves no orphan grades
     try:
         import ctypes
 
@@ -191,8 +191,8 @@ def _artifacts(folder: Path) -> dict[str, bytes]:
 def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: float, threads: int = 1) -> Outcome:
     """Grade the submission `data` (saved as `filename`) in a subprocess; never raises for its sake."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="dli-batch-") as temp:
-        temp = Path(temp)
+    with tempfile.TemporaryDirectory(prefix="dli-batch-") as temp_name:
+        temp = Path(temp_name)
         submission, result_file, artifacts = temp / "in" / Path(filename).name, temp / "result.json", temp / "artifacts"
         submission.parent.mkdir()
         artifacts.mkdir()
@@ -227,15 +227,15 @@ def grade_one(filename: str, data: bytes, options: GradeOptions, wall_timeout: f
             with _running_lock:
                 _running.discard(process)
         temp_prefix = str(submission.parent) + os.sep
-        stderr = stderr.decode("utf-8", "replace").replace(temp_prefix, "")
+        errors = stderr.decode("utf-8", "replace").replace(temp_prefix, "")
         elapsed = time.monotonic() - started
         code = process.returncode
         if code == 2:
-            return Outcome("unusable", one_line(_last_error(stderr) or "unusable input", 1000), duration_s=elapsed)
+            return Outcome("unusable", one_line(_last_error(errors) or "unusable input", 1000), duration_s=elapsed)
         document = _read_document(result_file, temp_prefix) if code in (0, 1, 3) else None
         if document is None:
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            detail = one_line(_last_error(stderr), 500)
+            detail = one_line(_last_error(errors), 500)
             return Outcome(
                 "crashed",
                 f"the grader process ended without a result ({how})" + (f": {detail}" if detail else ""),

@@ -15,7 +15,8 @@ import contextlib
 import contextvars
 import gettext
 import os
-from functools import lru_cache
+from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
 
 DOMAIN = "dli_grade"
@@ -41,7 +42,7 @@ def normalize(lang: str) -> str:
     raise UnknownLanguage(f"unknown language {lang[:40]!r}; choose from {', '.join(LANGUAGES)}")
 
 
-def from_environment(environ=None) -> str:
+def from_environment(environ: Mapping[str, str] | None = None) -> str:
     """The language the locale variables ask for: the first one set decides; one starting with 'zh'
     means zh-CN, anything else English (a locale is a hint, never an error)."""
     environ = os.environ if environ is None else environ
@@ -53,12 +54,12 @@ def from_environment(environ=None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def resolve(asked: str | None, environ=None) -> str:
+def resolve(asked: str | None, environ: Mapping[str, str] | None = None) -> str:
     """--lang when given (an unknown one is UnknownLanguage), else the locale, else English."""
     return normalize(asked) if asked else from_environment(environ)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _translations(lang: str) -> gettext.NullTranslations:
     if lang == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()  # the source strings are the English text
@@ -76,7 +77,7 @@ def set_language(lang: str) -> None:
 
 
 @contextlib.contextmanager
-def use_language(lang: str | None):
+def use_language(lang: str | None) -> Iterator[str]:
     """Within the block, human text is in `lang` (None keeps the current one)."""
     if lang is None:
         yield current()

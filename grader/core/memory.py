@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Callable
 
 ENVIRONMENT = "DLI_GRADE_GRADER_MEMORY_MB"  # how `batch` hands its bound to each grade it starts
 # The soft limit before any bound, handed down too: a grade started by a bounded batch inherits the
@@ -37,10 +38,11 @@ def limit_grader_memory(megabytes: int | None) -> None:
 
 
 def _restore() -> None:
+    assert _previous is not None  # child_preexec hands this out only once a bound is applied
     resource.setrlimit(resource.RLIMIT_DATA, (_previous, resource.getrlimit(resource.RLIMIT_DATA)[1]))
 
 
-def child_preexec():
+def child_preexec() -> Callable[[], None] | None:
     """`preexec_fn` for a process the grader starts: the previous limit back, or None when the
     grader has no bound (then nothing runs between fork and exec, as before)."""
     return _restore if _previous is not None else None

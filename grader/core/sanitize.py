@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 # CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \) and two-byte ESC sequences.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
@@ -25,12 +26,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
-def safe_text(text) -> str:
+def safe_text(text: object) -> str:
     """`str(text)` with every surrogate code point replaced by U+FFFD, so any UTF-8 writer accepts it."""
     return _SURROGATE.sub(REPLACEMENT, str(text))
 
 
-def safe_json(value):
+def safe_json(value: Any) -> Any:
     """A copy of a JSON-like value whose strings (keys included) are all `safe_text`."""
     if isinstance(value, str):
         return safe_text(value)
@@ -52,7 +53,7 @@ def strip_controls(text: str) -> str:
     return _CONTROL.sub(" ", _ANSI.sub("", text))
 
 
-def one_line(text, limit: int = 500) -> str:
+def one_line(text: object, limit: int = 500) -> str:
     """`text` as one line of at most `limit` characters (an ellipsis marks a cut)."""
     flat = _SPACES.sub(" ", strip_controls(safe_text(text if text is not None else ""))).strip()
     if len(flat) > limit:
@@ -65,7 +66,7 @@ def one_line(text, limit: int = 500) -> str:
 _LOG_COMMANDS = re.compile(r"::|##")
 
 
-def inert(text, limit: int = 500) -> str:
+def inert(text: object, limit: int = 500) -> str:
     """`one_line(text, limit)` that no CI log reads as a command: `::` and `##` get a space inside.
 
     Split after the escapes are gone (`:\x1b[0m:` becomes `::` only then)."""
@@ -77,7 +78,7 @@ def inert(text, limit: int = 500) -> str:
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def xml_text(text) -> str:
+def xml_text(text: object) -> str:
     """`text` with the characters XML 1.0 forbids removed."""
     return _XML_ILLEGAL.sub("", str(text))
 
@@ -85,14 +86,14 @@ def xml_text(text) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_cell(value):
+def csv_cell(value: Any) -> Any:
     """A spreadsheet-safe cell: a string that a spreadsheet would read as a formula gets a leading '."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
 
 
-def strict_json_value(value, notes: list, path: str = ""):
+def strict_json_value(value: Any, notes: list[str], path: str = "") -> Any:
     """A copy of `value` that strict JSON accepts: NaN and infinities become None, with a note;
     strings (keys too) are `safe_text`."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -13,15 +13,15 @@ from dli_grade.display import CheckResult
 from dli_grade.errors import CheckError, GraderFailedError, NoCellsRunError, NotInKernelError, UnknownTaskError
 
 __all__ = [
-    "check",
-    "check_all",
-    "task_ids",
-    "CheckResult",
     "CheckError",
+    "CheckResult",
     "GraderFailedError",
     "NoCellsRunError",
     "NotInKernelError",
     "UnknownTaskError",
+    "check",
+    "check_all",
+    "task_ids",
 ]
 
 

@@ -22,8 +22,8 @@ def task_ids() -> dict:
 
 def text_report(document: dict) -> str:
     """The CLI's own text report (grader/report/text.py) of a result document."""
-    from grader.report.text import render_text
     from grader.grading.result import GradeResult, TaskResult
+    from grader.report.text import render_text
     from tasks.base import Location
 
     tasks = []

@@ -71,7 +71,7 @@ def without_client(sources: list[str], transform=None) -> list[str]:
         if tree is not None:
             names |= _client_names(tree)
     cleaned = []
-    for source, tree in zip(sources, trees):
+    for source, tree in zip(sources, trees, strict=True):
         if tree is None:
             cleaned.append(source)
             continue

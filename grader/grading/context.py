@@ -28,7 +28,7 @@ class ChildLost(Exception):
 class Context:
     """What a task checks through: inputs made here, student code run in the child."""
 
-    def __init__(self, grading: "Grading", task_id: str, options: dict):
+    def __init__(self, grading: Grading, task_id: str, options: dict):
         self.grading, self.task_id, self.options = grading, task_id, options
         self.seed = grading.seed
         self.device = torch.device(grading.device)

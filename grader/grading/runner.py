@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from grader.core.errors import UnusableInput
-from grader.grading.session import Grading, task_result
 from grader.core.i18n import _, use_language
-from grader.grading.result import GradeResult
 from grader.core.sanitize import one_line
+from grader.grading.result import GradeResult
+from grader.grading.session import Grading, task_result
 from tasks import TASK_IDS, load_task
 
 

@@ -10,13 +10,13 @@ import os
 import time
 from pathlib import Path
 
-from grader.sandbox import view as containment
-from grader.submission.analysis import Analysis, analyse
-from grader.grading.context import ChildLost, Context
 from grader.core.i18n import _
-from grader.sandbox.frames import TASK_BYTES
+from grader.grading.context import ChildLost, Context
 from grader.grading.result import TaskResult
+from grader.sandbox import view as containment
+from grader.sandbox.frames import TASK_BYTES
 from grader.sandbox.parent import Outcome, Sandbox, SandboxConfig
+from grader.submission.analysis import Analysis, analyse
 from grader.submission.cells import load_submission
 from grader.submission.syntax import defining_line
 from reference import mnist

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from grader.core.i18n import _
-from grader.grading.result import SCHEMA
 from grader.core.sanitize import one_line
+from grader.grading.result import SCHEMA
 
 
 @dataclass

@@ -14,9 +14,9 @@ import json
 import os
 import secrets
 
-from grader.report.common import error_of, outcome, points, task_views
 from grader.core.i18n import _
 from grader.core.sanitize import one_line, safe_json, safe_text
+from grader.report.common import error_of, outcome, points, task_views
 
 
 def escape_data(text: str) -> str:

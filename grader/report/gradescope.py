@@ -17,9 +17,9 @@ import json
 import math
 from pathlib import Path
 
-from grader.report.common import error_of, points, task_views
 from grader.core.i18n import _
 from grader.core.sanitize import one_line, strict_json_value
+from grader.report.common import error_of, points, task_views
 
 # Where Gradescope's harness collects the results; we write there only when it exists.
 RESULTS_DIR = Path("/autograder/results")
@@ -59,7 +59,7 @@ def submission_metadata(path: Path | None = None) -> dict | None:
         for user in raw.get("users") or []
         if isinstance(user, dict)
     ]
-    assignment = raw.get("assignment") if isinstance(raw.get("assignment"), dict) else {}
+    assignment = given if isinstance(given := raw.get("assignment"), dict) else {}
     return {
         "submission_id": _identifier(raw.get("id")),
         "created_at": one_line(raw.get("created_at"), 64),

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from grader import __version__
 from grader.core import i18n
-from grader.report.common import error_of, points, task_views
 from grader.core.sanitize import one_line, safe_text
+from grader.report.common import error_of, points, task_views
 
 MAX_GRID_BYTES = 8 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from grader import __version__
-from grader.report.common import error_of, points, task_views
 from grader.core.i18n import _
 from grader.core.sanitize import one_line, xml_text
+from grader.report.common import error_of, points, task_views
 
 CLASSNAME = "dli-grade"
 FLAVOURS = ("jenkins", "gitlab")

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from grader.core import atomic
+from grader.core.sanitize import encodable, one_line, safe_json, safe_text
 from grader.report import github, gradescope, html, junit
 from grader.report.common import error_document
-from grader.core.sanitize import encodable, one_line, safe_json, safe_text
 
 STRUCTURED = ("gradescope", "junit", "github", "html")
 ERROR_SCHEMA = "dli-grade/error/v1"

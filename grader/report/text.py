@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from grader.core.i18n import _
-from grader.grading.result import GradeResult
 from grader.core.sanitize import one_line, safe_text
+from grader.grading.result import GradeResult
 
 # The words of the table's first column; translated where the table is drawn (status stays the machine field).
 MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}

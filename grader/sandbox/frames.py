@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import torch
 
@@ -71,14 +73,14 @@ class FrameReader:
         self._sizes: list[int] = []
         self._blobs: list[bytearray] = []
         self._current = 0  # the blob being filled
-        self._ready = None
+        self._ready: tuple[dict | None, list[bytearray]] | None = None
 
     @property
     def pending(self) -> bool:
         """Bytes of a frame nobody has taken yet (a part of one, or a whole one)."""
         return bool(self.buffer) or self._header is not None or self._ready is not None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             if self._ready is not None:
@@ -91,7 +93,7 @@ class FrameReader:
             else:
                 view = self._read_blobs(view)
 
-    def next_frame(self):
+    def next_frame(self) -> tuple[dict | None, list[bytearray]] | None:
         """The next complete frame, or None if more bytes are needed."""
         if self._ready is None:
             return None
@@ -114,7 +116,7 @@ class FrameReader:
         return view
 
     def _header_length(self) -> int:
-        (length,) = struct.unpack(">I", self.buffer[:4])
+        length: int = struct.unpack(">I", self.buffer[:4])[0]
         if length > MAX_HEADER:
             raise ProtocolError(f"a frame header of {length} bytes (limit {MAX_HEADER})")
         return length
@@ -163,11 +165,11 @@ def parse_header(body: bytes) -> dict:
     return header
 
 
-def _no_constants(name):
+def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def encode_frame(header: dict, blobs: list[bytes] = ()) -> bytes:
+def encode_frame(header: dict, blobs: Sequence[bytes] = ()) -> bytes:
     header = dict(header, blobs=[len(blob) for blob in blobs])
     body = json.dumps(header, allow_nan=False).encode()
     return b"".join([struct.pack(">I", len(body)), body, *blobs])
@@ -176,10 +178,10 @@ def encode_frame(header: dict, blobs: list[bytes] = ()) -> bytes:
 class ArgumentEncoder:
     """The grader's arguments as a JSON tree plus tensor bytes (the child rebuilds them)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.blobs: list[bytes] = []
 
-    def encode(self, value):
+    def encode(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             plain = value.detach().cpu().contiguous()
             self.blobs.append(plain.view(torch.uint8).numpy().tobytes() if plain.numel() else b"")
@@ -197,7 +199,7 @@ class ArgumentEncoder:
         return value
 
 
-def decode_value(tree, blobs: list) -> object:
+def decode_value(tree: Any, blobs: list[bytearray]) -> object:
     """A value the child returned: plain data and tensors, anything else as Opaque.
 
     Every malformed tree (deep, odd types, a tensor whose shape is absurd or whose bytes are
@@ -216,7 +218,7 @@ class _Decoder:
         self.blobs = blobs
         self.used: set[int] = set()  # each tensor owns its bytes: no two returned tensors alias
 
-    def value(self, tree, depth: int):
+    def value(self, tree: Any, depth: int) -> object:
         if depth > MAX_DEPTH:
             raise ProtocolError("a value nested too deeply")
         if tree is None or type(tree) in (bool, int, float, str):

@@ -236,7 +236,7 @@ def _seccomp_program(arch: str, inet: bool = False) -> bytes:
         program += [op(BPF_LD_W_ABS, 0)]  # not this call: the number again, for the next test
     for number in sorted(set(DENIED_SYSCALLS[arch].values())):
         program += [op(BPF_JEQ_K, number, 0, 1), refuse]
-    return b"".join(program + [allow])
+    return b"".join([*program, allow])
 
 
 def _install_seccomp(inet: bool) -> str:
@@ -471,7 +471,7 @@ def _grants(allowed, hidden) -> tuple[list, list]:
     return granted, listable
 
 
-def _landlock(read: list, write: list, list_only: list = (), devices: list = DEVICES) -> str:
+def _landlock(read: list, write: list, list_only: list | tuple = (), devices: list | tuple = DEVICES) -> str:
     """Restrict this process and its descendants: read (and run) only `read`, list only
     `list_only`, write only `write`, open `devices` for reading and writing (and, from ABI 5,
     ioctl: the NVIDIA driver is driven by it); no TCP; with ABI 6, no signals or abstract
@@ -735,9 +735,9 @@ def main() -> None:
         os._exit(1)
     as_root = os.geteuid() == 0
     skip = set(config.get("skip", ()))
-    layers = {}
+    layers: dict[str, dict] = {}
     view = False
-    identity = None
+    identity: tuple = ()  # (uid, lock fd) claimed when running as root
     if as_root:  # claimed here, held by the parent that waits, released when it exits
         first, count = config["uid_range"]
         identity = claim_identity(first, count, config["uid_lock_dir"], start=os.getpid() % count)

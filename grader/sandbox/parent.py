@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.core.memory import child_preexec
+from grader.core.sanitize import inert
 from grader.sandbox.frames import (
     ArgumentEncoder,
     FrameReader,
@@ -27,7 +28,6 @@ from grader.sandbox.frames import (
     encode_frame,
     progress_event,
 )
-from grader.core.sanitize import inert
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 EXECUTOR = Path(__file__).with_name("executor")
@@ -151,7 +151,7 @@ class Sandbox:
             "executor": {"in_fd": command_read, "out_fd": reply_write},
             "skip": skipped_layers(),
         }
-        log = open(config.workdir / "child-output.log", "ab")  # the grader never reads it back
+        log = open(config.workdir / "child-output.log", "ab")  # noqa: SIM115 (closed below); the grader never reads it
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", LAUNCHER.read_text(), json.dumps(launcher_config)],

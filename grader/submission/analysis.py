@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from grader.submission.blanking import blank_side_effects
@@ -105,9 +106,7 @@ def _assigned_names(stmt: ast.stmt) -> set[str]:
     """Names bound by an assignment statement (unpacking included)."""
     if isinstance(stmt, ast.Assign):
         targets = stmt.targets
-    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-        targets = [stmt.target]
-    elif isinstance(stmt, ast.AugAssign):
+    elif (isinstance(stmt, ast.AnnAssign) and stmt.value is not None) or isinstance(stmt, ast.AugAssign):
         targets = [stmt.target]
     else:
         return set()
@@ -179,7 +178,7 @@ def _layout(cells: list[CellFacts]) -> str:
     return "unknown"
 
 
-def _assigned_call_names(facts: CellFacts):
+def _assigned_call_names(facts: CellFacts) -> Iterator[str]:
     """Dotted names of calls inside the values of assignments anywhere in the cell."""
     if facts.tree is None:
         return

@@ -8,8 +8,9 @@ it calls nothing on the skip list. Findings still point at the cell's own lines.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable, Iterator
 
-from grader.submission.syntax import LOOPS, char_col, dotted_name
+from grader.submission.syntax import LOOPS, TRIES, char_col, dotted_name
 
 # Calls the unit-task grader must not run: training, data loading, plotting, compiling, the
 # assessment itself. Matched on the last dotted component, so `ddpm_utils.sample_w` or
@@ -31,10 +32,10 @@ _SKIPPED_CALLS = {
 _SKIPPED_EXACT = {"torch.compile"}
 _SKIPPED_MODULES = {"plt", "other_utils", "matplotlib"}  # any call through these names
 _SKIPPED_METHODS = {"backward", "step"}  # `loss.backward()`, `optimizer.step()`, `opt.step()`
-_BLOCKS = LOOPS + (ast.With, ast.AsyncWith)
+_BLOCKS = (*LOOPS, ast.With, ast.AsyncWith)
 
 
-def blank_side_effects(code: str, tree: ast.Module | None, also=()) -> str:
+def blank_side_effects(code: str, tree: ast.Module | None, also: Iterable[ast.stmt] = ()) -> str:
     """`code` with skipped statements (and the statements in `also`) replaced by `pass`."""
     lines = code.split("\n")
     if tree is None:
@@ -67,7 +68,7 @@ def _is_skipped_call(name: str) -> bool:
     return len(parts) > 1 and parts[-1] in _SKIPPED_METHODS
 
 
-def _calls_run_now(node: ast.AST):
+def _calls_run_now(node: ast.AST) -> Iterator[str]:
     """Dotted names of calls evaluated when `node` runs (function and lambda bodies wait)."""
     stack = [node]
     while stack:  # explicit stack: a long `a + a + ...` chain nests deeper than Python recurses
@@ -103,18 +104,18 @@ def _statements_to_blank(body: list[ast.stmt]) -> list[ast.stmt]:
 def _inner_blanks(stmt: ast.stmt) -> list[ast.stmt] | None:
     """None if `stmt` must be skipped whole, else the bare expressions inside it to blank."""
     # Loops, with-blocks, bare expressions and asserts bind nothing the tasks need.
-    if isinstance(stmt, _BLOCKS + (ast.Expr, ast.Assert)):
+    if isinstance(stmt, (*_BLOCKS, ast.Expr, ast.Assert)):
         return None
     if isinstance(stmt, ast.If):
         heads, blocks = [stmt.test], [stmt.body, stmt.orelse]
-    elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+    elif isinstance(stmt, TRIES):
         heads = [h.type for h in stmt.handlers if h.type is not None]
         blocks = [stmt.body, stmt.orelse, stmt.finalbody, *(h.body for h in stmt.handlers)]
     else:
         return None if _runs_skipped_call(stmt) else []
     if any(_runs_skipped_call(head) for head in heads):
         return None
-    blanks = []
+    blanks: list[ast.stmt] = []
     for block in blocks:
         for inner in block:
             if isinstance(inner, ast.Expr) and not _runs_skipped_call(inner):
@@ -130,13 +131,13 @@ def _inner_blanks(stmt: ast.stmt) -> list[ast.stmt] | None:
 def _blank(lines: list[str], stmt: ast.stmt) -> None:
     """Replace a statement by `pass` where it starts and blank its other lines."""
     first = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])]) - 1
-    last = stmt.end_lineno - 1
+    last = (stmt.end_lineno or stmt.lineno) - 1  # parsed statements always have an end
     start = char_col(lines[first], stmt.col_offset) if first == stmt.lineno - 1 else None
     if start is None:  # a decorator line: keep its indentation
         line = lines[first]
         start = len(line) - len(line.lstrip())
     if first == last:
-        end = char_col(lines[last], stmt.end_col_offset)
+        end = char_col(lines[last], stmt.end_col_offset or 0)
         lines[first] = lines[first][:start] + "pass" + lines[first][end:]
         return
     lines[first] = lines[first][:start] + "pass"

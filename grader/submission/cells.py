@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import validator as nb_validator
@@ -41,7 +43,7 @@ class Submission:
     cells: tuple[Cell, ...]  # code cells only
 
 
-def load_submission(path) -> Submission:
+def load_submission(path: str | Path) -> Submission:
     """Read a .ipynb or .py submission, or raise UnusableInput with a one-line reason."""
     path = Path(path)
     name = str(path)
@@ -112,7 +114,7 @@ def _notebook_cells(text: str, name: str) -> list[Cell]:
     return cells
 
 
-def _check_notebook_shape(raw, name: str) -> None:
+def _check_notebook_shape(raw: Any, name: str) -> None:
     """Reject JSON that is not an nbformat 4 notebook before the schema sees it."""
     if not isinstance(raw, dict):
         raise UnusableInput(f"{name}: not a Jupyter notebook (the JSON is {_json_kind(raw)}, not an object)")
@@ -129,7 +131,7 @@ def _check_notebook_shape(raw, name: str) -> None:
         raise UnusableInput(f"{name}: not a Jupyter notebook (no 'cells' list)")
 
 
-def _validate(raw: dict, name: str) -> None:
+def _validate(raw: dict[str, Any], name: str) -> None:
     """Validate against the nbformat schema of the notebook's own minor version."""
     minor = raw.get("nbformat_minor")
     if not isinstance(minor, int) or isinstance(minor, bool):
@@ -149,7 +151,7 @@ def _validate(raw: dict, name: str) -> None:
         raise UnusableInput(f"{name}: fails nbformat validation: {problem}") from None
 
 
-def _schema_location(parts: list) -> str:
+def _schema_location(parts: list[str | int]) -> str:
     """Describe a JSON-schema path in the notebook's terms, e.g. ' at cell 4 (source)'."""
     if len(parts) >= 2 and parts[0] == "cells" and isinstance(parts[1], int):
         rest = ".".join(str(p) for p in parts[2:])
@@ -170,8 +172,7 @@ def _module_cells(text: str, name: str) -> list[Cell]:
     # A jupytext header is all comments; only real code before the first marker makes a cell.
     if any(line.strip() and not line.lstrip().startswith("#") for line in preamble):
         chunks.append((True, "\n".join(preamble) + "\n"))
-    bounds = starts + [len(lines)]
-    for begin, end in zip(bounds, bounds[1:]):
+    for begin, end in itertools.pairwise([*starts, len(lines)]):
         body = "\n".join(lines[begin:end])
         body = body + "\n" if end < len(lines) else body
         chunks.append((not _NON_CODE_MARKER.search(lines[begin]), body))
@@ -182,14 +183,14 @@ def _module_cells(text: str, name: str) -> list[Cell]:
     ]
 
 
-def _json_kind(value) -> str:
+def _json_kind(value: object) -> str:
     """Name a JSON value's type the way JSON does."""
     kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
-def _one_line(exc_or_text) -> str:
+def _one_line(exc_or_text: object) -> str:
     """First line of a message, cut short so the whole error stays one readable line."""
-    text = str(exc_or_text).strip().splitlines()
-    text = text[0] if text else ""
+    lines = str(exc_or_text).strip().splitlines()
+    text = lines[0] if lines else ""
     return text if len(text) <= 200 else text[:197] + "..."

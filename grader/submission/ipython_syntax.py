@@ -25,8 +25,8 @@ def neutralise(source: str) -> str:
     lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is not None and lines[first].startswith("%%"):
-        magic = re.match(r"%%(\w*)", lines[first]).group(1)
-        if magic not in _BODY_KEEPING_CELL_MAGICS:
+        magic = re.match(r"%%(\w*)", lines[first])
+        if magic is None or magic.group(1) not in _BODY_KEEPING_CELL_MAGICS:
             return "\n".join("" for _ in lines)
         lines[first] = ""
     scanner = _LineScanner()

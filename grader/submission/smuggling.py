@@ -11,9 +11,14 @@ Functions the training cell calls by name, defined in any cell, are read too.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from grader.submission.syntax import dotted_name, module_scope
+
+if TYPE_CHECKING:
+    from grader.submission.analysis import Analysis
 
 BASE64 = {
     "b64decode",
@@ -40,7 +45,7 @@ class Finding:
         return f"cell {self.cell}, line {self.line}: the training cell {self.what} instead of learning the weights"
 
 
-def weight_loading(analysis) -> list[Finding]:
+def weight_loading(analysis: Analysis) -> list[Finding]:
     """What the training cell (and the functions it calls) does that loads weights, in cell order."""
     training = analysis.training_cell()
     if training is None or training.tree is None:
@@ -52,7 +57,9 @@ def weight_loading(analysis) -> list[Finding]:
         for node in module_scope(facts.tree.body)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     }
-    pending, seen, findings = [(training.cell.number, training.tree)], set(), []
+    pending: list[tuple[int, ast.AST]] = [(training.cell.number, training.tree)]
+    seen: set[str] = set()
+    findings: list[Finding] = []
     while pending:
         cell, tree = pending.pop()
         for node in _nodes(tree):
@@ -71,7 +78,7 @@ def weight_loading(analysis) -> list[Finding]:
     return sorted(set(findings), key=lambda finding: (finding.cell, finding.line, finding.what))
 
 
-def _nodes(tree: ast.AST):
+def _nodes(tree: ast.AST) -> Iterator[ast.expr]:
     """Calls and the outermost literals of a tree, without recursion (hostile cells nest deep)."""
     stack = [tree]
     while stack:

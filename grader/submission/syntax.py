@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import ast
+import sys
+from collections.abc import Iterator
 
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
+if sys.version_info >= (3, 11):
+    TRIES = (ast.Try, ast.TryStar)  # try/except and try/except*
+else:
+    TRIES = (ast.Try,)
 
 
-def module_scope(body: list[ast.stmt]):
+def module_scope(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Yield module-scope statements, looking inside if/try blocks (they bind globals) but not loops."""
     for stmt in body:
         yield stmt
         if isinstance(stmt, ast.If):
             yield from module_scope(stmt.body)
             yield from module_scope(stmt.orelse)
-        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(stmt, TRIES):
             for block in (stmt.body, stmt.orelse, stmt.finalbody, *(h.body for h in stmt.handlers)):
                 yield from module_scope(block)
 

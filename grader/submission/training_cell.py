@@ -29,7 +29,7 @@ def find_training_cell(cells: list[CellFacts]) -> CellFacts | None:
         for stmt in module_scope(facts.tree.body) if facts.tree else ():
             call = trainer_call(stmt, found)
             if call is not None:
-                home = found[call.func.id]
+                home = found[dotted_name(call.func)]
                 # Line numbers of the function's own cell stay right; the call comes after them.
                 code = f"{home.cell.code}\n{ast.unparse(call)}\n"
                 return replace(home, cell=replace(home.cell, code=code), tree=ast.parse(code))
@@ -47,7 +47,7 @@ def trainers(cells: list[CellFacts]) -> dict[str, CellFacts]:
     }
 
 
-def trainer_call(stmt: ast.stmt, found: dict) -> ast.Call | None:
+def trainer_call(stmt: ast.stmt, found: dict[str, CellFacts]) -> ast.Call | None:
     """The call in `stmt` (`train()` or `x = train()`) when it calls one of `found` by name."""
     call = getattr(stmt, "value", None)
     if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in found:
@@ -55,7 +55,7 @@ def trainer_call(stmt: ast.stmt, found: dict) -> ast.Call | None:
     return None
 
 
-def is_training_loop(stmt: ast.stmt) -> bool:
+def is_training_loop(stmt: ast.AST) -> bool:
     """True for a loop whose body calls .backward(), .step() on an optimizer, or get_loss."""
     if not isinstance(stmt, LOOPS):
         return False

@@ -9,8 +9,8 @@ The model comes from one of three profiles (`options.choose_options` picks one):
 The digits are drawn through the student's own sample_w and w, then again by the grader from
 the same weights on its trusted path; `scoring.judge` decides. The modules (all run in the
 grader): `stages` drives the contained child through each step, `trusted` computes what the
-grader samples and predicts itself, `scoring` gives the verdict, `hints` says why it failed, `official` holds the course's bar, `options`
-the profile and budgets.
+grader samples and predicts itself, `scoring` gives the verdict, `hints` says why it failed,
+`official` holds the course's bar, `options` the profile and budgets.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ from tasks import guidance
 from tasks._schedule_runs import notebook_T
 from tasks.base import Verdict, derive_seed
 from tasks.generation import provenance, stages
-from tasks.generation.stages import StageFailure
-from tasks.generation.scoring import flag_weights_loaded, judge, stage_failure  # noqa: F401 (the task's API)
-from tasks.generation.scoring import wilson_interval  # noqa: F401 (the task's API)
 from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
 from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
+from tasks.generation.scoring import (  # noqa: F401 (the task's API)
+    flag_weights_loaded,
+    judge,
+    stage_failure,
+    wilson_interval,
+)
+from tasks.generation.stages import StageFailure
 from tasks.generation.trusted import bf16_model, heldout_batch, trusted_model, trusted_samples  # noqa: F401
 
 TITLE = N_("Generated digits recognised by the judge (official bar: 48 of 50)")

@@ -221,7 +221,7 @@ def judge(
         official_accuracy >= OFFICIAL_BAR,
         POINTS,
         _("official check: {count} of 50 digits recognised ({accuracy}; 48 needed)").format(
-            count=int(round(official_accuracy * 50)), accuracy=f"{official_accuracy:.0%}"
+            count=round(official_accuracy * 50), accuracy=f"{official_accuracy:.0%}"
         )
         + (f"; {confusion[0]}" if confusion else ""),
     ):

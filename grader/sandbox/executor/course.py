@@ -90,7 +90,7 @@ def handlers(executor):
             on_cell_executed=cell_done,
             resources={"metadata": {"path": here}},
         )
-        stopped = None
+        stopped: dict | None = None
         try:
             client.execute()
         except CellTimeoutError:

@@ -48,7 +48,7 @@ class GraderBatches:
     def __iter__(self):
         self.epoch += 1
         start = self.epoch * self.batches_per_epoch * self.batch_size
-        for self.step in range(self.batches_per_epoch):
+        for self.step in range(self.batches_per_epoch):  # noqa: B020 (the loader keeps its current step)
             first = (start + self.step * self.batch_size) % max(1, len(self.order))
             index = self.order[first : first + self.batch_size]
             self.current = (self.images[index], self.labels[index])
@@ -81,7 +81,9 @@ class TrainingRecorders:
     def __init__(self, loader, mask_function, loss_function, budget: int, progress=None):
         self.loader, self.mask_function, self.loss_function = loader, mask_function, loss_function
         self.budget, self.progress = budget, progress
-        self.masks, self.batches, self.made = [], [], {}
+        self.masks: list[dict] = []
+        self.batches: list[dict] = []
+        self.made: dict[int, int] = {}  # a returned mask (by id) -> its record in masks
 
     def get_context_mask(self, c, drop_prob, *args, **kwargs):
         result = self.mask_function(c, drop_prob, *args, **kwargs)

@@ -62,8 +62,10 @@ class Executor:
         self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
         self.device = torch.device("cpu")
         self.watch = ImportWatch()
-        self.slots = {}  # objects the grader made here and refers to later (models it built)
+        self.slots: dict = {}  # objects the grader made here and refers to later (models it built)
         self.progress = None
+        self.out_fd = -1  # the reply pipe, set by main()
+        self.blobs: list = []  # the blobs of the command being run, set by main()
 
     # -- commands -------------------------------------------------------------------------
     def setup(self, seed: int, preamble: str, device: str, threads: int = 0, gpu_fraction: float = 0.0):
@@ -119,7 +121,7 @@ class Executor:
                 continue
             value = self.namespace[name]
             target = getattr(value, "__func__", value)
-            info = {
+            info: dict[str, object] = {
                 "type": type(value).__name__[:100],
                 "module": str(getattr(target, "__module__", ""))[:200],
                 "qualname": str(getattr(target, "__qualname__", ""))[:200],
@@ -224,7 +226,7 @@ class Executor:
             **harness.handlers(self),
             **course.handlers(self),
         }
-        self.made = []
+        self.made: list = []
         try:
             if op == "batch":
                 return {"ok": True, "value": handlers[op](**command)}

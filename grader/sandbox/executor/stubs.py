@@ -123,7 +123,7 @@ def _step_record(x, t, args) -> dict:
     if not isinstance(x, torch.Tensor):
         return {"t": None, "x": None}
     if isinstance(t, torch.Tensor) and t.numel():
-        step = float(t.reshape(-1)[0])
+        step: float | None = float(t.reshape(-1)[0])
     else:
         step = float(t) if type(t) in (int, float) else None
     rows = x.detach().float().clone()

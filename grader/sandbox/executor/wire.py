@@ -10,6 +10,8 @@ import json
 import math
 import os
 import struct
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -47,7 +49,7 @@ def read_frame(fd: int) -> tuple[dict, list[bytes]]:
     return header, [read_exactly(fd, size) for size in header.get("blobs", [])]
 
 
-def write_frame(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
+def write_frame(fd: int, header: dict, blobs: Sequence[bytes] = ()) -> None:
     header = dict(header, blobs=[len(blob) for blob in blobs])
     body = json.dumps(header, allow_nan=False).encode()
     data = b"".join([struct.pack(">I", len(body)), body, *blobs])
@@ -60,11 +62,11 @@ def write_frame(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
 class Encoder:
     """Turns a returned value into a JSON tree, collecting tensor bytes on the side."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.blobs: list[bytes] = []
         self.items = 0
 
-    def encode(self, value, depth: int = 0):
+    def encode(self, value: Any, depth: int = 0) -> Any:
         self.items += 1
         if depth > 20 or self.items > MAX_ITEMS:
             return {"$opaque": "too deep or too many items"}
@@ -82,7 +84,7 @@ class Encoder:
             return {"$opaque": f"tensor subclass {type(value).__name__}"}
         return {"$opaque": type(value).__name__[:200]}
 
-    def tensor(self, value: torch.Tensor):
+    def tensor(self, value: torch.Tensor) -> dict[str, Any]:
         if value.device.type == "meta":
             return {"$opaque": "tensor on the meta device (no values)"}
         if value.dtype not in DTYPE_NAMES:
@@ -100,7 +102,7 @@ class Encoder:
         }
 
 
-def decode(tree, blobs: list[bytes], device, make_stub):
+def decode(tree: Any, blobs: list[bytes], device: torch.device, make_stub: Callable[[dict], Any]) -> Any:
     """Arguments the grader wrote: tensors on `device`, stubs made by `make_stub(spec)`."""
     if isinstance(tree, list):
         return [decode(item, blobs, device, make_stub) for item in tree]
