@@ -291,8 +291,14 @@ MUTANTS = (
         "images = images.detach().float().cpu().clamp(0, 1)",
         WEIGHTS_TESTS,
     ),
-    Mutant("judge-argmin", "reference/classifier.py", ".argmax(dim=1)", ".argmin(dim=1)", WEIGHTS_TESTS),
-    Mutant("judge-not-eval", "reference/classifier.py", "    judge.eval()\n    images", "    images", WEIGHTS_TESTS),
+    Mutant("classifier-argmin", "reference/classifier.py", ".argmax(dim=1)", ".argmin(dim=1)", WEIGHTS_TESTS),
+    Mutant(
+        "classifier-not-eval",
+        "reference/classifier.py",
+        "    classifier.eval()\n    images",
+        "    images",
+        WEIGHTS_TESTS,
+    ),
     Mutant(
         "weights-unexpected-accepted",
         "reference/weights.py",

@@ -131,7 +131,7 @@ def _let_ctrl_c_interrupt() -> None:
     default=None,
     help="with --profile course: a folder holding the course's own run_assessment.py (copied from the "
     "DLI environment); the course flow runs it too and reports the accuracy it printed beside "
-    "the grader's verdict (for disputes; its judge is then in the student's reach)",
+    "the grader's verdict (for disputes; its classifier is then in the student's reach)",
 )
 @click.option(
     "--train-steps",
@@ -299,7 +299,7 @@ def grade(
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
 def selfcheck(as_json):
-    """Check versions, device, data checksums, the judge's accuracy and the reference U-Net."""
+    """Check versions, device, data checksums, the MNIST classifier's accuracy and the reference U-Net."""
     from grader.selfcheck import render_selfcheck, run_selfcheck
 
     report = run_selfcheck()
