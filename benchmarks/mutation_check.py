@@ -278,14 +278,14 @@ MUTANTS = (
     ),
     # judge and weights
     Mutant(
-        "judge-not-normalised",
+        "classifier-not-normalised",
         "reference/classifier.py",
         "return (images - MNIST_MEAN) / MNIST_STD",
         "return images",
         WEIGHTS_TESTS,
     ),
     Mutant(
-        "judge-clamped",
+        "classifier-clamped",
         "reference/classifier.py",
         "images = images.detach().float().cpu()",
         "images = images.detach().float().cpu().clamp(0, 1)",
