@@ -278,21 +278,27 @@ MUTANTS = (
     ),
     # judge and weights
     Mutant(
-        "judge-not-normalised",
+        "classifier-not-normalised",
         "reference/classifier.py",
         "return (images - MNIST_MEAN) / MNIST_STD",
         "return images",
         WEIGHTS_TESTS,
     ),
     Mutant(
-        "judge-clamped",
+        "classifier-clamped",
         "reference/classifier.py",
         "images = images.detach().float().cpu()",
         "images = images.detach().float().cpu().clamp(0, 1)",
         WEIGHTS_TESTS,
     ),
-    Mutant("judge-argmin", "reference/classifier.py", ".argmax(dim=1)", ".argmin(dim=1)", WEIGHTS_TESTS),
-    Mutant("judge-not-eval", "reference/classifier.py", "    judge.eval()\n    images", "    images", WEIGHTS_TESTS),
+    Mutant("classifier-argmin", "reference/classifier.py", ".argmax(dim=1)", ".argmin(dim=1)", WEIGHTS_TESTS),
+    Mutant(
+        "classifier-not-eval",
+        "reference/classifier.py",
+        "    classifier.eval()\n    images",
+        "    images",
+        WEIGHTS_TESTS,
+    ),
     Mutant(
         "weights-unexpected-accepted",
         "reference/weights.py",

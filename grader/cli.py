@@ -10,6 +10,8 @@ import sys
 import click
 
 from grader import __version__
+from grader.batch.command import batch
+from grader.cli_options import lang_option, task_list
 from grader.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -18,6 +20,7 @@ from grader.core.errors import (
     EXIT_UNUSABLE,
     UnusableInput,
 )
+from grader.init_ci import init_ci
 from grader.report import FORMATS
 from grader.report.gradescope import VISIBILITIES
 from grader.report.junit import FLAVOURS
@@ -31,16 +34,6 @@ class DefaultToGrade(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["grade", *args]
         return super().parse_args(ctx, args)
-
-
-def _task_list(ctx, param, value):
-    if not value:
-        return list(TASK_IDS)
-    ids = [part.strip() for part in value.split(",") if part.strip()]
-    unknown = [task for task in ids if task not in TASK_IDS]
-    if unknown:
-        raise click.BadParameter(f"unknown task id(s) {', '.join(unknown)}; choose from {', '.join(TASK_IDS)}")
-    return ids
 
 
 @click.group(cls=DefaultToGrade, context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,24 +63,6 @@ def _let_ctrl_c_interrupt() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _language(ctx, param, value):
-    """--lang, else the locale (LANGUAGE, LC_ALL, LC_MESSAGES, LANG starting with zh), else English;
-    an unknown --lang is a usage error (exit 2)."""
-    from grader.core.i18n import UnknownLanguage, resolve
-
-    try:
-        return resolve(value)
-    except UnknownLanguage as error:
-        raise click.BadParameter(str(error)) from None
-
-
-LANG_HELP = (
-    "language of messages, hints and reports: en or zh-CN (default: the locale, LANGUAGE/LC_ALL/"
-    "LC_MESSAGES/LANG starting with zh means zh-CN, else en); machine fields stay as they are"
-)
-lang_option = click.option("--lang", "lang", callback=_language, default=None, metavar="en|zh-CN", help=LANG_HELP)
-
-
 @main.command()
 @click.argument("submission", type=click.Path(dir_okay=True, path_type=str))
 @click.option(
@@ -115,7 +90,7 @@ lang_option = click.option("--lang", "lang", callback=_language, default=None, m
 @click.option(
     "--tasks",
     "task_ids",
-    callback=_task_list,
+    callback=task_list,
     default="",
     help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})",
 )
@@ -156,7 +131,7 @@ lang_option = click.option("--lang", "lang", callback=_language, default=None, m
     default=None,
     help="with --profile course: a folder holding the course's own run_assessment.py (copied from the "
     "DLI environment); the course flow runs it too and reports the accuracy it printed beside "
-    "the grader's verdict (for disputes; its judge is then in the student's reach)",
+    "the grader's verdict (for disputes; its classifier is then in the student's reach)",
 )
 @click.option(
     "--train-steps",
@@ -218,7 +193,7 @@ lang_option = click.option("--lang", "lang", callback=_language, default=None, m
     help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
     "the grade stops with a clear error instead of the machine killing it",
 )
-@lang_option
+@lang_option()
 def grade(
     submission,
     output_format,
@@ -324,7 +299,7 @@ def grade(
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
 def selfcheck(as_json):
-    """Check versions, device, data checksums, the judge's accuracy and the reference U-Net."""
+    """Check versions, device, data checksums, the MNIST classifier's accuracy and the reference U-Net."""
     from grader.selfcheck import render_selfcheck, run_selfcheck
 
     report = run_selfcheck()
@@ -333,8 +308,5 @@ def selfcheck(as_json):
 
 
 # Further commands live in their own modules; registered here so `dli-grade --help` lists them.
-from grader.batch.command import batch  # noqa: E402
-from grader.init_ci import init_ci  # noqa: E402
-
 main.add_command(batch)
 main.add_command(init_ci)

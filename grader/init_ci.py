@@ -253,7 +253,7 @@ if [ -z "${{DLI_GRADE_SKIP_APT:-}}" ]; then
 fi
 python3 -m venv "$ROOT/venv"
 "$ROOT/venv/bin/pip" install --upgrade pip
-# One command: the tested torch pair (CPU wheels) and dli-grade with MNIST, the judge and the weights.
+# One command: the tested torch pair (CPU wheels) and dli-grade with MNIST, the classifier and the weights.
 "$ROOT/venv/bin/pip" install --extra-index-url {TORCH_CPU_INDEX} {pair} "$ROOT/source/dli-grade"
 "$ROOT/venv/bin/dli-grade" selfcheck
 """

@@ -60,7 +60,7 @@ def render_selfcheck(report: dict) -> str:
             if report["data_ok"]
             else "  (bad: " + ", ".join(n for n, ok in report["data_files"].items() if not ok) + ")"
         ),
-        f"judge        {mark(report['classifier_ok'])}  test accuracy {report['classifier_test_accuracy']:.2%}"
+        f"classifier   {mark(report['classifier_ok'])}  test accuracy {report['classifier_test_accuracy']:.2%}"
         + (f"  ({report['classifier_error']})" if "classifier_error" in report else ""),
         f"U-Net        {mark(report['unet_ok'])}" + (f"  ({report['unet_error']})" if "unet_error" in report else ""),
         "",

@@ -1,7 +1,7 @@
-"""The judge: the pytorch/examples MNIST CNN, used as the official grader uses it.
+"""The MNIST classifier: the pytorch/examples MNIST CNN, used as the official grader uses it.
 
 Samples are normalised with the MNIST mean and std and classified by argmax, with no clamping
-or rescaling (docs/course.md, "How the official grader decides"). The judge runs in eval mode.
+or rescaling (docs/course.md, "How the official grader decides"). The classifier runs in eval mode.
 """
 
 from __future__ import annotations
@@ -44,29 +44,29 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 
 
 def load_classifier(path: Path | None = None) -> MnistClassifier:
-    """The shipped judge (or the weights at `path`), on the CPU, in eval mode."""
+    """The shipped classifier (or the weights at `path`), on the CPU, in eval mode."""
     return load_into(MnistClassifier(), path or weights_path(CLASSIFIER_FILE)).eval()
 
 
 @torch.no_grad()
-def classify(judge: MnistClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def classify(classifier: MnistClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted digit for each raw sample (N, 1, 28, 28) in the course's [0, 1] scale."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise ValueError(f"samples must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
     if not torch.isfinite(images).all():
         raise ValueError("samples contain NaN or infinite values")
-    judge.eval()
+    classifier.eval()
     images = images.detach().float().cpu()
     predictions = [
-        judge(normalise(images[i : i + batch_size])).argmax(dim=1) for i in range(0, images.shape[0], batch_size)
+        classifier(normalise(images[i : i + batch_size])).argmax(dim=1) for i in range(0, images.shape[0], batch_size)
     ]
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
 
 
-def mnist_test_accuracy(judge: MnistClassifier | None = None) -> float:
-    """The judge's accuracy on the 10,000 MNIST test images."""
+def mnist_test_accuracy(classifier: MnistClassifier | None = None) -> float:
+    """The classifier's accuracy on the 10,000 MNIST test images."""
     from reference import mnist
 
-    judge = judge or load_classifier()
+    classifier = classifier or load_classifier()
     images, labels = mnist.load("test")
-    return (classify(judge, images) == labels).float().mean().item()
+    return (classify(classifier, images) == labels).float().mean().item()

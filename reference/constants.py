@@ -12,5 +12,6 @@ T_EMBED_DIM = 8
 LEARNING_RATE = 0.001
 C_DROP_PROB = 0.1
 COURSE_EPOCHS = 5
-COURSE_STEPS = 2730  # 5 epochs of 546 full batches over 70,000 images
+MNIST_IMAGES = 70_000  # the course trains on the training and test sets together
+COURSE_STEPS = COURSE_EPOCHS * (MNIST_IMAGES // BATCH_SIZE)  # 2,730: 546 full batches an epoch
 COURSE_PARAMETERS = 2_547_457

@@ -1,7 +1,7 @@
 """Judge guided samples of the shipped reference U-Net: `python -m reference.evaluate_unet`.
 
 Draws `--per-digit` samples of each digit with the reference sampler at guidance `--w`, and
-prints the judge's accuracy overall and per digit as one JSON object.
+prints the MNIST classifier's accuracy overall and per digit as one JSON object.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ def main(per_digit: int, w: float, seed: int, device: str, bf16: bool, weights: 
     torch.manual_seed(seed)
     model = load_into(course_unet(), weights).to(device).eval()
     schedule = make_schedule(device=device)
-    judge = load_classifier()
+    classifier = load_classifier()
     started = time.time()
     by_digit = {}
     for digit in range(10):
         c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float()
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             images = sample_w(model, c_hot, w, schedule).float()
-        by_digit[digit] = (classify(judge, images) == digit).float().mean().item()
+        by_digit[digit] = (classify(classifier, images) == digit).float().mean().item()
         print(f"digit {digit}: {by_digit[digit]:.1%} ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
     accuracy = sum(by_digit.values()) / 10
     print(

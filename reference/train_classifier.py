@@ -1,4 +1,4 @@
-"""Train the judge with the pytorch/examples MNIST recipe: `python -m reference.train_classifier`.
+"""Train the MNIST classifier with the pytorch/examples MNIST recipe: `python -m reference.train_classifier`.
 
 Adadelta lr 1.0, StepLR gamma 0.7 each epoch, 14 epochs, batch 64, seed 1, normalised inputs.
 """

@@ -235,7 +235,7 @@ def test_the_verdict_names_the_problem_and_is_an_integrity_finding(tmp_path):
         "provenance": {"calls": [0] * 10, "checked_steps": 6, "problem": problem},
     }
     verdict = generation.judge(info, {"official": official, "grader": official[::5]}, lambda name: None, 0)
-    assert verdict.details["official_passed"] is True  # the judge reads them right...
+    assert verdict.details["official_passed"] is True  # the classifier reads them right...
     assert not verdict.passed and verdict.earned == 0  # ...but the model did not draw them
     assert problem in verdict.failures and problem in verdict.integrity
     assert any("denoising random noise with the model" in hint for hint in verdict.hints)
@@ -285,7 +285,7 @@ def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_pat
     )
     result = grade(path, ["generation"], device="cpu", seed=5)
     (task,) = result.tasks
-    assert task.details.get("official_passed") is True, task.message  # the judge reads the blends right
+    assert task.details.get("official_passed") is True, task.message  # the classifier reads the blends right
     assert task.details["near_copy_fraction"] <= 0.2  # and they are no near copies
     assert task.status == "failed" and task.score == 0
     expected = (

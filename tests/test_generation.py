@@ -1,7 +1,7 @@
 """The generation task's verdicts: the official bar, the larger sample, integrity flags.
 
 Fast tests feed real MNIST digits (or wrong ones) to the judge side as if a model drew them;
-the slow end-to-end tests grade whole submissions through the child on the CPU profile.
+the slow end-to-end tests grade whole submissions through the child on a CPU.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tasks import generation
 def _digits(split: str, per_digit: int, offset: int = 0, shift: int = 0, moved: bool = True) -> torch.Tensor:
     """per_digit images of each digit 0..9, in digit order; `shift` draws d + shift instead.
 
-    `moved` shifts each real image by two pixels: still the same digit to the judge, but no
+    `moved` shifts each real image by two pixels: still the same digit to the classifier, but no
     longer a near copy of an MNIST image (as a model's own drawing would be)."""
     images, labels = mnist.load(split)
     rows = []
@@ -86,7 +86,7 @@ def test_blank_or_nan_samples_fail_with_a_note(tmp_path):
 def test_copies_of_mnist_images_fail_the_task(tmp_path, split):
     copies = _digits(split, 5, moved=False)
     verdict = _judge(tmp_path, copies)
-    assert verdict.details["official_passed"] is True  # the judge reads them as the right digits...
+    assert verdict.details["official_passed"] is True  # the classifier reads them as the right digits...
     assert not verdict.passed and verdict.earned == 0  # ...but they are MNIST's, not the model's
     assert any("near copies" in note for note in verdict.integrity)
 
@@ -232,15 +232,15 @@ def test_a_notebook_that_trains_inside_a_function_is_followed_batch_by_batch(tmp
 # -- the judge's thresholds at their edges (benchmarks/mutation_check.py --suite tasks) --------------
 # Each test below sits on one side of one documented threshold, so moving it by a step, flipping
 # it or dropping it fails a test. The images are real MNIST test digits, shifted two pixels (no
-# longer near copies); which of them the shipped judge reads as their own digit is asked of the
-# judge (reference/classifier.py), not of the code under test.
+# longer near copies); which of them the shipped classifier reads as their own digit is asked of the
+# classifier (reference/classifier.py), not of the code under test.
 # The judge's module itself (the package exports a function of the same name as `generation.judge`).
 judge_module = importlib.import_module("tasks.generation.scoring")
 _EDGE_DIGITS = {}
 
 
 def _edge_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """(right, wrong): 10 per digit of shifted test images the judge reads as that digit, in digit
+    """(right, wrong): 10 per digit of shifted test images the classifier reads as that digit, in digit
     order, and 10 per digit that it reads as digit + 5 (a wrong drawing of that digit)."""
     if not _EDGE_DIGITS:
         images, labels = mnist.load("test")

@@ -1,4 +1,4 @@
-"""End to end on the CPU profile: the example passes `generation`, broken submissions fail it.
+"""End to end on a CPU (transplant; train, narrow and short): the example passes `generation`, broken ones fail it.
 
 Each case grades the generation task alone through the child (about two minutes on a 2-core
 CPU), so the module is marked slow: `python -m pytest -m slow tests/test_generation_e2e.py`.
@@ -80,7 +80,7 @@ def test_a_sampler_that_returns_mnist_digits_fails(tmp_path):
     path.write_text(example.read_text(encoding="utf-8") + MNIST_SAMPLER, encoding="utf-8")
     result = grade(path, ["generation"], device="cpu")
     (task,) = result.tasks
-    assert task.details.get("official_passed") is True, task.message  # the judge reads them right...
+    assert task.details.get("official_passed") is True, task.message  # the classifier reads them right...
     assert task.status == "failed" and task.score == 0  # ...but they are MNIST's, not the model's
     assert result.to_json()["official_passed"] is True
     assert any("near copies of MNIST" in note for note in result.integrity), result.integrity

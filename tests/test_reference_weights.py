@@ -1,4 +1,4 @@
-"""reference.weights and reference.classifier: safe weight files, the judge network, the shipped weights
+"""reference.weights and reference.classifier: safe weight files, the MNIST classifier, the shipped weights
 (docs/course.md, "How the official grader decides")."""
 
 from __future__ import annotations
@@ -181,23 +181,23 @@ def test_save_and_load_round_trip_fp16(tmp_path):
             assert torch.equal(v, original), k
 
 
-# ----------------------------------------------------------------------------- judge
+# ------------------------------------------------------------------------ classifier
 
 
-def test_judge_net_outputs_log_probabilities():
+def test_classifier_outputs_log_probabilities():
     torch.manual_seed(0)
-    judge = MnistClassifier().eval()
-    out = judge(torch.rand(3, 1, 28, 28))
+    classifier = MnistClassifier().eval()
+    out = classifier(torch.rand(3, 1, 28, 28))
     assert out.shape == (3, 10)
     assert torch.all(out <= 0)
     torch.testing.assert_close(out.exp().sum(1), torch.ones(3))
 
 
-def test_judge_net_layers():
-    judge = MnistClassifier()
-    assert sum(p.numel() for p in judge.parameters()) == 1_199_882  # the pytorch/examples CNN
-    assert judge.fc1.in_features == 9216
-    assert judge.dropout1.p == 0.25 and judge.dropout2.p == 0.5
+def test_classifier_layers():
+    classifier = MnistClassifier()
+    assert sum(p.numel() for p in classifier.parameters()) == 1_199_882  # the pytorch/examples CNN
+    assert classifier.fc1.in_features == 9216
+    assert classifier.dropout1.p == 0.25 and classifier.dropout2.p == 0.5
 
 
 def test_normalise_is_the_official_transform():
@@ -220,19 +220,19 @@ class Recorder(MnistClassifier):
 
 def test_classify_normalises_without_clamping_and_uses_eval():
     torch.manual_seed(0)
-    judge = Recorder().train()
+    classifier = Recorder().train()
     images = torch.rand(5, 1, 28, 28) * 4 - 2  # outside [0, 1] on purpose
-    predictions = classify(judge, images, batch_size=2)
+    predictions = classify(classifier, images, batch_size=2)
     assert predictions.shape == (5,) and predictions.dtype == torch.long
-    assert not judge.training
-    assert [x.shape[0] for x in judge.inputs] == [2, 2, 1]
-    torch.testing.assert_close(torch.cat(judge.inputs), (images - 0.1307) / 0.3081)
+    assert not classifier.training
+    assert [x.shape[0] for x in classifier.inputs] == [2, 2, 1]
+    torch.testing.assert_close(torch.cat(classifier.inputs), (images - 0.1307) / 0.3081)
     # deterministic in eval mode (dropout off)
-    assert torch.equal(classify(judge, images), predictions)
+    assert torch.equal(classify(classifier, images), predictions)
 
 
 class NearestInteger(nn.Module):
-    """A stand-in judge whose answer is known: the class nearest to the mean of its (normalised) input."""
+    """A stand-in classifier whose answer is known: the class nearest to the mean of its (normalised) input."""
 
     def forward(self, x):
         mean = x.mean(dim=(1, 2, 3))
@@ -274,16 +274,16 @@ def test_classify_rejects_non_finite(bad):
 unet_file = weights_path(UNET_FILE)
 
 
-def test_shipped_judge_reaches_99_percent():
+def test_shipped_classifier_reaches_99_percent():
     from reference import mnist
 
-    judge = load_classifier()
-    assert isinstance(judge, MnistClassifier) and not judge.training
-    assert next(judge.parameters()).device.type == "cpu"
+    classifier = load_classifier()
+    assert isinstance(classifier, MnistClassifier) and not classifier.training
+    assert next(classifier.parameters()).device.type == "cpu"
     images, labels = mnist.load("test")
-    predictions = classify(judge, images)
+    predictions = classify(classifier, images)
     accuracy = (predictions == labels).float().mean().item()
-    assert accuracy >= 0.99, f"judge accuracy {accuracy:.4f} on the MNIST test set"
+    assert accuracy >= 0.99, f"classifier accuracy {accuracy:.4f} on the MNIST test set"
     # every digit is recognised well, not just on average
     for digit in range(10):
         assert (predictions[labels == digit] == digit).float().mean().item() >= 0.97, digit

@@ -56,7 +56,7 @@ def test_tasks_past_the_overall_limit_fail_as_not_graded():
     assert not result.passed
 
 
-def test_selfcheck_json_reports_data_and_judge():
+def test_selfcheck_json_reports_data_and_classifier():
     outcome = CliRunner().invoke(main, ["selfcheck", "--json"])
     report = json.loads(outcome.stdout)
     assert outcome.exit_code == 0, outcome.stdout

@@ -8,22 +8,11 @@ import sys
 
 import click
 
+from grader.cli_options import lang_option, task_list
 from grader.core.errors import EXIT_INTERNAL, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
 from tasks import TASK_IDS, UNIT_TASK_IDS
 
 EXIT_INTERRUPTED = 130
-
-
-def _tasks(ctx, param, value):
-    from grader.cli import _task_list  # the grade command's parser; imported late (cli imports us)
-
-    return _task_list(ctx, param, value)
-
-
-def _language(ctx, param, value):
-    from grader.cli import _language as grade_language  # the grade command's parser (cli imports us)
-
-    return grade_language(ctx, param, value)
 
 
 def _interrupt(signum, frame):
@@ -50,7 +39,7 @@ def _interrupt(signum, frame):
 @click.option(
     "--tasks",
     "task_ids",
-    callback=_tasks,
+    callback=task_list,
     default="",
     help=f"comma-separated task ids (default: all; choose from {','.join(TASK_IDS)}; "
     f"{','.join(UNIT_TASK_IDS)} are the quick unit tasks)",
@@ -110,14 +99,7 @@ def _interrupt(signum, frame):
     default=None,
     help="bound the memory of the batch process and of each grade it starts (RLIMIT_DATA, each)",
 )
-@click.option(
-    "--lang",
-    "lang",
-    callback=_language,
-    default=None,
-    metavar="en|zh-CN",
-    help="language of the messages, reports and class summary (see dli-grade grade --help)",
-)
+@lang_option(help="language of the messages, reports and class summary (see dli-grade grade --help)")
 def batch(
     inputs,
     out_dir,

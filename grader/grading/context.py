@@ -6,15 +6,32 @@ it made, and gets back raw values (or the exception the student's code raised).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 
 from grader.sandbox.parent import Outcome
+from grader.submission.analysis import Analysis
+from grader.submission.cells import Submission
 from tasks.base import Location, MissingName, StudentRaised, generator
 
-if TYPE_CHECKING:
-    from grader.grading.session import Grading
+
+class GradingRun(Protocol):
+    """What a context uses of the grading run (`grader.grading.session.Grading`), named here so that
+    this module does not import the session, which imports it."""
+
+    seed: int
+    device: str
+    timeout: float
+    analysis: Analysis
+    submission: Submission
+    failed_tasks: list[str]
+    progress: Callable[[Any], None]
+
+    def locate(self, name: str) -> Location | None: ...
+
+    def request(self, op: str, timeout: float, on_progress=None, **payload) -> Outcome: ...
 
 
 class ChildLost(Exception):
@@ -28,7 +45,7 @@ class ChildLost(Exception):
 class Context:
     """What a task checks through: inputs made here, student code run in the child."""
 
-    def __init__(self, grading: Grading, task_id: str, options: dict):
+    def __init__(self, grading: GradingRun, task_id: str, options: dict):
         self.grading, self.task_id, self.options = grading, task_id, options
         self.seed = grading.seed
         self.device = torch.device(grading.device)

@@ -505,7 +505,7 @@ def _landlock(read: list, write: list, list_only: list | tuple = (), devices: li
                     if not os.path.isdir(path):
                         rights &= LL_FILE_RIGHTS
                     rule = struct.pack("=Qi", rights, fd)
-                    if libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, 1, rule, 0) != 0:
+                    if libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LL_RULE_PATH_BENEATH, rule, 0) != 0:
                         raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
                     rules += 1
                 finally:

@@ -97,7 +97,7 @@ def _child_environment(config: SandboxConfig) -> dict[str, str]:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if name in os.environ:
             env[name] = os.environ[name]
-    # The operator's choice of GPU is kept; on the CPU profile the child sees none.
+    # The operator's choice of GPU is kept; a grade on the CPU shows the child none.
     if config.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     elif "CUDA_VISIBLE_DEVICES" in os.environ:

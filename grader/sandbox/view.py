@@ -11,15 +11,12 @@ checkouts, /autograder, /srv, home folders and runtime sockets are simply not th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import site
 import sys
 import tempfile
 from pathlib import Path
-
-import grader
-import reference
-import tasks
 
 ALWAYS_HIDDEN = ("/root", "/home", "/run", "/var/run", "/srv", "/mnt", "/media", "/opt", "/var/lib", "/var/log")
 # Each sandbox run as root gets a uid (and gid) of its own from this range, held with a lock file
@@ -38,8 +35,12 @@ def package_paths() -> list[Path]:
     """The grader's own code: each package, or its source checkout when it runs from one, and
     every other copy on the path (a checkout run with `python -m` beside an installed copy)."""
     paths = []
-    for package in (grader, reference, tasks):
-        folder = Path(package.__file__).resolve().parent
+    for name in PACKAGE_NAMES:
+        # Found, not imported: the sandbox sits below `tasks` and `reference` and must not import them.
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"cannot find the grader's package {name!r} to hide it from student code")
+        folder = Path(spec.origin).resolve().parent
         checkout = folder.parent
         paths.append(checkout if (checkout / "pyproject.toml").exists() else folder)
     for entry in {*sys.path, *site.getsitepackages()}:

@@ -9,25 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from grader.submission.blanking import blank_side_effects
+from grader.submission.cell_facts import CellFacts
 from grader.submission.cells import Cell, Submission
 from grader.submission.syntax import dotted_name, module_scope
 from grader.submission.training_cell import find_training_cell, trainer_call, trainers
 
 _GRADER_PACKAGES = {"grader", "tasks", "reference"}
-
-
-@dataclass
-class CellFacts:
-    cell: Cell
-    syntax_error: str | None = None  # e.g. "SyntaxError: invalid syntax (cell 12, line 3)"
-    functions: set[str] = field(default_factory=set)
-    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
-    assigned: set[str] = field(default_factory=set)
-    imported: set[str] = field(default_factory=set)
-    calls: set[str] = field(default_factory=set)
-    fixmes: list[int] = field(default_factory=list)
-    imports_grader: bool = False
-    tree: ast.Module | None = field(default=None, repr=False)  # None when the cell does not parse
 
 
 @dataclass

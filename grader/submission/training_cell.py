@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from grader.submission.blanking import is_method_that_trains
+from grader.submission.cell_facts import CellFacts
 from grader.submission.syntax import LOOPS, dotted_name, module_scope
-
-if TYPE_CHECKING:
-    from grader.submission.analysis import CellFacts
 
 
 def find_training_cell(cells: list[CellFacts]) -> CellFacts | None:

@@ -39,9 +39,6 @@ PASS_ACCURACY = 0.95  # the official bar, applied by the grader to the saved sam
 SAMPLES_FILE = "run_assessment_samples.pt"
 OFFICIAL_VARIABLE = "DLI_GRADE_COURSE_HELPERS"
 OFFICIAL_MARKER = "--- the course's own run_assessment ---"
-# Kept for code that imported them; this stand-in no longer prints a verdict.
-PASS_LINE = "Passed: the judge recognised the digits your model drew. Well done!"
-FAIL_PREFIX = "Not passed:"
 
 last_samples = None  # float32 CPU tensor (50, 1, 28, 28) after a successful run
 last_labels = None  # int64 CPU tensor (50,): 0 x5, 1 x5, ..., 9 x5

@@ -1,4 +1,4 @@
-"""The official check's facts and the judge network it uses (the course's bar, reproduced)."""
+"""The official check's facts and the MNIST classifier it uses (the course's bar, reproduced)."""
 
 from __future__ import annotations
 
@@ -19,20 +19,20 @@ OFFICIAL_MARKER = "--- the course's own run_assessment ---"  # printed by the st
 
 
 @lru_cache(maxsize=1)
-def judge_net():
-    """The shipped judge, loaded once per grader process (batch grading reuses it)."""
+def classifier_net():
+    """The shipped MNIST classifier, loaded once per grader process (batch grading reuses it)."""
     from reference.classifier import load_classifier
 
     return load_classifier()
 
 
 def classify(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """The judge's predictions, with non-finite pixels blanked; also whether all were finite."""
+    """The classifier's predictions, with non-finite pixels blanked; also whether all were finite."""
     from reference.classifier import classify
 
     finite = bool(torch.isfinite(images).all())
     images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
-    return classify(judge_net(), images), finite
+    return classify(classifier_net(), images), finite
 
 
 def printed_accuracy(output: str) -> float | None:

@@ -1,6 +1,6 @@
 """The generation task's options: which profile runs, and its budgets on this device.
 
-The runner asks every task with an `options` function for its options and passes them to
+The runner asks every task with a `choose_options` function for its options and passes them to
 its `check`; this one picks the profile (`auto`: train with CUDA, else transplant) and says
 why, and refuses what cannot be done here (a ValueError, which the runner reports as
 unusable input).

@@ -44,7 +44,7 @@ def _by_digit(official: torch.Tensor, extra: torch.Tensor | None) -> torch.Tenso
 
 
 def _confusions(predictions: torch.Tensor, per_digit: int) -> list[str]:
-    """For each digit drawn badly, what the judge read instead, worst first."""
+    """For each digit drawn badly, what the classifier read instead, worst first."""
     lines = []
     for digit in range(10):
         got = predictions[digit * per_digit : (digit + 1) * per_digit]
@@ -292,7 +292,7 @@ def _check_training_records(verdict: Verdict, training: dict, steps: int) -> Non
 
 
 def _check_short_training(verdict: Verdict, run: dict, seed: int, steps: int) -> None:
-    """CPU profile: after the same short training, the student's pipeline predicts noise about as well."""
+    """Transplant profile: after the same short training, the student's pipeline predicts noise about as well."""
     if "build_error" in run:
         verdict.check(
             False,

@@ -63,7 +63,7 @@ def _widths(state: dict) -> tuple:
 HELDOUT_SIZE = 256
 
 
-@lru_cache(maxsize=4)  # the child's run, the judge and the reference loss all ask for the same batch
+@lru_cache(maxsize=4)  # the child's run, the classifier and the reference loss all ask for the same batch
 def heldout_batch(seed: int, T: int = 150) -> dict[str, torch.Tensor]:
     """Test images noised by the reference q, chosen and noised from the grade's own seed (read only)."""
     from reference import mnist

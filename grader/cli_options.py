@@ -1,0 +1,45 @@
+"""Command-line options that `dli-grade grade` and `dli-grade batch` parse the same way: the task list
+and the language. Both commands import them from here (the batch command lives below the CLI's
+entry point, so it cannot import them from `grader.cli`).
+
+May import `grader.core` and `tasks` (for the task ids).
+"""
+
+from __future__ import annotations
+
+import click
+
+from tasks import TASK_IDS
+
+
+def task_list(ctx, param, value):
+    """--tasks: comma-separated ids, in the order given; empty means every task."""
+    if not value:
+        return list(TASK_IDS)
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [task for task in ids if task not in TASK_IDS]
+    if unknown:
+        raise click.BadParameter(f"unknown task id(s) {', '.join(unknown)}; choose from {', '.join(TASK_IDS)}")
+    return ids
+
+
+def language(ctx, param, value):
+    """--lang, else the locale (LANGUAGE, LC_ALL, LC_MESSAGES, LANG starting with zh), else English;
+    an unknown --lang is a usage error (exit 2)."""
+    from grader.core.i18n import UnknownLanguage, resolve
+
+    try:
+        return resolve(value)
+    except UnknownLanguage as error:
+        raise click.BadParameter(str(error)) from None
+
+
+LANG_HELP = (
+    "language of messages, hints and reports: en or zh-CN (default: the locale, LANGUAGE/LC_ALL/"
+    "LC_MESSAGES/LANG starting with zh means zh-CN, else en); machine fields stay as they are"
+)
+
+
+def lang_option(help: str = LANG_HELP):
+    """The --lang option, with the grade command's help unless another is given."""
+    return click.option("--lang", "lang", callback=language, default=None, metavar="en|zh-CN", help=help)
