@@ -1,17 +1,19 @@
 """What a task checks through: inputs made in the grader, student code run in the child.
 
 A task never sees the child: it asks its `Context` to call a student function with arguments
-it made, and gets back raw values (or the exception the student's code raised).
+it made, and gets back raw values (or the exception the student's code raised). The contract,
+with what each member means, is the protocol `tasks.context.Context`; this class implements it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from grader.sandbox.parent import Outcome
 from tasks.base import Location, MissingName, StudentRaised, generator
+from tasks.declaration import TaskOptions
 
 if TYPE_CHECKING:
     from grader.grading.session import Grading
@@ -26,15 +28,15 @@ class ChildLost(Exception):
 
 
 class Context:
-    """What a task checks through: inputs made here, student code run in the child."""
+    """What a task checks through: inputs made here, student code run in the child (see tasks/context.py)."""
 
-    def __init__(self, grading: "Grading", task_id: str, options: dict):
+    def __init__(self, grading: Grading, task_id: str, options: TaskOptions):
         self.grading, self.task_id, self.options = grading, task_id, options
         self.seed = grading.seed
         self.device = torch.device(grading.device)
         self.analysis = grading.analysis
         self.cells = grading.submission.cells  # code cells as written (the course profile runs them in a kernel)
-        self.timeout = options.get("timeout", grading.timeout)
+        self.timeout = grading.timeout if options.timeout is None else options.timeout
         self.failed_before = tuple(grading.failed_tasks)  # a task may name these as the likely cause
 
     def generator(self, *labels: str) -> torch.Generator:
@@ -46,7 +48,7 @@ class Context:
     def progress(self, phase: str, done: int, total: int) -> None:
         self.grading.progress((self.task_id, phase, done, total))
 
-    def ask(self, op: str, **payload):
+    def ask(self, op: str, **payload: Any) -> tuple[Any, dict[str, Any]]:
         """Send one command; its (value, records). Student exceptions raise StudentRaised."""
         on_progress = lambda phase, done, total: self.progress(str(phase)[:60], int(done), int(total))  # noqa: E731
         outcome = self.grading.request(op, self.timeout, on_progress, **payload)
@@ -58,13 +60,15 @@ class Context:
             raise StudentRaised(outcome.error)
         return outcome.value, outcome.records
 
-    def call(self, target: str, *args, bind=None, no_grad: bool = False, **kwargs):
+    def call(
+        self, target: str, *args: Any, bind: dict[str, Any] | None = None, no_grad: bool = False, **kwargs: Any
+    ) -> tuple[Any, dict[str, Any]]:
         return self.ask("call", target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
 
-    def get(self, *names: str) -> dict:
+    def get(self, *names: str) -> dict[str, Any]:
         value, _ = self.ask("get", names=list(names))
         return value if isinstance(value, dict) else {}
 
-    def describe(self, *names: str) -> dict:
+    def describe(self, *names: str) -> dict[str, dict[str, Any]]:
         value, _ = self.ask("describe", names=list(names))
         return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
