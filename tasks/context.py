@@ -28,24 +28,49 @@ if TYPE_CHECKING:
 
 
 class Context(Protocol):
-    """What a task checks through: inputs made in the grader, student code run in the child."""
+    """What a task checks through: inputs made in the grader, student code run in the child.
 
-    task_id: str
-    """The id of the task being graded."""
-    seed: int
-    """This grade's seed; draw every input through `generator`, never from it directly."""
-    device: torch.device
-    """The device the child runs the student's code on. Make inputs on the CPU: the child moves them."""
-    options: TaskOptions
-    """This grade's options for the task: what its `Task.choose_options` returned (else `options_type()`)."""
-    timeout: float
-    """Seconds each command may run in the child (the options' timeout, else the grade's --timeout)."""
-    failed_before: tuple[str, ...]
-    """Ids of the tasks graded before this one that failed: a likely cause to name in a hint."""
-    analysis: Analysis
-    """What each cell of the submission defines and calls (read from its syntax, never run)."""
-    cells: Sequence[Cell]
-    """The submission's code cells as written."""
+    Its facts are read-only (properties here, plain attributes in the grader's implementation)."""
+
+    @property
+    def task_id(self) -> str:
+        """The id of the task being graded."""
+        ...
+
+    @property
+    def seed(self) -> int:
+        """This grade's seed; draw every input through `generator`, never from it directly."""
+        ...
+
+    @property
+    def device(self) -> torch.device:
+        """The device the child runs the student's code on. Make inputs on the CPU: the child moves them."""
+        ...
+
+    @property
+    def options(self) -> TaskOptions:
+        """This grade's options for the task: what its `Task.choose_options` returned (else `options_type()`)."""
+        ...
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each command may run in the child (the options' timeout, else the grade's --timeout)."""
+        ...
+
+    @property
+    def failed_before(self) -> tuple[str, ...]:
+        """Ids of the tasks graded before this one that failed: a likely cause to name in a hint."""
+        ...
+
+    @property
+    def analysis(self) -> Analysis:
+        """What each cell of the submission defines and calls (read from its syntax, never run)."""
+        ...
+
+    @property
+    def cells(self) -> Sequence[Cell]:
+        """The submission's code cells as written."""
+        ...
 
     def generator(self, *labels: str) -> torch.Generator:
         """A random generator seeded from the grade's seed and `labels` (use the task id first), so
