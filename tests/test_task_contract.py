@@ -20,6 +20,7 @@ import torch
 from click.testing import CliRunner
 
 import tasks
+from grader.cli import main  # imported before any task is added: its help must still list a task added later
 from grader.core.errors import UnusableInput
 from tasks.declaration import Task, TaskOptions
 
@@ -110,8 +111,6 @@ def test_the_registry_finds_the_courses_tasks_in_the_courses_order():
 
 
 def test_a_task_module_dropped_into_the_package_is_discovered_listed_and_graded(toy):
-    from grader.cli import main
-
     ids, unit_ids = tasks.TASK_IDS, tasks.UNIT_TASK_IDS
     assert ids == ("schedule", "q", "toy", *COURSE_ORDER[2:], "generation")  # order 25: after q
     assert unit_ids == ("schedule", "q", "toy", *COURSE_ORDER[2:])
@@ -146,8 +145,6 @@ def test_a_task_module_dropped_into_the_package_is_discovered_listed_and_graded(
 
 
 def test_a_task_unknown_to_the_registry_is_refused_by_tasks(extra_tasks):
-    from grader.cli import main
-
     refused = CliRunner().invoke(main, [str(EXAMPLE), "--tasks", "toy", "--allow-uncontained"])
     assert refused.exit_code == 2 and "unknown task id(s) toy" in refused.output
 
