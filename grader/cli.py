@@ -11,7 +11,7 @@ import click
 
 from grader import __version__
 from grader.batch.command import batch
-from grader.cli_options import lang_option, task_list
+from grader.cli_options import TasksOption, lang_option, task_list
 from grader.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -24,7 +24,6 @@ from grader.init_ci import init_ci
 from grader.report import FORMATS
 from grader.report.gradescope import VISIBILITIES
 from grader.report.junit import FLAVOURS
-from tasks import TASK_IDS
 
 
 class DefaultToGrade(click.Group):
@@ -90,9 +89,10 @@ def _let_ctrl_c_interrupt() -> None:
 @click.option(
     "--tasks",
     "task_ids",
+    cls=TasksOption,
     callback=task_list,
     default="",
-    help=f"comma-separated task ids to grade (default: all of {','.join(TASK_IDS)})",
+    help="comma-separated task ids to grade (default: all of {all})",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import click
 
-from tasks import TASK_IDS
+from tasks import task_ids as declared_task_ids
 
 
 def task_list(ctx, param, value):
     """--tasks: comma-separated ids, in the order given; empty means every task."""
+    known = declared_task_ids()
     if not value:
-        return list(TASK_IDS)
+        return list(known)
     ids = [part.strip() for part in value.split(",") if part.strip()]
-    unknown = [task for task in ids if task not in TASK_IDS]
+    unknown = [task for task in ids if task not in known]
     if unknown:
-        raise click.BadParameter(f"unknown task id(s) {', '.join(unknown)}; choose from {', '.join(TASK_IDS)}")
+        raise click.BadParameter(f"unknown task id(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     return ids
+
+
+class TasksOption(click.Option):
+    """An option whose help names the declared tasks when it is shown: `{all}` is every task id,
+    `{unit}` the quick ones (the registry in tasks/__init__.py finds them; no list is kept here)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_template = self.help or ""
+
+    def get_help_record(self, ctx):
+        self.help = self.help_template.format(all=",".join(declared_task_ids()), unit=",".join(declared_task_ids(True)))
+        return super().get_help_record(ctx)
 
 
 def language(ctx, param, value):

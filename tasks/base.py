@@ -1,7 +1,7 @@
 """What task modules share: the context they check through, and the verdict they build.
 
-A task module defines ID, TITLE, POINTS, NEEDS (names the submission must define) and
-`check(context) -> Verdict`. The context (`grader/grading/context.py`) makes every
+A task module declares `TASK = Task(...)` (tasks/declaration.py) with its
+`check(context) -> Verdict`. The context (the protocol in tasks/context.py) makes every
 input here, in the grader, asks the contained child to run student code on it, and hands
 back raw values; the task decides the verdict from those alone. Nothing of a task runs in
 the child. Verdicts collect failures with their hints, in the spirit of PrairieLearn's

@@ -13,6 +13,8 @@ import torch
 from grader.core.i18n import N_, _
 from reference import blocks as reference_blocks
 from tasks.base import Verdict, approx_equal, kind_of, named
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "blocks"
 TITLE = N_("U-Net blocks (the seven classes)")
@@ -103,7 +105,7 @@ def _record(trials, outputs, name, kind, answer) -> None:
         trials[name][kind] = str((answer.get("error") or {}).get("message", "failed"))[:300]
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """One point per block name whose class computes what the reference block computes."""
     names, delegating = _student_classes(context)
     trials, outputs = _trials(context, names)
@@ -189,3 +191,14 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
             context.locate(kind),
         )
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=40,
+    needs=NEEDS,
+    answers=(*KINDS, "UNet"),
+    check=check,
+)

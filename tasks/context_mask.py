@@ -6,6 +6,8 @@ import torch
 
 from grader.core.i18n import N_, _
 from tasks.base import TaskFailure, Verdict, pair_of_tensors
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "context_mask"
 TITLE = N_("Context mask get_context_mask(c, drop_prob)")
@@ -15,7 +17,7 @@ N_LABELS = 1000
 PROBABILITIES = (0.0, 0.1, 0.5, 1.0)
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """Call the student's function at several drop probabilities (twice at 0.1, to see that it
     draws), and once with float labels as the notebook's preview does; judge what came back."""
     labels = torch.randperm(N_LABELS, generator=context.generator(ID)) % 10
@@ -95,3 +97,13 @@ def judge(data: dict, context) -> Verdict:
     if not problems:
         verdict.check(True, POINTS, "")
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=50,
+    needs=NEEDS,
+    check=check,
+)

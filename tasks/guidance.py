@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from grader.core import i18n
 from grader.core.i18n import N_
 from tasks.base import Verdict, plain_tensor, stub
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "guidance"
 TITLE = N_("Classifier-free guidance in sample_w")
@@ -71,7 +73,7 @@ def identify(context) -> dict:
     return found
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """The weights must be (1 + w, -w) for every w, or the shifted (w, 1 - w) form, noted."""
     return judge(identify(context), context)
 
@@ -177,3 +179,14 @@ def judge(info: dict, context) -> Verdict:
         failure = i18n._("e_t = {e_t} at w = 1; expected 2 * e_t_keep_c - 1 * e_t_drop_c").format(e_t=at[1.0])
     verdict.check(False, POINTS, failure, "e_t = (1 + w) * e_t_keep_c - w * e_t_drop_c")
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=80,
+    needs=NEEDS,
+    answers=("sample_w", "w"),
+    check=check,
+)

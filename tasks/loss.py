@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from grader.core.i18n import N_, _
 from tasks._schedule_runs import notebook_T
 from tasks.base import TaskFailure, Verdict, approx_equal, plain_tensor, stub
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "loss"
 TITLE = N_("Loss get_loss(model, x_0, t, *model_args)")
@@ -23,7 +25,7 @@ BATCH = 16
 SCALE, SHIFT = 0.5, 0.1  # the stand-in model predicts SCALE * x + SHIFT
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """Run get_loss with a stand-in model and a stand-in q that returns the grader's noise.
 
     The student's q is replaced while get_loss runs, so a wrong q is charged to the q task only,
@@ -137,3 +139,13 @@ def judge(value, records: dict, data: dict, T: int, context) -> Verdict:
             _("return F.mse_loss(noise, noise_pred)"),
         )
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=60,
+    needs=NEEDS,
+    check=check,
+)

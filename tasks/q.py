@@ -7,6 +7,8 @@ import torch
 from grader.core.i18n import N_, _
 from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
 from tasks.base import Verdict, approx_equal, pair_of_tensors
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "q"
 TITLE = N_("Forward diffusion q(x_0, t)")
@@ -20,7 +22,7 @@ def _returned(value) -> tuple[dict, dict]:
     return {"returned": "pair"}, {"x_t": x_t, "noise": noise}
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """x_t must follow the closed form for the noise q returned, and that noise must be N(0, 1).
 
     q runs on the grader's batch with t spread over [0, T-1] as floats, like training. It is
@@ -96,3 +98,13 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
         _("draw it with torch.randn_like(x_0)"),
     )
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=20,
+    needs=NEEDS,
+    check=check,
+)

@@ -7,6 +7,8 @@ import torch
 from grader.core.i18n import N_, _
 from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
 from tasks.base import Verdict, plain_tensor
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "reverse_q"
 TITLE = N_("Reverse diffusion step reverse_q(x_t, t, e_t)")
@@ -21,7 +23,7 @@ def steps_for(T: int) -> tuple[int, ...]:
     return tuple(sorted({min(step, T - 1) for step in STEPS}))
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """The mean must match, t = 0 must return it bare, and elsewhere the noise variance is B[t-1].
 
     reverse_q runs at a few timesteps with t shaped (N, 1, 1, 1), as sampling does. It is judged
@@ -177,3 +179,13 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
     else:
         verdict.check(True, 1, "")
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=30,
+    needs=NEEDS,
+    check=check,
+)

@@ -8,6 +8,8 @@ import torch
 
 from grader.core.i18n import N_, _
 from tasks.base import MAX_ELEMENTS, Verdict, approx_equal
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "schedule"
 TITLE = N_("DDPM schedule (a, a_bar, square roots, pred_noise_coeff)")
@@ -81,7 +83,7 @@ def _diagnose(name: str, value: torch.Tensor, student: dict) -> str | None:
     return None
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """Each derived tensor: defined, a plain tensor, shape (T,), on the notebook's device, right values."""
     verdict = Verdict()
     info = context.describe(*NEEDS, "device")
@@ -171,3 +173,13 @@ def _device_type(text: str) -> str:
         return torch.device(text).type
     except (TypeError, RuntimeError):
         return "cpu"
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=10,
+    needs=NEEDS,
+    check=check,
+)

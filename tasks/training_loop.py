@@ -15,19 +15,20 @@ import torch
 from grader.core import i18n
 from grader.core.i18n import N_
 from tasks.base import Location, TaskFailure, Verdict
+from tasks.context import Context
+from tasks.declaration import Task
 
 ID = "training_loop"
 TITLE = N_("Training loop (c_drop_prob, context from the batch)")
 POINTS = 2
 NEEDS = ()
-USES_TRAINING_CELL = True  # a FIXME left in the training cell means "not attempted"
 BATCHES_PER_EPOCH = 4
 STAND_IN_BATCH = 4
 MAX_TRAINING_BATCHES = 60  # enough to see two epochs of any loop; stops runaway epoch counts
 MAX_EPOCHS = MAX_TRAINING_BATCHES // BATCHES_PER_EPOCH + 1
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """Run the training cell against stand-ins on the grader's batches; judge every batch."""
     facts = context.analysis.training_cell()
     if facts is None or facts.tree is None:
@@ -191,3 +192,15 @@ def judge(info: dict, context, where: Location) -> Verdict:
             )
         )
     return verdict
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=70,
+    needs=NEEDS,
+    answers=("c_drop_prob",),
+    uses_training_cell=True,
+    check=check,
+)

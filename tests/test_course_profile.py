@@ -120,7 +120,7 @@ def test_course_profile_is_not_refused_when_generation_is_not_graded(tmp_path):
 def test_the_report_names_the_profile_and_why(profile, reason):
     from tasks.generation import choose_options
 
-    assert choose_options("cpu", profile=profile)["profile_reason"].startswith(reason)
+    assert choose_options("cpu", profile=profile).profile_reason.startswith(reason)
 
 
 # A stand-in for the course's own run_assessment.py: it samples through the student's function, reads

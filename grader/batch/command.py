@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from grader.cli_options import lang_option, task_list
+from grader.cli_options import TasksOption, lang_option, task_list
 from grader.core.errors import EXIT_INTERNAL, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
-from tasks import TASK_IDS, UNIT_TASK_IDS
+from tasks import task_ids as declared_task_ids
 
 EXIT_INTERRUPTED = 130
 
@@ -39,10 +39,10 @@ def _interrupt(signum, frame):
 @click.option(
     "--tasks",
     "task_ids",
+    cls=TasksOption,
     callback=task_list,
     default="",
-    help=f"comma-separated task ids (default: all; choose from {','.join(TASK_IDS)}; "
-    f"{','.join(UNIT_TASK_IDS)} are the quick unit tasks)",
+    help="comma-separated task ids (default: all; choose from {all}; {unit} are the quick unit tasks)",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
@@ -145,7 +145,7 @@ def batch(
 
         limit_grader_memory(grader_memory_mb)
         os.environ[ENVIRONMENT] = str(grader_memory_mb)
-    options = GradeOptions(tuple(task_ids or TASK_IDS), device, seed, timeout, total_timeout, lang)
+    options = GradeOptions(tuple(task_ids or declared_task_ids()), device, seed, timeout, total_timeout, lang)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = run_batch(

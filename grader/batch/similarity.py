@@ -15,35 +15,19 @@ from pathlib import Path
 
 from grader.core.errors import UnusableInput
 from grader.submission.cells import load_submission
+from tasks import all_tasks
 
-# Names the assessment's FIXME cells define (schedule, q, reverse_q, blocks, mask, loss, guidance, training).
-ANSWER_NAMES = {
-    "B",
-    "a",
-    "a_bar",
-    "sqrt_a_bar",
-    "sqrt_one_minus_a_bar",
-    "sqrt_a_inv",
-    "pred_noise_coeff",
-    "q",
-    "reverse_q",
-    "GELUConvBlock",
-    "RearrangePoolBlock",
-    "DownBlock",
-    "UpBlock",
-    "SinusoidalPositionEmbedBlock",
-    "EmbedBlock",
-    "ResidualConvBlock",
-    "UNet",
-    "get_context_mask",
-    "get_loss",
-    "sample_w",
-    "c_drop_prob",
-    "w",
-}
+
+def answer_names() -> frozenset[str]:
+    """Names the assessment's FIXME cells define: every task declaration's answers (tasks/declaration.py)."""
+    # all_tasks() is cached, so this is cheap; not cached itself, so a task found later counts too
+    return frozenset(name for task in all_tasks() for name in task.answer_names)
+
+
 MAX_CELL_CHARS = 100_000  # an answer cell is a few hundred characters; longer ones are not compared
 MAX_CELLS = 2_000  # the assessment has about 60 code cells
-KEEP = ANSWER_NAMES | set(dir(builtins)) | {"torch", "nn", "F", "math", "np", "Rearrange", "self", "device", "T"}
+# Names kept as written when locals are renamed (with the answers): a copy renames its own variables, not these.
+KEEP = frozenset(dir(builtins)) | {"torch", "nn", "F", "math", "np", "Rearrange", "self", "device", "T"}
 
 
 def _bound_names(tree: ast.Module) -> set[str]:
@@ -79,7 +63,7 @@ class _Rename(ast.NodeTransformer):
         self.names: dict[str, str] = {}
 
     def _alias(self, name: str) -> str:
-        if name in KEEP:
+        if name in KEEP or name in answer_names():
             return name
         return self.names.setdefault(name, f"v{len(self.names)}")
 
@@ -128,7 +112,7 @@ def _cell_dumps(code: str) -> tuple[str, str] | None:
         if len(code) > MAX_CELL_CHARS:
             raise ValueError("too long to compare by its tree")
         tree = ast.parse(code)
-        if not (_bound_names(tree) & ANSWER_NAMES):
+        if not (_bound_names(tree) & answer_names()):
             return None
         tree = _Strip().visit(tree)
         exact = ast.dump(tree, annotate_fields=False)

@@ -3,7 +3,7 @@
 It is the only part of `dli_grade` that imports the grader's packages, and it does so in its own
 process, so the kernel holds nothing of the grader (no task list module, no answer key).
 
-    task-ids          print {"unit": [...], "all": [...]} from tasks/__init__.py
+    task-ids          print {"unit": [...], "all": [...]} from the task registry (tasks/__init__.py)
     text REPORT.json  print the CLI's text report of a `--format json` result document
     text -            the same, for the path on the first line of stdin (read after the imports)
 """
@@ -15,9 +15,9 @@ import sys
 
 
 def task_ids() -> dict:
-    from tasks import TASK_IDS, UNIT_TASK_IDS
+    from tasks import task_ids
 
-    return {"unit": list(UNIT_TASK_IDS), "all": list(TASK_IDS)}
+    return {"unit": list(task_ids(unit_only=True)), "all": list(task_ids())}
 
 
 def text_report(document: dict) -> str:

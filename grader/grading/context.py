@@ -1,13 +1,14 @@
 """What a task checks through: inputs made in the grader, student code run in the child.
 
 A task never sees the child: it asks its `Context` to call a student function with arguments
-it made, and gets back raw values (or the exception the student's code raised).
+it made, and gets back raw values (or the exception the student's code raised). The contract,
+with what each member means, is the protocol `tasks.context.Context`; this class implements it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -15,6 +16,7 @@ from grader.sandbox.parent import Outcome
 from grader.submission.analysis import Analysis
 from grader.submission.cells import Submission
 from tasks.base import Location, MissingName, StudentRaised, generator
+from tasks.declaration import TaskOptions
 
 
 class GradingRun(Protocol):
@@ -34,6 +36,10 @@ class GradingRun(Protocol):
     def request(self, op: str, timeout: float, on_progress=None, **payload) -> Outcome: ...
 
 
+if TYPE_CHECKING:
+    from tasks.context import Context as TaskContext
+
+
 class ChildLost(Exception):
     """The child hung, died or broke the protocol during a task; the outcome says how."""
 
@@ -43,15 +49,15 @@ class ChildLost(Exception):
 
 
 class Context:
-    """What a task checks through: inputs made here, student code run in the child."""
+    """What a task checks through: inputs made here, student code run in the child (see tasks/context.py)."""
 
-    def __init__(self, grading: GradingRun, task_id: str, options: dict):
+    def __init__(self, grading: GradingRun, task_id: str, options: TaskOptions):
         self.grading, self.task_id, self.options = grading, task_id, options
         self.seed = grading.seed
         self.device = torch.device(grading.device)
         self.analysis = grading.analysis
         self.cells = grading.submission.cells  # code cells as written (the course profile runs them in a kernel)
-        self.timeout = options.get("timeout", grading.timeout)
+        self.timeout = grading.timeout if options.timeout is None else options.timeout
         self.failed_before = tuple(grading.failed_tasks)  # a task may name these as the likely cause
 
     def generator(self, *labels: str) -> torch.Generator:
@@ -63,7 +69,7 @@ class Context:
     def progress(self, phase: str, done: int, total: int) -> None:
         self.grading.progress((self.task_id, phase, done, total))
 
-    def ask(self, op: str, **payload):
+    def ask(self, op: str, **payload: Any) -> tuple[Any, dict[str, Any]]:
         """Send one command; its (value, records). Student exceptions raise StudentRaised."""
         on_progress = lambda phase, done, total: self.progress(str(phase)[:60], int(done), int(total))  # noqa: E731
         outcome = self.grading.request(op, self.timeout, on_progress, **payload)
@@ -75,13 +81,21 @@ class Context:
             raise StudentRaised(outcome.error)
         return outcome.value, outcome.records
 
-    def call(self, target: str, *args, bind=None, no_grad: bool = False, **kwargs):
+    def call(
+        self, target: str, *args: Any, bind: dict[str, Any] | None = None, no_grad: bool = False, **kwargs: Any
+    ) -> tuple[Any, dict[str, Any]]:
         return self.ask("call", target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
 
-    def get(self, *names: str) -> dict:
+    def get(self, *names: str) -> dict[str, Any]:
         value, _ = self.ask("get", names=list(names))
         return value if isinstance(value, dict) else {}
 
-    def describe(self, *names: str) -> dict:
+    def describe(self, *names: str) -> dict[str, dict[str, Any]]:
         value, _ = self.ask("describe", names=list(names))
         return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
+
+
+if TYPE_CHECKING:
+
+    def _keeps_the_contract(context: Context) -> TaskContext:
+        return context  # mypy checks here that this class offers what tasks/context.py promises tasks

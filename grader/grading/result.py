@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 
 from grader.core.sanitize import one_line, strict_json_value
+from tasks import find_task
 from tasks.base import Location
 
 SCHEMA = "dli-grade/result/v1"
@@ -92,18 +93,17 @@ class GradeResult:
             **({"profile": self.profile} if self.profile else {}),
             "duration_s": round(self.duration_s, 2),
             "timings": {phase: round(seconds, 2) for phase, seconds in self.timings.items()},
-            **self._official(),
+            **self._task_fields(),
         }
 
-    def _official(self) -> dict:
-        """The official grader's verdict, when the generation task ran."""
+    def _task_fields(self) -> dict:
+        """What tasks add to the top of the document (the generation task: the official verdict)."""
+        fields: dict = {}
         for task in self.tasks:
-            if task.id == "generation" and "official_accuracy" in task.details:
-                return {
-                    "official_accuracy": task.details["official_accuracy"],
-                    "official_passed": task.details["official_passed"],
-                }
-        return {}
+            declared = find_task(task.id)
+            if declared:
+                fields.update(declared.result_fields(task.details))
+        return fields
 
 
 def json_schema() -> dict:

@@ -13,7 +13,9 @@ import secrets
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,7 +24,7 @@ from grader.core.i18n import _, use_language
 from grader.core.sanitize import one_line
 from grader.grading.result import GradeResult
 from grader.grading.session import Grading, task_result
-from tasks import TASK_IDS, load_task
+from tasks import Task, TaskOptions, get_task, task_ids as all_task_ids
 
 
 def choose_device(requested: str) -> str:
@@ -71,17 +73,17 @@ def grader_traceback(error: BaseException) -> str:
     return "\n".join(line[: len(line) - len(line.lstrip(" "))] + one_line(line, 500) for line in lines)
 
 
-def task_options(task_ids, device: str, stem: str, asked: dict) -> dict:
-    """Each task's options, from its own `choose_options(device, stem=..., **asked)` where it has one
-    (the runner knows no task's budgets); a task's ValueError is the user's unusable input."""
+def task_options(
+    tasks: list[Task], device: str, stem: str, asked: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, TaskOptions]:
+    """Each task's options, chosen by its declaration from what was asked for it (the runner knows no
+    task's budgets); a task's ValueError is the user's unusable input; what was asked of a task not graded is unused."""
     chosen = {}
-    for task_id in task_ids:
-        task = load_task(task_id)
-        if hasattr(task, "choose_options"):
-            try:
-                chosen[task_id] = task.choose_options(device, stem=stem, **asked.get(task_id, {}))
-            except ValueError as error:
-                raise UnusableInput(str(error)) from error
+    for task in tasks:
+        try:
+            chosen[task.id] = task.options(device, stem, asked.get(task.id))
+        except ValueError as error:
+            raise UnusableInput(str(error)) from error
     return chosen
 
 
@@ -92,11 +94,11 @@ def grade(
     seed: int | None = None,
     timeout: float = 60.0,
     progress=None,
-    generation: dict | None = None,
     total_timeout: float = 1800.0,
     contain: bool = True,
     gpu_fraction: float | None = None,
     lang: str | None = None,
+    **asked: Mapping[str, Any] | None,
 ) -> GradeResult:
     """Grade the submission at `path` on the selected tasks (all of them by default).
 
@@ -104,26 +106,28 @@ def grade(
     `lang` ('en', 'zh-CN') is the language of the result's messages and hints; None keeps the active one
     (`grader.core.i18n`: the CLI's --lang or the locale). Verdicts, ids, scores and details never depend on it.
     `seed` None draws one for this grade (the child can't predict the grader's inputs); the
-    result records it, so `seed=` reproduces the grade. `generation` overrides the generation
-    task's budgets (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,
+    result records it, so `seed=` reproduces the grade. `asked` holds, under a task's id, what the
+    user asked of that task's options: `generation={"profile": "train"}` goes to the generation task's
+    `choose_options` (see `tasks/generation/options.py`). One deadline, `total_timeout` seconds from now,
     bounds everything: cells, restarts, replays and checks; tasks not reached fail as not graded.
     """
+    unknown = sorted(set(asked) - set(all_task_ids()))
+    if unknown:
+        raise TypeError(f"grade() got options for {', '.join(unknown)}, which is no task id")
     with use_language(lang):
-        return _grade(path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain, gpu_fraction)
+        return _grade(path, task_ids, device, seed, timeout, progress, asked, total_timeout, contain, gpu_fraction)
 
 
-def _grade(
-    path, task_ids, device, seed, timeout, progress, generation, total_timeout, contain, gpu_fraction
-) -> GradeResult:
+def _grade(path, task_ids, device, seed, timeout, progress, asked, total_timeout, contain, gpu_fraction) -> GradeResult:
     started = time.perf_counter()
     deadline = time.monotonic() + total_timeout
     device = choose_device(device)
     gpu_fraction = gpu_memory_fraction(gpu_fraction)
     seed = secrets.randbits(63) if seed is None else seed
-    wanted = set(task_ids or TASK_IDS)
-    order = [task_id for task_id in TASK_IDS if task_id in wanted]  # inputs the course gives go first
+    wanted = set(task_ids or all_task_ids())
+    order = [task_id for task_id in all_task_ids() if task_id in wanted]  # in the declarations' order
     with tempfile.TemporaryDirectory(prefix="dli-grade-", ignore_cleanup_errors=True) as workdir:
-        options = task_options(order, device, Path(path).stem, {"generation": generation or {}})
+        options = task_options([get_task(task_id) for task_id in order], device, Path(path).stem, asked)
         grading = Grading(
             path, device, seed, timeout, Path(workdir), progress, options, deadline, contain, gpu_fraction
         )
@@ -137,7 +141,7 @@ def _grade(
                         else _("the overall time limit of {seconds} s was reached").format(seconds=f"{total_timeout:g}")
                     )
                     results.append(
-                        task_result(load_task(task_id), "failed", 0.0, _("not graded: {why}").format(why=why))
+                        task_result(get_task(task_id), "failed", 0.0, _("not graded: {why}").format(why=why))
                     )
                     continue
                 task_started = time.perf_counter()
@@ -147,7 +151,7 @@ def _grade(
                     interrupted = True
                     results.append(
                         task_result(
-                            load_task(task_id),
+                            get_task(task_id),
                             "failed",
                             0.0,
                             _("not graded: {why}").format(why=_("the grade was interrupted")),
@@ -157,7 +161,7 @@ def _grade(
                     log.debug("internal grader error on task %s", task_id, exc_info=True)
                     results.append(
                         task_result(
-                            load_task(task_id),
+                            get_task(task_id),
                             "error",
                             0.0,
                             _("internal grader error: {error}").format(error=f"{type(error).__name__}: {error}"),
@@ -187,7 +191,7 @@ def _grade(
         integrity=integrity,
         seed=seed,
         sandbox=sandbox,
-        profile=next((chosen["profile"] for chosen in options.values() if "profile" in chosen), None),
+        profile=next((chosen.profile for chosen in options.values() if chosen.profile), None),
         duration_s=time.perf_counter() - started,
         timings=grading.timings,
         interrupted=interrupted,

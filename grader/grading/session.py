@@ -21,7 +21,7 @@ from grader.submission.cells import load_submission
 from grader.submission.syntax import defining_line
 from reference import mnist
 from reference.course_path import course_path
-from tasks import load_task
+from tasks import Task, TaskOptions, get_task
 from tasks.base import Location, MissingName, StudentRaised, TaskFailure, derive_seed
 
 # The imports every version of the notebook makes before its FIXME cells; layout A lacks
@@ -56,11 +56,11 @@ def memory_limit_mb(device: str) -> int | None:
     return int(pages * page_size * 3 / 4 / 1024**2)
 
 
-def _child_mounts(options: dict) -> dict:
+def _child_mounts(options: dict[str, TaskOptions]) -> dict[str, Path]:
     """Folders tasks asked to have in the child, read-only (`child_mounts` in their options)."""
-    mounts = {}
+    mounts: dict[str, Path] = {}
     for chosen in options.values():
-        mounts.update(chosen.get("child_mounts") or {})
+        mounts.update(chosen.child_mounts)
     return mounts
 
 
@@ -75,13 +75,13 @@ class Grading:
         timeout: float,
         workdir: Path,
         progress=None,
-        options: dict | None = None,
+        options: dict[str, TaskOptions] | None = None,
         deadline: float | None = None,
         contain: bool = True,
         gpu_fraction: float = 0.9,
     ):
         self.submission = load_submission(path)
-        self.options = options or {}  # task id -> options for its check
+        self.options = options or {}  # task id -> options for its check (a task not here: its default choice)
         self.analysis: Analysis = analyse(self.submission)
         self.device, self.seed, self.timeout = device, seed, timeout
         self.deadline = deadline if deadline is not None else time.monotonic() + 3600
@@ -206,9 +206,9 @@ class Grading:
             )
         return _("{name} is not defined after running cell {cell}").format(name=name, cell=facts.cell.number), where
 
-    def _not_attempted(self, task) -> TaskResult | None:
-        cells = [self.analysis.defining(name) for name in task.NEEDS]
-        if getattr(task, "USES_TRAINING_CELL", False):
+    def _not_attempted(self, task: Task) -> TaskResult | None:
+        cells = [self.analysis.defining(name) for name in task.needs]
+        if task.uses_training_cell:
             cells.append(self.analysis.training_cell())
         for facts in cells:
             if facts is not None and facts.fixmes:
@@ -226,11 +226,11 @@ class Grading:
 
     # -- tasks ------------------------------------------------------------------------------
     def grade_task(self, task_id: str) -> TaskResult:
-        task = load_task(task_id)
+        task = get_task(task_id)
         unanswered = self._not_attempted(task)
         if unanswered:
             return unanswered
-        for name in task.NEEDS:
+        for name in task.needs:
             if self.analysis.defining(name) is None:
                 return task_result(
                     task,
@@ -245,8 +245,9 @@ class Grading:
                 return task_result(task, "error" if self.start_failed else "failed", 0.0, problem)
         self.progress(f"checking {task_id}")
         self.sandbox.limit_received(TASK_BYTES)  # what one task may make the grader hold, whatever it asks
-        context = Context(self, task_id, self.options.get(task_id, {}))
-        first_name = task.NEEDS[0] if task.NEEDS else None
+        options = self.options.get(task_id) or task.options(self.device, Path(self.submission.path).stem)
+        context = Context(self, task_id, options)
+        first_name = task.needs[0] if task.needs else None
         try:
             delegation = self._delegation(task)
             if delegation:
@@ -298,11 +299,11 @@ class Grading:
             verdict.details,
         )
 
-    def _delegation(self, task) -> str | None:
+    def _delegation(self, task: Task) -> str | None:
         """A graded function that is the course helper's own (e.g. q = ddpm.q): not an answer."""
-        if not task.NEEDS:
+        if not task.needs:
             return None
-        for name, info in Context(self, task.ID, {}).describe(*task.NEEDS).items():
+        for name, info in Context(self, task.id, TaskOptions()).describe(*task.needs).items():
             module = str(info.get("module", ""))
             if info.get("type") in ("function", "method", "builtin_function_or_method") and module != "__main__":
                 return _("{name} is {function}, not a function your notebook defines").format(
@@ -354,12 +355,12 @@ class Grading:
         self.sandbox.close()
 
 
-def task_result(task, status, score, message, hints=(), location=None, details=None) -> TaskResult:
+def task_result(task: Task, status, score, message, hints=(), location=None, details=None) -> TaskResult:
     return TaskResult(
-        id=task.ID,
-        title=task.TITLE,
+        id=task.id,
+        title=task.title,
         score=round(score, 2),
-        max_score=task.POINTS,
+        max_score=task.points,
         status=status,
         message=message,
         hints=list(hints),

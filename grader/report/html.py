@@ -5,17 +5,15 @@ Every string that comes from the submission or the result document goes through 
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 
 from grader import __version__
 from grader.core import i18n
+from grader.core.images import grid_data_uri  # noqa: F401 (the reports' and the tasks' grid)
 from grader.core.sanitize import one_line, safe_text
 from grader.report.common import error_of, points, task_views
-
-MAX_GRID_BYTES = 8 * 1024 * 1024
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from tasks import find_task
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
@@ -51,65 +49,6 @@ footer{color:#8a93a3;font-size:12px;margin-top:24px}
 
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
-
-
-def grid_data_uri(grid, base: Path | None = None) -> str | None:
-    """The samples PNG as a data URI, or None when it is missing, too big or not a PNG."""
-    if not isinstance(grid, str) or not grid.lower().endswith(".png"):
-        return None
-    path = Path(grid)
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_GRID_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(PNG_MAGIC):
-        return None
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _generation_section(details: dict, base: Path | None) -> str:
-    rows = []
-    if "official_accuracy" in details:
-        official = details.get("official_accuracy")
-        verdict = i18n._("passed") if details.get("official_passed") else i18n._("not passed")
-        text = i18n._("official check ({profile} profile, w = {w}): {accuracy} of 50, {official} (48 needed)").format(
-            profile=details.get("profile", "?"),
-            w=details.get("w", "?"),
-            official=verdict,
-            accuracy=f"{official:.0%}" if isinstance(official, (int, float)) else official,
-        )
-        rows.append(f"<li>{_e(text)}</li>")
-    if isinstance(details.get("accuracy"), (int, float)):
-        rows.append(
-            "<li>"
-            + _e(
-                i18n._("all digits drawn: {accuracy} of {samples}").format(
-                    accuracy=f"{details['accuracy']:.1%}", samples=details.get("samples", "?")
-                )
-            )
-            + "</li>"
-        )
-    per_digit = details.get("per_digit_accuracy")
-    if isinstance(per_digit, dict):
-        cells = " ".join(
-            f"<span>{_e(d)}: {a:.0%}</span>" for d, a in sorted(per_digit.items()) if isinstance(a, (int, float))
-        )
-        rows.append("<li>" + _e(i18n._("per digit: {accuracies}")).format(accuracies=cells) + "</li>")
-    for line in (details.get("confusions") or [])[:3]:
-        rows.append(f"<li>{_e(one_line(line))}</li>")
-    uri = grid_data_uri(details.get("grid"), base)
-    alt = _e(i18n._("generated digits, one row per digit 0 to 9"))
-    image = f'<p><img class="grid" alt="{alt}" src="{uri}"></p>' if uri else ""
-    if not rows and not image:
-        return ""
-    return (
-        f'<section><h2>{_e(i18n._("Generated digits"))}</h2><div class="box"><ul>{"".join(rows)}</ul>{image}'
-        "</div></section>"
-    )
 
 
 def render(document: dict, base: Path | None = None) -> str:
@@ -169,8 +108,9 @@ def render(document: dict, base: Path | None = None) -> str:
             f'<section><h2>{_e(i18n._("Integrity notes"))}</h2><div class="box"><ul>{items}</ul></div></section>'
         )
     for task in tasks:
-        if task.id == "generation":
-            parts.append(_generation_section(task.details, base))
+        declared = find_task(task.id)
+        if declared:  # the task's own section (a task that has none gives "")
+            parts.append(declared.html_details(task.details, base))
     parts.append(
         f"<footer>dli-grade {_e(__version__)} · schema {_e(one_line(document.get('schema', ''), 60))}</footer>"
     )

@@ -24,9 +24,11 @@ from reference import narrow
 from tasks import guidance
 from tasks._schedule_runs import notebook_T
 from tasks.base import Verdict, derive_seed
-from tasks.generation import provenance, stages
+from tasks.context import Context
+from tasks.declaration import Task
+from tasks.generation import provenance, report, stages
 from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
-from tasks.generation.options import choose_options  # noqa: F401 (the runner asks each task for its options)
+from tasks.generation.options import GenerationOptions, choose_options
 from tasks.generation.scoring import (  # noqa: F401 (the task's API)
     flag_weights_loaded,
     judge,
@@ -38,17 +40,18 @@ from tasks.generation.trusted import bf16_model, heldout_batch, trusted_model, t
 
 TITLE = N_("Generated digits recognised by the judge (official bar: 48 of 50)")
 NEEDS = ("sample_w", "model")
-USES_TRAINING_CELL = True
 
 
-def check(context) -> Verdict:
+def check(context: Context) -> Verdict:
     """Make the model for the profile, sample it through the student's sample_w, sample the same
     weights again on the grader's trusted path, and judge both."""
     options = context.options
-    profile = options.get("profile", "transplant")
+    if not isinstance(options, GenerationOptions):  # the declaration's options_type: a grader bug otherwise
+        raise TypeError(f"generation needs GenerationOptions, not {type(options).__name__}")
+    profile = options.profile
     info = {
         "profile": profile,
-        "profile_reason": options.get("profile_reason"),
+        "profile_reason": options.profile_reason,
         "timings": {},
         "failed_before": list(context.failed_before),
         "w": guidance.student_w(context),
@@ -84,7 +87,7 @@ def check(context) -> Verdict:
         samples["grader"] = trusted_samples(
             state,
             info["effective_w"],
-            options.get("grader_per_digit", 1),
+            options.grader_per_digit,
             derive_seed(context.seed, ID, "trusted"),
             context.progress,
             info["T"],
@@ -97,18 +100,26 @@ def check(context) -> Verdict:
             samples["official"], traces, grader_model, info["effective_w"], context.seed, info["T"]
         )
         info["timings"]["provenance_s"] = time.perf_counter() - started
-    if profile == "transplant" and options.get("check_steps"):
+    if profile == "transplant" and options.check_steps:
         started = time.perf_counter()
-        info["narrow"] = stages.short_training(context, options["check_steps"], training, bf16)
+        info["narrow"] = stages.short_training(context, options.check_steps, training, bf16)
         info["timings"]["short_training_s"] = time.perf_counter() - started
     info["stage"] = "done"
     started = time.perf_counter()
-    verdict = judge(info, samples, context.locate, context.seed, **options)
+    verdict = judge(
+        info,
+        samples,
+        context.locate,
+        context.seed,
+        artifacts_dir=options.artifacts_dir,
+        stem=options.stem,
+        check_steps=options.check_steps,
+    )
     info["timings"]["judge_s"] = time.perf_counter() - started
     return verdict
 
 
-def _model(context, profile: str, training: dict, options: dict, info: dict) -> tuple[str, dict]:
+def _model(context, profile: str, training: dict, options: GenerationOptions, info: dict) -> tuple[str, dict]:
     """The child's slot holding the model to sample, and its weights as the grader knows them."""
     from reference.weights import UNET_FILE, read_state_dict, weights_path
 
@@ -116,11 +127,7 @@ def _model(context, profile: str, training: dict, options: dict, info: dict) -> 
         state = read_state_dict(weights_path(UNET_FILE))
         stages.load_or_fail(context, "model", state)
         return "model", state
-    down_chs, steps, batch_size = (
-        options.get("down_chs", COURSE_CHS),
-        options["train_steps"],
-        options.get("batch_size", 128),
-    )
+    down_chs, steps, batch_size = options.down_chs, options.train_steps, options.batch_size
     state = stages.seeded_start(context, down_chs)
     context.ask("build", slot="trained", down_chs=list(down_chs))
     stages.load_or_fail(context, "trained", state)
@@ -131,7 +138,7 @@ def _model(context, profile: str, training: dict, options: dict, info: dict) -> 
     return "trained", stages.returned_state(context, "trained", state)
 
 
-def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16: bool) -> list:
+def _sample(context, target: str, options: GenerationOptions, info: dict, samples: dict, bf16: bool) -> list:
     """The official 50 through the student's sample_w, traced (the calls its model got, which
     `provenance` checks), and the larger sample when it is called for."""
     w = info["w"] if info["w"] is not None else 0.0
@@ -141,8 +148,8 @@ def _sample(context, target: str, options: dict, info: dict, samples: dict, bf16
         )
     except provenance.NotDrawn as problem:
         raise StageFailure("sampling", str(problem)) from None
-    extra = options.get("per_digit", 10) - OFFICIAL_PER_DIGIT
-    info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.get("larger_sample", "always"))
+    extra = options.per_digit - OFFICIAL_PER_DIGIT
+    info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.larger_sample)
     if info["larger_sample"].startswith("drawn"):
         samples["extra"] = stages.draw(context, target, extra, w, "larger sample", bf16)
     return traces
@@ -177,3 +184,21 @@ def _effective_w(context, w) -> float:
     if error < 1e-3 and abs(alpha + beta - 1) < 1e-3:
         return round(float(alpha - 1), 4) + 0.0  # a fit's 1e-16 is no weight; + 0.0 makes -0.0 plain 0
     return float(w)
+
+
+TASK = Task(
+    id=ID,
+    title=TITLE,
+    points=POINTS,
+    order=90,
+    needs=NEEDS,
+    answers=(),  # what it samples with is other tasks' answers (sample_w, w, the blocks)
+    check=check,
+    uses_training_cell=True,
+    unit=False,
+    options_type=GenerationOptions,
+    choose_options=choose_options,
+    text_details=report.text_details,
+    html_details=report.html_details,
+    result_fields=report.result_fields,
+)

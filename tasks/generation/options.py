@@ -1,16 +1,18 @@
 """The generation task's options: which profile runs, and its budgets on this device.
 
-The runner asks every task with a `choose_options` function for its options and passes them to
-its `check`; this one picks the profile (`auto`: train with CUDA, else transplant) and says
-why, and refuses what cannot be done here (a ValueError, which the runner reports as
-unusable input).
+The runner asks every task's declaration for its options (`Task.options`) and passes them to
+its `check` as `context.options`; this task's `choose_options` picks the profile (`auto`: train
+with CUDA, else transplant) and says why, and refuses what cannot be done here (a ValueError,
+which the runner reports as unusable input).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.generation.official import OFFICIAL_PER_DIGIT
+from tasks.declaration import TaskOptions
+from tasks.generation.official import COURSE_CHS, OFFICIAL_PER_DIGIT
 
 GPU_TRAIN_STEPS = 2000  # about 1,000 eager steps reach 98-99.6% at w = 1 on an H100 (docs/calibration.md)
 CPU_TRAIN_STEPS = 200  # the train profile on a CPU: the whole path at a width and length a test affords
@@ -18,6 +20,23 @@ CPU_TRAIN_CHS = (32, 32, 64)
 CPU_CHECK_STEPS = 40
 GENERATION_TIMEOUT = 900.0
 COURSE_FLOW_TIMEOUT = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class GenerationOptions(TaskOptions):
+    """The generation task's profile and budgets (`timeout`, `child_mounts` and `profile` are read by the grader)."""
+
+    profile: str = "transplant"
+    profile_reason: str | None = None
+    train_steps: int = CPU_TRAIN_STEPS
+    down_chs: tuple[int, ...] = COURSE_CHS
+    batch_size: int = 128
+    per_digit: int = 10  # digits of each kind in all: the official 5 and the larger sample's
+    larger_sample: str = "always"  # or "near_bar": drawn only where the official count sits near the bar
+    grader_per_digit: int = 1  # digits of each kind the grader's trusted path draws
+    check_steps: int = 0  # transplant: steps of the narrow training run (0: none)
+    artifacts_dir: str | Path | None = None  # where the grid of samples is written
+    stem: str = "submission"  # the submission's file name without its suffix, for the artifacts' names
 
 
 PROFILE_REASONS = {
@@ -37,7 +56,7 @@ def choose_options(
     down_chs: tuple | None = None,
     force: bool = False,
     course_helpers: str | Path | None = None,
-) -> dict:
+) -> GenerationOptions:
     """Budgets of the generation task for its profile (train: from a seeded start; transplant:
     the reference weights; course: the notebook as written). On a CPU the train profile runs
     narrow and short: it checks the whole path, and its accuracy is not the verdict a GPU would
@@ -57,25 +76,25 @@ def choose_options(
             "--profile course runs the notebook as written, its training included, which takes "
             "hours on a CPU: grade on a GPU, or pass --force to run it here anyway"
         )
-    mounts = {}
+    mounts: dict[str, Path] = {}
     if course_helpers is not None:
         mounts["official"] = _course_helpers(course_helpers, profile)
-    return {
-        "profile": profile,
-        "profile_reason": why,
-        "train_steps": train_steps or (GPU_TRAIN_STEPS if gpu else CPU_TRAIN_STEPS),
-        "down_chs": down_chs or ((64, 64, 128) if gpu else CPU_TRAIN_CHS),
-        "per_digit": OFFICIAL_PER_DIGIT if profile == "course" else per_digit or (50 if gpu else 10),
+    return GenerationOptions(
+        profile=profile,
+        profile_reason=why,
+        train_steps=train_steps or (GPU_TRAIN_STEPS if gpu else CPU_TRAIN_STEPS),
+        down_chs=tuple(down_chs or ((64, 64, 128) if gpu else CPU_TRAIN_CHS)),
+        per_digit=OFFICIAL_PER_DIGIT if profile == "course" else per_digit or (50 if gpu else 10),
         # The larger sample costs 30 s on a CPU: there it is drawn only near the bar, unless asked for.
-        "larger_sample": "always" if gpu or per_digit else "near_bar",
-        "grader_per_digit": 10 if gpu else 1,
-        "check_steps": CPU_CHECK_STEPS if profile == "transplant" else 0,
-        "artifacts_dir": artifacts_dir,
-        "stem": stem,
+        larger_sample="always" if gpu or per_digit else "near_bar",
+        grader_per_digit=10 if gpu else 1,
+        check_steps=CPU_CHECK_STEPS if profile == "transplant" else 0,
+        artifacts_dir=artifacts_dir,
+        stem=stem,
         # The course flow trains as the notebook does; only the grade's own deadline bounds it.
-        "timeout": COURSE_FLOW_TIMEOUT if profile == "course" else GENERATION_TIMEOUT,
-        "child_mounts": mounts,  # the runner binds these into the child, read-only
-    }
+        timeout=COURSE_FLOW_TIMEOUT if profile == "course" else GENERATION_TIMEOUT,
+        child_mounts=mounts,  # the grader binds these into the child, read-only
+    )
 
 
 def _course_helpers(folder: str | Path, profile: str) -> Path:
