@@ -119,13 +119,18 @@ def training_batches(order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     """What the child trains on, made here: the images `order` reaches (uint8 (N, 1, 28, 28), as
     the files hold them), their labels, and `order` as positions in them. The child gets no data
     folder: a short transplant run sees 5,248 of the 70,000 images, never the rest."""
+    images, labels = all_mnist()
+    used, positions = torch.unique(order, return_inverse=True)
+    return images[used], labels[used], positions
+
+
+def all_mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 70,000 images (uint8 (N, 1, 28, 28)) and labels, train then test as the course joins them."""
     from reference import mnist
 
     train_images, train_labels = mnist.load_raw("train")
     test_images, test_labels = mnist.load_raw("test")
-    used, positions = torch.unique(order, return_inverse=True)
-    images = torch.cat((train_images, test_images))[used].unsqueeze(1)
-    return images, torch.cat((train_labels, test_labels))[used], positions
+    return torch.cat((train_images, test_images)).unsqueeze(1), torch.cat((train_labels, test_labels))
 
 
 def load_or_fail(context, target: str, state: dict) -> None:
@@ -236,9 +241,7 @@ def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
 def judged_masks(info: dict, context, target: str, steps: int, batch_size: int) -> list[dict]:
     """The recorded masks that reached get_loss, each with a plain drop probability (or None) and
     whether its context was the labels the grader put in that batch."""
-    from reference import mnist
-
-    _, labels = mnist.load("all")
+    _, labels = all_mnist()  # the labels alone: not the images as float (220 MB)
     order = batch_order(context, target, steps, batch_size)
     masks = [m for m in info.get("masks", []) if isinstance(m, dict)]
     used = {b.get("mask_call") for b in info.get("batches", []) if isinstance(b, dict)}
