@@ -337,10 +337,14 @@ def _child_finds(tmp_path, options: dict) -> list:
         grading.sandbox.close()
 
 
-def test_the_transplant_child_is_given_no_mnist_and_the_course_child_its_data_folder(tmp_path):
+@pytest.mark.parametrize("skip", ["", "namespaces"], ids=["view", "landlock_fallback"])
+def test_the_transplant_child_is_given_no_mnist_and_the_course_child_its_data_folder(tmp_path, skip, monkeypatch):
     """Before, every child had MNIST at ./data (and a sampler could blend its digits); only the
-    course profile, which runs the notebook as written, still mounts it."""
+    course profile, which runs the notebook as written, still mounts it. Under the Landlock
+    fallback its ./data is a link in the work folder (before, the course child found none there)."""
     from tasks.generation.options import choose_options
+
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", skip)
 
     assert _child_finds(tmp_path / "transplant", choose_options("cpu", profile="transplant")) == []
     course = _child_finds(tmp_path / "course", choose_options("cpu", profile="course", force=True))
