@@ -203,6 +203,65 @@ def test_ray_batch_never_imports_a_module_beside_it(tmp_path):
     assert (row["status"], row["q"]) == ("graded", "passed")
 
 
+def _memory_job():
+    from grader.batch import backends
+
+    return backends.Job("alice", "alice/submission.py", "submission.py", GOOD, "", {}, 300.0, 1)
+
+
+def test_a_ray_worker_bounds_its_grade_as_the_local_backend_does(tmp_path):
+    """--grader-memory-mb reaches each grade on its command line: a Ray worker inherits neither the
+    batch's environment nor (on another node) its limit. A bound of 200 MB, too small for any grade
+    (importing torch fails), ends the grade with the grader's own message on both backends; before,
+    the Ray worker's grade ran unbounded and passed (a local Ray, about 12 s)."""
+    import ray  # noqa: F401  (the test extra brings it)
+
+    from grader.batch import backends, worker
+
+    options = worker.GradeOptions(("q",), device="cpu", grader_memory_mb=200)
+    outcomes = {}
+    backends.run_local([_memory_job()], options, 1, lambda job, outcome: outcomes.update(local=outcome))
+    backends.run_ray(
+        [_memory_job()], options, 1, lambda job, outcome: outcomes.update(ray=outcome), empty_dir=tmp_path / "empty"
+    )
+    for backend, outcome in outcomes.items():
+        assert outcome.status == "crashed", (backend, outcome)
+        assert "the grader ran out of memory: it reached its limit of 200 MB (--grader-memory-mb)" in outcome.message
+
+
+def test_a_local_ray_is_started_with_the_limit_from_before_the_batchs_bound(tmp_path, monkeypatch):
+    """Ray's daemons and workers are started by ray.init: under the batch's own bound they would keep
+    it, and every grade would hand it to its sandbox as the operator's limit (checked without
+    previous_limit_for_children: ray.init then saw the bound)."""
+    import resource
+
+    import ray
+
+    from grader.batch import backends, worker
+    from grader.core import memory
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    bound = 64 * 1024**3 if soft == resource.RLIM_INFINITY else soft - 4096  # above what pytest holds
+    seen = {}
+
+    def fake_init(**kwargs):
+        seen["limit"] = resource.getrlimit(resource.RLIMIT_DATA)[0]
+        raise RuntimeError("stop before starting Ray")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setattr(memory, "_previous", soft)  # as `batch --grader-memory-mb` leaves it
+    resource.setrlimit(resource.RLIMIT_DATA, (bound, hard))
+    try:
+        with pytest.raises(RuntimeError, match="stop before"):
+            backends.run_ray([_memory_job()], worker.GradeOptions(("q",)), 1, None, empty_dir=tmp_path / "empty")
+        after = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+    assert seen["limit"] == soft
+    assert after == bound  # the batch itself is bounded again
+
+
 def test_grade_processes_do_not_put_their_folder_on_the_path():
     from grader.batch import worker
 

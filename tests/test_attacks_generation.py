@@ -245,16 +245,19 @@ def test_the_verdict_names_the_problem_and_is_an_integrity_finding(tmp_path):
 
 # --- whole grades through the child (about a minute each on a 2-core CPU) -----------------------
 
+# The child is given no MNIST (the grader sends the batches it trains on), so the hostile sampler
+# carries its digits itself: the first 20 test images of each digit, as the review's attack read them.
 BLENDING_SAMPLER = """
 # %%
+_HELD = "{held}"
+
 def _mnist_blends(c):
+    import base64
     import numpy as np
-    raw = open("data/MNIST/raw/t10k-images-idx3-ubyte", "rb").read()
-    images = torch.from_numpy(np.frombuffer(raw, np.uint8, offset=16).copy()).reshape(-1, 1, 28, 28) / 255
-    raw = open("data/MNIST/raw/t10k-labels-idx1-ubyte", "rb").read()
-    labels = torch.from_numpy(np.frombuffer(raw, np.uint8, offset=8).copy())
+    held = np.frombuffer(base64.b64decode(_HELD), np.uint8).copy()
+    images = torch.from_numpy(held).reshape(10, 20, 1, 28, 28) / 255
     digit = int(c[0].argmax())
-    chosen = images[labels == digit][:2 * len(c)].reshape(len(c), 2, 1, 28, 28).mean(dim=1)
+    chosen = images[digit][:2 * len(c)].reshape(len(c), 2, 1, 28, 28).mean(dim=1)
     return torch.roll(chosen, shifts=(1, 1), dims=(2, 3)).float().to(device)
 
 _honest_sample_w = sample_w
@@ -262,6 +265,15 @@ _honest_sample_w = sample_w
 def sample_w(model, c, w=0.0):
     {body}
 """
+
+
+def _held_digits() -> str:
+    import base64
+
+    images, labels = mnist.load_raw("test")
+    held = torch.stack([images[labels == digit][:20] for digit in range(10)])
+    return base64.b64encode(held.numpy().tobytes()).decode()
+
 
 SAMPLER_BODIES = {
     # never calls the model: blends of two MNIST test digits of the asked class, moved a pixel
@@ -281,7 +293,8 @@ def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_pat
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
     path = tmp_path / f"{name}.py"
     path.write_text(
-        example.read_text(encoding="utf-8") + BLENDING_SAMPLER.format(body=SAMPLER_BODIES[name]), encoding="utf-8"
+        example.read_text(encoding="utf-8") + BLENDING_SAMPLER.format(body=SAMPLER_BODIES[name], held=_held_digits()),
+        encoding="utf-8",
     )
     result = grade(path, ["generation"], device="cpu", seed=5)
     (task,) = result.tasks
@@ -295,6 +308,94 @@ def test_a_sampler_whose_digits_are_not_the_models_fails_the_grade(name, tmp_pat
     )
     assert expected in task.message, task.message
     assert any(expected in note for note in result.integrity), result.integrity
+
+
+# --- the child is given no MNIST: the grader sends what a training run uses --------------------
+
+# Looks for MNIST everywhere the child could have been given it: ./data, the work folder, /tmp.
+FIND_MNIST = """
+import os
+found = [p for p in ("data", "data/MNIST/raw/train-images-idx3-ubyte", "/tmp/work/data") if os.path.exists(p)]
+for base in (".", "/tmp"):
+    for root, _, names in os.walk(base):
+        found += [os.path.join(root, n) for n in names if "ubyte" in n or n.startswith("MNIST")]
+"""
+
+
+def _child_finds(tmp_path, options: dict) -> list:
+    """What FIND_MNIST finds in a child started as a grade with these generation options starts it."""
+    from grader.grading.session import Grading
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    grading = Grading(example, "cpu", 1, 30.0, tmp_path, options={"generation": options})
+    try:
+        assert grading.sandbox.start(60.0).ok
+        ran = grading.sandbox.request("exec", 30.0, code=FIND_MNIST, filename="<cell 1>")
+        assert ran.ok and ran.value == [], ran
+        return grading.sandbox.request("get", 10.0, names=["found"]).value["found"]
+    finally:
+        grading.sandbox.close()
+
+
+@pytest.mark.parametrize("skip", ["", "namespaces"], ids=["view", "landlock_fallback"])
+def test_the_transplant_child_is_given_no_mnist_and_the_course_child_its_data_folder(tmp_path, skip, monkeypatch):
+    """Before, every child had MNIST at ./data (and a sampler could blend its digits); only the
+    course profile, which runs the notebook as written, still mounts it. Under the Landlock
+    fallback its ./data is a link in the work folder (before, the course child found none there)."""
+    from tasks.generation.options import choose_options
+
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", skip)
+
+    assert _child_finds(tmp_path / "transplant", choose_options("cpu", profile="transplant")) == []
+    course = _child_finds(tmp_path / "course", choose_options("cpu", profile="course", force=True))
+    assert "data/MNIST/raw/train-images-idx3-ubyte" in course
+
+
+def test_a_training_run_is_sent_only_the_images_its_order_reaches():
+    """The transplant's short run (40 steps of 128) gets 5,248 images, not the 70,000; sent as the
+    files hold them (uint8) and rebuilt in the child as reference.mnist.load gives them."""
+    from types import SimpleNamespace
+
+    from tasks.generation import stages
+
+    context = SimpleNamespace(generator=lambda *parts: torch.Generator().manual_seed(3))
+    order = stages.batch_order(context, "narrow", 40, 128)
+    assert len(order) == 41 * 128
+    images, labels, positions = stages.training_batches(order)
+    assert images.dtype == torch.uint8 and images.shape == (41 * 128, 1, 28, 28) == (len(labels), 1, 28, 28)
+    all_images, all_labels = mnist.load("all")
+    assert torch.equal(images[positions].float() / 255, all_images[order])
+    assert torch.equal(labels[positions], all_labels[order])
+
+
+PROBING_SAMPLER = """
+# %%
+import os as _os
+
+_honest_sample_w = sample_w
+
+def sample_w(model, c, w=0.0):
+    for path in ("data/MNIST/raw/t10k-images-idx3-ubyte", "/tmp/work/data/MNIST/raw/t10k-images-idx3-ubyte"):
+        if _os.path.exists(path):
+            raise RuntimeError("found MNIST at " + path)
+    return _honest_sample_w(model, c, w)
+"""
+
+
+@pytest.mark.slow
+def test_a_sampler_looking_for_mnist_finds_none_and_the_example_keeps_its_verdict(tmp_path):
+    """The review's sampler read ./data; on the transplant profile nothing is there to read, so the
+    probing sampler falls back to the example's and passes as the example does (before: it found
+    MNIST and raised)."""
+    from grader.grading.runner import grade
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
+    path = tmp_path / "probing.py"
+    path.write_text(example.read_text(encoding="utf-8") + PROBING_SAMPLER, encoding="utf-8")
+    result = grade(path, ["generation"], device="cpu", seed=5, generation={"profile": "transplant"})
+    (task,) = result.tasks
+    assert "found MNIST" not in task.message
+    assert (task.status, task.score) == ("passed", 28.0), task.message
 
 
 # --- weights loaded in the training cell instead of learned (grader/submission/smuggling.py) ----------------

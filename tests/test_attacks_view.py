@@ -295,6 +295,70 @@ def test_the_sandbox_runs_as_a_uid_of_the_reserved_range(tmp_path):
     assert f"uid {uid}, gid {uid}" in result.sandbox["unprivileged"]["detail"]
 
 
+# A hog's own processes sleep past the test: they hold its uid's RLIMIT_NPROC count while the
+# neighbour starts. Reports how many it forked and whether the kernel refused the next one.
+FORK_TO_THE_LIMIT = (
+    "import os, time\nforked, refused = 0, None\nwhile forked < 1000:\n    try:\n        pid = os.fork()\n"
+    "    except OSError as error:\n        refused = error.errno\n        break\n    if pid == 0:\n"
+    "        time.sleep(120)\n        os._exit(0)\n    forked += 1\nuid = os.getuid()\n"
+)
+START_ONE_PROCESS = (
+    "import os\nuid = os.getuid()\npid = os.fork()\nif pid == 0:\n    os._exit(7)\n"
+    "started = os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 7\n"
+)
+
+
+def _live_sandbox(folder: Path):
+    from grader.sandbox import view
+    from grader.sandbox.parent import Sandbox, SandboxConfig
+    from reference.course_path import course_path
+
+    (folder / "data").mkdir(parents=True)
+    sandbox = Sandbox(
+        SandboxConfig(
+            workdir=folder / "child",
+            data_dir=folder / "data",
+            course_dir=course_path(),
+            view=view.view_config(folder / "submission.py"),
+        )
+    )
+    outcome = sandbox.start(60.0)
+    return sandbox, outcome
+
+
+def _run(sandbox, code: str, *names: str) -> dict:
+    errors = sandbox.request("exec", 60.0, code=code, filename="<cell 1>")
+    assert errors.ok and errors.value == [], (errors.status, errors.value, errors.reason)
+    values = sandbox.request("get", 10.0, names=list(names))
+    assert values.ok, values.reason
+    return values.value
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="separate uids per sandbox need root")
+def test_a_sandbox_at_its_process_limit_does_not_stop_a_live_neighbour_from_starting_one(tmp_path):
+    """RLIMIT_NPROC counts per uid: the hog's 256 are its own only if its neighbour's uid differs.
+    With one uid for every sandbox (claim_identity bypassed by hand), the neighbour's fork is
+    refused (EAGAIN) while the hog holds its processes, and this test fails."""
+    from grader.sandbox.view import SANDBOX_UIDS
+
+    hog, neighbour = None, None
+    try:
+        hog, started = _live_sandbox(tmp_path / "hog")
+        assert started.ok, started.reason
+        held = _run(hog, FORK_TO_THE_LIMIT, "forked", "refused", "uid")
+        assert held["refused"] == 11 and 200 < held["forked"] < 256, held  # EAGAIN at its own limit
+        neighbour, started = _live_sandbox(tmp_path / "neighbour")
+        assert started.ok, started.reason
+        found = _run(neighbour, START_ONE_PROCESS, "uid", "started")
+        assert found["started"] is True
+        assert found["uid"] != held["uid"]
+        assert {found["uid"], held["uid"]} <= set(range(SANDBOX_UIDS[0], SANDBOX_UIDS[0] + SANDBOX_UIDS[1]))
+    finally:
+        for sandbox in (hog, neighbour):
+            if sandbox is not None:
+                sandbox.close()
+
+
 # -- CUDA: the NVIDIA device nodes, in the view and the fallback ------------------------------------
 def test_the_nvidia_device_nodes_are_granted_only_on_cuda(tmp_path):
     dev = tmp_path / "dev"

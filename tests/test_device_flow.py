@@ -187,7 +187,7 @@ def test_an_optimizer_already_over_the_swapped_model_is_kept():
     assert scratch["optimizer"] is optimizer
 
 
-# -- generation's training step: real MNIST from the folder the grader lays out ---------------
+# -- generation's training step: the MNIST batches the grader sends ------------------------------
 COURSE_TRAINING_CELL = (
     "model.train()\n"
     "for epoch in range(2):\n"
@@ -217,15 +217,14 @@ def _course_loss(model, x_0, t, *model_args):
     return loss
 
 
-def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_path, monkeypatch):
-    """The train command: the 70,000 images read from ./data/MNIST/raw (as the grader lays it out
-    with reference.mnist.torchvision_root) onto the device, batches picked by an order decoded
-    there, the student's cell and an optimizer from an earlier cell rebuilt over the grader's model."""
-    from reference import mnist
+def test_training_puts_the_graders_images_on_the_device_and_trains_the_model_there(monkeypatch):
+    """The train command: the images the grader sends (uint8, only those its order reaches, made by
+    tasks.generation.stages.training_batches) decoded onto the device, batches picked by an order
+    decoded there, the student's cell and an optimizer from an earlier cell rebuilt over the
+    grader's model."""
+    from tasks.generation.stages import training_batches
 
-    mnist_in_workdir = harness.mnist_in_workdir
-    mnist.torchvision_root(tmp_path / "data")
-    monkeypatch.chdir(tmp_path)
+    images, labels, positions = training_batches(torch.randperm(70_000)[:64])
     narrow = (16, 32, 64)
     notebook_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10)
     _course_mask.__globals__["device"] = META
@@ -238,16 +237,19 @@ def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_pat
     )
     graders_model = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10).to(META)
     executor.slots["fresh"] = graders_model
-    read = []
+    loaders = []
     LOSS_INPUTS.clear()
-    monkeypatch.setattr(harness, "mnist_in_workdir", lambda device: read.append(mnist_in_workdir(device)) or read[-1])
+    batches = harness.GraderBatches
+    monkeypatch.setattr(harness, "GraderBatches", lambda *args: loaders.append(batches(*args)) or loaders[-1])
     reply = send(
         executor,
         "train",
         target="fresh",
         code=COURSE_TRAINING_CELL,
         filename="<cell 9>",
-        order=torch.randperm(70_000)[:64],
+        images=images,
+        labels=labels,
+        order=positions,
         batch_size=8,
         batches_per_epoch=2,
         steps=3,
@@ -257,11 +259,11 @@ def test_training_reads_mnist_onto_the_device_and_trains_the_model_there(tmp_pat
     value = reply["value"]
     assert value["error"] is None, value["error"]
     assert value["batch_count"] == 3  # the budget stopped the second epoch at its second batch
-    images, labels = read[0]
+    images, labels = loaders[0].images, loaders[0].labels
     assert (images.device, labels.device) == (META, META)
     assert (images.shape, labels.shape, images.dtype, labels.dtype) == (
-        (70_000, 1, 28, 28),
-        (70_000,),
+        (64, 1, 28, 28),
+        (64,),
         torch.float32,
         torch.int64,
     )

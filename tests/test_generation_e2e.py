@@ -60,24 +60,38 @@ def test_generation_verdict(name, tmp_path):
             assert phrase in task.message, task.message
 
 
+# The child is given no MNIST, so the sampler carries the first 20 test digits of each class itself.
 MNIST_SAMPLER = """
 # %%
+_HELD = "{held}"
+
 def sample_w(model, c, w=0.0):
+    import base64
     import numpy as np
-    raw = open("data/MNIST/raw/t10k-images-idx3-ubyte", "rb").read()
-    images = torch.from_numpy(np.frombuffer(raw, np.uint8, offset=16).copy()).reshape(-1, 1, 28, 28) / 255
-    raw = open("data/MNIST/raw/t10k-labels-idx1-ubyte", "rb").read()
-    labels = torch.from_numpy(np.frombuffer(raw, np.uint8, offset=8).copy())
+    held = np.frombuffer(base64.b64decode(_HELD), np.uint8).copy()
+    images = torch.from_numpy(held).reshape(10, 20, 1, 28, 28) / 255
     digits = c.argmax(dim=1).cpu().tolist()
-    return torch.stack([images[labels == d][i] for i, d in enumerate(digits)]).float().to(device)
+    return torch.stack([images[d][i] for i, d in enumerate(digits)]).float().to(device)
 """
+
+
+def _held_digits() -> str:
+    import base64
+
+    import torch
+
+    from reference import mnist
+
+    images, labels = mnist.load_raw("test")
+    held = torch.stack([images[labels == digit][:20] for digit in range(10)])
+    return base64.b64encode(held.numpy().tobytes()).decode()
 
 
 def test_a_sampler_that_returns_mnist_digits_fails(tmp_path):
     """The attack that once scored 28/28: sample_w hands back MNIST test digits of the asked class."""
     example = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
     path = tmp_path / "hijack.py"
-    path.write_text(example.read_text(encoding="utf-8") + MNIST_SAMPLER, encoding="utf-8")
+    path.write_text(example.read_text(encoding="utf-8") + MNIST_SAMPLER.format(held=_held_digits()), encoding="utf-8")
     result = grade(path, ["generation"], device="cpu")
     (task,) = result.tasks
     assert task.details.get("official_passed") is True, task.message  # the classifier reads them right...

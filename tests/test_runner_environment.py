@@ -16,8 +16,13 @@ from grader.grading.session import Grading
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "submission.py"
 
 
-def test_notebook_mnist_loader_works_offline_in_the_child(tmp_path):
-    grading = Grading(EXAMPLE, "cpu", 0, 60, tmp_path)
+def test_notebook_mnist_loader_works_offline_in_the_course_child(tmp_path):
+    """The course profile runs the notebook as written, which loads MNIST from ./data (no other
+    child is given data: tests/test_attacks_generation.py)."""
+    from tasks.generation.options import choose_options
+
+    options = {"generation": choose_options("cpu", profile="course", force=True)}
+    grading = Grading(EXAMPLE, "cpu", 0, 60, tmp_path, options=options)
     try:
         assert grading.start_child() is None
         outcome = grading.request(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.batch import worker
+from grader.core.memory import previous_limit_for_children
 
 
 @dataclass
@@ -92,13 +93,14 @@ def run_ray(
         empty = Path(empty_dir or tempfile.mkdtemp(prefix="dli-ray-"))
         shutil.rmtree(empty, ignore_errors=True)
         empty.mkdir(parents=True)
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"working_dir": str(empty)},
-            **({} if address else {"num_cpus": max(1, parallel)}),  # type: ignore[arg-type]  # one of init's ints
-        )
+        with previous_limit_for_children():  # a local Ray's processes: not the batch's --grader-memory-mb
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"working_dir": str(empty)},
+                **({} if address else {"num_cpus": max(1, parallel)}),  # type: ignore[arg-type]  # one of init's ints
+            )
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_grade, max_retries=0)(worker.grade_one)
     queue = list(jobs)
     in_flight: dict[ray.ObjectRef, Job] = {}

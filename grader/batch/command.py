@@ -145,7 +145,15 @@ def batch(
 
         limit_grader_memory(grader_memory_mb)
         os.environ[ENVIRONMENT] = str(grader_memory_mb)
-    options = GradeOptions(tuple(task_ids or declared_task_ids()), device, seed, timeout, total_timeout, lang)
+    options = GradeOptions(
+        tuple(task_ids or declared_task_ids()),
+        device,
+        seed,
+        timeout,
+        total_timeout,
+        lang,
+        grader_memory_mb=grader_memory_mb,
+    )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = run_batch(

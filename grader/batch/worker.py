@@ -39,6 +39,10 @@ class GradeOptions:
     timeout: float = 60.0
     total_timeout: float = 1800.0
     lang: str = "en"  # the language of the messages in result.json (grader/core/i18n.py)
+    # Each grade's bound on its own memory (--grader-memory-mb), passed on its command line: a Ray
+    # worker inherits neither the batch's environment nor its limit. Not in `key`: it is a resource
+    # of the machine, as --jobs is.
+    grader_memory_mb: int | None = None
 
     def key(self) -> dict:
         """What changes a grade's outcome; a resumed batch regrades when any of it differs."""
@@ -67,6 +71,7 @@ def command(path: Path, result_file: Path, artifacts: Path, options: GradeOption
     # -P: the grade's working directory (where a student could have left a grader.py or json.py)
     # is never put on its sys.path; PYTHONSAFEPATH in `environment` carries that to its children.
     seed = [] if options.seed is None else ["--seed", str(options.seed)]
+    memory = ["--grader-memory-mb", str(options.grader_memory_mb)] if options.grader_memory_mb else []
     return [
         sys.executable,
         "-P",
@@ -92,6 +97,7 @@ def command(path: Path, result_file: Path, artifacts: Path, options: GradeOption
         str(artifacts),
         "--lang",
         options.lang,
+        *memory,
     ]
 
 

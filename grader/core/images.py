@@ -11,7 +11,7 @@ MAX_GRID_BYTES = 8 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def grid_data_uri(grid, base: Path | None = None) -> str | None:
+def grid_data_uri(grid: object, base: Path | None = None) -> str | None:
     """The samples PNG as a data URI, or None when it is missing, too big or not a PNG."""
     if not isinstance(grid, str) or not grid.lower().endswith(".png"):
         return None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 ENVIRONMENT = "DLI_GRADE_GRADER_MEMORY_MB"  # how `batch` hands its bound to each grade it starts
 # The soft limit before any bound, handed down too: a grade started by a bounded batch inherits the
@@ -46,6 +47,23 @@ def child_preexec() -> Callable[[], None] | None:
     """`preexec_fn` for a process the grader starts: the previous limit back, or None when the
     grader has no bound (then nothing runs between fork and exec, as before)."""
     return _restore if _previous is not None else None
+
+
+@contextmanager
+def previous_limit_for_children() -> Iterator[None]:
+    """Processes started inside get the limit from before the bound, as `child_preexec` gives
+    the sandbox: for a local Ray, whose daemons and workers are started by `ray.init` (and would
+    otherwise keep the batch's bound, and hand it to every grade's sandbox as its "previous" one).
+    Each grade a worker runs bounds itself (--grader-memory-mb on its command line)."""
+    if _previous is None:
+        yield
+        return
+    bound = resource.getrlimit(resource.RLIMIT_DATA)
+    _restore()
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, bound)
 
 
 def out_of_memory_message(megabytes: int | None) -> str:

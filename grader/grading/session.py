@@ -19,7 +19,6 @@ from grader.sandbox.parent import Outcome, Sandbox, SandboxConfig
 from grader.submission.analysis import Analysis, analyse
 from grader.submission.cells import load_submission
 from grader.submission.syntax import defining_line
-from reference import mnist
 from reference.course_path import course_path
 from tasks import Task, TaskOptions, get_task
 from tasks.base import Location, MissingName, StudentRaised, TaskFailure, derive_seed
@@ -89,12 +88,10 @@ class Grading:
         self.progress = progress or (lambda message: None)
         self.start_failed = False
         self.cell_errors: dict[int, list[dict]] = {}
-        data_dir = workdir / "data"
-        mnist.torchvision_root(data_dir)  # the notebook's MNIST("./data/", download=True), offline
         self.sandbox = Sandbox(
             SandboxConfig(
                 workdir=workdir / "child",
-                data_dir=data_dir,
+                data_dir=None,  # no MNIST: the grader sends the batches; a task may mount it (child_mounts)
                 course_dir=course_path(),
                 view=containment.view_config(Path(path)),
                 device=device,

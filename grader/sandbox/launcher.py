@@ -532,6 +532,9 @@ def _fallback_paths(config: dict) -> dict:
     link = os.path.join(links, "executor")
     if not os.path.lexists(link):
         os.symlink(config["mounts"]["executor"], link)
+    data = os.path.join(workdir, "data")  # the course notebook's ./data, where the view binds it
+    if "data" in config["mounts"] and not os.path.lexists(data):
+        os.symlink(config["mounts"]["data"], data)
     return {"workdir": workdir, **config["mounts"], "executor": link}
 
 

@@ -69,7 +69,7 @@ class SandboxConfig:
     """Limits and environment of the child."""
 
     workdir: Path  # the grader's own folder for this child (never read back)
-    data_dir: Path  # MNIST laid out for torchvision, bound read-only as ./data
+    data_dir: Path | None  # MNIST laid out for torchvision, bound read-only as ./data; None: no data
     course_dir: Path  # the course helper stand-ins, bound read-only on sys.path
     view: dict  # hide / expose / uid_range / uid_lock_dir, from grader.sandbox.view
     device: str = "cpu"
@@ -143,7 +143,7 @@ class Sandbox:
                 **{name: str(path) for name, path in config.mounts.items()},
                 "executor": str(EXECUTOR),
                 "course": str(config.course_dir),
-                "data": str(config.data_dir),
+                **({"data": str(config.data_dir)} if config.data_dir else {}),
             },
             "fallback_workdir": str(config.workdir),
             "python": sys.executable,

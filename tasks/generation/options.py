@@ -79,6 +79,10 @@ def choose_options(
     mounts: dict[str, Path] = {}
     if course_helpers is not None:
         mounts["official"] = _course_helpers(course_helpers, profile)
+    if profile == "course":  # the notebook as written reads ./data; no other profile's child is given data
+        from tasks.generation.course_data import mnist_for_the_notebook
+
+        mounts["data"] = mnist_for_the_notebook()
     return GenerationOptions(
         profile=profile,
         profile_reason=why,

@@ -86,13 +86,15 @@ def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool)
 def train(context, target: str, steps: int, training: dict, batch_size: int, bf16: bool) -> dict:
     """Train a model in the child through the student's cell on the grader's shuffled epochs."""
     batches_per_epoch = max(1, -(-steps // (training.get("epochs") or 1)))
-    order = batch_order(context, target, steps, batch_size)
+    images, labels, positions = training_batches(batch_order(context, target, steps, batch_size))
     info, _ = context.ask(
         "train",
         target=target,
         code=training["code"],
         filename=training["filename"],
-        order=order,
+        images=images,
+        labels=labels,
+        order=positions,
         batch_size=batch_size,
         batches_per_epoch=batches_per_epoch,
         steps=steps,
@@ -105,10 +107,30 @@ def train(context, target: str, steps: int, training: dict, batch_size: int, bf1
 
 
 def batch_order(context, target: str, steps: int, batch_size: int) -> torch.Tensor:
-    """Shuffled epochs of the 70,000 images, as the course's DataLoader(shuffle=True) draws them."""
+    """Shuffled epochs of the 70,000 images, as the course's DataLoader(shuffle=True) draws them,
+    as far as `steps` batches (and the one a budget-stopped loop draws before it stops) reach."""
     generator = context.generator(ID, "order", target)
-    epochs = -(-(steps + 1) * batch_size // 70_000)
-    return torch.cat([torch.randperm(70_000, generator=generator) for _ in range(epochs)])
+    reached = (steps + 1) * batch_size
+    epochs = -(-reached // 70_000)
+    return torch.cat([torch.randperm(70_000, generator=generator) for _ in range(epochs)])[:reached]
+
+
+def training_batches(order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the child trains on, made here: the images `order` reaches (uint8 (N, 1, 28, 28), as
+    the files hold them), their labels, and `order` as positions in them. The child gets no data
+    folder: a short transplant run sees 5,248 of the 70,000 images, never the rest."""
+    images, labels = all_mnist()
+    used, positions = torch.unique(order, return_inverse=True)
+    return images[used], labels[used], positions
+
+
+def all_mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 70,000 images (uint8 (N, 1, 28, 28)) and labels, train then test as the course joins them."""
+    from reference import mnist
+
+    train_images, train_labels = mnist.load_raw("train")
+    test_images, test_labels = mnist.load_raw("test")
+    return torch.cat((train_images, test_images)).unsqueeze(1), torch.cat((train_labels, test_labels))
 
 
 def load_or_fail(context, target: str, state: dict) -> None:
@@ -219,9 +241,7 @@ def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
 def judged_masks(info: dict, context, target: str, steps: int, batch_size: int) -> list[dict]:
     """The recorded masks that reached get_loss, each with a plain drop probability (or None) and
     whether its context was the labels the grader put in that batch."""
-    from reference import mnist
-
-    _, labels = mnist.load("all")
+    _, labels = all_mnist()  # the labels alone: not the images as float (220 MB)
     order = batch_order(context, target, steps, batch_size)
     masks = [m for m in info.get("masks", []) if isinstance(m, dict)]
     used = {b.get("mask_call") for b in info.get("batches", []) if isinstance(b, dict)}

@@ -251,10 +251,11 @@ def handlers(executor):
         model.to(executor.device).eval()
         return {"loaded": True}
 
-    def train(target, code, filename, order, batch_size, batches_per_epoch, steps, seed, bf16=False):
-        """Train a model for `steps` batches of real MNIST through the student's own cell."""
-        images, labels = mnist_in_workdir(executor.device)
-        loader = GraderBatches(images, labels, order, batch_size, batches_per_epoch)
+    def train(target, code, filename, images, labels, order, batch_size, batches_per_epoch, steps, seed, bf16=False):
+        """Train a model for `steps` batches of real MNIST through the student's own cell: the
+        grader sends only the images its order reaches (uint8, as the files hold them), so the
+        child is given no dataset."""
+        loader = GraderBatches(images.float() / 255, labels.long(), order, batch_size, batches_per_epoch)
         recorders = TrainingRecorders(
             loader, namespace.get("get_context_mask"), namespace.get("get_loss"), steps, executor.send_progress
         )
@@ -297,19 +298,6 @@ def handlers(executor):
 
 def unwrap(model):
     return getattr(model, "_orig_mod", model)  # a torch.compile wrapper keeps the module here
-
-
-def mnist_in_workdir(device):
-    """The 70,000 MNIST images in [0, 1] and labels, from ./data/MNIST/raw as the grader laid it."""
-    import numpy
-
-    def read(name, offset):
-        with open(f"data/MNIST/raw/{name}", "rb") as handle:
-            return torch.from_numpy(numpy.frombuffer(handle.read(), dtype=numpy.uint8, offset=offset).copy())
-
-    images = torch.cat([read("train-images-idx3-ubyte", 16), read("t10k-images-idx3-ubyte", 16)])
-    labels = torch.cat([read("train-labels-idx1-ubyte", 8), read("t10k-labels-idx1-ubyte", 8)])
-    return (images.reshape(-1, 1, 28, 28).float() / 255).to(device), labels.long().to(device)
 
 
 class BFloat16(torch.nn.Module):
