@@ -34,6 +34,31 @@ class DefaultToGrade(click.Group):
             args = ["grade", *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx):
+        # A subcommand's options are parsed in here, and --tasks imports the task modules (torch):
+        # under --grader-memory-mb (applied first, an eager option) that can already run out.
+        try:
+            return super().invoke(ctx)
+        except MemoryError:
+            from grader.core.memory import out_of_memory_message
+
+            click.echo(f"dli-grade: error: {out_of_memory_message(_memory_bound['mb'])}", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+# The bound --grader-memory-mb set, for the out-of-memory message of a failure while parsing.
+_memory_bound: dict[str, int | None] = {"mb": None}
+
+
+def _bound_memory_now(ctx, param, value):
+    """--grader-memory-mb is eager: the bound holds before any other option is parsed (--tasks
+    imports every task module), so all the grader does is under it."""
+    from grader.core.memory import limit_grader_memory
+
+    limit_grader_memory(value)
+    _memory_bound["mb"] = value
+    return value
+
 
 @click.group(cls=DefaultToGrade, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dli-grade")
@@ -189,6 +214,8 @@ def _let_ctrl_c_interrupt() -> None:
     "--grader-memory-mb",
     type=click.IntRange(min=64),
     default=None,
+    is_eager=True,
+    callback=_bound_memory_now,
     envvar="DLI_GRADE_GRADER_MEMORY_MB",
     help="bound the grader's own memory (RLIMIT_DATA; the student's code has its own limits): past it "
     "the grade stops with a clear error instead of the machine killing it",
