@@ -12,6 +12,7 @@ import torch
 
 from reference import blocks as reference_blocks
 from grader.core.i18n import N_, _
+from grader.sandbox.executor import commands
 from tasks.base import Verdict, approx_equal, kind_of, named
 
 ID = "blocks"
@@ -55,7 +56,7 @@ def _inputs(kind: str, seed: int) -> list[torch.Tensor]:
 def _student_classes(context) -> tuple[list[str], list[str]]:
     """nn.Module classes of the student's own cells (not the UNet); and those that only extend
     a course helper's class (delegation: not the student's answer)."""
-    classes = context.ask("classes")[0]
+    classes = context.ask(commands.CLASSES)[0]
     own = sorted(name for name in classes if name != "UNet")
     delegating = [name for name in own if any(module.startswith("utils") for module in classes[name])]
     return own, delegating
@@ -64,13 +65,13 @@ def _student_classes(context) -> tuple[list[str], list[str]]:
 def _trials(context, names: list[str]) -> tuple[dict, dict]:
     """Every class tried as every kind, in one round trip; a `super(Kind, self)` class retried
     with the kind's name bound to it, as if the student had called it so."""
-    commands, keys = [], []
+    trials_sent, keys = [], []
     for name in names:
         for number, kind in enumerate(KINDS):
             module = _reference_module(kind, context.seed + number)
-            commands.append(
+            trials_sent.append(
                 {
-                    "op": "module",
+                    "op": commands.MODULE,
                     "target": name,
                     "args": list(KINDS[kind][0]),
                     "state": dict(module.state_dict()),
@@ -79,15 +80,15 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
             )
             keys.append((name, kind))
     trials, outputs = {name: {} for name in names}, {}
-    answers = context.ask("batch", commands=commands)[0] if commands else []
+    answers = context.ask(commands.BATCH, commands=trials_sent)[0] if trials_sent else []
     retry = []
-    for (name, kind), command, answer in zip(keys, commands, answers):
+    for (name, kind), command, answer in zip(keys, trials_sent, answers):
         error = (answer.get("error") or {}).get("message", "")
         if not answer.get("ok") and "super(" in error:
             retry.append(((name, kind), {**command, "bind": {kind: named(name)}}))
         _record(trials, outputs, name, kind, answer)
     if retry:
-        answers = context.ask("batch", commands=[command for _, command in retry])[0]
+        answers = context.ask(commands.BATCH, commands=[command for _, command in retry])[0]
         for ((name, kind), _), answer in zip(retry, answers):
             _record(trials, outputs, name, kind, answer)
     return trials, outputs

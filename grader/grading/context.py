@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from grader.sandbox.executor import commands
 from grader.sandbox.parent import Outcome
 from tasks.base import Location, MissingName, StudentRaised, generator
 
@@ -59,12 +60,12 @@ class Context:
         return outcome.value, outcome.records
 
     def call(self, target: str, *args, bind=None, no_grad: bool = False, **kwargs):
-        return self.ask("call", target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
+        return self.ask(commands.CALL, target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
 
     def get(self, *names: str) -> dict:
-        value, _ = self.ask("get", names=list(names))
+        value, _ = self.ask(commands.GET, names=list(names))
         return value if isinstance(value, dict) else {}
 
     def describe(self, *names: str) -> dict:
-        value, _ = self.ask("describe", names=list(names))
+        value, _ = self.ask(commands.DESCRIBE, names=list(names))
         return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}

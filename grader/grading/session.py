@@ -15,6 +15,7 @@ from grader.submission.analysis import Analysis, analyse
 from grader.grading.context import ChildLost, Context
 from grader.core.i18n import _
 from grader.sandbox.frames import TASK_BYTES
+from grader.sandbox.executor import commands
 from grader.grading.result import TaskResult
 from grader.sandbox.parent import Outcome, Sandbox, SandboxConfig
 from grader.submission.cells import load_submission
@@ -159,7 +160,7 @@ class Grading:
             if not code.strip():
                 continue
             filename = f"<cell {facts.cell.number}>"
-            outcome = self.request("exec", self.timeout, code=code, filename=filename)
+            outcome = self.request(commands.EXEC, self.timeout, code=code, filename=filename)
             if outcome.child_lost:
                 # Go on without the cell that killed the child: a fresh one replays the cells before it.
                 why = _("did not finish within the time limit") if outcome.status == "timeout" else outcome.reason
@@ -170,7 +171,7 @@ class Grading:
                 if problem:
                     return problem
                 for earlier_code, earlier_filename in ran:
-                    self.request("exec", self.timeout, code=earlier_code, filename=earlier_filename)
+                    self.request(commands.EXEC, self.timeout, code=earlier_code, filename=earlier_filename)
                 continue
             if outcome.ok and isinstance(outcome.value, list) and outcome.value:
                 self.cell_errors[facts.cell.number] = [e for e in outcome.value if isinstance(e, dict)]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.core.memory import child_preexec
+from grader.sandbox.executor import commands
 from grader.sandbox.frames import (
     ArgumentEncoder,
     FrameReader,
@@ -184,7 +185,7 @@ class Sandbox:
             self._kill()
             return Outcome("died", reason=f"the sandbox refused to run student code: {status[0]['refused']}"[:500])
         outcome = self.request(
-            "setup",
+            commands.SETUP,
             max(1.0, deadline - time.monotonic()),
             seed=config.seed,
             preamble=config.preamble,
@@ -206,7 +207,7 @@ class Sandbox:
         try:
             if self.alive:
                 os.set_blocking(self._commands, False)  # a child that reads nothing must not stall us
-                os.write(self._commands, encode_frame({"op": "exit"}))
+                os.write(self._commands, encode_frame({"op": commands.EXIT}))
                 self.process.wait(timeout=1)
         except (OSError, subprocess.TimeoutExpired):
             pass

@@ -13,6 +13,7 @@ import torch
 
 # `_` is a throwaway name here: the gettext function is i18n._
 from grader.core import i18n
+from grader.sandbox.executor import commands
 from reference import narrow
 from reference.unet import UNet
 from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, plain_tensor
@@ -52,7 +53,7 @@ def _harness_epochs(tree) -> int | None:
 def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool) -> torch.Tensor:
     """per_digit samples of each digit through the student's sample_w, checked and on the CPU."""
     value, _ = context.ask(
-        "sample",
+        commands.SAMPLE,
         target=target,
         per_digit=per_digit,
         w=w,
@@ -88,7 +89,7 @@ def train(context, target: str, steps: int, training: dict, batch_size: int, bf1
     batches_per_epoch = max(1, -(-steps // (training.get("epochs") or 1)))
     order = batch_order(context, target, steps, batch_size)
     info, _ = context.ask(
-        "train",
+        commands.TRAIN,
         target=target,
         code=training["code"],
         filename=training["filename"],
@@ -112,7 +113,7 @@ def batch_order(context, target: str, steps: int, batch_size: int) -> torch.Tens
 
 
 def load_or_fail(context, target: str, state: dict) -> None:
-    value, _ = context.ask("load", target=target, state=state)
+    value, _ = context.ask(commands.LOAD, target=target, state=state)
     if isinstance(value, dict) and "mismatch" in value:
         raise StageFailure("weights", value["mismatch"])
     if isinstance(value, dict) and "not_a_module" in value:
@@ -128,7 +129,9 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
     import nbformat
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell.source) for cell in context.cells])
-    value, _ = context.ask("course_flow", notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout))
+    value, _ = context.ask(
+        commands.COURSE_FLOW, notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout)
+    )
     if not isinstance(value, dict):
         raise StageFailure("course flow", i18n._("the course flow answered {kind}").format(kind=kind_of(value)))
     numbers = [cell.number for cell in context.cells]
@@ -198,7 +201,7 @@ def returned_state(context, target: str, start: dict) -> dict:
 def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
     """Train a narrow copy of the student's model briefly; its prediction on the held-out batch."""
     try:
-        context.ask("build", slot="narrow", down_chs=list(narrow.WIDTHS))
+        context.ask(commands.BUILD, slot="narrow", down_chs=list(narrow.WIDTHS))
     except StudentRaised as error:  # the class may not take down_chs; that is a finding
         return {"build_error": error.describe()}
     start = narrow.start_state()

@@ -9,6 +9,8 @@ Everything recorded is raw: the drop probability as given, the context tensor as
 import ast
 import inspect
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -183,7 +185,17 @@ def blank_sampler(device):
     return sample
 
 
-def handlers(executor):
+class Steps(NamedTuple):
+    """The harness's commands, bound to one executor (the dispatcher maps each to its name)."""
+
+    training_cell: Callable
+    build: Callable
+    load: Callable
+    train: Callable
+    sample: Callable
+
+
+def handlers(executor) -> Steps:
     """The harness commands, bound to one executor."""
     namespace = executor.namespace
 
@@ -290,7 +302,7 @@ def handlers(executor):
             executor.send_progress(phase, digit + 1, 10)
         return images
 
-    return {"training_cell": training_cell, "build": build, "load": load, "train": train, "sample": sample}
+    return Steps(training_cell=training_cell, build=build, load=load, train=train, sample=sample)
 
 
 def unwrap(model):

@@ -1,10 +1,10 @@
 """The executor's loop: read a command frame, do it, answer one frame (child side).
 
-Commands: setup, exec (run a cell), get (values of names), describe (what names are),
-classes (the student's module classes), call (a student function or class, with stubs and
-temporary bindings), the training and sampling steps in `harness`, and the course's own flow
-in `course`. Every answer is raw: values, records, or the exception student code raised, with
-its cell and line.
+Commands (named in `commands`, which the grader imports too): setup, exec (run a cell), get
+(values of names), describe (what names are), classes (the student's module classes), call (a
+student function or class, with stubs and temporary bindings), the training and sampling steps
+in `harness`, and the course's own flow in `course`. Every answer is raw: values, records, or
+the exception student code raised, with its cell and line.
 """
 
 import ast
@@ -16,13 +16,17 @@ import traceback
 
 import torch
 
-from executor import course, harness, stubs, wire
+from executor import commands, course, harness, stubs, wire
 
 FORBIDDEN_PACKAGES = ("grader", "tasks", "reference")
 
 
 class MissingName(LookupError):
     """The student's code does not define a name the grader asked for."""
+
+
+class UnknownCommand(LookupError):
+    """A command frame whose op is none of `commands.COMMANDS`."""
 
 
 class ImportWatch(importlib.abc.MetaPathFinder):
@@ -209,24 +213,36 @@ class Executor:
         self.made.append((spec.get("id", spec["$stub"]), stub))
         return stub
 
+    def handlers(self) -> dict:
+        """Every command this executor answers (`commands.COMMANDS`), each to its method."""
+        steps = harness.handlers(self)
+        flow = course.handlers(self)
+        return {
+            commands.SETUP: self.setup,
+            commands.EXEC: self.exec,
+            commands.GET: self.get,
+            commands.DESCRIBE: self.describe,
+            commands.CLASSES: self.classes,
+            commands.CALL: self.call,
+            commands.MODULE: self.module,
+            commands.BATCH: self.batch,
+            commands.TRAINING_CELL: steps.training_cell,
+            commands.BUILD: steps.build,
+            commands.LOAD: steps.load,
+            commands.TRAIN: steps.train,
+            commands.SAMPLE: steps.sample,
+            commands.COURSE_FLOW: flow.course_flow,
+        }
+
     def answer(self, command: dict) -> dict:
         op = command.pop("op")
         command.pop("blobs", None)
-        handlers = {
-            "setup": self.setup,
-            "exec": self.exec,
-            "get": self.get,
-            "describe": self.describe,
-            "classes": self.classes,
-            "call": self.call,
-            "module": self.module,
-            "batch": self.batch,
-            **harness.handlers(self),
-            **course.handlers(self),
-        }
+        handlers = self.handlers()
         self.made = []
         try:
-            if op == "batch":
+            if op not in handlers:
+                raise UnknownCommand(str(op)[:100])
+            if op == commands.BATCH:
                 return {"ok": True, "value": handlers[op](**command)}
             arguments = {
                 key: wire.decode(value, self.blobs, self.device, self.make_stub) for key, value in command.items()
@@ -263,7 +279,7 @@ def main() -> None:
             header, blobs = wire.read_frame(in_fd)
         except EOFError:
             break
-        if header.get("op") == "exit":
+        if header.get("op") == commands.EXIT:
             break
         executor.blobs = blobs
         request = header.pop("id", None)

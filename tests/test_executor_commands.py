@@ -1,0 +1,99 @@
+"""The executor's commands are named once (grader/sandbox/executor/commands.py) and used by name.
+
+The dispatcher must answer exactly the declared commands, the module must stay importable in the
+child (standard library only, nothing of the project), and no grader or task file may send a
+command as a bare string, where a typo would only show as an error from the child at grading time.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+import grader
+from grader.sandbox.executor import commands
+
+ROOT = Path(grader.__file__).resolve().parents[1]
+EXECUTOR_DIR = ROOT / "grader" / "sandbox" / "executor"
+sys.path.insert(0, str(EXECUTOR_DIR.parent))  # the child imports `executor`
+from executor.main import Executor  # noqa: E402
+
+
+def test_the_dispatcher_answers_exactly_the_declared_commands():
+    declared = {value for name, value in vars(commands).items() if name.isupper() and isinstance(value, str)}
+    assert declared - commands.COMMANDS == {commands.EXIT}  # the loop's, not the dispatcher's
+    assert set(Executor({"course": ""}).handlers()) == commands.COMMANDS
+
+
+def test_an_undeclared_command_is_answered_as_an_error_naming_it():
+    reply = Executor({"course": ""}).answer({"op": "evaluate"})
+    assert reply["ok"] is False
+    assert reply["error"]["type"] == "UnknownCommand" and "evaluate" in reply["error"]["message"]
+
+
+def test_the_commands_module_imports_nothing_but_the_standard_library():
+    """The child imports it as `executor.commands`, where grader, tasks and reference are not."""
+    tree = ast.parse((EXECUTOR_DIR / "commands.py").read_text())
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= {"__future__", "typing"}
+
+
+def bare_command_strings(source: str, filename: str) -> list[str]:
+    """Where `source` sends a command as a string literal: the first argument of `.ask(...)` or
+    `.request(...)`, an `op=` keyword, or the value under "op" in a dict literal."""
+    found = []
+
+    def flag(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append(f"{filename}:{node.lineno}: {node.value!r}")
+
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ("ask", "request") and node.args:
+                flag(node.args[0])
+            for keyword in node.keywords:
+                if keyword.arg == "op":
+                    flag(keyword.value)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "op":
+                    flag(value)
+    return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'context.ask("classes")',
+        'self.grading.request("exec", 1.0, code="")',
+        'frame = {"id": 1, "op": "exit"}',
+        'send(op="call")',
+    ],
+)
+def test_the_scan_finds_a_bare_command(source):
+    assert bare_command_strings(source, "<example>")
+
+
+def test_the_scan_accepts_a_named_command():
+    source = 'context.ask(commands.CLASSES)\nframe = {"op": commands.EXIT}\nsandbox.request(op, 1.0)'
+    assert bare_command_strings(source, "<example>") == []
+
+
+def test_no_grader_or_task_file_sends_a_command_as_a_bare_string():
+    files = [
+        path
+        for folder in ("grader", "tasks")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if EXECUTOR_DIR not in path.parents  # the child's own side reads the op it is sent
+    ]
+    assert len(files) > 30
+    found = [hit for path in files for hit in bare_command_strings(path.read_text(), str(path.relative_to(ROOT)))]
+    assert found == []
