@@ -64,7 +64,10 @@ def _student_classes(context) -> tuple[list[str], list[str]]:
 
 def _trials(context, names: list[str]) -> tuple[dict, dict]:
     """Every class tried as every kind, in one round trip; a `super(Kind, self)` class retried
-    with the kind's name bound to it, as if the student had called it so."""
+    with the kind's name bound to it, as if the student had called it so.
+
+    Such a class fails with a TypeError (its instance is not a Kind): the retry is chosen by the
+    error's type, never by its text, so a message that quotes "super(" decides nothing."""
     trials_sent, keys = [], []
     for name in names:
         for number, kind in enumerate(KINDS):
@@ -83,8 +86,7 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
     answers = context.ask(commands.BATCH, commands=trials_sent)[0] if trials_sent else []
     retry = []
     for (name, kind), command, answer in zip(keys, trials_sent, answers):
-        error = (answer.get("error") or {}).get("message", "")
-        if not answer.get("ok") and "super(" in error:
+        if not answer.get("ok") and _needs_binding(name, kind, answer.get("error")):
             retry.append(((name, kind), {**command, "bind": {kind: named(name)}}))
         _record(trials, outputs, name, kind, answer)
     if retry:
@@ -92,6 +94,11 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
         for ((name, kind), _), answer in zip(retry, answers):
             _record(trials, outputs, name, kind, answer)
     return trials, outputs
+
+
+def _needs_binding(name: str, kind: str, error: object) -> bool:
+    """A failed trial worth retrying with `kind` bound to the class: another name, and a TypeError."""
+    return name != kind and isinstance(error, dict) and error.get("type") == "TypeError"
 
 
 def _record(trials, outputs, name, kind, answer) -> None:

@@ -54,8 +54,8 @@ class Context:
         if outcome.child_lost:
             raise ChildLost(outcome)
         if outcome.status == "error":
-            if outcome.error.get("type") == "MissingName":
-                raise MissingName(str(outcome.error.get("message", "")).split(": ", 1)[-1].strip("'\""))
+            if outcome.missing_name is not None:
+                raise MissingName(outcome.missing_name)
             raise StudentRaised(outcome.error)
         return outcome.value, outcome.records
 

@@ -316,7 +316,7 @@ class Grading:
         where = None
         if isinstance(cell, str) and cell.startswith("<cell ") and cell[6:-1].isdigit():
             where = Location(int(cell[6:-1]), line if type(line) is int else None)
-        if raised.type == "SystemExit":
+        if raised.exited:
             text = _("while checking {task}, the student's {what}").format(
                 task=task_id, what=raised.describe().removeprefix("the ")
             )

@@ -64,6 +64,23 @@ class Outcome:
     def child_lost(self) -> bool:
         return self.status in ("timeout", "died", "broken")
 
+    @property
+    def error_kind(self) -> str | None:
+        """The kind of error the child reported (`commands.ERROR_KINDS`), RAISED for anything
+        else it sent; None when the command did not fail. Never read from the message's text."""
+        if self.status != "error":
+            return None
+        kind = (self.error or {}).get("kind")
+        return kind if type(kind) is str and kind in commands.ERROR_KINDS else commands.RAISED
+
+    @property
+    def missing_name(self) -> str | None:
+        """The name the child had nothing under (kind MISSING_NAME), when it is a plain identifier."""
+        name = (self.error or {}).get("name")
+        if self.error_kind != commands.MISSING_NAME or type(name) is not str:
+            return None
+        return name if name.isidentifier() and len(name) <= 100 else None
+
 
 @dataclass
 class SandboxConfig:

@@ -32,3 +32,12 @@ COMMANDS: Final = frozenset(
 
 # Not a command the dispatcher answers: the loop ends on it, and the child leaves.
 EXIT: Final = "exit"
+
+# -- kinds of error a reply carries (`error["kind"]`): the grader maps an error by these, never by its text.
+# Student code shares the child's process and can forge any of them; the grader checks what comes with one.
+RAISED: Final = "raised"  # student code raised an exception
+EXITED: Final = "exited"  # student code raised SystemExit (sys.exit)
+MISSING_NAME: Final = "missing_name"  # nothing under a name the grader referred to; `error["name"]` says which
+UNKNOWN_COMMAND: Final = "unknown_command"  # an op outside COMMANDS
+
+ERROR_KINDS: Final = frozenset({RAISED, EXITED, MISSING_NAME, UNKNOWN_COMMAND})

@@ -22,7 +22,11 @@ FORBIDDEN_PACKAGES = ("grader", "tasks", "reference")
 
 
 class MissingName(LookupError):
-    """The student's code does not define a name the grader asked for."""
+    """The student's code does not define a name the grader asked for (reported as kind MISSING_NAME)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
 
 
 class UnknownCommand(LookupError):
@@ -41,8 +45,19 @@ class ImportWatch(importlib.abc.MetaPathFinder):
         return None
 
 
+def error_kind(error: BaseException) -> dict:
+    """What kind of error this is for the grader (`commands` names the kinds), decided by its class."""
+    if isinstance(error, MissingName) and type(error.name) is str:
+        return {"kind": commands.MISSING_NAME, "name": error.name[:200]}
+    if isinstance(error, UnknownCommand):
+        return {"kind": commands.UNKNOWN_COMMAND}
+    if isinstance(error, SystemExit):
+        return {"kind": commands.EXITED}
+    return {"kind": commands.RAISED}
+
+
 def describe_error(error: BaseException) -> dict:
-    """Type, one message, and the innermost frame in a student cell."""
+    """Kind, type, one message, and the innermost frame in a student cell."""
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith("<cell")]
     frame = frames[-1] if frames else None
     if isinstance(error, SystemExit):
@@ -52,7 +67,12 @@ def describe_error(error: BaseException) -> dict:
             message = f"{type(error).__name__}: {error}"
         except Exception:  # a hostile __str__
             message = type(error).__name__
+    try:
+        kind = error_kind(error)
+    except Exception:  # a hostile subclass's attributes
+        kind = {"kind": commands.RAISED}
     return {
+        **kind,
         "type": type(error).__name__[:100],
         "message": message[:1000],
         "cell": frame.filename if frame else None,
