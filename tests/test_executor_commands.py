@@ -99,3 +99,74 @@ def test_no_grader_or_task_file_sends_a_command_as_a_bare_string():
     assert len(files) > 30
     found = [hit for path in files for hit in bare_command_strings(path.read_text(), str(path.relative_to(ROOT)))]
     assert found == []
+
+
+# -- build: the task says how to construct, the executor only instantiates --------------------------
+def test_build_instantiates_with_exactly_the_arguments_the_grader_sends():
+    import torch
+
+    class Anything(torch.nn.Module):
+        def __init__(self, first, *, second):
+            super().__init__()
+            self.first, self.second = first, second
+
+    executor = Executor({"course": ""})
+    executor.blobs = []
+    executor.namespace.update(Anything=Anything, model=Anything(0, second=0), width=7)
+    by_class = executor.answer(
+        {"op": commands.BUILD, "slot": "a", "target": "Anything", "args": [3], "kwargs": {"$dict": {"second": 4}}}
+    )
+    assert by_class == {"ok": True, "value": {"built": "Anything"}, "records": {}}
+    assert (executor.slots["a"].first, executor.slots["a"].second) == (3, 4)
+    of_model = executor.answer(
+        {
+            "op": commands.BUILD,
+            "slot": "b",
+            "target": "model",
+            "class_of": True,
+            "args": [{"$name": "width"}],
+            "kwargs": {"$dict": {"second": {"$tuple": [5]}}},
+        }
+    )
+    assert of_model["ok"], of_model
+    assert type(executor.slots["b"]) is Anything and (executor.slots["b"].first, executor.slots["b"].second) == (
+        7,
+        (5,),
+    )
+
+
+def test_the_executor_knows_no_constructor_of_the_course():
+    """The course's UNet signature lives in tasks/generation/stages.py, not in the child's code."""
+    for path in EXECUTOR_DIR.glob("*.py"):
+        text = path.read_text()
+        for word in ("down_chs", "t_embed_dim", "c_embed_dim", "IMG_CH", "N_CLASSES"):
+            assert word not in text, (path.name, word)
+
+
+def test_the_generation_task_builds_the_course_unet_from_the_notebooks_settings():
+    from tasks.generation import stages
+
+    sent = []
+
+    class RecordingContext:
+        def describe(self, *names):
+            return {"T": {"type": "int", "value": "150"}}  # the notebook defines T only
+
+        def ask(self, op, **payload):
+            sent.append((op, payload))
+            return {"built": "UNet"}, {}
+
+    stages.build(RecordingContext(), "narrow", [16, 32, 64])
+    course_unet = {"down_chs": (16, 32, 64), "t_embed_dim": 8, "c_embed_dim": 10}
+    assert sent == [
+        (
+            commands.BUILD,
+            {
+                "slot": "narrow",
+                "target": "model",
+                "class_of": True,
+                "args": [{"$name": "T"}, 1, 28],
+                "kwargs": course_unet,
+            },
+        )
+    ]

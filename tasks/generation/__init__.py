@@ -20,7 +20,6 @@ import time
 import torch
 
 from grader.core.i18n import N_, _
-from grader.sandbox.executor import commands
 from reference import narrow
 from tasks import guidance
 from tasks._schedule_runs import notebook_T
@@ -119,7 +118,7 @@ def _model(context, profile: str, training: dict, options: dict, info: dict) -> 
         options.get("batch_size", 128),
     )
     state = stages.seeded_start(context, down_chs)
-    context.ask(commands.BUILD, slot="trained", down_chs=list(down_chs))
+    stages.build(context, "trained", down_chs)
     stages.load_or_fail(context, "trained", state)
     info["training"] = stages.train(context, "trained", steps, training, batch_size, bf16=False)
     if info["training"].get("error"):

@@ -16,7 +16,7 @@ from grader.core import i18n
 from grader.sandbox.executor import commands
 from reference import narrow
 from reference.unet import UNet
-from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, plain_tensor
+from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, named, plain_tensor
 from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT, printed_accuracy
 from tasks.generation.trusted import heldout_batch
 
@@ -179,6 +179,27 @@ def _course_shaped(state) -> dict | None:
     return state
 
 
+# The course's UNet(T, img_ch, img_size, down_chs, t_embed_dim, c_embed_dim): the notebook's own
+# settings where it has them (passed by name, as objects of the child), the course's otherwise.
+MODEL_SETTINGS = {"T": 150, "IMG_CH": 1, "IMG_SIZE": 28, "N_CLASSES": 10}
+T_EMBED_DIM = 8
+
+
+def build(context, slot: str, down_chs) -> None:
+    """A fresh model of the class of the student's `model` at width `down_chs`, kept in the child
+    under `slot`, constructed as the course's notebook constructs its UNet."""
+    defined = context.describe(*MODEL_SETTINGS)
+    setting = {name: named(name) if name in defined else value for name, value in MODEL_SETTINGS.items()}
+    context.ask(
+        commands.BUILD,
+        slot=slot,
+        target="model",
+        class_of=True,
+        args=[setting["T"], setting["IMG_CH"], setting["IMG_SIZE"]],
+        kwargs={"down_chs": tuple(down_chs), "t_embed_dim": T_EMBED_DIM, "c_embed_dim": setting["N_CLASSES"]},
+    )
+
+
 def seeded_start(context, down_chs) -> dict:
     torch.manual_seed(derive_seed(context.seed, ID, "start"))
     return UNet(150, 1, 28, tuple(down_chs)).state_dict()
@@ -201,7 +222,7 @@ def returned_state(context, target: str, start: dict) -> dict:
 def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
     """Train a narrow copy of the student's model briefly; its prediction on the held-out batch."""
     try:
-        context.ask(commands.BUILD, slot="narrow", down_chs=list(narrow.WIDTHS))
+        build(context, "narrow", narrow.WIDTHS)
     except StudentRaised as error:  # the class may not take down_chs; that is a finding
         return {"build_error": error.describe()}
     start = narrow.start_state()
