@@ -103,7 +103,7 @@ def _needs_binding(name: str, kind: str, error: object) -> bool:
 
 def _record(trials, outputs, name, kind, answer) -> None:
     if answer.get("ok") and isinstance(answer.get("value"), torch.Tensor):
-        outputs[f"{name}/{kind}"] = answer["value"]
+        outputs[(name, kind)] = answer["value"]
         trials[name][kind] = "ran"
     elif answer.get("ok"):
         trials[name][kind] = _("forward returned a {kind}").format(kind=kind_of(answer.get("value")))
@@ -137,7 +137,7 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
             for kind in KINDS
             if trials[name].get(kind) == "ran"
             and name not in delegating
-            and approx_equal(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)
+            and approx_equal(outputs[(name, kind)], expected[kind], rtol=1e-4, atol=1e-5)
         ]
         for name in trials
     }
