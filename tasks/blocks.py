@@ -83,17 +83,24 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
             )
             keys.append((name, kind))
     trials, outputs = {name: {} for name in names}, {}
-    answers = context.ask(commands.BATCH, commands=trials_sent)[0] if trials_sent else []
+    answers = _answers(context.ask(commands.BATCH, commands=trials_sent)[0], len(trials_sent)) if trials_sent else []
     retry = []
-    for (name, kind), command, answer in zip(keys, trials_sent, answers):
+    for (name, kind), command, answer in zip(keys, trials_sent, answers, strict=True):
         if not answer.get("ok") and _needs_binding(name, kind, answer.get("error")):
             retry.append(((name, kind), {**command, "bind": {kind: named(name)}}))
         _record(trials, outputs, name, kind, answer)
     if retry:
-        answers = context.ask(commands.BATCH, commands=[command for _, command in retry])[0]
-        for ((name, kind), _), answer in zip(retry, answers):
+        answers = _answers(context.ask(commands.BATCH, commands=[command for _, command in retry])[0], len(retry))
+        for ((name, kind), _), answer in zip(retry, answers, strict=True):
             _record(trials, outputs, name, kind, answer)
     return trials, outputs
+
+
+def _answers(value: object, count: int) -> list[dict]:
+    """The child's batch reply as `count` answers: anything but an answer dict reads as a failure."""
+    items = value if isinstance(value, list) else []
+    unusable: dict = {"ok": False, "error": {}}  # recorded as the trial's plain "failed"
+    return [item if isinstance(item, dict) else unusable for item in items[:count]] + [unusable] * (count - len(items))
 
 
 def _needs_binding(name: str, kind: str, error: object) -> bool:
@@ -108,7 +115,8 @@ def _record(trials, outputs, name, kind, answer) -> None:
     elif answer.get("ok"):
         trials[name][kind] = _("forward returned a {kind}").format(kind=kind_of(answer.get("value")))
     else:
-        trials[name][kind] = str((answer.get("error") or {}).get("message", "failed"))[:300]
+        error = answer.get("error")
+        trials[name][kind] = str(error.get("message", "failed") if isinstance(error, dict) else "failed")[:300]
 
 
 def check(context) -> Verdict:

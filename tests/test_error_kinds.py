@@ -170,3 +170,24 @@ def test_a_grade_maps_each_error_by_its_kind(tmp_path):
         "NameError: name 'undefined_decorator' is not defined at line 2"  # the cell opens with a blank line
     )
     assert tasks["loss"].message == "while checking loss, the student's code called sys.exit(3)"
+
+
+class ForgedBatchContext(RecordingContext):
+    """Answers the trials with a batch reply the child forged: not a list of answers."""
+
+    def __init__(self, reply):
+        super().__init__({})
+        self.reply = reply
+
+    def ask(self, op, **payload):
+        self.sent.append(payload["commands"])
+        return self.reply, {}
+
+
+@pytest.mark.parametrize(
+    "reply", [[1, "x"], {"ok": True}, None, [{"ok": False, "error": {}}] * 3, [{"ok": False, "error": "x"}] * 7]
+)
+def test_blocks_reads_a_forged_batch_reply_as_failed_trials(reply):
+    trials, outputs = blocks._trials(ForgedBatchContext(reply), ["Mystery"])
+    assert set(trials["Mystery"]) == set(blocks.KINDS) and outputs == {}
+    assert "ran" not in trials["Mystery"].values()
