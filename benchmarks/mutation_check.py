@@ -442,7 +442,7 @@ TASK_MUTANTS = (
     _task(
         "output-always-matches",
         "blocks",
-        'and approx_equal(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)',
+        "and approx_equal(outputs[(name, kind)], expected[kind], rtol=1e-4, atol=1e-5)",
         "and True",
         BLOCKS_TESTS,
     ),

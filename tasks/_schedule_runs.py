@@ -14,6 +14,28 @@ from reference.schedule import make_schedule
 from tasks.base import MAX_ELEMENTS, StudentRaised, TaskFailure
 
 SCHEDULE_NAMES = ("B", "sqrt_a_bar", "sqrt_one_minus_a_bar", "sqrt_a_inv", "pred_noise_coeff")
+RUNS = ("yours", "course")  # the student's schedule as the notebook left it; the course's bound in its place
+
+
+# The keys of a task's data: one helper per kind of name, used where the data is filled and where it
+# is read, so a misspelt name raises KeyError instead of silently finding nothing.
+def run_key(run: str, output: str) -> str:
+    """What one run of the student's function returned under the name `output`."""
+    if run not in RUNS:
+        raise KeyError(f"no run named {run!r}")
+    return f"{run}.{output}"
+
+
+def schedule_key(name: str) -> str:
+    """One tensor of the student's schedule."""
+    if name not in SCHEDULE_NAMES:
+        raise KeyError(f"no schedule tensor named {name!r}")
+    return f"schedule.{name}"
+
+
+def step_output(step: int) -> str:
+    """The name of what a function returned at timestep `step` (reverse_q runs at several)."""
+    return f"out.{int(step)}"
 
 
 def notebook_T(context) -> int:
@@ -35,17 +57,22 @@ def student_schedule(context) -> dict[str, torch.Tensor]:
     }
 
 
+def schedule_data(context) -> dict[str, torch.Tensor]:
+    """`student_schedule` under the keys `schedules_to_try` reads."""
+    return {schedule_key(name): value for name, value in student_schedule(context).items()}
+
+
 def run_twice(context, function: str, arguments: tuple, describe_result) -> tuple[dict, dict]:
     """Call `function(*arguments)` with the student's schedule, then with the course's.
 
     `describe_result(value)` turns a returned value into (summary, tensors) or raises TaskFailure.
     Returns runs {"yours"|"course": summary or {"raised": text}} and the tensors of both runs,
-    prefixed "yours." and "course.". Re-raises when both runs raised.
+    each under `run_key(run, name)`. Re-raises when both runs raised.
     """
     T = notebook_T(context)
     course = make_schedule(T).as_dict()
     runs, tensors = {}, {}
-    for run, bind in (("yours", None), ("course", course)):
+    for run, bind in zip(RUNS, (None, course), strict=True):
         outputs = {}
         try:
             # No name keeps the reply: a huge one is freed before the next call brings another.
@@ -56,14 +83,14 @@ def run_twice(context, function: str, arguments: tuple, describe_result) -> tupl
             runs[run] = {"raised": error.describe()}
         except TaskFailure as failure:
             runs[run] = {"returned": failure.message}
-        tensors.update({f"{run}.{key}": value for key, value in outputs.items()})
+        tensors.update({run_key(run, key): value for key, value in outputs.items()})
     return runs, tensors
 
 
 def schedules_to_try(T: int, tensors: dict[str, torch.Tensor]):
     """The reference schedule first, then the student's own (so one bug is not charged twice)."""
     yield "reference", make_schedule(T).as_dict()
-    own = {name: tensors[f"schedule.{name}"] for name in SCHEDULE_NAMES if f"schedule.{name}" in tensors}
+    own = {name: tensors[schedule_key(name)] for name in SCHEDULE_NAMES if schedule_key(name) in tensors}
     if len(own) == len(SCHEDULE_NAMES) and all(v.shape == (T,) for v in own.values()):  # shape first, then convert
         yield "yours", {name: value.double() for name, value in own.items()}
 

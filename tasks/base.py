@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grader.core.i18n import _
+from grader.sandbox.executor import commands
 
 
 @dataclass
@@ -52,13 +53,19 @@ class StudentRaised(Exception):
     def type(self) -> str:
         return str(self.error.get("type", ""))
 
+    @property
+    def exited(self) -> bool:
+        """The student's code called sys.exit (the kind the child reported, not the type's name)."""
+        return self.error.get("kind") == commands.EXITED
+
     def describe(self) -> str:
         lines = str(self.error.get("message", "")).strip().splitlines()  # a forged reply may send ""
         return (lines or [_("an exception with no message")])[0][:300]
 
 
 class MissingName(Exception):
-    """The child has no object under a name the grader asked for."""
+    """The child has no object under a name the grader asked for: its reply's error kind was
+    `commands.MISSING_NAME` (the executor's own MissingName), with the name in a field of its own."""
 
 
 def stub(kind: str, id: str | None = None, **args) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from grader.core.i18n import N_, _
+from grader.sandbox.executor import commands
 from reference import blocks as reference_blocks
 from tasks.base import Verdict, approx_equal, kind_of, named
 from tasks.context import Context
@@ -57,7 +58,7 @@ def _inputs(kind: str, seed: int) -> list[torch.Tensor]:
 def _student_classes(context) -> tuple[list[str], list[str]]:
     """nn.Module classes of the student's own cells (not the UNet); and those that only extend
     a course helper's class (delegation: not the student's answer)."""
-    classes = context.ask("classes")[0]
+    classes = context.ask(commands.CLASSES)[0]
     own = sorted(name for name in classes if name != "UNet")
     delegating = [name for name in own if any(module.startswith("utils") for module in classes[name])]
     return own, delegating
@@ -65,14 +66,17 @@ def _student_classes(context) -> tuple[list[str], list[str]]:
 
 def _trials(context, names: list[str]) -> tuple[dict, dict]:
     """Every class tried as every kind, in one round trip; a `super(Kind, self)` class retried
-    with the kind's name bound to it, as if the student had called it so."""
-    commands, keys = [], []
+    with the kind's name bound to it, as if the student had called it so.
+
+    Such a class fails with a TypeError (its instance is not a Kind): the retry is chosen by the
+    error's type, never by its text, so a message that quotes "super(" decides nothing."""
+    trials_sent, keys = [], []
     for name in names:
         for number, kind in enumerate(KINDS):
             module = _reference_module(kind, context.seed + number)
-            commands.append(
+            trials_sent.append(
                 {
-                    "op": "module",
+                    "op": commands.MODULE,
                     "target": name,
                     "args": list(KINDS[kind][0]),
                     "state": dict(module.state_dict()),
@@ -81,28 +85,40 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
             )
             keys.append((name, kind))
     trials, outputs = {name: {} for name in names}, {}
-    answers = context.ask("batch", commands=commands)[0] if commands else []
+    answers = _answers(context.ask(commands.BATCH, commands=trials_sent)[0], len(trials_sent)) if trials_sent else []
     retry = []
-    for (name, kind), command, answer in zip(keys, commands, answers, strict=False):
-        error = (answer.get("error") or {}).get("message", "")
-        if not answer.get("ok") and "super(" in error:
+    for (name, kind), command, answer in zip(keys, trials_sent, answers, strict=True):
+        if not answer.get("ok") and _needs_binding(name, kind, answer.get("error")):
             retry.append(((name, kind), {**command, "bind": {kind: named(name)}}))
         _record(trials, outputs, name, kind, answer)
     if retry:
-        answers = context.ask("batch", commands=[command for _, command in retry])[0]
-        for ((name, kind), _), answer in zip(retry, answers, strict=False):
+        answers = _answers(context.ask(commands.BATCH, commands=[command for _, command in retry])[0], len(retry))
+        for ((name, kind), _), answer in zip(retry, answers, strict=True):
             _record(trials, outputs, name, kind, answer)
     return trials, outputs
 
 
+def _answers(value: object, count: int) -> list[dict]:
+    """The child's batch reply as `count` answers: anything but an answer dict reads as a failure."""
+    items = value if isinstance(value, list) else []
+    unusable: dict = {"ok": False, "error": {}}  # recorded as the trial's plain "failed"
+    return [item if isinstance(item, dict) else unusable for item in items[:count]] + [unusable] * (count - len(items))
+
+
+def _needs_binding(name: str, kind: str, error: object) -> bool:
+    """A failed trial worth retrying with `kind` bound to the class: another name, and a TypeError."""
+    return name != kind and isinstance(error, dict) and error.get("type") == "TypeError"
+
+
 def _record(trials, outputs, name, kind, answer) -> None:
     if answer.get("ok") and isinstance(answer.get("value"), torch.Tensor):
-        outputs[f"{name}/{kind}"] = answer["value"]
+        outputs[(name, kind)] = answer["value"]
         trials[name][kind] = "ran"
     elif answer.get("ok"):
         trials[name][kind] = _("forward returned a {kind}").format(kind=kind_of(answer.get("value")))
     else:
-        trials[name][kind] = str((answer.get("error") or {}).get("message", "failed"))[:300]
+        error = answer.get("error")
+        trials[name][kind] = str(error.get("message", "failed") if isinstance(error, dict) else "failed")[:300]
 
 
 def check(context: Context) -> Verdict:
@@ -131,7 +147,7 @@ def judge(trials: dict, outputs: dict, context, delegating: set) -> Verdict:
             for kind in KINDS
             if trials[name].get(kind) == "ran"
             and name not in delegating
-            and approx_equal(outputs[f"{name}/{kind}"], expected[kind], rtol=1e-4, atol=1e-5)
+            and approx_equal(outputs[(name, kind)], expected[kind], rtol=1e-4, atol=1e-5)
         ]
         for name in trials
     }

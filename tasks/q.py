@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 
 from grader.core.i18n import N_, _
-from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
+from tasks._schedule_runs import (
+    judge_yours_then_course,
+    notebook_T,
+    run_key,
+    run_twice,
+    schedule_data,
+    schedules_to_try,
+)
 from tasks.base import Verdict, approx_equal, pair_of_tensors
 from tasks.context import Context
 from tasks.declaration import Task
@@ -34,7 +41,7 @@ def check(context: Context) -> Verdict:
     x_0 = torch.rand(BATCH, 1, 28, 28, generator=generator)
     t = (torch.arange(BATCH) * (T - 1) // (BATCH - 1))[torch.randperm(BATCH, generator=generator)].float()
     runs, data = run_twice(context, "q", (x_0, t), _returned)
-    data.update({"x_0": x_0, "t": t, **{f"schedule.{k}": v for k, v in student_schedule(context).items()}})
+    data.update({"x_0": x_0, "t": t, **schedule_data(context)})
     return judge_yours_then_course(ID, runs, data, lambda runs, data, run: _judge_run(runs, data, run, T, context))
 
 
@@ -55,7 +62,7 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
         verdict.check(False, POINTS, returned, _("return both tensors: return x_t, noise"))
         return verdict
     x_0, t = data["x_0"].double(), data["t"].double()
-    x_t, noise = data[f"{run}.x_t"].double(), data[f"{run}.noise"].double()
+    x_t, noise = data[run_key(run, "x_t")].double(), data[run_key(run, "noise")].double()
     if x_t.shape != x_0.shape or noise.shape != x_0.shape:
         verdict.check(
             False,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 
 from grader.core.i18n import N_, _
-from tasks._schedule_runs import judge_yours_then_course, notebook_T, run_twice, schedules_to_try, student_schedule
+from tasks._schedule_runs import (
+    judge_yours_then_course,
+    notebook_T,
+    run_key,
+    run_twice,
+    schedule_data,
+    schedules_to_try,
+    step_output,
+)
 from tasks.base import Verdict, plain_tensor
 from tasks.context import Context
 from tasks.declaration import Task
@@ -45,14 +53,14 @@ def check(context: Context) -> Verdict:
             (x_t, torch.full((BATCH, 1, 1, 1), step, dtype=torch.long), e_t),
             lambda value, step=step: (
                 {"returned": "tensor"},
-                {f"out.{step}": plain_tensor(value, N_("reverse_q returned"), finite=False)},
+                {step_output(step): plain_tensor(value, N_("reverse_q returned"), finite=False)},
             ),
         )
         for run, summary in step_runs.items():
             if run not in runs or runs[run].get("returned") == "tensor":
                 runs[run] = summary
         data.update(outputs)
-    data.update({"x_t": x_t, "e_t": e_t, **{f"schedule.{k}": v for k, v in student_schedule(context).items()}})
+    data.update({"x_t": x_t, "e_t": e_t, **schedule_data(context)})
     return judge_yours_then_course(ID, runs, data, lambda runs, data, run: _judge_run(runs, data, run, T, context))
 
 
@@ -102,7 +110,7 @@ def _judge_run(runs: dict, data: dict, run: str, T: int, context) -> Verdict:
         return verdict
     x_t, e_t = data["x_t"].double(), data["e_t"].double()
     steps = steps_for(T)
-    outputs = {step: data[f"{run}.out.{step}"].double() for step in steps}
+    outputs = {step: data[run_key(run, step_output(step))].double() for step in steps}
     if any(out.shape != x_t.shape for out in outputs.values()):
         shape = next(out.shape for out in outputs.values() if out.shape != x_t.shape)
         verdict.check(

@@ -14,6 +14,7 @@ import torch
 # `_` is a throwaway name here: the gettext function is i18n._
 from grader.core import i18n
 from grader.core.i18n import N_
+from grader.sandbox.executor import commands
 from tasks.base import Location, TaskFailure, Verdict
 from tasks.context import Context
 from tasks.declaration import Task
@@ -47,7 +48,7 @@ def check(context: Context) -> Verdict:
     labels = torch.randint(0, 10, (4 * STAND_IN_BATCH,), generator=generator)
     order = torch.cat([torch.randperm(len(labels), generator=generator) for _ in range(MAX_EPOCHS)])
     info, _ = context.ask(
-        "training_cell",
+        commands.TRAINING_CELL,
         code=facts.cell.code,
         filename=f"<cell {facts.cell.number}>",
         images=images,

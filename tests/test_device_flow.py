@@ -95,8 +95,18 @@ def test_generation_builds_loads_and_samples_on_the_device():
     _sample_w.__globals__["device"] = META
     executor = executor_on(META, model=student_model, sample_w=_sample_w, T=150, IMG_CH=1, IMG_SIZE=28, N_CLASSES=10)
     state = UNet(150, 1, 28, down_chs=narrow, t_embed_dim=8, c_embed_dim=10).state_dict()
-    built = send(executor, "build", slot="fresh", down_chs=list(narrow), state=dict(state))
-    assert built == {"ok": True, "value": {"loaded": True}, "records": {}}, built
+    built = send(
+        executor,
+        "build",
+        slot="fresh",
+        target="model",
+        class_of=True,
+        args=[150, 1, 28],
+        kwargs={"down_chs": narrow, "t_embed_dim": 8, "c_embed_dim": 10},
+    )
+    assert built == {"ok": True, "value": {"built": "UNet"}, "records": {}}, built
+    loaded = send(executor, "load", target="fresh", state=dict(state))
+    assert loaded == {"ok": True, "value": {"loaded": True}, "records": {}}, loaded
     assert all(p.device == META for p in executor.slots["fresh"].parameters())
     sampled = send(executor, "sample", target="fresh", per_digit=2, w=1.0, seed=0)
     assert sampled["ok"], sampled

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from grader.sandbox.executor import commands
 from grader.sandbox.parent import Outcome
 from grader.submission.analysis import Analysis
 from grader.submission.cells import Submission
@@ -76,22 +77,22 @@ class Context:
         if outcome.child_lost:
             raise ChildLost(outcome)
         if outcome.status == "error":
-            if outcome.error.get("type") == "MissingName":
-                raise MissingName(str(outcome.error.get("message", "")).split(": ", 1)[-1].strip("'\""))
+            if outcome.missing_name is not None:
+                raise MissingName(outcome.missing_name)
             raise StudentRaised(outcome.error)
         return outcome.value, outcome.records
 
     def call(
         self, target: str, *args: Any, bind: dict[str, Any] | None = None, no_grad: bool = False, **kwargs: Any
     ) -> tuple[Any, dict[str, Any]]:
-        return self.ask("call", target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
+        return self.ask(commands.CALL, target=target, args=list(args), kwargs=kwargs, bind=bind, no_grad=no_grad)
 
     def get(self, *names: str) -> dict[str, Any]:
-        value, _ = self.ask("get", names=list(names))
+        value, _ = self.ask(commands.GET, names=list(names))
         return value if isinstance(value, dict) else {}
 
     def describe(self, *names: str) -> dict[str, dict[str, Any]]:
-        value, _ = self.ask("describe", names=list(names))
+        value, _ = self.ask(commands.DESCRIBE, names=list(names))
         return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
 
 

@@ -14,6 +14,7 @@ from grader.core.i18n import _
 from grader.grading.context import ChildLost, Context
 from grader.grading.result import TaskResult
 from grader.sandbox import view as containment
+from grader.sandbox.executor import commands
 from grader.sandbox.frames import TASK_BYTES
 from grader.sandbox.parent import Outcome, Sandbox, SandboxConfig
 from grader.submission.analysis import Analysis, analyse
@@ -156,7 +157,7 @@ class Grading:
             if not code.strip():
                 continue
             filename = f"<cell {facts.cell.number}>"
-            outcome = self.request("exec", self.timeout, code=code, filename=filename)
+            outcome = self.request(commands.EXEC, self.timeout, code=code, filename=filename)
             if outcome.child_lost:
                 # Go on without the cell that killed the child: a fresh one replays the cells before it.
                 why = _("did not finish within the time limit") if outcome.status == "timeout" else outcome.reason
@@ -167,7 +168,7 @@ class Grading:
                 if problem:
                     return problem
                 for earlier_code, earlier_filename in ran:
-                    self.request("exec", self.timeout, code=earlier_code, filename=earlier_filename)
+                    self.request(commands.EXEC, self.timeout, code=earlier_code, filename=earlier_filename)
                 continue
             if outcome.ok and isinstance(outcome.value, list) and outcome.value:
                 self.cell_errors[facts.cell.number] = [e for e in outcome.value if isinstance(e, dict)]
@@ -313,7 +314,7 @@ class Grading:
         where = None
         if isinstance(cell, str) and cell.startswith("<cell ") and cell[6:-1].isdigit():
             where = Location(int(cell[6:-1]), line if type(line) is int else None)
-        if raised.type == "SystemExit":
+        if raised.exited:
             text = _("while checking {task}, the student's {what}").format(
                 task=task_id, what=raised.describe().removeprefix("the ")
             )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from grader.core.memory import child_preexec
 from grader.core.sanitize import inert
+from grader.sandbox.executor import commands
 from grader.sandbox.frames import (
     ArgumentEncoder,
     FrameReader,
@@ -62,6 +63,23 @@ class Outcome:
     @property
     def child_lost(self) -> bool:
         return self.status in ("timeout", "died", "broken")
+
+    @property
+    def error_kind(self) -> str | None:
+        """The kind of error the child reported (`commands.ERROR_KINDS`), RAISED for anything
+        else it sent; None when the command did not fail. Never read from the message's text."""
+        if self.status != "error":
+            return None
+        kind = (self.error or {}).get("kind")
+        return kind if type(kind) is str and kind in commands.ERROR_KINDS else commands.RAISED
+
+    @property
+    def missing_name(self) -> str | None:
+        """The name the child had nothing under (kind MISSING_NAME), when it is a plain identifier."""
+        name = (self.error or {}).get("name")
+        if self.error_kind != commands.MISSING_NAME or type(name) is not str:
+            return None
+        return name if name.isidentifier() and len(name) <= 100 else None
 
 
 @dataclass
@@ -184,7 +202,7 @@ class Sandbox:
             self._kill()
             return Outcome("died", reason=f"the sandbox refused to run student code: {status[0]['refused']}"[:500])
         outcome = self.request(
-            "setup",
+            commands.SETUP,
             max(1.0, deadline - time.monotonic()),
             seed=config.seed,
             preamble=config.preamble,
@@ -206,7 +224,7 @@ class Sandbox:
         try:
             if self.alive:
                 os.set_blocking(self._commands, False)  # a child that reads nothing must not stall us
-                os.write(self._commands, encode_frame({"op": "exit"}))
+                os.write(self._commands, encode_frame({"op": commands.EXIT}))
                 self.process.wait(timeout=1)
         except (OSError, subprocess.TimeoutExpired):
             pass

@@ -129,7 +129,7 @@ def _model(context, profile: str, training: dict, options: GenerationOptions, in
         return "model", state
     down_chs, steps, batch_size = options.down_chs, options.train_steps, options.batch_size
     state = stages.seeded_start(context, down_chs)
-    context.ask("build", slot="trained", down_chs=list(down_chs))
+    stages.build(context, "trained", down_chs)
     stages.load_or_fail(context, "trained", state)
     info["training"] = stages.train(context, "trained", steps, training, batch_size, bf16=False)
     if info["training"].get("error"):

@@ -13,9 +13,10 @@ import torch
 
 # `_` is a throwaway name here: the gettext function is i18n._
 from grader.core import i18n
+from grader.sandbox.executor import commands
 from reference import narrow
 from reference.unet import UNet
-from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, plain_tensor
+from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, named, plain_tensor
 from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT, printed_accuracy
 from tasks.generation.trusted import heldout_batch
 
@@ -52,7 +53,7 @@ def _harness_epochs(tree) -> int | None:
 def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool) -> torch.Tensor:
     """per_digit samples of each digit through the student's sample_w, checked and on the CPU."""
     value, _ = context.ask(
-        "sample",
+        commands.SAMPLE,
         target=target,
         per_digit=per_digit,
         w=w,
@@ -88,7 +89,7 @@ def train(context, target: str, steps: int, training: dict, batch_size: int, bf1
     batches_per_epoch = max(1, -(-steps // (training.get("epochs") or 1)))
     images, labels, positions = training_batches(batch_order(context, target, steps, batch_size))
     info, _ = context.ask(
-        "train",
+        commands.TRAIN,
         target=target,
         code=training["code"],
         filename=training["filename"],
@@ -134,7 +135,7 @@ def all_mnist() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load_or_fail(context, target: str, state: dict) -> None:
-    value, _ = context.ask("load", target=target, state=state)
+    value, _ = context.ask(commands.LOAD, target=target, state=state)
     if isinstance(value, dict) and "mismatch" in value:
         raise StageFailure("weights", value["mismatch"])
     if isinstance(value, dict) and "not_a_module" in value:
@@ -150,7 +151,9 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
     import nbformat
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell.source) for cell in context.cells])
-    value, _ = context.ask("course_flow", notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout))
+    value, _ = context.ask(
+        commands.COURSE_FLOW, notebook=nbformat.writes(notebook), cell_timeout=float(context.timeout)
+    )
     if not isinstance(value, dict):
         raise StageFailure("course flow", i18n._("the course flow answered {kind}").format(kind=kind_of(value)))
     numbers = [cell.number for cell in context.cells]
@@ -198,6 +201,27 @@ def _course_shaped(state) -> dict | None:
     return state
 
 
+# The course's UNet(T, img_ch, img_size, down_chs, t_embed_dim, c_embed_dim): the notebook's own
+# settings where it has them (passed by name, as objects of the child), the course's otherwise.
+MODEL_SETTINGS = {"T": 150, "IMG_CH": 1, "IMG_SIZE": 28, "N_CLASSES": 10}
+T_EMBED_DIM = 8
+
+
+def build(context, slot: str, down_chs) -> None:
+    """A fresh model of the class of the student's `model` at width `down_chs`, kept in the child
+    under `slot`, constructed as the course's notebook constructs its UNet."""
+    defined = context.describe(*MODEL_SETTINGS)
+    setting = {name: named(name) if name in defined else value for name, value in MODEL_SETTINGS.items()}
+    context.ask(
+        commands.BUILD,
+        slot=slot,
+        target="model",
+        class_of=True,
+        args=[setting["T"], setting["IMG_CH"], setting["IMG_SIZE"]],
+        kwargs={"down_chs": tuple(down_chs), "t_embed_dim": T_EMBED_DIM, "c_embed_dim": setting["N_CLASSES"]},
+    )
+
+
 def seeded_start(context, down_chs) -> dict:
     torch.manual_seed(derive_seed(context.seed, ID, "start"))
     return UNet(150, 1, 28, tuple(down_chs)).state_dict()
@@ -220,7 +244,7 @@ def returned_state(context, target: str, start: dict) -> dict:
 def short_training(context, steps: int, training: dict, bf16: bool) -> dict:
     """Train a narrow copy of the student's model briefly; its prediction on the held-out batch."""
     try:
-        context.ask("build", slot="narrow", down_chs=list(narrow.WIDTHS))
+        build(context, "narrow", narrow.WIDTHS)
     except StudentRaised as error:  # the class may not take down_chs; that is a finding
         return {"build_error": error.describe()}
     start = narrow.start_state()

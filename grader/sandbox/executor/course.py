@@ -10,6 +10,8 @@ grader judges the samples itself.
 """
 
 import os
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -48,7 +50,13 @@ def _load(path: str):
         return None
 
 
-def handlers(executor):
+class Flow(NamedTuple):
+    """The course flow's command, bound to one executor."""
+
+    course_flow: Callable
+
+
+def handlers(executor) -> Flow:
     def course_flow(notebook: str, cell_timeout: float):
         """Run `notebook` (nbformat JSON) top to bottom; stop at the first error, as Run All does."""
         import nbformat
@@ -119,4 +127,4 @@ def handlers(executor):
             "model_state": model if isinstance(model, dict) else None,
         }
 
-    return {"course_flow": course_flow}
+    return Flow(course_flow=course_flow)

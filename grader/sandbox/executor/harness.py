@@ -9,6 +9,8 @@ Everything recorded is raw: the drop probability as given, the context tensor as
 import ast
 import inspect
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -185,7 +187,17 @@ def blank_sampler(device):
     return sample
 
 
-def handlers(executor):
+class Steps(NamedTuple):
+    """The harness's commands, bound to one executor (the dispatcher maps each to its name)."""
+
+    training_cell: Callable
+    build: Callable
+    load: Callable
+    train: Callable
+    sample: Callable
+
+
+def handlers(executor) -> Steps:
     """The harness commands, bound to one executor."""
     namespace = executor.namespace
 
@@ -219,20 +231,15 @@ def handlers(executor):
         )
         return recorders.summary(error)
 
-    def build(slot, down_chs, state=None):
-        """A fresh model of the student's class at a given width, optionally with given weights."""
-        cls = type(unwrap(executor.lookup("model")))
-        model = cls(
-            namespace.get("T", 150),
-            namespace.get("IMG_CH", 1),
-            namespace.get("IMG_SIZE", 28),
-            down_chs=tuple(down_chs),
-            t_embed_dim=8,
-            c_embed_dim=namespace.get("N_CLASSES", 10),
-        )
-        model = model.to(executor.device)
+    def build(slot, target, args=(), kwargs=None, class_of=False):
+        """A fresh instance of the class `target` (with `class_of`, of the class of the object
+        `target`, a compile wrapper unwrapped), built with the grader's arguments, moved to the
+        device and kept under `slot`. The task decides the arguments; this only instantiates."""
+        found = executor.lookup(target)
+        cls = type(unwrap(found)) if class_of else found
+        model = cls(*args, **(kwargs or {})).to(executor.device)
         executor.slots[slot] = model
-        return load(slot, state) if state is not None else {"loaded": False}
+        return {"built": type(model).__name__[:100]}
 
     def load(target, state):
         """Load weights strictly into a model; the mismatch, if any, instead."""
@@ -293,7 +300,7 @@ def handlers(executor):
             executor.send_progress(phase, digit + 1, 10)
         return images
 
-    return {"training_cell": training_cell, "build": build, "load": load, "train": train, "sample": sample}
+    return Steps(training_cell=training_cell, build=build, load=load, train=train, sample=sample)
 
 
 def unwrap(model):

@@ -1,10 +1,10 @@
 """The executor's loop: read a command frame, do it, answer one frame (child side).
 
-Commands: setup, exec (run a cell), get (values of names), describe (what names are),
-classes (the student's module classes), call (a student function or class, with stubs and
-temporary bindings), the training and sampling steps in `harness`, and the course's own flow
-in `course`. Every answer is raw: values, records, or the exception student code raised, with
-its cell and line.
+Commands (named in `commands`, which the grader imports too): setup, exec (run a cell), get
+(values of names), describe (what names are), classes (the student's module classes), call (a
+student function or class, with stubs and temporary bindings), the training and sampling steps
+in `harness`, and the course's own flow in `course`. Every answer is raw: values, records, or
+the exception student code raised, with its cell and line.
 """
 
 import ast
@@ -16,13 +16,21 @@ import traceback
 
 import torch
 
-from executor import course, harness, stubs, wire
+from executor import commands, course, harness, stubs, wire
 
 FORBIDDEN_PACKAGES = ("grader", "tasks", "reference")
 
 
 class MissingName(LookupError):
-    """The student's code does not define a name the grader asked for."""
+    """The student's code does not define a name the grader asked for (reported as kind MISSING_NAME)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+class UnknownCommand(LookupError):
+    """A command frame whose op is none of `commands.COMMANDS`."""
 
 
 class ImportWatch(importlib.abc.MetaPathFinder):
@@ -37,8 +45,19 @@ class ImportWatch(importlib.abc.MetaPathFinder):
         return None
 
 
+def error_kind(error: BaseException) -> dict:
+    """What kind of error this is for the grader (`commands` names the kinds), decided by its class."""
+    if isinstance(error, MissingName) and type(error.name) is str:
+        return {"kind": commands.MISSING_NAME, "name": error.name[:200]}
+    if isinstance(error, UnknownCommand):
+        return {"kind": commands.UNKNOWN_COMMAND}
+    if isinstance(error, SystemExit):
+        return {"kind": commands.EXITED}
+    return {"kind": commands.RAISED}
+
+
 def describe_error(error: BaseException) -> dict:
-    """Type, one message, and the innermost frame in a student cell."""
+    """Kind, type, one message, and the innermost frame in a student cell."""
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith("<cell")]
     frame = frames[-1] if frames else None
     if isinstance(error, SystemExit):
@@ -48,7 +67,12 @@ def describe_error(error: BaseException) -> dict:
             message = f"{type(error).__name__}: {error}"
         except Exception:  # a hostile __str__
             message = type(error).__name__
+    try:
+        kind = error_kind(error)
+    except Exception:  # a hostile subclass's attributes
+        kind = {"kind": commands.RAISED}
     return {
+        **kind,
         "type": type(error).__name__[:100],
         "message": message[:1000],
         "cell": frame.filename if frame else None,
@@ -211,24 +235,36 @@ class Executor:
         self.made.append((spec.get("id", spec["$stub"]), stub))
         return stub
 
+    def handlers(self) -> dict:
+        """Every command this executor answers (`commands.COMMANDS`), each to its method."""
+        steps = harness.handlers(self)
+        flow = course.handlers(self)
+        return {
+            commands.SETUP: self.setup,
+            commands.EXEC: self.exec,
+            commands.GET: self.get,
+            commands.DESCRIBE: self.describe,
+            commands.CLASSES: self.classes,
+            commands.CALL: self.call,
+            commands.MODULE: self.module,
+            commands.BATCH: self.batch,
+            commands.TRAINING_CELL: steps.training_cell,
+            commands.BUILD: steps.build,
+            commands.LOAD: steps.load,
+            commands.TRAIN: steps.train,
+            commands.SAMPLE: steps.sample,
+            commands.COURSE_FLOW: flow.course_flow,
+        }
+
     def answer(self, command: dict) -> dict:
         op = command.pop("op")
         command.pop("blobs", None)
-        handlers = {
-            "setup": self.setup,
-            "exec": self.exec,
-            "get": self.get,
-            "describe": self.describe,
-            "classes": self.classes,
-            "call": self.call,
-            "module": self.module,
-            "batch": self.batch,
-            **harness.handlers(self),
-            **course.handlers(self),
-        }
+        handlers = self.handlers()
         self.made: list = []
         try:
-            if op == "batch":
+            if op not in handlers:
+                raise UnknownCommand(str(op)[:100])
+            if op == commands.BATCH:
                 return {"ok": True, "value": handlers[op](**command)}
             arguments = {
                 key: wire.decode(value, self.blobs, self.device, self.make_stub) for key, value in command.items()
@@ -265,7 +301,7 @@ def main() -> None:
             header, blobs = wire.read_frame(in_fd)
         except EOFError:
             break
-        if header.get("op") == "exit":
+        if header.get("op") == commands.EXIT:
             break
         executor.blobs = blobs
         request = header.pop("id", None)
