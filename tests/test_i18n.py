@@ -331,6 +331,41 @@ def test_generation_failures_and_hints_read_in_chinese(tmp_path):
     assert "TypeError: down_chs" in joined and "NameError: x" in joined  # student-derived text stays as it is
 
 
+def test_the_generation_report_names_its_profile_and_larger_sample_in_chinese(tmp_path):
+    """The profile's reason and the larger sample's plan are written in the grade's language (they were English
+    text, outside the catalog, so only a look for any English sentence finds them); the plan's state stays a
+    machine field."""
+    from test_generation import _digits  # tests/ is on sys.path
+
+    from grader.grading.result import GradeResult, TaskResult
+    from grader.report.text import render_text
+    from tasks import generation
+
+    drawn = _digits("test", 5)  # moved two pixels: recognised, and no near copies of MNIST
+    with use_language("zh-CN"):
+        options = generation.choose_options("cpu", stem="alice", artifacts_dir=tmp_path)
+        plan = generation._larger_sample_plan(_digits("test", 5, moved=False), extra=5, when="near_bar")
+        info = {"stage": "done", "profile": options["profile"], "profile_reason": options["profile_reason"]}
+        info.update(w=1.0, timings={}, larger_sample=plan)
+        data = {"official": drawn, "grader": drawn[::5]}
+        verdict = generation.judge(info, data, lambda name: None, 0, artifacts_dir=tmp_path, stem="alice")
+        message = verdict.message(i18n._("correct"))
+        task = TaskResult(
+            generation.ID,
+            generation.TITLE,
+            verdict.earned,
+            generation.POINTS,
+            "passed",
+            message,
+            details=verdict.details,
+        )
+        text = render_text(GradeResult("alice.py", "0" * 64, "module", "cpu", [task]))
+    assert verdict.passed and options["profile"] == "transplant" and plan["state"] == "not_drawn"
+    assert "自动：没有可用的 CUDA 设备，因此将参考权重加载到学员的模型中" in text
+    assert "更大样本未抽取：50 个中识别出 50 个，离 48 个的及格线较远" in text
+    assert ENGLISH_WORDS.findall(text) == [], text
+
+
 # -- every corpus case, graded in Chinese (minutes: slow) -----------------------------------------
 
 
