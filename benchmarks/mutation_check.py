@@ -94,8 +94,8 @@ MUTANTS = (
     Mutant(
         "q-coefficients-swapped",
         "reference/diffusion.py",
-        "_per_image(schedule.sqrt_a_bar, index) * x_0\n        + _per_image(schedule.sqrt_one_minus_a_bar, index) * noise",
-        "_per_image(schedule.sqrt_one_minus_a_bar, index) * x_0\n        + _per_image(schedule.sqrt_a_bar, index) * noise",
+        "_per_image(schedule.sqrt_a_bar, index) * x_0 + _per_image(schedule.sqrt_one_minus_a_bar, index) * noise",
+        "_per_image(schedule.sqrt_one_minus_a_bar, index) * x_0 + _per_image(schedule.sqrt_a_bar, index) * noise",
         DIFFUSION_TESTS,
     ),
     Mutant(
@@ -378,7 +378,10 @@ TASK_MUTANTS = (
         "if not approx_equal(x_t, keep * x_0 + mix * noise):",
     ),
     _task(
-        "normality-always", "q", "verdict.check(abs(mean) < 0.05 and abs(std - 1) < 0.05, 1,", "verdict.check(True, 1,"
+        "normality-always",
+        "q",
+        "verdict.check(\n        abs(mean) < 0.05 and abs(std - 1) < 0.05,\n",
+        "verdict.check(\n        True,\n",
     ),
     _task("normality-mean-only", "q", "abs(mean) < 0.05 and abs(std - 1) < 0.05", "abs(mean) < 0.05"),
     _task("normality-std-only", "q", "abs(mean) < 0.05 and abs(std - 1) < 0.05", "abs(std - 1) < 0.05"),
@@ -395,8 +398,8 @@ TASK_MUTANTS = (
     _task(
         "t0-noise-accepted",
         "reverse_q",
-        "verdict.check(at_zero.abs().max().item() < 1e-4, 1,",
-        "verdict.check(True, 1,",
+        "verdict.check(\n        at_zero.abs().max().item() < 1e-4,\n",
+        "verdict.check(\n        True,\n",
     ),
     _task(
         "variance-no-upper",
@@ -507,14 +510,14 @@ TASK_MUTANTS = (
     _task(
         "labels-unchecked",
         "training_loop",
-        "verdict.check(bool(from_labels) and all(from_labels), 1,",
-        "verdict.check(True, 1,",
+        "verdict.check(\n        bool(from_labels) and all(from_labels),\n",
+        "verdict.check(\n        True,\n",
     ),
     _task(
         "labels-compared-loosely",
         "training_loop",
-        "c.shape == expected.shape and torch.equal(c.long(), expected))",
-        "c.shape == expected.shape)",
+        "and c.shape == expected.shape\n            and torch.equal(c.long(), expected)\n",
+        "and c.shape == expected.shape\n",
     ),
     _task(
         "batch-labels-off-by-one",
@@ -558,8 +561,8 @@ TASK_MUTANTS = (
     _task(
         "bar-always-met",
         "generation",
-        "if not verdict.check(official_accuracy >= OFFICIAL_BAR, POINTS,",
-        "if not verdict.check(True, POINTS,",
+        "if not verdict.check(\n        official_accuracy >= OFFICIAL_BAR,\n",
+        "if not verdict.check(\n        True,\n",
         GENERATION_TESTS,
     ),
     # Half a digit lower than the bar: 47 of 50 (0.94) passes, which the 47-of-50 test must refuse.
@@ -572,8 +575,8 @@ TASK_MUTANTS = (
     _task(
         "trusted-ignored",
         "generation",
-        "elif official_accuracy >= OFFICIAL_BAR \\\n",
-        "elif False \\\n",
+        "elif (\n        official_accuracy >= OFFICIAL_BAR\n        and wilson_interval(trusted_correct",
+        "elif (\n        False\n        and wilson_interval(trusted_correct",
         GENERATION_TESTS,
     ),
     _task(
@@ -586,8 +589,8 @@ TASK_MUTANTS = (
     _task(
         "trusted-without-bar",
         "generation",
-        "elif official_accuracy >= OFFICIAL_BAR \\\n            and wilson_interval(",
-        "elif wilson_interval(",
+        "official_accuracy >= OFFICIAL_BAR\n        and wilson_interval(trusted_correct",
+        "wilson_interval(trusted_correct",
         GENERATION_TESTS,
     ),
     _task("trusted-margin-0", "generation", "TRUSTED_MARGIN = 0.1", "TRUSTED_MARGIN = 0.0", GENERATION_TESTS),
@@ -602,15 +605,15 @@ TASK_MUTANTS = (
     _task(
         "heldout-always",
         "generation",
-        "verdict.check(student_loss <= max(",
-        "verdict.check(True or student_loss <= max(",
+        "verdict.check(\n        student_loss <= max(",
+        "verdict.check(\n        True or student_loss <= max(",
         GENERATION_TESTS,
     ),
     _task(
         "heldout-flipped",
         "generation",
-        "verdict.check(student_loss <= max(",
-        "verdict.check(student_loss >= max(",
+        "verdict.check(\n        student_loss <= max(",
+        "verdict.check(\n        student_loss >= max(",
         GENERATION_TESTS,
     ),
     _task(
