@@ -34,7 +34,6 @@ device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 #
 # MNIST, train and test sets together, resized and turned into tensors in [0, 1].
 
-
 # %%
 def load_MNIST(data_transform, train=True):
     return torchvision.datasets.MNIST(
@@ -57,7 +56,6 @@ def load_transformed_MNIST(img_size, batch_size):
     data = torch.utils.data.ConcatDataset([train_set, test_set])
     dataloader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
     return data, dataloader
-
 
 # %%
 data, dataloader = load_transformed_MNIST(IMG_SIZE, BATCH_SIZE)
@@ -90,7 +88,6 @@ pred_noise_coeff = (1 - a) / torch.sqrt(1 - a_bar)  # Predicted Noise Coefficien
 #
 # `q` adds noise to `x_0` for the timesteps `t` and returns the noisy images and the noise.
 
-
 # %%
 def q(x_0, t):
     t = t.int()
@@ -101,12 +98,10 @@ def q(x_0, t):
     x_t = sqrt_a_bar_t * x_0 + sqrt_one_minus_a_bar_t * noise
     return x_t, noise
 
-
 # %% [markdown]
 # ## Reverse diffusion
 #
 # One denoising step from `x_t` given the predicted noise `e_t`.
-
 
 # %%
 @torch.no_grad()
@@ -122,12 +117,10 @@ def reverse_q(x_t, t, e_t):
         new_noise = torch.randn_like(x_t)
         return u_t + torch.sqrt(B_t) * new_noise
 
-
 # %% [markdown]
 # ## The U-Net's building blocks
 #
 # Name each class after what it does.
-
 
 # %%
 class GELUConvBlock(nn.Module):
@@ -143,7 +136,6 @@ class GELUConvBlock(nn.Module):
     def forward(self, x):
         return self.model(x)
 
-
 # %%
 class RearrangePoolBlock(nn.Module):
     def __init__(self, in_chs, group_size):
@@ -154,7 +146,6 @@ class RearrangePoolBlock(nn.Module):
     def forward(self, x):
         x = self.rearrange(x)
         return self.conv(x)
-
 
 # %%
 class DownBlock(nn.Module):
@@ -169,7 +160,6 @@ class DownBlock(nn.Module):
 
     def forward(self, x):
         return self.model(x)
-
 
 # %%
 class UpBlock(nn.Module):
@@ -189,7 +179,6 @@ class UpBlock(nn.Module):
         x = self.model(x)
         return x
 
-
 # %%
 class SinusoidalPositionEmbedBlock(nn.Module):
     def __init__(self, dim):
@@ -204,7 +193,6 @@ class SinusoidalPositionEmbedBlock(nn.Module):
         embeddings = time[:, None] * embeddings[None, :]
         embeddings = torch.cat((embeddings.sin(), embeddings.cos()), dim=-1)
         return embeddings
-
 
 # %%
 class EmbedBlock(nn.Module):
@@ -223,7 +211,6 @@ class EmbedBlock(nn.Module):
         x = x.view(-1, self.input_dim)
         return self.model(x)
 
-
 # %%
 class ResidualConvBlock(nn.Module):
     def __init__(self, in_chs, out_chs, group_size):
@@ -237,16 +224,16 @@ class ResidualConvBlock(nn.Module):
         out = x1 + x2
         return out
 
-
 # %% [markdown]
 # ## The U-Net
 #
 # The blocks above put together, with time and class embeddings.
 
-
 # %%
 class UNet(nn.Module):
-    def __init__(self, T, img_ch, img_size, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=10):
+    def __init__(
+        self, T, img_ch, img_size, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=10
+    ):
         super().__init__()
         self.T = T
         up_chs = down_chs[::-1]  # Reverse of the down channels
@@ -314,9 +301,10 @@ class UNet(nn.Module):
         up2 = self.up2(c_emb2 * up1 + t_emb2, down1)
         return self.out(torch.cat((up2, down0), 1))
 
-
 # %%
-model = UNet(T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=N_CLASSES)
+model = UNet(
+    T, IMG_CH, IMG_SIZE, down_chs=(64, 64, 128), t_embed_dim=8, c_embed_dim=N_CLASSES
+)
 print("Num params: ", sum(p.numel() for p in model.parameters()))
 model = torch.compile(model.to(device))
 
@@ -326,20 +314,17 @@ model = torch.compile(model.to(device))
 # During training the class is sometimes hidden from the model, so that it also learns
 # to draw without one.
 
-
 # %%
 def get_context_mask(c, drop_prob):
     c_hot = F.one_hot(c.to(torch.int64), num_classes=N_CLASSES).to(device)
     c_mask = torch.bernoulli(torch.ones_like(c_hot).float() - drop_prob).to(device)
     return c_hot, c_mask
 
-
 # %%
 def get_loss(model, x_0, t, *model_args):
     x_noisy, noise = q(x_0, t)
     noise_pred = model(x_noisy, t, *model_args)
     return F.mse_loss(noise, noise_pred)
-
 
 # %%
 @torch.no_grad()
@@ -376,7 +361,6 @@ def sample_w(model, c, w):
         x_t = reverse_q(x_t, t, e_t)
 
     return x_t
-
 
 # %% [markdown]
 # ## Training
@@ -431,7 +415,7 @@ plt.figure(figsize=(10, 1.5))
 for i in range(N_CLASSES):
     ax = plt.subplot(1, N_CLASSES, i + 1)
     ax.axis("off")
-    other_utils.show_tensor_image(x_0[i : i + 1].cpu() * 2 - 1)  # [0, 1] -> [-1, 1]
+    other_utils.show_tensor_image(x_0[i:i + 1].cpu() * 2 - 1)  # [0, 1] -> [-1, 1]
 plt.show()
 
 # %% [markdown]
