@@ -251,6 +251,89 @@ def test_the_locale_chooses_chinese_and_lang_overrides_it(variable):
     assert "Score 5/5: PASSED" in english.output
 
 
+def no_english_sentence(text: str) -> list[str]:
+    """Every run of three English words or more in `text`: a sentence nobody translated, whether or not the
+    catalog holds it (the texts checked with this quote no student-written words)."""
+    return ENGLISH_WORDS.findall(text)
+
+
+def test_a_failing_grade_reads_in_chinese_down_to_the_sandbox_the_progress_and_the_ci_formats(tmp_path):
+    """q ends the child with sys.exit, reverse_q with os._exit(3): the sandbox's and the grading run's words
+    about it, the progress lines and the JUnit and GitHub outputs are all Chinese."""
+    import io
+
+    from corpus import mutants as corpus  # tests/ is on sys.path
+
+    from grader.grading.runner import grade
+    from grader.report import github, junit
+    from grader.report.progress import ProgressReporter
+    from grader.report.text import render_text
+
+    hooks = (
+        ("def q(x_0, t):\n", "def q(x_0, t):\n    import sys\n    sys.exit(0)\n"),
+        ("def reverse_q(x_t, t, e_t):\n", "def reverse_q(x_t, t, e_t):\n    import os\n    os._exit(3)\n"),
+    )
+    path = corpus.write_case(corpus.Case("exits", edits=hooks), tmp_path)
+    stream = io.StringIO()
+    result = grade(str(path), ("q", "reverse_q"), device="cpu", lang="zh-CN", progress=ProgressReporter(stream=stream))
+    q, reverse_q = result.tasks
+    assert (q.status, reverse_q.status) == ("failed", "failed")
+    assert q.message == "检查 q 时，学生代码调用了 sys.exit(0)", q.message
+    assert reverse_q.message == "检查 reverse_q 时，学生代码结束了进程（退出码 3）", reverse_q.message
+    assert "dli-grade: 正在启动学生代码" in stream.getvalue() and "dli-grade: 正在检查 reverse_q" in stream.getvalue()
+    with use_language("zh-CN"):
+        document = result.to_json()
+        outputs = {
+            "progress": stream.getvalue(),
+            "text": render_text(result),
+            "junit": junit.render(document),
+            "annotations": "\n".join(github.annotations(document)),
+            "summary": github.summary_markdown(document),
+        }
+    assert "提示：" in outputs["junit"] and "分：反向扩散步骤" in outputs["junit"]
+    assert "title=q (单元格 " in outputs["annotations"] and "得分 0/5：未通过" in outputs["annotations"]
+    for name, text in outputs.items():
+        assert no_english_sentence(text) == [], (name, text)
+
+
+def test_progress_phases_are_shown_in_chinese_and_a_phase_the_child_made_up_as_sent():
+    import io
+
+    from grader.report.progress import ProgressReporter
+
+    stream = io.StringIO()
+    with use_language("zh-CN"):
+        progress = ProgressReporter(stream=stream)
+        progress(("generation", "official sample", 1, 10))
+        progress(("generation", "correct", 1, 10))  # a catalog msgid, but no phase of ours: never translated
+        progress.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("dli-grade: generation: 官方样本") and "official" not in lines[0], lines
+    assert lines[1].startswith("dli-grade: generation: correct"), lines
+
+
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("notes.txt", "x = 1\n", "应为 .ipynb Notebook 或 .py 模块，实际为 .txt"),
+        ("empty.py", "", "文件为空"),
+        ("list.ipynb", "[]", "不是 Jupyter Notebook（JSON 是数组，不是对象）"),
+        ("old.ipynb", '{"nbformat": 3, "cells": []}', "这是 nbformat 3 的 Notebook；只支持 nbformat 4"),
+    ],
+)
+def test_an_unusable_submission_is_refused_in_chinese_naming_the_file(tmp_path, name, content, says):
+    from grader.cli import main
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    for output_format in ("text", "github"):
+        result = CliRunner().invoke(main, [str(path), "--lang", "zh-CN", "--format", output_format])
+        assert result.exit_code == 2, result.output
+        assert f"dli-grade: 错误：{path}：" in result.output and says in result.output, result.output
+        assert no_english_sentence(result.output) == [], result.output
+    assert "title=dli-grade：提交 unusable" in result.output  # the status word stays the machine's
+
+
 # -- the class summary of a batch -----------------------------------------------------------------
 
 
