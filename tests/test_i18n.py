@@ -334,6 +334,45 @@ def test_an_unusable_submission_is_refused_in_chinese_naming_the_file(tmp_path, 
     assert "title=dli-grade：提交 unusable" in result.output  # the status word stays the machine's
 
 
+# -- dli_grade.check in the notebook: the language goes to the grader it runs ---------------------------
+
+
+@pytest.fixture
+def kernel_that_ran_the_schedule(monkeypatch):
+    """A stand-in for the Jupyter kernel (its history: the imports and the example's schedule cell, then the
+    cell calling the check); everything after it, the CLI grade and the text renderer, runs for real."""
+    from types import SimpleNamespace
+
+    import dli_grade
+    from test_notebook_check import example_cell  # tests/ is on sys.path
+
+    cells = ["", "import torch\ndevice = torch.device('cpu')", example_cell("a_bar = torch.cumprod(a, dim=0)"), "check"]
+    history = SimpleNamespace(input_hist_raw=cells)
+    shell = SimpleNamespace(history_manager=history, execution_count=3, transform_cell=lambda source: source)
+    monkeypatch.setattr(dli_grade, "_kernel", lambda: shell)
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    return dli_grade
+
+
+def assert_checked_in_chinese(result) -> None:
+    assert result.passed and [task["id"] for task in result.tasks] == ["schedule"]
+    assert result.tasks[0]["message"] == "正确" and result.tasks[0]["status"] == "passed"  # machine field as is
+    assert "得分 5/5：通过" in result.text and "DDPM 调度" in result.text, result.text
+    assert no_english_sentence(result.text) == [], result.text
+    assert '<html lang="zh-CN">' in result.page
+
+
+def test_dli_grade_check_honours_lang(kernel_that_ran_the_schedule, monkeypatch):
+    monkeypatch.setenv("LANG", "en_US.UTF-8")  # the kernel's locale says English; lang= wins
+    assert_checked_in_chinese(kernel_that_ran_the_schedule.check("schedule", lang="zh-CN"))
+
+
+def test_dli_grade_check_follows_the_kernels_locale_as_the_cli_does(kernel_that_ran_the_schedule, monkeypatch):
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")  # the text report is rendered in its own process: it reads it too
+    assert_checked_in_chinese(kernel_that_ran_the_schedule.check("schedule"))
+
+
 # -- the class summary of a batch -----------------------------------------------------------------
 
 
