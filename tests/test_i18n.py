@@ -334,6 +334,16 @@ def test_an_unusable_submission_is_refused_in_chinese_naming_the_file(tmp_path, 
     assert "title=dli-grade：提交 unusable" in result.output  # the status word stays the machine's
 
 
+def test_a_bad_setting_is_refused_in_chinese(monkeypatch):
+    from grader.cli import main
+
+    monkeypatch.setenv("DLI_GRADE_GPU_FRACTION", "lots")
+    result = CliRunner().invoke(main, [EXAMPLE, "--tasks", "schedule", "--device", "cpu", "--lang", "zh-CN", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "dli-grade: 错误：DLI_GRADE_GPU_FRACTION='lots' 不是数字" in result.output, result.output
+    assert no_english_sentence(result.output) == [], result.output
+
+
 # -- dli_grade.check in the notebook: the language goes to the grader it runs ---------------------------
 
 
