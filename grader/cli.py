@@ -249,7 +249,7 @@ def grade(
     """Grade SUBMISSION and print a report; exit 0 passed, 1 not passed, 2 unusable input (or a machine
     that can't contain student code), 3 grader error."""
     from grader.core.cpus import size_torch_threads
-    from grader.core.i18n import set_language
+    from grader.core.i18n import _, set_language
     from grader.core.memory import limit_grader_memory, out_of_memory_message
     from grader.grading.runner import grade as run_grade
     from grader.report.output import emit, emit_unusable
@@ -278,10 +278,11 @@ def grade(
             machine = probe_isolation()
             if not machine["isolated"]:
                 raise UnusableInput(
-                    "this machine can't contain student code: no namespaces ("
-                    f"{machine.get('namespaces_error') or 'refused'}) and no Landlock, so the student's code "
-                    "could read the answer key and the network; grade elsewhere, or pass --allow-uncontained "
-                    "to grade anyway (the result is then untrusted)"
+                    _(
+                        "this machine can't contain student code: no namespaces ({why}) and no Landlock, so the "
+                        "student's code could read the answer key and the network; grade elsewhere, or pass "
+                        "--allow-uncontained to grade anyway (the result is then untrusted)"
+                    ).format(why=machine.get("namespaces_error") or _("refused"))
                 )
         result = run_grade(
             submission,
@@ -297,24 +298,25 @@ def grade(
         )
         progress.finish()
     except UnusableInput as error:
-        click.echo(f"dli-grade: error: {error}", err=True)
+        click.echo("dli-grade: " + _("error: {error}").format(error=error), err=True)
         emit_unusable(output_format, submission, str(error), output, format_options)
         if html_report:
             emit_unusable("html", submission, str(error), html_report)
         sys.exit(EXIT_UNUSABLE)
     except MemoryError:
-        click.echo(f"dli-grade: error: {out_of_memory_message(grader_memory_mb)}", err=True)
+        click.echo("dli-grade: " + _("error: {error}").format(error=out_of_memory_message(grader_memory_mb)), err=True)
         sys.exit(EXIT_INTERNAL)
     except Exception as error:  # never a bare traceback for users; say it is our fault
         logging.getLogger("grader.cli").debug("internal error", exc_info=True)
-        click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
+        internal = _("internal error: {error}").format(error=f"{type(error).__name__}: {error}")
+        click.echo("dli-grade: " + internal, err=True)
         sys.exit(EXIT_INTERNAL)
     try:
         emit(output_format, result, output, format_options)
         if html_report:
             emit("html", result, html_report)
     except OSError as error:
-        click.echo(f"dli-grade: error: cannot write the report: {error}", err=True)
+        click.echo("dli-grade: " + _("error: cannot write the report: {error}").format(error=error), err=True)
         sys.exit(EXIT_UNUSABLE)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)

@@ -123,27 +123,39 @@ def test_missing_w_is_noted(tmp_path):
 # -- the larger sample: drawn only where the official count is near the bar -----------------------
 def test_larger_sample_skipped_far_from_the_bar():
     plan = generation._larger_sample_plan(_digits("test", 5, moved=False), extra=5, when="near_bar")
-    assert plan.startswith("not drawn: 50 of 50"), plan
+    assert plan["state"] == "not_drawn" and plan["why"].startswith("not drawn: 50 of 50"), plan
     official = _failing_official()
-    assert generation._larger_sample_plan(official, extra=5, when="near_bar").startswith("not drawn: 40 of 50")
+    plan = generation._larger_sample_plan(official, extra=5, when="near_bar")
+    assert plan["state"] == "not_drawn" and plan["why"].startswith("not drawn: 40 of 50"), plan
 
 
 def test_larger_sample_drawn_near_the_bar():
     official = _digits("test", 5, moved=False)
     official[15:18] = _digits("test", 5, shift=5, moved=False)[15:18]  # three 3s drawn as 8s: 47 of 50
     plan = generation._larger_sample_plan(official, extra=5, when="near_bar")
-    assert plan.startswith("drawn: 47 of 50 is near the bar"), plan
+    assert plan["state"] == "drawn" and plan["why"].startswith("drawn: 47 of 50 is near the bar"), plan
 
 
 def test_larger_sample_always_drawn_when_asked():
-    assert generation._larger_sample_plan(_digits("test", 5), extra=5, when="always").startswith("drawn")
-    assert generation._larger_sample_plan(_digits("test", 5), extra=0, when="always").startswith("not drawn")
+    assert generation._larger_sample_plan(_digits("test", 5), extra=5, when="always")["state"] == "drawn"
+    assert generation._larger_sample_plan(_digits("test", 5), extra=0, when="always")["state"] == "not_drawn"
 
 
 def test_report_names_the_sample_size_when_the_larger_sample_was_skipped(tmp_path):
-    verdict = _judge(tmp_path, _digits("test", 5), larger_sample="not drawn: 50 of 50 is not near the bar of 48")
+    from grader.grading.result import GradeResult, TaskResult
+    from grader.report.text import render_text
+
+    def report(details: dict) -> str:
+        task = TaskResult(generation.ID, "generation", 10, 10, "passed", "correct", details=details)
+        return render_text(GradeResult("alice.py", "0" * 64, "module", "cpu", [task]))
+
+    plan = {"state": "not_drawn", "why": "not drawn: 50 of 50 is not near the bar of 48"}
+    verdict = _judge(tmp_path, _digits("test", 5), larger_sample=plan)
     assert verdict.passed and verdict.details["samples"] == 50
-    assert verdict.details["larger_sample"].startswith("not drawn")
+    assert verdict.details["larger_sample"] == plan
+    assert "larger sample not drawn: 50 of 50 is not near the bar of 48" in report(verdict.details)
+    drawn = {**verdict.details, "larger_sample": {"state": "drawn", "why": "drawn: 5 more of each digit"}}
+    assert "larger sample" not in report(drawn)  # said only when the sample stayed at the official 50
 
 
 # -- why generation failed: hints ------------------------------------------------------------------

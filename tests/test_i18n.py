@@ -251,6 +251,138 @@ def test_the_locale_chooses_chinese_and_lang_overrides_it(variable):
     assert "Score 5/5: PASSED" in english.output
 
 
+def no_english_sentence(text: str) -> list[str]:
+    """Every run of three English words or more in `text`: a sentence nobody translated, whether or not the
+    catalog holds it (the texts checked with this quote no student-written words)."""
+    return ENGLISH_WORDS.findall(text)
+
+
+def test_a_failing_grade_reads_in_chinese_down_to_the_sandbox_the_progress_and_the_ci_formats(tmp_path):
+    """q ends the child with sys.exit, reverse_q with os._exit(3): the sandbox's and the grading run's words
+    about it, the progress lines and the JUnit and GitHub outputs are all Chinese."""
+    import io
+
+    from corpus import mutants as corpus  # tests/ is on sys.path
+    from grader.grading.runner import grade
+    from grader.report import github, junit
+    from grader.report.progress import ProgressReporter
+    from grader.report.text import render_text
+
+    hooks = (
+        ("def q(x_0, t):\n", "def q(x_0, t):\n    import sys\n    sys.exit(0)\n"),
+        ("def reverse_q(x_t, t, e_t):\n", "def reverse_q(x_t, t, e_t):\n    import os\n    os._exit(3)\n"),
+    )
+    path = corpus.write_case(corpus.Case("exits", edits=hooks), tmp_path)
+    stream = io.StringIO()
+    result = grade(str(path), ("q", "reverse_q"), device="cpu", lang="zh-CN", progress=ProgressReporter(stream=stream))
+    q, reverse_q = result.tasks
+    assert (q.status, reverse_q.status) == ("failed", "failed")
+    assert q.message == "检查 q 时，学生代码调用了 sys.exit(0)", q.message
+    assert reverse_q.message == "检查 reverse_q 时，学生代码结束了进程（退出码 3）", reverse_q.message
+    assert "dli-grade: 正在启动学生代码" in stream.getvalue() and "dli-grade: 正在检查 reverse_q" in stream.getvalue()
+    with use_language("zh-CN"):
+        document = result.to_json()
+        outputs = {
+            "progress": stream.getvalue(),
+            "text": render_text(result),
+            "junit": junit.render(document),
+            "annotations": "\n".join(github.annotations(document)),
+            "summary": github.summary_markdown(document),
+        }
+    assert "提示：" in outputs["junit"] and "分：反向扩散步骤" in outputs["junit"]
+    assert "title=q (单元格 " in outputs["annotations"] and "得分 0/5：未通过" in outputs["annotations"]
+    for name, text in outputs.items():
+        assert no_english_sentence(text) == [], (name, text)
+
+
+def test_progress_phases_are_shown_in_chinese_and_a_phase_the_child_made_up_as_sent():
+    import io
+
+    from grader.report.progress import ProgressReporter
+
+    stream = io.StringIO()
+    with use_language("zh-CN"):
+        progress = ProgressReporter(stream=stream)
+        progress(("generation", "official sample", 1, 10))
+        progress(("generation", "correct", 1, 10))  # a catalog msgid, but no phase of ours: never translated
+        progress.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("dli-grade: generation: 官方样本") and "official" not in lines[0], lines
+    assert lines[1].startswith("dli-grade: generation: correct"), lines
+
+
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("notes.txt", "x = 1\n", "应为 .ipynb Notebook 或 .py 模块，实际为 .txt"),
+        ("empty.py", "", "文件为空"),
+        ("list.ipynb", "[]", "不是 Jupyter Notebook（JSON 是数组，不是对象）"),
+        ("old.ipynb", '{"nbformat": 3, "cells": []}', "这是 nbformat 3 的 Notebook；只支持 nbformat 4"),
+    ],
+)
+def test_an_unusable_submission_is_refused_in_chinese_naming_the_file(tmp_path, name, content, says):
+    from grader.cli import main
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    for output_format in ("text", "github"):
+        result = CliRunner().invoke(main, [str(path), "--lang", "zh-CN", "--format", output_format])
+        assert result.exit_code == 2, result.output
+        assert f"dli-grade: 错误：{path}：" in result.output and says in result.output, result.output
+        assert no_english_sentence(result.output) == [], result.output
+    assert "title=dli-grade：提交 unusable" in result.output  # the status word stays the machine's
+
+
+def test_a_bad_setting_is_refused_in_chinese(monkeypatch):
+    from grader.cli import main
+
+    monkeypatch.setenv("DLI_GRADE_GPU_FRACTION", "lots")
+    result = CliRunner().invoke(main, [EXAMPLE, "--tasks", "schedule", "--device", "cpu", "--lang", "zh-CN", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "dli-grade: 错误：DLI_GRADE_GPU_FRACTION='lots' 不是数字" in result.output, result.output
+    assert no_english_sentence(result.output) == [], result.output
+
+
+# -- dli_grade.check in the notebook: the language goes to the grader it runs ---------------------------
+
+
+@pytest.fixture
+def kernel_that_ran_the_schedule(monkeypatch):
+    """A stand-in for the Jupyter kernel (its history: the imports and the example's schedule cell, then the
+    cell calling the check); everything after it, the CLI grade and the text renderer, runs for real."""
+    from types import SimpleNamespace
+
+    from test_notebook_check import example_cell  # tests/ is on sys.path
+
+    import dli_grade
+
+    cells = ["", "import torch\ndevice = torch.device('cpu')", example_cell("a_bar = torch.cumprod(a, dim=0)"), "check"]
+    history = SimpleNamespace(input_hist_raw=cells)
+    shell = SimpleNamespace(history_manager=history, execution_count=3, transform_cell=lambda source: source)
+    monkeypatch.setattr(dli_grade, "_kernel", lambda: shell)
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    return dli_grade
+
+
+def assert_checked_in_chinese(result) -> None:
+    assert result.passed and [task["id"] for task in result.tasks] == ["schedule"]
+    assert result.tasks[0]["message"] == "正确" and result.tasks[0]["status"] == "passed"  # machine field as is
+    assert "得分 5/5：通过" in result.text and "DDPM 调度" in result.text, result.text
+    assert no_english_sentence(result.text) == [], result.text
+    assert '<html lang="zh-CN">' in result.page
+
+
+def test_dli_grade_check_honours_lang(kernel_that_ran_the_schedule, monkeypatch):
+    monkeypatch.setenv("LANG", "en_US.UTF-8")  # the kernel's locale says English; lang= wins
+    assert_checked_in_chinese(kernel_that_ran_the_schedule.check("schedule", lang="zh-CN"))
+
+
+def test_dli_grade_check_follows_the_kernels_locale_as_the_cli_does(kernel_that_ran_the_schedule, monkeypatch):
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")  # the text report is rendered in its own process: it reads it too
+    assert_checked_in_chinese(kernel_that_ran_the_schedule.check("schedule"))
+
+
 # -- the class summary of a batch -----------------------------------------------------------------
 
 
@@ -329,6 +461,41 @@ def test_generation_failures_and_hints_read_in_chinese(tmp_path):
     assert "官方检查：50 个数字中识别出 40 个" in joined and "可能的原因：上面的 reverse_q 任务未通过" in joined
     assert "参考 U-Net 权重无法加载到你的模型中：缺少 ['down0.conv']" in joined
     assert "TypeError: down_chs" in joined and "NameError: x" in joined  # student-derived text stays as it is
+
+
+def test_the_generation_report_names_its_profile_and_larger_sample_in_chinese(tmp_path):
+    """The profile's reason and the larger sample's plan are written in the grade's language (they were English
+    text, outside the catalog, so only a look for any English sentence finds them); the plan's state stays a
+    machine field."""
+    from test_generation import _digits  # tests/ is on sys.path
+
+    from grader.grading.result import GradeResult, TaskResult
+    from grader.report.text import render_text
+    from tasks import generation
+
+    drawn = _digits("test", 5)  # moved two pixels: recognised, and no near copies of MNIST
+    with use_language("zh-CN"):
+        options = generation.choose_options("cpu", stem="alice", artifacts_dir=tmp_path)
+        plan = generation._larger_sample_plan(_digits("test", 5, moved=False), extra=5, when="near_bar")
+        info = {"stage": "done", "profile": options.profile, "profile_reason": options.profile_reason}
+        info.update(w=1.0, timings={}, larger_sample=plan)
+        data = {"official": drawn, "grader": drawn[::5]}
+        verdict = generation.judge(info, data, lambda name: None, 0, artifacts_dir=tmp_path, stem="alice")
+        message = verdict.message(i18n._("correct"))
+        task = TaskResult(
+            generation.ID,
+            generation.TITLE,
+            verdict.earned,
+            generation.POINTS,
+            "passed",
+            message,
+            details=verdict.details,
+        )
+        text = render_text(GradeResult("alice.py", "0" * 64, "module", "cpu", [task]))
+    assert verdict.passed and options.profile == "transplant" and plan["state"] == "not_drawn"
+    assert "自动：没有可用的 CUDA 设备，因此将参考权重加载到学员的模型中" in text
+    assert "更大样本未抽取：50 个中识别出 50 个，离 48 个的及格线较远" in text
+    assert ENGLISH_WORDS.findall(text) == [], text
 
 
 # -- every corpus case, graded in Chinese (minutes: slow) -----------------------------------------

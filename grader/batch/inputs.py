@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from grader.batch import archive, gitsource, gradescope_export
 from grader.core.errors import UnusableInput
+from grader.core.i18n import _
 
 SUFFIXES = (".ipynb", ".py")
 SKIP_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git", "node_modules"}
@@ -85,7 +86,7 @@ def _from_tree(
             origin = FROM_ARCHIVE if in_archive else (FROM_FOLDER if folder else FROM_FILE)
         source = f"{label}/{relative.as_posix()}" if label else relative.as_posix()
         if path.is_symlink():
-            problem = "is a symbolic link; links inside inputs are not followed"
+            problem = _("is a symbolic link; links inside inputs are not followed")
             items.append(Item(student, source, None, problem, origin))
         else:
             items.append(Item(student, source, path, id_from=origin))
@@ -111,8 +112,9 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
     try:
         extraction = archive.extract_submissions(path, dest, max_bytes)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
-        return [Item(path.stem, str(path), None, f"{path}: not a readable zip archive: {error}")]
-    files = [target for _, target in extraction.files]
+        problem = _("{path}: not a readable zip archive: {error}").format(path=path, error=error)
+        return [Item(path.stem, str(path), None, problem)]
+    files = [target for _member, target in extraction.files]
     root = _archive_root(dest, files)
     known = gradescope_export.student_ids(_zip_member(path, root.relative_to(dest) / gradescope_export.METADATA_NAME))
     items = _from_tree(root, "", files, known, in_archive=True) if files else []
@@ -123,10 +125,10 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
         # a hostile path is named by its file; a well-formed one (refused for size) by its folder
         hostile = not parts or ".." in parts or parts[0] == "/"
         student = parts[0] if len(parts) > 1 and not hostile else PurePosixPath(member).stem or "member"
-        problem = f"{path}: member {member!r} {reason}"
+        problem = _("{path}: member {member} {reason}").format(path=path, member=repr(member), reason=reason)
         items.append(Item(_lms_name(student), f"{path}!{member}", None, problem, FROM_ARCHIVE))
     if not items:
-        items.append(Item(path.stem, str(path), None, f"{path}: no .ipynb or .py file inside"))
+        items.append(Item(path.stem, str(path), None, _("{path}: no .ipynb or .py file inside").format(path=path)))
     return items
 
 
@@ -162,14 +164,18 @@ def _from_git(source: str, workdir: Path, ref: str | None, pattern: str) -> list
     try:
         commit = gitsource.clone(source, dest, ref)
     except gitsource.GitError as error:
-        return [Item(name, label, None, f"{label}: cannot clone: {error}", FROM_REPOSITORY)]
+        problem = _("{source}: cannot clone: {error}").format(source=label, error=error)
+        return [Item(name, label, None, problem, FROM_REPOSITORY)]
     matches = [
         f
         for f in _walk(dest)
         if fnmatch.fnmatch(f.relative_to(dest).as_posix(), pattern) or fnmatch.fnmatch(f.name, pattern)
     ]
     if not matches:
-        return [Item(name, label, None, f"{label}: no file matching {pattern!r} in the repository", FROM_REPOSITORY)]
+        problem = _("{source}: no file matching {pattern} in the repository").format(
+            source=label, pattern=repr(pattern)
+        )
+        return [Item(name, label, None, problem, FROM_REPOSITORY)]
     return [
         Item(name, f"{label} ({commit[:12]}):{f.relative_to(dest).as_posix()}", f, id_from=FROM_REPOSITORY)
         for f in matches
@@ -197,7 +203,7 @@ def collect(
         elif path.is_file():
             items.append(Item(path.stem, text, path))
         else:
-            raise UnusableInput(f"{text}: no such file, folder, archive or git repository")
+            raise UnusableInput(_("{input}: no such file, folder, archive or git repository").format(input=text))
     return assign_ids(items)
 
 

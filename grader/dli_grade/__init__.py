@@ -32,24 +32,28 @@ def task_ids(generation: bool = True) -> list[str]:
     return list(runner.task_ids()["all" if generation else "unit"])
 
 
-def check(*task_ids: str, total_timeout: float = 1800.0) -> CheckResult:
-    """Grade the cells run so far on these tasks, e.g. `check("q")` or `check("q", "reverse_q")`."""
+def check(*task_ids: str, total_timeout: float = 1800.0, lang: str | None = None) -> CheckResult:
+    """Grade the cells run so far on these tasks, e.g. `check("q")` or `check("q", "reverse_q")`.
+
+    `lang` ("en" or "zh-CN") is the language of the messages, hints and reports; by default the kernel's
+    locale chooses, as it does for the `dli-grade` command (LANGUAGE, LC_ALL, LC_MESSAGES, LANG)."""
     from dli_grade import runner
 
     if not task_ids:
         raise UnknownTaskError(f"name a task to check; choose from {', '.join(runner.task_ids()['all'])}")
     ids = runner.checked_ids(task_ids)
-    return _grade(ids, total_timeout)
+    return _grade(ids, total_timeout, lang)
 
 
-def check_all(generation: bool = False, total_timeout: float = 1800.0) -> CheckResult:
-    """Grade the cells run so far on every unit task, and on generation when asked (minutes on a CPU)."""
+def check_all(generation: bool = False, total_timeout: float = 1800.0, lang: str | None = None) -> CheckResult:
+    """Grade the cells run so far on every unit task, and on generation when asked (minutes on a CPU);
+    `lang` as for `check`."""
     from dli_grade import runner
 
-    return _grade(list(runner.task_ids()["all" if generation else "unit"]), total_timeout)
+    return _grade(list(runner.task_ids()["all" if generation else "unit"]), total_timeout, lang)
 
 
-def _grade(ids: list[str], total_timeout: float) -> CheckResult:
+def _grade(ids: list[str], total_timeout: float, lang: str | None) -> CheckResult:
     from dli_grade import history, runner
 
     shell = _kernel()
@@ -58,7 +62,7 @@ def _grade(ids: list[str], total_timeout: float) -> CheckResult:
         raise NoCellsRunError(
             "no cells run yet in this kernel: run the cells that define your answers, then check again"
         )
-    reports = runner.grade_cells(sources, ids, total_timeout)
+    reports = runner.grade_cells(sources, ids, total_timeout, lang)
     return CheckResult(reports.document, reports.text, reports.html)
 
 

@@ -6,6 +6,7 @@ process, so the kernel holds nothing of the grader (no task list module, no answ
     task-ids          print {"unit": [...], "all": [...]} from the task registry (tasks/__init__.py)
     text REPORT.json  print the CLI's text report of a `--format json` result document
     text -            the same, for the path on the first line of stdin (read after the imports)
+    ... --lang LANG   after either text form: the report's language (default: the locale, as the CLI's)
 """
 
 from __future__ import annotations
@@ -59,15 +60,18 @@ def main(argv: list[str]) -> int:
     if argv == ["task-ids"]:
         print(json.dumps(task_ids()))
         return 0
-    if len(argv) == 2 and argv[0] == "text":
+    if argv[:1] == ["text"] and (len(argv) == 2 or (len(argv) == 4 and argv[2] == "--lang")):
         import grader.report.text  # noqa: F401  (the slow imports, before waiting for a path on stdin)
+        from grader.core.i18n import resolve, set_language
 
+        # the report's words in the grade's language: --lang as given to the CLI, else the same locale it read
+        set_language(resolve(argv[3] if len(argv) == 4 else None))
         path = sys.stdin.readline().strip() if argv[1] == "-" else argv[1]
         with open(path, encoding="utf-8") as report:
             print(text_report(json.load(report)))
         return 0
     print(
-        "usage: python -m dli_grade.grader_side task-ids | text REPORT.json | text - (the path on stdin)",
+        "usage: python -m dli_grade.grader_side task-ids | text REPORT.json | text - (the path on stdin) [--lang LANG]",
         file=sys.stderr,
     )
     return 2

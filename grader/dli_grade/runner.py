@@ -77,8 +77,10 @@ def checked_ids(requested) -> list[str]:
     return list(requested)
 
 
-def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.0) -> Reports:
-    """Grade the cells (cell N is sources[N - 1]) on the tasks `ids` with the CLI."""
+def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.0, lang: str | None = None) -> Reports:
+    """Grade the cells (cell N is sources[N - 1]) on the tasks `ids` with the CLI, in `lang` (None: the CLI and
+    the renderer choose from the locale variables they inherit from the kernel, as a command-line grade does)."""
+    language = ["--lang", lang] if lang else []
     with tempfile.TemporaryDirectory(prefix="dli-grade-check-") as folder:
         Path(folder, NOTEBOOK_NAME).write_text(notebook_json(sources), encoding="utf-8")
         command = [
@@ -97,10 +99,11 @@ def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.
             str(total_timeout),
             "--artifacts-dir",
             "artifacts",
+            *language,
         ]
         # The text renderer imports torch (over a second on a 2-core CPU): started now, it does
         # that while the grade runs, then waits on stdin for the result to render.
-        renderer = _start([*HELPER_COMMAND, "text", "-"], folder)
+        renderer = _start([*HELPER_COMMAND, "text", "-", *language], folder)
         try:
             done = _run(command, folder, total_timeout + SLACK_S)
             document = _read_json(Path(folder, "result.json"))

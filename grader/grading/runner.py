@@ -32,9 +32,9 @@ def choose_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise UnusableInput("--device cuda: no CUDA device is available here")
+        raise UnusableInput(_("--device cuda: no CUDA device is available here"))
     if requested not in ("cpu", "cuda"):
-        raise UnusableInput(f"--device must be auto, cpu or cuda, not {requested!r}")
+        raise UnusableInput(_("--device must be auto, cpu or cuda, not {device}").format(device=repr(requested)))
     return requested
 
 
@@ -60,9 +60,13 @@ def gpu_memory_fraction(asked: float | None = None) -> float:
         try:
             asked = float(text)
         except ValueError:
-            raise UnusableInput(f"{GPU_FRACTION_ENV}={text[:50]!r} is not a number") from None
+            raise UnusableInput(
+                _("{setting} is not a number").format(setting=f"{GPU_FRACTION_ENV}={text[:50]!r}")
+            ) from None
     if not 0 < asked <= 1:
-        raise UnusableInput(f"{source} must be above 0 and at most 1, not {asked:g}")
+        raise UnusableInput(
+            _("{setting} must be above 0 and at most 1, not {value}").format(setting=source, value=f"{asked:g}")
+        )
     return asked
 
 

@@ -146,7 +146,7 @@ class Grading:
         return None
 
     def _start_child_and_run_cells(self) -> str | None:
-        self.progress("starting the student's code")
+        self.progress(_("starting the student's code"))
         problem = self._start()
         if problem:
             return problem
@@ -241,7 +241,7 @@ class Grading:
             problem = self.start_child()
             if problem:
                 return task_result(task, "error" if self.start_failed else "failed", 0.0, problem)
-        self.progress(f"checking {task_id}")
+        self.progress(_("checking {task}").format(task=task_id))
         self.sandbox.limit_received(TASK_BYTES)  # what one task may make the grader hold, whatever it asks
         options = self.options.get(task_id) or task.options(self.device, Path(self.submission.path).stem)
         context = Context(self, task_id, options)
@@ -315,9 +315,9 @@ class Grading:
         if isinstance(cell, str) and cell.startswith("<cell ") and cell[6:-1].isdigit():
             where = Location(int(cell[6:-1]), line if type(line) is int else None)
         if raised.exited:
-            text = _("while checking {task}, the student's {what}").format(
-                task=task_id, what=raised.describe().removeprefix("the ")
-            )
+            # the child says "the code called sys.exit(CODE)" in English: only the call itself is quoted
+            call = raised.describe().removeprefix("the code called ")
+            text = _("while checking {task}, the student's code called {call}").format(task=task_id, call=call)
         else:
             text = _("the student's code raised {error}").format(error=raised.describe())
         return text, [], where or (self.locate(first_name) if first_name else None)

@@ -52,23 +52,21 @@ def annotations(document: dict) -> list[str]:
     file = one_line(document.get("submission", ""), 300) or None
     error = error_of(document)
     if error:
-        return [annotation("error", error["message"], file, f"dli-grade: submission {error['status']}")]
+        title = _("dli-grade: submission {status}").format(status=error["status"])  # the status word stays as is
+        return [annotation("error", error["message"], file, title)]
     lines = []
     for task in task_views(document):
         if task.status not in ("failed", "error"):
             continue
         where = f" ({task.where})" if task.where else ""
-        message = task.message + "".join(f" Hint: {hint}" for hint in task.hints[:2])
+        message = task.message + "".join(" " + _("Hint: {hint}").format(hint=hint) for hint in task.hints[:2])
         title = f"{task.id}{where}: {points(task.score)}/{points(task.max_score)}"
         lines.append(annotation("error", message, file, title))
-    verdict = "passed" if document.get("passed") is True else "not passed"
-    lines.append(
-        annotation(
-            "notice",
-            f"score {points(document.get('score'))}/{points(document.get('max_score'))}: {verdict}",
-            title="dli-grade",
-        )
+    verdict = _("passed") if document.get("passed") is True else _("not passed")
+    score = _("score {score}/{max_score}: {verdict}").format(
+        score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict
     )
+    lines.append(annotation("notice", score, title="dli-grade"))
     return lines
 
 
@@ -81,7 +79,8 @@ def summary_markdown(document: dict) -> str:
     submission = _md(one_line(document.get("submission", ""), 300))
     error = error_of(document)
     if error:
-        return f"## dli-grade: {submission}\n\n**Could not grade ({_md(error['status'])}):** {_md(error['message'])}\n"
+        could_not = _md(_("Could not grade ({status}):").format(status=error["status"]))
+        return f"## dli-grade: {submission}\n\n**{could_not}** {_md(error['message'])}\n"
     verdict = _("PASSED") if document.get("passed") is True else _("NOT PASSED")
     score = _("Score {score}/{max_score}: {verdict}").format(
         score=points(document.get("score")), max_score=points(document.get("max_score")), verdict=verdict

@@ -65,7 +65,8 @@ def build(document: dict, flavour: str = "jenkins") -> ET.Element:
         case = testcase(task.id)
         case.set("time", f"{float((document.get('timings') or {}).get(task.id, 0.0) or 0.0):.2f}")
         body = "\n".join(
-            [task.message + (f" [{task.where}]" if task.where else "")] + [f"hint: {hint}" for hint in task.hints]
+            [task.message + (f" [{task.where}]" if task.where else "")]
+            + [_("hint: {hint}").format(hint=hint) for hint in task.hints]
         )
         if task.status in ("failed", "error"):
             tag = "failure" if task.status == "failed" else "error"
@@ -73,7 +74,9 @@ def build(document: dict, flavour: str = "jenkins") -> ET.Element:
             element.text = xml_text(body)
             counts["failures" if tag == "failure" else "errors"] += 1
         # Points, title and location: the schema allows no properties in a testcase.
-        summary = f"{points(task.score)}/{points(task.max_score)} points: {task.title}"
+        summary = _("{score}/{max_score} points: {title}").format(
+            score=points(task.score), max_score=points(task.max_score), title=_(task.title)
+        )
         summary += f" [{task.where}]" if task.where else ""
         if task.status == "passed" and task.message and task.message not in ("correct", _("correct")):
             summary += "\n" + body  # a passing task's note

@@ -7,9 +7,26 @@ import time
 
 from tqdm import tqdm
 
+from grader.core.i18n import N_, _
 from grader.core.sanitize import inert
 
 PREFIX = "dli-grade: "
+
+# The phases the grader's tasks and its child report, in the grader's own words; shown in the reader's
+# language. A phase the child made up is shown as sent (inert), never looked up in the catalog.
+PHASES = frozenset(
+    {
+        N_("official sample"),
+        N_("larger sample"),
+        N_("trusted sample"),
+        N_("training"),
+        N_("course flow: cells run"),
+    }
+)
+
+
+def phase_text(phase: str) -> str:
+    return _(phase) if phase in PHASES else phase
 
 
 class ProgressReporter:
@@ -38,7 +55,7 @@ class ProgressReporter:
             self._write(f"{PREFIX}{inert(event)}\n")
             return
         task, phase, done, total = event
-        task, phase = inert(task, 60), inert(phase, 60)
+        task, phase = inert(task, 60), phase_text(inert(phase, 60))
         if (task, phase) != self.phase:
             self.finish()
             self._start(task, phase, done, total)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.core.i18n import N_, _
 from grader.core.memory import child_preexec
 from grader.core.sanitize import inert
 from grader.sandbox.executor import commands
@@ -35,13 +36,14 @@ EXECUTOR = Path(__file__).with_name("executor")
 PR_SET_DUMPABLE = 4
 FILE_LIMIT_MB = 512
 PROCESS_LIMIT = 256
+# How the child died, by signal: whole sentences, translated where the reason is written (the grade's language).
 SIGNAL_MEANINGS = {
-    signal.SIGKILL: "was killed (out of memory, or a limit was hit)",
-    signal.SIGXFSZ: "wrote more than the output limit (512 MiB in one file)",
-    signal.SIGSEGV: "crashed with a segmentation fault",
-    signal.SIGABRT: "aborted",
-    signal.SIGXCPU: "used more than its CPU time limit",
-    signal.SIGSYS: "made a forbidden system call",
+    signal.SIGKILL: N_("the student's code was killed (out of memory, or a limit was hit)"),
+    signal.SIGXFSZ: N_("the student's code wrote more than the output limit (512 MiB in one file)"),
+    signal.SIGSEGV: N_("the student's code crashed with a segmentation fault"),
+    signal.SIGABRT: N_("the student's code aborted"),
+    signal.SIGXCPU: N_("the student's code used more than its CPU time limit"),
+    signal.SIGSYS: N_("the student's code made a forbidden system call"),
 }
 
 
@@ -194,13 +196,14 @@ class Sandbox:
             status = self._read_frame(deadline)
         except ProtocolError as error:
             self._kill()
-            return Outcome("broken", reason=f"the sandbox did not start: {error}")
+            return Outcome("broken", reason=_("the sandbox did not start: {error}").format(error=error))
         if status is None:
             return self._lost(deadline)
         self.layers = status[0].get("sandbox", {}) if isinstance(status[0].get("sandbox"), dict) else {}
         if "refused" in status[0]:
             self._kill()
-            return Outcome("died", reason=f"the sandbox refused to run student code: {status[0]['refused']}"[:500])
+            refused = _("the sandbox refused to run student code: {why}").format(why=status[0]["refused"])
+            return Outcome("died", reason=refused[:500])
         outcome = self.request(
             commands.SETUP,
             max(1.0, deadline - time.monotonic()),
@@ -241,7 +244,7 @@ class Sandbox:
         # first (that ends its PID namespace and every process in it), then the launcher. Without
         # a PID namespace the launcher is the subreaper of all the child started: kill its whole
         # tree while it lives, so that nothing is reparented to init.
-        for _ in range(100):
+        for _attempt in range(100):
             descendants = _descendants(self.process.pid)
             if not descendants:
                 break
@@ -292,7 +295,7 @@ class Sandbox:
                 return self._reply(header, blobs)
         except ProtocolError as error:
             self._kill()
-            return Outcome("broken", reason=f"the child broke the protocol: {error}")
+            return Outcome("broken", reason=_("the child broke the protocol: {error}").format(error=error))
 
     def limit_received(self, limit: int | None) -> None:
         """From now on, the child may send at most `limit` bytes of frames (None: no limit); the
@@ -336,7 +339,7 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.alive:
                 raise OSError("the child did not read its command")
-            _, writable, _ = select.select([], [self._commands], [], min(remaining, 1.0))
+            _readable, writable, _errors = select.select([], [self._commands], [], min(remaining, 1.0))
             if writable:
                 view = view[os.write(self._commands, view[: 1 << 16]) :]
 
@@ -349,7 +352,7 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            ready, _, _ = select.select([self._replies], [], [], min(remaining, 1.0))
+            ready, _writable, _errors = select.select([self._replies], [], [], min(remaining, 1.0))
             if not ready:
                 if not self.alive:
                     return None
@@ -368,22 +371,23 @@ class Sandbox:
     def _lost(self, deadline: float) -> Outcome:
         if self.alive and time.monotonic() >= deadline:
             self._kill()
-            return Outcome("timeout", reason="did not finish in time")
+            return Outcome("timeout", reason=_("did not finish in time"))
         self._kill()
         return Outcome("died", reason=self._death_message())
 
     def _death_message(self) -> str:
         if self.process is None:
-            return "the child process was not running"
+            return _("the child process was not running")
         code = self.process.poll()
         if code is None:
-            return "the child process stopped answering"
+            return _("the child process stopped answering")
         if code < 0:
-            meaning = SIGNAL_MEANINGS.get(-code, f"was stopped by signal {-code}")
-            return f"the student's code {meaning}"
+            if -code in SIGNAL_MEANINGS:
+                return _(SIGNAL_MEANINGS[-code])
+            return _("the student's code was stopped by signal {signal}").format(signal=-code)
         if code == 70:
-            return "the sandbox could not be set up"
-        return f"the student's code ended the process (exit code {code})"
+            return _("the sandbox could not be set up")
+        return _("the student's code ended the process (exit code {code})").format(code=code)
 
 
 def _children(pid: int) -> list[int]:

@@ -16,6 +16,7 @@ import nbformat
 from nbformat import validator as nb_validator
 
 from grader.core.errors import UnusableInput
+from grader.core.i18n import _
 from grader.submission.ipython_syntax import neutralise
 
 # Notebooks with embedded images can be tens of MB; anything far beyond that is not a submission.
@@ -50,8 +51,10 @@ def load_submission(path: str | Path) -> Submission:
     data = _read_bytes(path, name)
     suffix = path.suffix.lower()
     if suffix not in (".ipynb", ".py"):
-        got = suffix or "no suffix"
-        raise UnusableInput(f"{name}: expected a .ipynb notebook or a .py module, got {got}")
+        got = suffix or _("no suffix")
+        raise UnusableInput(
+            _("{name}: expected a .ipynb notebook or a .py module, got {got}").format(name=name, got=got)
+        )
     text = _decode(data, name)
     if suffix == ".ipynb":
         cells, kind = _notebook_cells(text, name), "notebook"
@@ -64,29 +67,37 @@ def _read_bytes(path: Path, name: str) -> bytes:
     """Read the file, turning every filesystem problem into UnusableInput."""
     try:
         if not path.exists():
-            raise UnusableInput(f"{name}: no such file")
+            raise UnusableInput(_("{name}: no such file").format(name=name))
         if path.is_dir():
-            raise UnusableInput(f"{name}: is a directory, not a file")
+            raise UnusableInput(_("{name}: is a directory, not a file").format(name=name))
         if not path.is_file():
-            raise UnusableInput(f"{name}: not a regular file")
+            raise UnusableInput(_("{name}: not a regular file").format(name=name))
         if path.stat().st_size > MAX_BYTES:
-            raise UnusableInput(f"{name}: file too large ({path.stat().st_size} bytes; limit {MAX_BYTES})")
+            raise UnusableInput(
+                _("{name}: file too large ({size} bytes; limit {limit})").format(
+                    name=name, size=path.stat().st_size, limit=MAX_BYTES
+                )
+            )
         data = path.read_bytes()
     except OSError as exc:
-        raise UnusableInput(f"{name}: cannot be read ({exc.strerror or exc})") from None
+        raise UnusableInput(
+            _("{name}: cannot be read ({error})").format(name=name, error=exc.strerror or exc)
+        ) from None
     if not data.strip():
-        raise UnusableInput(f"{name}: empty file")
+        raise UnusableInput(_("{name}: empty file").format(name=name))
     return data
 
 
 def _decode(data: bytes, name: str) -> str:
     """Decode UTF-8 text (a BOM is tolerated); binary content is unusable."""
     if b"\x00" in data:
-        raise UnusableInput(f"{name}: binary file, not text")
+        raise UnusableInput(_("{name}: binary file, not text").format(name=name))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UnusableInput(f"{name}: not UTF-8 text (undecodable byte at offset {exc.start})") from None
+        raise UnusableInput(
+            _("{name}: not UTF-8 text (undecodable byte at offset {offset})").format(name=name, offset=exc.start)
+        ) from None
 
 
 def _notebook_cells(text: str, name: str) -> list[Cell]:
@@ -94,10 +105,13 @@ def _notebook_cells(text: str, name: str) -> list[Cell]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise UnusableInput(f"{name}: not valid JSON ({where}: {exc.msg})") from None
+        where = _("line {line}, column {column}").format(line=exc.lineno, column=exc.colno)
+        raise UnusableInput(
+            _("{name}: not valid JSON ({where}: {error})").format(name=name, where=where, error=exc.msg)
+        ) from None
     except (ValueError, RecursionError) as exc:
-        raise UnusableInput(f"{name}: not valid JSON ({_one_line(exc) or 'nested too deeply'})") from None
+        why = _one_line(exc) or _("nested too deeply")
+        raise UnusableInput(_("{name}: not valid JSON ({why})").format(name=name, why=why)) from None
     _check_notebook_shape(raw, name)
     _validate(raw, name)
     cells = []
@@ -108,61 +122,79 @@ def _notebook_cells(text: str, name: str) -> list[Cell]:
         source = "".join(source) if isinstance(source, list) else source
         cells.append(Cell(number=number, source=source, code=neutralise(source)))
     if not cells:
-        raise UnusableInput(f"{name}: the notebook has no code cells")
+        raise UnusableInput(_("{name}: the notebook has no code cells").format(name=name))
     if not any(cell.source.strip() for cell in cells):
-        raise UnusableInput(f"{name}: every code cell of the notebook is empty")
+        raise UnusableInput(_("{name}: every code cell of the notebook is empty").format(name=name))
     return cells
 
 
 def _check_notebook_shape(raw: Any, name: str) -> None:
     """Reject JSON that is not an nbformat 4 notebook before the schema sees it."""
     if not isinstance(raw, dict):
-        raise UnusableInput(f"{name}: not a Jupyter notebook (the JSON is {_json_kind(raw)}, not an object)")
+        raise UnusableInput(
+            _("{name}: not a Jupyter notebook (the JSON is {kind}, not an object)").format(
+                name=name, kind=_json_kind(raw)
+            )
+        )
     version = raw.get("nbformat")
     if version is None:
-        raise UnusableInput(f"{name}: not a Jupyter notebook (no 'nbformat' version field)")
+        raise UnusableInput(_("{name}: not a Jupyter notebook (no 'nbformat' version field)").format(name=name))
     if not isinstance(version, int) or isinstance(version, bool):
-        raise UnusableInput(f"{name}: not a Jupyter notebook ('nbformat' is {version!r}, not a number)")
+        raise UnusableInput(
+            _("{name}: not a Jupyter notebook ('nbformat' is {version}, not a number)").format(
+                name=name, version=repr(version)
+            )
+        )
     if version != 4:
         raise UnusableInput(
-            f"{name}: nbformat {version} notebook; only nbformat 4 is supported (open and re-save it in Jupyter)"
+            _(
+                "{name}: nbformat {version} notebook; only nbformat 4 is supported (open and re-save it in Jupyter)"
+            ).format(name=name, version=version)
         )
     if not isinstance(raw.get("cells"), list):
-        raise UnusableInput(f"{name}: not a Jupyter notebook (no 'cells' list)")
+        raise UnusableInput(_("{name}: not a Jupyter notebook (no 'cells' list)").format(name=name))
 
 
 def _validate(raw: dict[str, Any], name: str) -> None:
     """Validate against the nbformat schema of the notebook's own minor version."""
     minor = raw.get("nbformat_minor")
     if not isinstance(minor, int) or isinstance(minor, bool):
-        raise UnusableInput(f"{name}: not a Jupyter notebook ('nbformat_minor' is {minor!r}, not a number)")
+        raise UnusableInput(
+            _("{name}: not a Jupyter notebook ('nbformat_minor' is {minor}, not a number)").format(
+                name=name, minor=repr(minor)
+            )
+        )
     nb = copy.deepcopy(raw)
     try:
         with warnings.catch_warnings():
             # Missing 4.5 cell ids are repaired by Jupyter on open; don't reject for them.
             warnings.simplefilter("ignore")
-            _, nb = nb_validator.normalize(nb, 4, minor)
+            _changes, nb = nb_validator.normalize(nb, 4, minor)
             nbformat.validate(nb, version=4, version_minor=minor)
     except nbformat.ValidationError as exc:
         where = _schema_location(list(getattr(exc, "absolute_path", [])))
-        raise UnusableInput(f"{name}: fails nbformat validation{where}: {_one_line(exc.message)}") from None
+        raise UnusableInput(
+            _("{name}: fails nbformat validation{where}: {error}").format(
+                name=name, where=where, error=_one_line(exc.message)
+            )
+        ) from None
     except Exception as exc:  # the validator itself chokes on some malformed shapes
         problem = f"{type(exc).__name__}: {_one_line(exc)}"
-        raise UnusableInput(f"{name}: fails nbformat validation: {problem}") from None
+        raise UnusableInput(_("{name}: fails nbformat validation: {error}").format(name=name, error=problem)) from None
 
 
 def _schema_location(parts: list[str | int]) -> str:
     """Describe a JSON-schema path in the notebook's terms, e.g. ' at cell 4 (source)'."""
     if len(parts) >= 2 and parts[0] == "cells" and isinstance(parts[1], int):
         rest = ".".join(str(p) for p in parts[2:])
-        return f" at cell {parts[1] + 1}" + (f" ({rest})" if rest else "")
-    return f" at {'.'.join(str(p) for p in parts)}" if parts else ""
+        return _(" at cell {cell}").format(cell=parts[1] + 1) + (f" ({rest})" if rest else "")
+    return _(" at {path}").format(path=".".join(str(p) for p in parts)) if parts else ""
 
 
 def _module_cells(text: str, name: str) -> list[Cell]:
     """Split a .py module at cell markers (or keep it whole) into code cells."""
     if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
-        raise UnusableInput(f"{name}: no Python code (only comments or blank lines)")
+        raise UnusableInput(_("{name}: no Python code (only comments or blank lines)").format(name=name))
     lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if _CELL_MARKER.match(line)]
     if not starts:
@@ -185,7 +217,7 @@ def _module_cells(text: str, name: str) -> list[Cell]:
 
 def _json_kind(value: object) -> str:
     """Name a JSON value's type the way JSON does."""
-    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    kinds = {list: _("an array"), str: _("a string"), bool: _("a boolean"), int: _("a number"), float: _("a number")}
     return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 

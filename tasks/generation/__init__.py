@@ -150,24 +150,32 @@ def _sample(context, target: str, options: GenerationOptions, info: dict, sample
         raise StageFailure("sampling", str(problem)) from None
     extra = options.per_digit - OFFICIAL_PER_DIGIT
     info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.larger_sample)
-    if info["larger_sample"].startswith("drawn"):
+    if info["larger_sample"]["state"] == DRAWN:
         samples["extra"] = stages.draw(context, target, extra, w, "larger sample", bf16)
     return traces
 
 
-def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> str:
-    """Whether to draw `extra` more digits of each kind, and why. The verdict is the official
-    draw of 50, as the course's; more digits only narrow the interval reported beside it, which
-    matters where the official count sits near the bar ("near_bar"), or always ("always")."""
+# The larger sample's state in the result's details (a machine field, never translated); the plan's
+# sentence beside it ("why") is in the grade's language, so no code reads the sentence.
+DRAWN, NOT_DRAWN = "drawn", "not_drawn"
+
+
+def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> dict:
+    """Whether to draw `extra` more digits of each kind, and why: {"state": DRAWN or NOT_DRAWN,
+    "why": a sentence}. The verdict is the official draw of 50, as the course's; more digits only
+    narrow the interval reported beside it, which matters where the official count sits near the
+    bar ("near_bar"), or always ("always")."""
     if extra <= 0:
-        return "not drawn: no larger sample was asked for"
+        return {"state": NOT_DRAWN, "why": _("not drawn: no larger sample was asked for")}
     correct = int((classify(official)[0] == torch.arange(10).repeat_interleave(OFFICIAL_PER_DIGIT)).sum())
     low, high = NEAR_BAR
     if when == "always":
-        return f"drawn: {extra} more of each digit"
+        return {"state": DRAWN, "why": _("drawn: {extra} more of each digit").format(extra=extra)}
     if low <= correct <= high:
-        return f"drawn: {correct} of 50 is near the bar of 48, so {extra} more of each digit were drawn"
-    return f"not drawn: {correct} of 50 is not near the bar of 48 (more digits are drawn from {low} to {high})"
+        why = _("drawn: {correct} of 50 is near the bar of 48, so {extra} more of each digit were drawn")
+        return {"state": DRAWN, "why": why.format(correct=correct, extra=extra)}
+    why = _("not drawn: {correct} of 50 is not near the bar of 48 (more digits are drawn from {low} to {high})")
+    return {"state": NOT_DRAWN, "why": why.format(correct=correct, low=low, high=high)}
 
 
 def _effective_w(context, w) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.core.i18n import N_, _
 from tasks.declaration import TaskOptions
 from tasks.generation.official import COURSE_CHS, OFFICIAL_PER_DIGIT
 
@@ -39,10 +40,11 @@ class GenerationOptions(TaskOptions):
     stem: str = "submission"  # the submission's file name without its suffix, for the artifacts' names
 
 
+# Why each profile is what it is; translated where the reason is written (in the grade's language).
 PROFILE_REASONS = {
-    "train": "the student's model trained from a seeded start through their training cell",
-    "transplant": "the reference weights loaded into the student's model",
-    "course": "the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it",
+    "train": N_("the student's model trained from a seeded start through their training cell"),
+    "transplant": N_("the reference weights loaded into the student's model"),
+    "course": N_("the notebook run top to bottom in a Jupyter kernel, as the DLI platform runs it"),
 }
 
 
@@ -66,15 +68,24 @@ def choose_options(
     gpu = device == "cuda"
     if profile == "auto":
         profile = "train" if gpu else "transplant"
-        why = f"auto: {'a CUDA device is' if gpu else 'no CUDA device is'} available, so {PROFILE_REASONS[profile]}"
+        template = (
+            _("auto: a CUDA device is available, so {reason}")
+            if gpu
+            else _("auto: no CUDA device is available, so {reason}")
+        )
+        why = template.format(reason=_(PROFILE_REASONS[profile]))
     elif profile in PROFILE_REASONS:
-        why = f"asked for: {PROFILE_REASONS[profile]}"
+        why = _("asked for: {reason}").format(reason=_(PROFILE_REASONS[profile]))
     else:
-        raise ValueError(f"--profile must be auto, train, transplant or course, not {profile!r}")
+        raise ValueError(
+            _("--profile must be auto, train, transplant or course, not {profile}").format(profile=repr(profile))
+        )
     if profile == "course" and not gpu and not force:
         raise ValueError(
-            "--profile course runs the notebook as written, its training included, which takes "
-            "hours on a CPU: grade on a GPU, or pass --force to run it here anyway"
+            _(
+                "--profile course runs the notebook as written, its training included, which takes "
+                "hours on a CPU: grade on a GPU, or pass --force to run it here anyway"
+            )
         )
     mounts: dict[str, Path] = {}
     if course_helpers is not None:
@@ -105,12 +116,14 @@ def _course_helpers(folder: str | Path, profile: str) -> Path:
     """The operator's copy of the course's helpers: a folder with the course's run_assessment.py."""
     if profile != "course":
         raise ValueError(
-            "--course-helpers runs the course's own run_assessment in the course flow: it needs --profile course"
+            _("--course-helpers runs the course's own run_assessment in the course flow: it needs --profile course")
         )
     folder = Path(folder).expanduser().resolve()
     if not (folder / "run_assessment.py").is_file():
         raise ValueError(
-            f"--course-helpers {folder}: no run_assessment.py in that folder (copy the course's "
-            "run_assessment.py, and what it loads, from the DLI environment)"
+            _(
+                "--course-helpers {folder}: no run_assessment.py in that folder (copy the course's "
+                "run_assessment.py, and what it loads, from the DLI environment)"
+            ).format(folder=folder)
         )
     return folder

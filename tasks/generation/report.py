@@ -65,8 +65,9 @@ def text_details(details: dict) -> list[str]:
                 output=one_line(flow["assessment_output"])[-200:] or _("(nothing)"),
             )
         )
-    if str(details.get("larger_sample", "")).startswith("not drawn"):
-        lines.append(_("larger sample {why}").format(why=details["larger_sample"]))
+    plan = details.get("larger_sample")
+    if isinstance(plan, dict) and plan.get("state") == "not_drawn":
+        lines.append(_("larger sample {why}").format(why=plan.get("why", "")))
     weak = {d: a for d, a in details["per_digit_accuracy"].items() if a < 1.0}
     if weak:
         lines.append(

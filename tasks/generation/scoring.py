@@ -172,7 +172,7 @@ def judge(
         },
         confusions=_confusions(larger, per_digit),
         reference_sampler_accuracy=grader_accuracy,
-        larger_sample=info.get("larger_sample", "drawn"),
+        larger_sample=info.get("larger_sample"),  # {"state", "why"}: generation._larger_sample_plan
         timings=info.get("timings", {}),
     )
     if info.get("w") is None:
