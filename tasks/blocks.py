@@ -23,7 +23,7 @@ POINTS = 7
 NEEDS = ()
 
 # kind -> (constructor arguments, input shapes of forward); small so that every trial is quick
-KINDS = {
+KINDS: dict[str, tuple[tuple[int, ...], list[tuple[int, ...]]]] = {
     "DownBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
     "EmbedBlock": ((8, 16), [(3, 8)]),
     "GELUConvBlock": ((4, 8, 4), [(2, 4, 8, 8)]),
@@ -84,7 +84,8 @@ def _trials(context, names: list[str]) -> tuple[dict, dict]:
                 }
             )
             keys.append((name, kind))
-    trials, outputs = {name: {} for name in names}, {}
+    trials: dict[str, dict[str, str]] = {name: {} for name in names}  # name -> kind -> "ran" or why not
+    outputs: dict[tuple[str, str], torch.Tensor] = {}  # (name, kind) -> the output of a trial that ran
     answers = _answers(context.ask(commands.BATCH, commands=trials_sent)[0], len(trials_sent)) if trials_sent else []
     retry = []
     for (name, kind), command, answer in zip(keys, trials_sent, answers, strict=True):

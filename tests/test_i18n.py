@@ -286,7 +286,7 @@ def test_a_failing_grade_reads_in_chinese_down_to_the_sandbox_the_progress_and_t
             "progress": stream.getvalue(),
             "text": render_text(result),
             "junit": junit.render(document),
-            "annotations": "\n".join(github.annotations(document)),
+            "annotations": "\n".join(github.annotation_lines(document)),
             "summary": github.summary_markdown(document),
         }
     assert "提示：" in outputs["junit"] and "分：反向扩散步骤" in outputs["junit"]

@@ -24,7 +24,7 @@ def executed_cells(shell) -> list[str]:
 
 def _client_names(tree: ast.Module) -> set[str]:
     """Names an import of the client binds (`import dli_grade as dg`, `from dli_grade import check`)."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(
@@ -78,6 +78,7 @@ def without_client(sources: list[str], transform=None) -> list[str]:
         lines = source.split("\n")
         for statement in tree.body:
             if _uses_client(statement, names):
+                assert statement.end_lineno is not None  # ast.parse sets it on every statement
                 for index in range(statement.lineno - 1, min(statement.end_lineno, len(lines))):
                     lines[index] = ""
         cleaned.append("\n".join(lines))
@@ -86,7 +87,7 @@ def without_client(sources: list[str], transform=None) -> list[str]:
 
 def notebook_json(sources: list[str]) -> str:
     """An nbformat 4 notebook with one code cell per source, in order."""
-    cells = [
+    cells: list[dict[str, object]] = [
         {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}
         for source in sources
     ]

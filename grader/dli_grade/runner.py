@@ -45,8 +45,11 @@ def _run(command, cwd, timeout: float) -> subprocess.CompletedProcess:
             command, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired as error:
+        # On a timeout the output captured so far is bytes, whatever `text=True` says.
+        captured = error.stderr or b""
+        stderr = captured.decode(errors="replace") if isinstance(captured, bytes) else captured
         raise GraderFailedError(
-            f"the grader did not finish in {timeout:.0f} s; its stderr ends: {_tail(error.stderr or '') or '(nothing)'}"
+            f"the grader did not finish in {timeout:.0f} s; its stderr ends: {_tail(stderr) or '(nothing)'}"
         ) from None
     except OSError as error:
         raise GraderFailedError(f"the grader could not start: {error}") from None

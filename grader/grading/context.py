@@ -79,6 +79,7 @@ class Context:
         if outcome.status == "error":
             if outcome.missing_name is not None:
                 raise MissingName(outcome.missing_name)
+            assert outcome.error is not None  # the sandbox makes every "error" outcome with its error dict
             raise StudentRaised(outcome.error)
         return outcome.value, outcome.records
 

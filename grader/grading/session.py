@@ -177,8 +177,10 @@ class Grading:
         return None
 
     # -- locations --------------------------------------------------------------------------
-    def locate(self, name: str) -> Location | None:
-        """Where the submission defines `name`."""
+    def locate(self, name: str | None) -> Location | None:
+        """Where the submission defines `name` (None for a task that names nothing)."""
+        if name is None:
+            return None  # what defining() gave for None: no cell defines it
         facts = self.analysis.defining(name)
         if facts is None:
             return None

@@ -48,7 +48,7 @@ def annotation(level: str, message: str, file: str | None = None, title: str | N
     return f"{head}::{escape_data(message)}"
 
 
-def annotations(document: dict) -> list[str]:
+def annotation_lines(document: dict) -> list[str]:
     file = one_line(document.get("submission", ""), 300) or None
     error = error_of(document)
     if error:
@@ -149,7 +149,7 @@ def render(document: dict, text_report: str = "") -> str:
     """What goes to stdout: the text report with commands stopped, then the annotations."""
     token = secrets.token_hex(16)
     lines = [f"::stop-commands::{token}", neutralise_commands(text_report), f"::{token}::"] if text_report else []
-    return safe_text("\n".join(lines + annotations(document)))
+    return safe_text("\n".join(lines + annotation_lines(document)))
 
 
 def write_environment_files(document: dict, environ=None) -> None:

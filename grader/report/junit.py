@@ -84,8 +84,8 @@ def build(document: dict, flavour: str = "jenkins") -> ET.Element:
     for key, value in counts.items():
         suite.set(key, str(value))
     suite.set("time", f"{float(document.get('duration_s') or 0.0):.2f}")
-    for key in counts:
-        root.set(key, suite.get(key))
+    for key, value in counts.items():
+        root.set(key, str(value))  # the same text as the suite's
     return root
 
 

@@ -42,7 +42,7 @@ class ProgressReporter:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.phase = None
+        self.phase: tuple[str, str] | None = None  # (task, phase) of the phase being shown
         self.bar: tqdm | None = None
         self.last_quarter = -1
         self.phase_started, self.done_at_start = 0.0, 0
@@ -93,6 +93,7 @@ class ProgressReporter:
         if quarter == self.last_quarter:
             return
         self.last_quarter = quarter
+        assert self.phase is not None  # only called from __call__, after _start set the phase
         task, phase = self.phase
         # `initial`: the rate counts only progress seen since the phase was first reported.
         line = tqdm.format_meter(

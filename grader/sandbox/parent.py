@@ -37,7 +37,7 @@ PR_SET_DUMPABLE = 4
 FILE_LIMIT_MB = 512
 PROCESS_LIMIT = 256
 # How the child died, by signal: whole sentences, translated where the reason is written (the grade's language).
-SIGNAL_MEANINGS = {
+SIGNAL_MEANINGS: dict[int, str] = {  # keyed by signal number (a Signals is an int)
     signal.SIGKILL: N_("the student's code was killed (out of memory, or a limit was hit)"),
     signal.SIGXFSZ: N_("the student's code wrote more than the output limit (512 MiB in one file)"),
     signal.SIGSEGV: N_("the student's code crashed with a segmentation fault"),
@@ -136,7 +136,9 @@ class Sandbox:
         self.layers: dict = {}
         self.setup_reply: dict = {}
         self.attempted_imports: list[str] = []
-        self._commands = self._replies = None
+        # The pipes' grader ends (fds); None until start() opens them.
+        self._commands: int | None = None
+        self._replies: int | None = None
         self._reader = FrameReader()
         self._next_id = 0
 
@@ -225,7 +227,7 @@ class Sandbox:
         if self.process is None:
             return
         try:
-            if self.alive:
+            if self.alive and self._commands is not None:
                 os.set_blocking(self._commands, False)  # a child that reads nothing must not stall us
                 os.write(self._commands, encode_frame({"op": commands.EXIT}))
                 self.process.wait(timeout=1)
@@ -233,6 +235,8 @@ class Sandbox:
             pass
         self._kill()
         for fd in (self._commands, self._replies):
+            if fd is None:  # never opened
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -244,6 +248,7 @@ class Sandbox:
         # first (that ends its PID namespace and every process in it), then the launcher. Without
         # a PID namespace the launcher is the subreaper of all the child started: kill its whole
         # tree while it lives, so that nothing is reparented to init.
+        assert self.process is not None  # called only once start() has spawned the launcher
         for _attempt in range(100):
             descendants = _descendants(self.process.pid)
             if not descendants:
@@ -302,7 +307,7 @@ class Sandbox:
         grader sets it at the start of each task, so one task cannot make it hold unbounded data."""
         self._reader.allowance = limit
 
-    def _reply(self, header: dict, blobs: list[bytes]) -> Outcome:
+    def _reply(self, header: dict, blobs: list[bytearray]) -> Outcome:
         if header.get("id") != self._next_id:
             raise ProtocolError("an answer to a command that was not sent")
         reply = decode_value(header.get("reply"), blobs)
@@ -324,6 +329,7 @@ class Sandbox:
         """Bytes nobody asked for (a forged or extra answer) break the protocol."""
         if self._reader.pending:
             raise ProtocolError("data after an answer")
+        assert self._replies is not None  # only asked while a child runs, after start() opened the pipes
         try:
             data = os.read(self._replies, 1 << 16)
         except BlockingIOError:
@@ -334,6 +340,7 @@ class Sandbox:
             raise ProtocolError("data nobody asked for")
 
     def _write_all(self, data: bytes, deadline: float) -> None:
+        assert self._commands is not None  # commands go only to a started child, after start() opened the pipes
         view = memoryview(data)
         while view:
             remaining = deadline - time.monotonic()
@@ -345,6 +352,7 @@ class Sandbox:
 
     def _read_frame(self, deadline: float):
         """The next frame, or None at the deadline or when the child closed the pipe."""
+        assert self._replies is not None  # read only once start() opened the pipes
         while True:
             frame = self._reader.next_frame()
             if frame is not None:
@@ -392,7 +400,7 @@ class Sandbox:
 
 def _children(pid: int) -> list[int]:
     """Process ids of `pid`'s children, from /proc (empty where that is not available)."""
-    found = []
+    found: list[int] = []
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/children") as handle:
@@ -404,7 +412,8 @@ def _children(pid: int) -> list[int]:
 
 def _descendants(pid: int) -> list[int]:
     """Every living process below `pid` (zombies left out: they are already dead)."""
-    found, queue = [], _children(pid)
+    found: list[int] = []
+    queue = _children(pid)
     while queue and len(found) < 100_000:
         child = queue.pop()
         if not _is_zombie(child):

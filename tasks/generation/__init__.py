@@ -102,6 +102,7 @@ def check(context: Context) -> Verdict:
         info["timings"]["provenance_s"] = time.perf_counter() - started
     if profile == "transplant" and options.check_steps:
         started = time.perf_counter()
+        assert training is not None  # a transplant without a training cell returned its stage failure above
         info["narrow"] = stages.short_training(context, options.check_steps, training, bf16)
         info["timings"]["short_training_s"] = time.perf_counter() - started
     info["stage"] = "done"

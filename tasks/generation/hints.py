@@ -13,7 +13,7 @@ SAMPLING_RELIES_ON = ("schedule", "reverse_q", "blocks", "guidance")
 TRAINING_RELIES_ON = ("q", "context_mask", "loss", "training_loop")
 
 
-def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float) -> list[str]:
+def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float | None) -> list[str]:
     """Hints for a failed official check: a guidance weight that switches guidance off, a sampler
     that does worse than the grader's on the same weights, unit tasks failed above."""
     hints = []

@@ -95,6 +95,7 @@ def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
 def stage_failure(verdict: Verdict, info: dict) -> Verdict:
     stage, problem = info["stage"], info.get("problem")
     if stage == "weights":
+        assert problem is not None  # every StageFailure("weights", ...) names its problem
         verdict.check(
             False,
             POINTS,

@@ -8,6 +8,7 @@ StageFailure, which the judge turns into the task's message.
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 import torch
 
@@ -158,7 +159,7 @@ def course_flow(context) -> tuple[torch.Tensor, dict | None, dict]:
         raise StageFailure("course flow", i18n._("the course flow answered {kind}").format(kind=kind_of(value)))
     numbers = [cell.number for cell in context.cells]
     stopped, assessment = value.get("stopped"), value.get("assessment_cell")
-    flow = {
+    flow: dict[str, Any] = {  # a JSON document (the grade's details)
         "cells": value.get("cells"),
         "ran": value.get("ran"),
         "assessment_output": str(value.get("assessment_output") or ""),
@@ -281,7 +282,7 @@ def judged_masks(info: dict, context, target: str, steps: int, batch_size: int) 
             expected = labels[order[first : first + batch_size]]
         judged.append(
             {
-                "drop_prob": float(drop) if type(drop) in (int, float) else None,
+                "drop_prob": float(drop) if type(drop) is int or type(drop) is float else None,
                 "labels_from_batch": bool(
                     isinstance(c, torch.Tensor)
                     and expected is not None
