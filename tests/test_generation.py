@@ -395,3 +395,20 @@ def test_short_training_records_are_checked_too(tmp_path, monkeypatch):
     verdict = _judge(tmp_path, _official(0), narrow={**_records(drop_prob=0.0), "heldout_prediction": noise})
     assert not verdict.passed
     assert any("c_drop_prob values of 0 or 1" in text for text in verdict.failures), verdict.failures
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["loading the weights answered a str", {"missing": ["down0.weight"]}, {}],
+    ids=["the grader's sentence", "a partial mismatch report", "an empty report"],
+)
+def test_a_weights_failure_in_any_form_the_child_can_force_fails_the_task(problem):
+    """The child answers `load`: a reply that is no mismatch report (a string sentence from the grader)
+    or a report missing keys must fail generation with a message, not end in an internal error."""
+    from tasks.base import Verdict
+    from tasks.generation.scoring import stage_failure
+
+    verdict = stage_failure(Verdict(), {"stage": "weights", "problem": problem})
+    message = verdict.message("correct")
+    assert not verdict.passed and verdict.earned == 0
+    assert ("loading the weights answered" in message) if isinstance(problem, str) else ("missing" in message)

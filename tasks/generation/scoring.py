@@ -95,15 +95,22 @@ def flag_weights_loaded(verdict: Verdict, info: dict) -> None:
 def stage_failure(verdict: Verdict, info: dict) -> Verdict:
     stage, problem = info["stage"], info.get("problem")
     if stage == "weights":
-        assert problem is not None  # every StageFailure("weights", ...) names its problem
-        verdict.check(
-            False,
-            POINTS,
+        # The child's mismatch report (a dict it wrote: any of its keys may be missing), or the
+        # grader's own sentence when the child's answer to `load` was not one.
+        text = (
             _(
                 "the reference U-Net weights do not load into your model: missing {missing}, "
                 "unexpected {unexpected}, wrong shape {wrong_shape}"
-            ).format(missing=problem["missing"], unexpected=problem["unexpected"], wrong_shape=problem["wrong_shape"]),
-            _("keep the course's attribute names and layer sizes in the blocks and the UNet"),
+            ).format(
+                missing=problem.get("missing"),
+                unexpected=problem.get("unexpected"),
+                wrong_shape=problem.get("wrong_shape"),
+            )
+            if isinstance(problem, dict)
+            else str(problem)
+        )
+        verdict.check(
+            False, POINTS, text, _("keep the course's attribute names and layer sizes in the blocks and the UNet")
         )
     elif stage == "training":
         where = (
@@ -111,11 +118,13 @@ def stage_failure(verdict: Verdict, info: dict) -> Verdict:
             if isinstance(problem, dict) and problem.get("line")
             else ""
         )
-        text = problem["error"] if isinstance(problem, dict) else problem
+        failure = problem.get("error") if isinstance(problem, dict) else problem
         verdict.check(
             False,
             POINTS,
-            _("training your model through your training cell failed{where}: {error}").format(where=where, error=text),
+            _("training your model through your training cell failed{where}: {error}").format(
+                where=where, error=failure
+            ),
         )
     else:
         verdict.check(False, POINTS, str(problem))
