@@ -523,3 +523,81 @@ def test_every_corpus_case_reads_in_chinese_with_the_same_verdict(tmp_path):
             for task in result.tasks:
                 assert task.status == ("failed" if task.id in case.failed else "passed"), (case.name, task)
                 assert_task_reads_in_chinese(task, fragments)
+
+
+# -- the batch's own words: refused archive members, git errors, the operator's summary line ------
+
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # values quoted as they are: member names, git's own words
+
+
+def _corrupt_member(path: Path, name: str) -> None:
+    """Flip a byte of a stored member's data: its CRC no longer matches (zipfile raises BadZipFile)."""
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as bundle:
+        info = bundle.getinfo(name)
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    start += int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    data[start] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _refusals_only_archive(path: Path) -> Path:
+    """Every kind of member the archive refuses before grading, and nothing to grade (no grade runs)."""
+    import zipfile
+
+    from test_attacks_batch import _mark_encrypted, _symlink
+
+    with zipfile.ZipFile(path, "w") as bundle:
+        _symlink(bundle, "link/answer.py", "/etc/passwd")
+        bundle.writestr("/abs.py", "x = 1\n")
+        bundle.writestr("../up.py", "x = 1\n")
+        bundle.writestr("deep/" * 40 + "answer.py", "x = 1\n")
+        bundle.writestr(("long" * 75) + "/answer.py", "x = 1\n")
+        bundle.writestr("locked/answer.py", b"\x00" * 64)
+        bundle.writestr(zipfile.ZipInfo("bomb/answer.py"), "#" * (4 * 2**20), compress_type=zipfile.ZIP_DEFLATED)
+        bundle.writestr("corrupt/answer.py", "x = 1\n" * 10)
+    _mark_encrypted(path, "locked/answer.py")
+    _corrupt_member(path, "corrupt/answer.py")
+    return path
+
+
+def test_every_refused_archive_member_reads_in_chinese(tmp_path):
+    """The reason of each hostile member (the attack corpus of tests/test_attacks_batch.py and a corrupt one)."""
+    from test_attacks_batch import HOSTILE_MEMBERS, hostile_archive
+
+    from grader.batch import inputs
+
+    hostile, refused = hostile_archive(tmp_path / "class.zip"), _refusals_only_archive(tmp_path / "more.zip")
+    with use_language("zh-CN"):
+        problems = {item.source: item.problem for item in inputs.collect([hostile, refused], tmp_path / "work")}
+    members = [f"{hostile}!{member}" for member in HOSTILE_MEMBERS] + [f"{refused}!corrupt/answer.py"]
+    for source in members:
+        problem = problems[source]
+        assert CJK.search(problem) and not no_english_sentence(QUOTED.sub("", problem)), problem
+    assert "需要的文件夹与另一成员的文件同名" in problems[f"{hostile}!clash.py/inner.py"]
+    assert "压缩比超过 200 比 1" in problems[f"{hostile}!bomb/answer.py"]
+    assert "无法解压（BadZipFile）" in problems[f"{refused}!corrupt/answer.py"]  # zipfile's English is not shown
+
+
+def test_a_chinese_batch_over_a_hostile_zip_and_a_broken_repository_writes_chinese_rows(tmp_path):
+    """`dli-grade batch --lang zh-CN`: every row of grades.csv, the class summary and the operator's line."""
+    import csv
+
+    from test_batch import batch
+
+    archive = _refusals_only_archive(tmp_path / "class.zip")
+    (tmp_path / "broken-repo" / ".git").mkdir(parents=True)  # looks like a repository; git cannot clone it
+    code, out, err = batch(archive, tmp_path / "broken-repo", "--out", "out", "--lang", "zh-CN", "-q", cwd=tmp_path)
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open(encoding="utf-8")))
+    assert len(rows) == 9 and {row["status"] for row in rows} == {"unusable"}  # machine values stay English
+    for row in rows:
+        assert CJK.search(row["message"]) and not no_english_sentence(QUOTED.sub("", row["message"])), row
+    git_row = next(row for row in rows if row["submission"].endswith("broken-repo"))
+    assert "无法克隆：git clone 失败，退出码 128；git 的输出：" in git_row["message"]  # git's own words quoted
+    summary = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert "是符号链接；压缩包中的链接一律不跟随" in summary and "已加密；提交不得需要密码" in summary
+    assert not no_english_sentence(QUOTED.sub("", summary)), summary
+    assert "共 9 份提交（本次评分 0 份，沿用 0 份）" in out and not no_english_sentence(out), out
