@@ -584,6 +584,7 @@ def test_every_refused_archive_member_reads_in_chinese(tmp_path):
 def test_a_chinese_batch_over_a_hostile_zip_and_a_broken_repository_writes_chinese_rows(tmp_path):
     """`dli-grade batch --lang zh-CN`: every row of grades.csv, the class summary and the operator's line."""
     import csv
+    import html
 
     from test_batch import batch
 
@@ -597,7 +598,7 @@ def test_a_chinese_batch_over_a_hostile_zip_and_a_broken_repository_writes_chine
         assert CJK.search(row["message"]) and not no_english_sentence(QUOTED.sub("", row["message"])), row
     git_row = next(row for row in rows if row["submission"].endswith("broken-repo"))
     assert "无法克隆：git clone 失败，退出码 128；git 的输出：" in git_row["message"]  # git's own words quoted
-    summary = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    summary = html.unescape((tmp_path / "out" / "summary.md").read_text(encoding="utf-8"))  # quotes are escaped
     assert "是符号链接；压缩包中的链接一律不跟随" in summary and "已加密；提交不得需要密码" in summary
     assert not no_english_sentence(QUOTED.sub("", summary)), summary
     assert "共 9 份提交（本次评分 0 份，沿用 0 份）" in out and not no_english_sentence(out), out
