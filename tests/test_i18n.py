@@ -523,3 +523,209 @@ def test_every_corpus_case_reads_in_chinese_with_the_same_verdict(tmp_path):
             for task in result.tasks:
                 assert task.status == ("failed" if task.id in case.failed else "passed"), (case.name, task)
                 assert_task_reads_in_chinese(task, fragments)
+
+
+# -- the batch's own words: refused archive members, git errors, the operator's summary line ------
+
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # values quoted as they are: member names, git's own words
+
+
+def _corrupt_member(path: Path, name: str) -> None:
+    """Flip a byte of a stored member's data: its CRC no longer matches (zipfile raises BadZipFile)."""
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as bundle:
+        info = bundle.getinfo(name)
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    start += int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    data[start] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _refusals_only_archive(path: Path) -> Path:
+    """Every kind of member the archive refuses before grading, and nothing to grade (no grade runs)."""
+    import zipfile
+
+    from test_attacks_batch import _mark_encrypted, _symlink
+
+    with zipfile.ZipFile(path, "w") as bundle:
+        _symlink(bundle, "link/answer.py", "/etc/passwd")
+        bundle.writestr("/abs.py", "x = 1\n")
+        bundle.writestr("../up.py", "x = 1\n")
+        bundle.writestr("deep/" * 40 + "answer.py", "x = 1\n")
+        bundle.writestr(("long" * 75) + "/answer.py", "x = 1\n")
+        bundle.writestr("locked/answer.py", b"\x00" * 64)
+        bundle.writestr(zipfile.ZipInfo("bomb/answer.py"), "#" * (4 * 2**20), compress_type=zipfile.ZIP_DEFLATED)
+        bundle.writestr("corrupt/answer.py", "x = 1\n" * 10)
+    _mark_encrypted(path, "locked/answer.py")
+    _corrupt_member(path, "corrupt/answer.py")
+    return path
+
+
+def test_every_refused_archive_member_reads_in_chinese(tmp_path):
+    """The reason of each hostile member (the attack corpus of tests/test_attacks_batch.py and a corrupt one)."""
+    from test_attacks_batch import HOSTILE_MEMBERS, hostile_archive
+
+    from grader.batch import inputs
+
+    hostile, refused = hostile_archive(tmp_path / "class.zip"), _refusals_only_archive(tmp_path / "more.zip")
+    with use_language("zh-CN"):
+        problems = {item.source: item.problem for item in inputs.collect([hostile, refused], tmp_path / "work")}
+    members = [f"{hostile}!{member}" for member in HOSTILE_MEMBERS] + [f"{refused}!corrupt/answer.py"]
+    for source in members:
+        problem = problems[source]
+        assert CJK.search(problem) and not no_english_sentence(QUOTED.sub("", problem)), problem
+    assert "需要的文件夹与另一成员的文件同名" in problems[f"{hostile}!clash.py/inner.py"]
+    assert "压缩比超过 200 比 1" in problems[f"{hostile}!bomb/answer.py"]
+    assert "无法解压（BadZipFile）" in problems[f"{refused}!corrupt/answer.py"]  # zipfile's English is not shown
+
+
+def test_a_chinese_batch_over_a_hostile_zip_and_a_broken_repository_writes_chinese_rows(tmp_path):
+    """`dli-grade batch --lang zh-CN`: every row of grades.csv, the class summary and the operator's line."""
+    import csv
+    import html
+
+    from test_batch import batch
+
+    archive = _refusals_only_archive(tmp_path / "class.zip")
+    (tmp_path / "broken-repo" / ".git").mkdir(parents=True)  # looks like a repository; git cannot clone it
+    code, out, err = batch(archive, tmp_path / "broken-repo", "--out", "out", "--lang", "zh-CN", "-q", cwd=tmp_path)
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open(encoding="utf-8")))
+    assert len(rows) == 9 and {row["status"] for row in rows} == {"unusable"}  # machine values stay English
+    for row in rows:
+        assert CJK.search(row["message"]) and not no_english_sentence(QUOTED.sub("", row["message"])), row
+    git_row = next(row for row in rows if row["submission"].endswith("broken-repo"))
+    assert "无法克隆：git clone 失败，退出码 128；git 的输出：" in git_row["message"]  # git's own words quoted
+    summary = html.unescape((tmp_path / "out" / "summary.md").read_text(encoding="utf-8"))  # quotes are escaped
+    assert "是符号链接；压缩包中的链接一律不跟随" in summary and "已加密；提交不得需要密码" in summary
+    assert not no_english_sentence(QUOTED.sub("", summary)), summary
+    assert "共 9 份提交（本次评分 0 份，沿用 0 份）" in out and not no_english_sentence(out), out
+
+
+# -- the grader's own limits: its memory bound and why a child's reply was refused ----------------
+
+
+def test_the_graders_out_of_memory_message_reads_in_chinese():
+    from grader.core.memory import out_of_memory_message
+
+    with use_language("zh-CN"):
+        bounded, unbounded = out_of_memory_message(200), out_of_memory_message(None)
+    for message in (bounded, unbounded):
+        assert CJK.search(message) and not no_english_sentence(message), message
+    assert "200 MB" in bounded and "--grader-memory-mb" in bounded and "--jobs" in unbounded
+
+
+def _protocol_refusals() -> list[str]:
+    """The message of every kind of malformed frame, value and progress event the reader refuses."""
+    import struct
+
+    from grader.sandbox import frames
+
+    def frame(body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + body
+
+    refusals = []
+
+    def refused(action) -> None:
+        with pytest.raises(frames.ProtocolError) as caught:
+            action()
+        refusals.append(str(caught.value))
+
+    refused(lambda: frames.FrameReader().feed(b"\xff\xff\xff\xff"))  # a header of 4 GiB
+    refused(lambda: frames.FrameReader().feed(frame(b"[1, 2]")))
+    refused(lambda: frames.FrameReader().feed(frame(b'{"a": NaN}')))
+    refused(lambda: frames.FrameReader().feed(frame(b'{"blobs": [-1]}')))
+    refused(lambda: frames.FrameReader(allowance=10).feed(frame(b'{"blobs": [100]}')))
+    refused(lambda: frames.FrameReader().feed(frame(b"{}") + b"\x00" * (frames.MAX_HEADER + 2 * frames.READ_SLACK)))
+    tensor = {"$tensor": 0, "dtype": "float32", "shape": [1]}
+    values = [
+        ([1], []),
+        ({}, []),
+        ({"$float": "1e400"}, []),
+        ({"$tensor": 0, "dtype": "complex64", "shape": [1]}, [b"12345678"]),
+        ({"$tensor": 0, "dtype": "float32", "shape": [0, 2**62, 2**62]}, [b""]),
+        ({"$tuple": [tensor, tensor]}, [b"1234"]),
+        ({"$tensor": 0, "dtype": "float32", "shape": [3]}, [b"1234"]),
+    ]
+    for tree, blobs in values:
+        refused(lambda tree=tree, blobs=blobs: frames.decode_value(tree, [bytearray(b) for b in blobs]))
+    deep: object = 1
+    for _level in range(frames.MAX_DEPTH + 2):
+        deep = {"$list": [deep]}
+    refused(lambda: frames.decode_value(deep, []))
+    for header in (
+        {"progress": ["training", 1, 10], "blobs": [4]},
+        {"progress": "training 1/10"},
+        {"progress": ["x" * 201, 1, 10]},
+        {"progress": ["training", 11, 10]},
+    ):
+        refused(lambda header=header: frames.progress_event(header))
+    return refusals
+
+
+def test_every_protocol_refusal_reads_in_chinese():
+    """Why the grader refused a child's reply (the details after "the child broke the protocol")."""
+    with use_language("zh-CN"):
+        refusals = _protocol_refusals()
+    assert len(refusals) == 18
+    for refusal in refusals:
+        assert CJK.search(refusal) and not no_english_sentence(refusal), refusal
+
+
+def test_every_protocol_refusal_of_the_reader_is_marked_for_translation():
+    """Each `raise ProtocolError(...)` of frames.py says its text through `_()` (so none is added in English)."""
+    import ast
+    import inspect
+
+    from grader.sandbox import frames
+
+    raises = [
+        node.exc
+        for node in ast.walk(ast.parse(inspect.getsource(frames)))
+        if isinstance(node, ast.Raise)
+        and isinstance(node.exc, ast.Call)
+        and ast.unparse(node.exc.func) == "ProtocolError"
+    ]
+    assert len(raises) >= 20
+    for call in raises:
+        text = ast.unparse(call.args[0])
+        assert text.startswith("_("), text
+
+
+def test_the_childs_english_words_for_an_unsendable_value_are_reworded_by_the_grader():
+    """The child (English only) describes what it cannot send; the grader keeps only the value."""
+    from grader.sandbox.frames import decode_value
+
+    with use_language("zh-CN"):
+        said = {
+            what: str(decode_value({"$opaque": what}, []))
+            for what in ("tensor subclass _T", "tensor on the meta device (no values)", "too deep or too many items")
+        }
+        assert str(decode_value({"$opaque": "Model"}, [])) == "Model"  # a type name: a value, as sent
+    assert said["tensor subclass _T"] == "张量子类 _T"
+    for text in said.values():
+        assert CJK.search(text) and not no_english_sentence(text), text
+
+
+def test_a_hostile_reply_and_an_unsendable_value_read_in_chinese_through_a_real_grade(tmp_path):
+    """q breaks the protocol with a forged progress count, reverse_q returns a meta tensor (which the child
+    describes in English): the zh-CN messages say both in Chinese, quoting only values."""
+    from grader.grading.runner import grade
+
+    text = Path(EXAMPLE).read_text(encoding="utf-8")
+    forged = "    import executor.wire as _w, json, sys\n"
+    forged += "    _w.write_frame(json.loads(sys.argv[1])['out_fd'], {'progress': ['training', 5, 2]})\n"
+    meta = "    return torch.empty(x_t.shape, device='meta')\n"
+    for head, body in (("def q(x_0, t):\n", forged), ("def reverse_q(x_t, t, e_t):\n", meta)):
+        assert text.count(head) == 1
+        text = text.replace(head, head + body)
+    path = tmp_path / "submission.py"
+    path.write_text(text, encoding="utf-8")
+    result = grade(str(path), ("q", "reverse_q"), device="cpu", seed=1, timeout=20, total_timeout=120, lang="zh-CN")
+    q, reverse_q = result.tasks
+    assert (q.status, reverse_q.status) == ("failed", "failed"), (q.message, reverse_q.message)
+    assert "进度帧" in q.message and "meta" in reverse_q.message, (q.message, reverse_q.message)
+    for message in (q.message, reverse_q.message, *result.integrity):
+        assert not no_english_sentence(message), message

@@ -10,6 +10,7 @@ destination, and the bytes actually written are counted against caps (headers ca
 
 from __future__ import annotations
 
+import errno
 import re
 import shutil
 import stat
@@ -17,6 +18,8 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from grader.core.i18n import _
 
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
 SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git"}
@@ -35,19 +38,23 @@ class Extraction:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
 
 
+class ArchiveRefused(zipfile.BadZipFile):
+    """The whole archive is refused (not one member); the message is ours, in the grade's language."""
+
+
 class _Refused(Exception):
     """A member that is not extracted; the message is the reason."""
 
 
 def _refusal(name: str, info: zipfile.ZipInfo) -> str | None:
     if stat.S_ISLNK(info.external_attr >> 16):
-        return "is a symbolic link; archive links are never followed"
+        return _("is a symbolic link; archive links are never followed")
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "has an absolute path; it would be written outside the extraction folder"
+        return _("has an absolute path; it would be written outside the extraction folder")
     if ".." in PurePosixPath(name).parts:
-        return "has a '..' path component; it would be written outside the extraction folder"
+        return _("has a '..' path component; it would be written outside the extraction folder")
     if "\x00" in name:
-        return "has a NUL character in its name"
+        return _("has a NUL character in its name")
     return None
 
 
@@ -55,17 +62,19 @@ def _size_refusal(name: str, info: zipfile.ZipInfo) -> str | None:
     """Names and sizes no submission has, judged from the header before anything is written."""
     parts = PurePosixPath(name).parts
     if len(parts) - 1 > MAX_DEPTH:
-        return f"is nested {len(parts) - 1} folders deep (at most {MAX_DEPTH})"
+        return _("is nested {depth} folders deep (at most {limit})").format(depth=len(parts) - 1, limit=MAX_DEPTH)
     if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
-        return f"has a name longer than {MAX_NAME_BYTES} bytes"
+        return _("has a name longer than {limit} bytes").format(limit=MAX_NAME_BYTES)
     if any(len(part.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES for part in parts):
-        return f"has a file or folder name longer than {MAX_PART_BYTES} bytes"
+        return _("has a file or folder name longer than {limit} bytes").format(limit=MAX_PART_BYTES)
     if info.flag_bits & 0x1:
-        return "is encrypted; submissions must not need a password"
+        return _("is encrypted; submissions must not need a password")
     if info.file_size > MAX_MEMBER_BYTES:
-        return f"declares {info.file_size} bytes (a submission is at most {MAX_MEMBER_BYTES // 2**20} MiB)"
+        return _("declares {size} bytes (a submission is at most {limit} MiB)").format(
+            size=info.file_size, limit=MAX_MEMBER_BYTES // 2**20
+        )
     if info.file_size > CHUNK and info.file_size > MAX_RATIO * max(1, info.compress_size):
-        return f"is compressed more than {MAX_RATIO} to 1; a zip bomb, not a submission"
+        return _bomb()
     return None
 
 
@@ -78,8 +87,17 @@ def _skipped(parts: tuple[str, ...]) -> bool:
     return any(part in SKIP_PARTS or part.startswith(".") for part in parts)
 
 
+def _bomb() -> str:
+    return _("is compressed more than {ratio} to 1; a zip bomb, not a submission").format(ratio=MAX_RATIO)
+
+
+def _error_name(error: OSError) -> str:
+    """The error's symbolic name (ENAMETOOLONG, ENOSPC): a value, the same in every language."""
+    return errno.errorcode.get(error.errno or 0, type(error).__name__)
+
+
 def _over_cap(cap: int) -> str:
-    return f"the archive's extracted size would exceed {cap // 2**20} MiB"
+    return _("the archive's extracted size would exceed {limit} MiB").format(limit=cap // 2**20)
 
 
 def _write(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, cap: int) -> int:
@@ -93,16 +111,20 @@ def _write(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget:
                 if written > budget:
                     raise _Refused(_over_cap(cap))
                 if written > MAX_MEMBER_BYTES:
-                    raise _Refused(f"inflates beyond {MAX_MEMBER_BYTES // 2**20} MiB, the limit of one submission")
+                    raise _Refused(
+                        _("inflates beyond {limit} MiB, the limit of one submission").format(
+                            limit=MAX_MEMBER_BYTES // 2**20
+                        )
+                    )
                 if written > ratio_cap:  # declared small, inflated large
-                    raise _Refused(f"is compressed more than {MAX_RATIO} to 1; a zip bomb, not a submission")
+                    raise _Refused(_bomb())
                 sink.write(chunk)
     except _Refused:
         target.unlink(missing_ok=True)
         raise
     except (RuntimeError, zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as error:  # encrypted, corrupt
         target.unlink(missing_ok=True)
-        raise _Refused(f"cannot be extracted: {error}") from None
+        raise _Refused(_("cannot be extracted ({kind})").format(kind=type(error).__name__)) from None
     return written
 
 
@@ -112,13 +134,13 @@ def _extract_one(
     target = root.joinpath(*PurePosixPath(name).parts)
     try:
         if root not in target.resolve().parents:  # belt and braces after the checks above
-            raise _Refused("would be written outside the extraction folder")
+            raise _Refused(_("would be written outside the extraction folder"))
         target.parent.mkdir(parents=True, exist_ok=True)
         return target, _write(bundle, info, target, budget, cap)
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
-        raise _Refused("needs a folder where another member is a file (or the reverse)") from None
+        raise _Refused(_("needs a folder where another member is a file (or the reverse)")) from None
     except OSError as error:  # name too long for this file system, disk full, ...
-        raise _Refused(f"cannot be written: {error.strerror or error}") from None
+        raise _Refused(_("cannot be written ({kind})").format(kind=_error_name(error))) from None
 
 
 def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction:
@@ -131,7 +153,7 @@ def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction
     with zipfile.ZipFile(archive) as bundle:
         members = bundle.infolist()
         if len(members) > MAX_MEMBERS:
-            raise zipfile.BadZipFile(f"{len(members)} members (at most {MAX_MEMBERS})")
+            raise ArchiveRefused(_("{count} members (at most {limit})").format(count=len(members), limit=MAX_MEMBERS))
         for info in members:
             name = info.filename.replace("\\", "/")  # zips made on Windows
             reason = _refusal(name, info)
@@ -144,7 +166,7 @@ def extract_submissions(archive: Path, dest: Path, max_bytes: int) -> Extraction
             key = _collision_key(name)
             reason = _size_refusal(name, info)
             if not reason and key in seen:
-                reason = "has the same name as an earlier member once case and Unicode form are ignored"
+                reason = _("has the same name as an earlier member once case and Unicode form are ignored")
             seen.add(key)
             if not reason and written + info.file_size > max_bytes:
                 reason = _over_cap(max_bytes)

@@ -130,15 +130,15 @@ def batch(
     from grader.batch.backends import ray_available
     from grader.batch.engine import run_batch
     from grader.batch.worker import GradeOptions
-    from grader.core.i18n import set_language
+    from grader.core.i18n import _, set_language
 
     set_language(lang)  # the summary and reports written here; each grade gets --lang
 
     if backend == "ray" and not ray_available():
-        click.echo("dli-grade: error: --backend ray needs Ray: pip install 'dli-grade[ray]'", err=True)
+        click.echo("dli-grade: " + _("error: --backend ray needs Ray: pip install 'dli-grade[ray]'"), err=True)
         sys.exit(EXIT_UNUSABLE)
     if backend != "ray" and (address or gpus_per_grade):
-        click.echo("dli-grade: error: --address and --gpus-per-grade need --backend ray", err=True)
+        click.echo("dli-grade: " + _("error: --address and --gpus-per-grade need --backend ray"), err=True)
         sys.exit(EXIT_UNUSABLE)
     if grader_memory_mb:  # this process now; each local grade reads it from its environment
         from grader.core.memory import ENVIRONMENT, limit_grader_memory
@@ -172,21 +172,35 @@ def batch(
             quiet=quiet,
         )
     except UnusableInput as error:
-        click.echo(f"dli-grade: error: {error}", err=True)
+        click.echo("dli-grade: " + _("error: {error}").format(error=error), err=True)
         sys.exit(EXIT_UNUSABLE)
     except Exception as error:  # our fault; what finished is already on disk
-        click.echo(f"dli-grade: internal error: {type(error).__name__}: {error}", err=True)
+        # the exception's own text is Python's or a library's: kept as a value after the translated words
+        click.echo(
+            "dli-grade: " + _("internal error: {error}").format(error=f"{type(error).__name__}: {error}"), err=True
+        )
         sys.exit(EXIT_INTERNAL)
     finally:
         signal.signal(signal.SIGTERM, previous)
     by = report.stats.get("by_status", {})
     click.echo(
-        f"dli-grade batch: {len(report.records)} submissions ({report.graded} graded now, {report.reused} "
-        f"reused): {by.get('graded', 0)} graded, {by.get('unusable', 0)} unusable, {by.get('timeout', 0)} "
-        f"timed out, {by.get('crashed', 0)} crashed; {report.stats.get('passed', 0)} passed. "
-        f"See {out_dir}/grades.csv and {out_dir}/summary.html"
+        "dli-grade batch: "
+        + _(
+            "{total} submissions ({now} graded now, {reused} reused): {graded} graded, {unusable} unusable, "
+            "{timeout} timed out, {crashed} crashed; {passed} passed. See {out}/grades.csv and {out}/summary.html"
+        ).format(
+            total=len(report.records),
+            now=report.graded,
+            reused=report.reused,
+            graded=by.get("graded", 0),
+            unusable=by.get("unusable", 0),
+            timeout=by.get("timeout", 0),
+            crashed=by.get("crashed", 0),
+            passed=report.stats.get("passed", 0),
+            out=out_dir,
+        )
     )
     if report.interrupted:
-        click.echo("dli-grade: interrupted; rerun the same command with --resume to finish", err=True)
+        click.echo("dli-grade: " + _("interrupted; rerun the same command with --resume to finish"), err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_PASSED)

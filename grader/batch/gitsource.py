@@ -13,6 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from grader.core.i18n import _
+
 CLONE_TIMEOUT = 300
 _URL = re.compile(r"^(?:https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
@@ -69,14 +71,23 @@ def _git(*args: str, cwd: Path | None = None) -> str:
     )
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise GitError(lines[-1] if lines else f"git {args[0]} failed with exit code {done.returncode}")
+        if not lines:
+            raise GitError(
+                _("git {command} failed with exit code {code}").format(command=args[0], code=done.returncode)
+            )
+        # git's own words are quoted as a value: they are in git's language, not the grade's
+        raise GitError(
+            _("git {command} failed with exit code {code}; it said {line}").format(
+                command=args[0], code=done.returncode, line=repr(lines[-1][:300])
+            )
+        )
     return done.stdout.strip()
 
 
 def clone(source: str, dest: Path, ref: str | None = None) -> str:
     """Clone `source` into `dest`, check out `ref` (branch, tag or commit); return the commit."""
     if source.startswith("-") or (ref or "").startswith("-"):
-        raise GitError("a repository or ref may not start with '-'")
+        raise GitError(_("a repository or ref may not start with '-'"))
     try:
         _git("clone", "--quiet", "--no-hardlinks", "--no-recurse-submodules", "--", source, str(dest))
         if ref:
@@ -87,10 +98,10 @@ def clone(source: str, dest: Path, ref: str | None = None) -> str:
                 except GitError:
                     continue
             else:
-                raise GitError(f"no branch, tag or commit named {ref!r}")
+                raise GitError(_("no branch, tag or commit named {ref}").format(ref=repr(ref)))
             _git("checkout", "--quiet", "--detach", commit, cwd=dest)
         return _git("rev-parse", "HEAD", cwd=dest)
     except subprocess.TimeoutExpired:
-        raise GitError(f"git took longer than {CLONE_TIMEOUT} s") from None
+        raise GitError(_("git took longer than {seconds} s").format(seconds=CLONE_TIMEOUT)) from None
     except FileNotFoundError:
-        raise GitError("git is not installed") from None
+        raise GitError(_("git is not installed")) from None

@@ -112,7 +112,9 @@ def _from_zip(path: Path, workdir: Path, max_bytes: int) -> list[Item]:
     try:
         extraction = archive.extract_submissions(path, dest, max_bytes)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
-        problem = _("{path}: not a readable zip archive: {error}").format(path=path, error=error)
+        # zipfile's and the system's words are English: only our own reasons are shown, else the error's name
+        why = str(error) if isinstance(error, archive.ArchiveRefused) else type(error).__name__
+        problem = _("{path}: not a readable zip archive: {error}").format(path=path, error=why)
         return [Item(path.stem, str(path), None, problem)]
     files = [target for _member, target in extraction.files]
     root = _archive_root(dest, files)

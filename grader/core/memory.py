@@ -16,6 +16,8 @@ import resource
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from grader.core.i18n import _
+
 ENVIRONMENT = "DLI_GRADE_GRADER_MEMORY_MB"  # how `batch` hands its bound to each grade it starts
 # The soft limit before any bound, handed down too: a grade started by a bounded batch inherits the
 # batch's bound, and must still give its sandbox what the operator's shell had.
@@ -67,5 +69,17 @@ def previous_limit_for_children() -> Iterator[None]:
 
 
 def out_of_memory_message(megabytes: int | None) -> str:
-    limit = f"its limit of {megabytes} MB (--grader-memory-mb)" if megabytes else "the memory this machine has"
-    return f"the grader ran out of memory: it reached {limit}; raise the limit or grade fewer at once (--jobs)"
+    """The grader's own error when its memory ran out, in the grade's language (English if even that fails)."""
+    try:
+        if megabytes:
+            return _(
+                "the grader ran out of memory: it reached its limit of {megabytes} MB (--grader-memory-mb); "
+                "raise the limit or grade fewer at once (--jobs)"
+            ).format(megabytes=megabytes)
+        return _(
+            "the grader ran out of memory: it reached the memory this machine has; "
+            "raise the limit or grade fewer at once (--jobs)"
+        )
+    except MemoryError:  # loading the catalog needs memory too: say it in the source language
+        limit = f"its limit of {megabytes} MB (--grader-memory-mb)" if megabytes else "the memory this machine has"
+        return f"the grader ran out of memory: it reached {limit}; raise the limit or grade fewer at once (--jobs)"

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 import torch
 
+from grader.core.i18n import N_, _
+
 MAX_HEADER = 8 * 1024**2
 MAX_BLOBS = 512 * 1024**2  # tensor bytes in one frame
 TASK_BYTES = 1024**3  # everything one task may receive (Sandbox.limit_received)
@@ -57,6 +59,28 @@ class Opaque:
         return self.what
 
 
+# How the child (executor/wire.py, English only) describes a value it cannot send: the grader says it in
+# the grade's language, keeping only the value (a type name, a dtype); anything else is shown as sent.
+_OPAQUE_WORDS = {
+    "too deep or too many items": N_("too deep or too many items"),
+    "tensor on the meta device (no values)": N_("tensor on the meta device (no values)"),
+    "sparse tensor": N_("sparse tensor"),
+}
+_OPAQUE_PREFIXES = (
+    ("tensor subclass ", N_("tensor subclass {name}")),
+    ("tensor of dtype ", N_("tensor of dtype {name}")),
+)
+
+
+def _opaque(what: str) -> Opaque:
+    if what in _OPAQUE_WORDS:
+        return Opaque(_(_OPAQUE_WORDS[what]))
+    for prefix, template in _OPAQUE_PREFIXES:
+        if what.startswith(prefix):
+            return Opaque(_(template).format(name=what.removeprefix(prefix)))
+    return Opaque(what)  # a type name: the student's or torch's word, a value
+
+
 class FrameReader:
     """Accumulates bytes and yields whole frames: (header, blobs).
 
@@ -86,7 +110,7 @@ class FrameReader:
             if self._ready is not None:
                 self.buffer += view
                 if len(self.buffer) > 4 + MAX_HEADER + READ_SLACK:
-                    raise ProtocolError("the child sent more data than any answer may hold")
+                    raise ProtocolError(_("the child sent more data than any answer may hold"))
                 return
             if self._header is None:
                 view = self._read_header(view)
@@ -118,7 +142,9 @@ class FrameReader:
     def _header_length(self) -> int:
         length: int = struct.unpack(">I", self.buffer[:4])[0]
         if length > MAX_HEADER:
-            raise ProtocolError(f"a frame header of {length} bytes (limit {MAX_HEADER})")
+            raise ProtocolError(
+                _("a frame header of {length} bytes (limit {limit})").format(length=length, limit=MAX_HEADER)
+            )
         return length
 
     def _start_frame(self, header: dict) -> None:
@@ -129,15 +155,17 @@ class FrameReader:
             and all(type(size) is int and size >= 0 for size in sizes)
             and sum(sizes) <= MAX_BLOBS
         ):
-            raise ProtocolError("a frame with malformed or oversized tensor data")
+            raise ProtocolError(_("a frame with malformed or oversized tensor data"))
         size = len(self.buffer) + sum(sizes)
         if self.allowance is not None:
             if size > self.allowance:
-                raise ProtocolError(f"the child sent more than the {TASK_BYTES // 1024**2} MiB a task may receive")
+                raise ProtocolError(
+                    _("the child sent more than the {limit} MiB a task may receive").format(limit=TASK_BYTES // 1024**2)
+                )
             self.allowance -= size
         self.buffer = bytearray()
         self._header, self._sizes = header, sizes
-        self._blobs, self._current = [bytearray() for _ in sizes], 0
+        self._blobs, self._current = [bytearray() for _size in sizes], 0
         self._read_blobs(memoryview(b""))
 
     def _read_blobs(self, view: memoryview) -> memoryview:
@@ -159,9 +187,9 @@ def parse_header(body: bytes) -> dict:
     try:
         header = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as error:
-        raise ProtocolError(f"a frame that is not JSON ({type(error).__name__})") from None
+        raise ProtocolError(_("a frame that is not JSON ({kind})").format(kind=type(error).__name__)) from None
     if not isinstance(header, dict):
-        raise ProtocolError("a frame header that is not an object")
+        raise ProtocolError(_("a frame header that is not an object"))
     return header
 
 
@@ -210,7 +238,9 @@ def decode_value(tree: Any, blobs: list[bytearray]) -> object:
     except ProtocolError:
         raise
     except (RecursionError, MemoryError, RuntimeError, ValueError, TypeError, OverflowError) as error:
-        raise ProtocolError(f"a value the grader could not rebuild ({type(error).__name__})") from None
+        raise ProtocolError(
+            _("a value the grader could not rebuild ({kind})").format(kind=type(error).__name__)
+        ) from None
 
 
 class _Decoder:
@@ -220,30 +250,30 @@ class _Decoder:
 
     def value(self, tree: Any, depth: int) -> object:
         if depth > MAX_DEPTH:
-            raise ProtocolError("a value nested too deeply")
+            raise ProtocolError(_("a value nested too deeply"))
         if tree is None or type(tree) in (bool, int, float, str):
             return tree
         if isinstance(tree, list):
-            raise ProtocolError("a bare list in a value")
+            raise ProtocolError(_("a bare list in a value"))
         if not isinstance(tree, dict) or len(tree) == 0:
-            raise ProtocolError("a malformed value")
+            raise ProtocolError(_("a malformed value"))
         if "$tensor" in tree:
             return self.tensor(tree)
         if set(tree) == {"$opaque"} and type(tree["$opaque"]) is str:
-            return Opaque(tree["$opaque"][:200])
+            return _opaque(tree["$opaque"][:200])
         if set(tree) == {"$float"}:
             if tree["$float"] not in ("nan", "inf", "-inf"):
-                raise ProtocolError("a malformed float")
+                raise ProtocolError(_("a malformed float"))
             return float(tree["$float"])
         if len(tree) != 1:
-            raise ProtocolError("a malformed value")
+            raise ProtocolError(_("a malformed value"))
         kind, items = next(iter(tree.items()))
         if kind in ("$list", "$tuple") and isinstance(items, list):
             values = [self.value(item, depth + 1) for item in items]
             return tuple(values) if kind == "$tuple" else values
         if kind == "$dict" and isinstance(items, dict):
             return {str(key): self.value(item, depth + 1) for key, item in items.items()}
-        raise ProtocolError("a malformed value")
+        raise ProtocolError(_("a malformed value"))
 
     def tensor(self, tree: dict) -> torch.Tensor:
         index, dtype, shape = tree.get("$tensor"), tree.get("dtype"), tree.get("shape")
@@ -256,17 +286,17 @@ class _Decoder:
             and len(shape) <= MAX_DIMENSIONS
             and all(type(size) is int and size >= 0 for size in shape)
         ):
-            raise ProtocolError("a malformed tensor")
+            raise ProtocolError(_("a malformed tensor"))
         # Checked before anything is allocated: a 0-element [0, 2**62, 2**62] has no bytes but
         # strides past int64.
         if math.prod(max(size, 1) for size in shape) > MAX_EXTENT:
-            raise ProtocolError(f"a tensor of absurd shape {shape[:MAX_DIMENSIONS]}")
+            raise ProtocolError(_("a tensor of absurd shape {shape}").format(shape=shape[:MAX_DIMENSIONS]))
         if index in self.used:
-            raise ProtocolError("two tensors share the same bytes")
+            raise ProtocolError(_("two tensors share the same bytes"))
         self.used.add(index)
         data = self.blobs[index]
         if len(data) != math.prod(shape) * ITEM_SIZES[dtype]:
-            raise ProtocolError("a tensor whose bytes don't match its shape")
+            raise ProtocolError(_("a tensor whose bytes don't match its shape"))
         if not data:
             return torch.empty(shape, dtype=DTYPES[dtype])
         if not isinstance(data, bytearray):
@@ -279,12 +309,12 @@ def progress_event(header: dict) -> tuple[str, int, int]:
     (no tensor data), a phase of at most MAX_PHASE characters, 0 <= done <= total <= MAX_COUNT."""
     event = header.get("progress")
     if set(header) - {"progress", "blobs"} or header.get("blobs", []) != []:
-        raise ProtocolError("a progress frame with other fields or tensor data")
+        raise ProtocolError(_("a progress frame with other fields or tensor data"))
     if not (type(event) is list and len(event) == 3):
-        raise ProtocolError("a progress frame that is not [phase, done, total]")
+        raise ProtocolError(_("a progress frame that is not [phase, done, total]"))
     phase, done, total = event
     if type(phase) is not str or len(phase) > MAX_PHASE:
-        raise ProtocolError("a progress frame whose phase is not a short string")
+        raise ProtocolError(_("a progress frame whose phase is not a short string"))
     if not (type(done) is int and type(total) is int and 0 <= done <= total <= MAX_COUNT):
-        raise ProtocolError("a progress frame whose counts are not 0 <= done <= total")
+        raise ProtocolError(_("a progress frame whose counts are not 0 <= done <= total"))
     return phase, done, total
