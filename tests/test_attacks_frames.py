@@ -101,6 +101,72 @@ def test_a_malformed_reply_fails_only_its_task_as_a_broken_protocol(breach, tmp_
     assert any("broke the protocol" in note for note in result.integrity), result.integrity
 
 
+class _ReadsRunOutOfMemory:
+    """The `os` the sandbox's parent sees, where reading a reply chunk raises MemoryError (once)
+    after 8 MB have come: what --grader-memory-mb does to a large reply (the slow test below shows it
+    for real), made independent of how much memory torch happens to take on this machine."""
+
+    def __init__(self):
+        self.received = 0
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def read(self, fd, size):
+        if size == 1 << 20 and self.received > 8 * 1024**2:
+            self.received = 0  # once: the next child's replies are read as usual
+            raise MemoryError
+        chunk = os.read(fd, size)
+        self.received += len(chunk)
+        return chunk
+
+
+def test_memory_running_out_while_reading_a_reply_fails_only_its_task(tmp_path, monkeypatch):
+    # Before: the MemoryError from os.read became an internal error (exit 3), and the next task,
+    # in the same child, met the rest of the reply: "data after an answer".
+    from grader.sandbox import parent
+
+    monkeypatch.setattr(parent, "os", _ReadsRunOutOfMemory())
+    path = _submission(tmp_path, q_return="    return torch.zeros(30_000_000, dtype=torch.bool), x_0\n")
+    result = grade(path, ["q", "context_mask"], device="cpu", seed=1, timeout=30, total_timeout=120)
+    messages = {task.id: (task.status, task.message) for task in result.tasks}
+    assert messages["q"][0] == "failed", messages
+    assert "the child sent more than the grader's memory allows" in messages["q"][1], messages
+    assert messages["context_mask"] == ("passed", "correct"), messages
+
+
+def test_a_grader_bug_in_one_task_gives_the_next_task_a_fresh_child(tmp_path, monkeypatch):
+    # The bug may strike with half a reply still in the pipe: the child it talked to is not reused.
+    from dataclasses import replace
+
+    from grader.grading import session
+    from grader.sandbox.parent import Sandbox
+
+    starts = []
+    real_start = Sandbox.start
+
+    def counted_start(self, timeout):
+        starts.append(timeout)
+        return real_start(self, timeout)
+
+    def broken_check(context):
+        context.call("q", torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+        raise RuntimeError("a grader bug after a call")
+
+    monkeypatch.setattr(Sandbox, "start", counted_start)
+    real_get_task = session.get_task
+
+    def get_task(task_id):
+        task = real_get_task(task_id)
+        return replace(task, check=broken_check) if task_id == "q" else task
+
+    monkeypatch.setattr(session, "get_task", get_task)
+    result = grade(EXAMPLE, ["q", "context_mask"], device="cpu", seed=1, timeout=30, total_timeout=120)
+    statuses = {task.id: task.status for task in result.tasks}
+    assert statuses == {"q": "error", "context_mask": "passed"}, result.tasks
+    assert len(starts) == 2, starts
+
+
 def test_progress_injection_reaches_stderr_inert(tmp_path):
     """q sends a progress phase with ANSI codes, newlines and GitHub/Azure log commands; the grade
     goes on (q passes) and stderr holds none of them raw."""

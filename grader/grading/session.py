@@ -285,6 +285,11 @@ class Grading:
                 hints=[_("look for infinite loops, sys.exit/os._exit or huge allocations")],
                 location=self.locate(first_name) if first_name else None,
             )
+        except Exception:
+            # a grader bug: the channel may hold half a reply, so the next task gets a fresh child
+            self.sandbox.close()
+            self.child_ready = False
+            raise
         message = verdict.message(_("correct"))
         if verdict.notes:
             message = _("{message} ({notes})").format(message=message, notes="; ".join(verdict.notes))

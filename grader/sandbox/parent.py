@@ -301,6 +301,10 @@ class Sandbox:
         except ProtocolError as error:
             self._kill()
             return Outcome("broken", reason=_("the child broke the protocol: {error}").format(error=error))
+        except MemoryError:  # reading, decoding or checking a reply past --grader-memory-mb (or the machine's)
+            self._kill()
+            too_much = _("the child sent more than the grader's memory allows")
+            return Outcome("broken", reason=_("the child broke the protocol: {error}").format(error=too_much))
 
     def limit_received(self, limit: int | None) -> None:
         """From now on, the child may send at most `limit` bytes of frames (None: no limit); the
@@ -371,10 +375,7 @@ class Sandbox:
                 continue
             if not chunk:
                 return None
-            try:
-                self._reader.feed(chunk)
-            except MemoryError:  # the operator's --grader-memory-mb, or the machine's, reached
-                raise ProtocolError("the child sent more than the grader's memory allows") from None
+            self._reader.feed(chunk)
 
     def _lost(self, deadline: float) -> Outcome:
         if self.alive and time.monotonic() >= deadline:
