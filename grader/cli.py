@@ -11,7 +11,15 @@ import click
 
 from grader import __version__
 from grader.batch.command import batch
-from grader.cli_options import TasksOption, lang_option, task_list
+from grader.cli_options import (
+    TasksOption,
+    device_option,
+    lang_option,
+    seed_option,
+    task_list,
+    timeout_option,
+    total_timeout_option,
+)
 from grader.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -119,27 +127,10 @@ def _let_ctrl_c_interrupt() -> None:
     default="",
     help="comma-separated task ids to grade (default: all of {all})",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=None,
-    help="seed for every random draw (default: a new one each grade, reported in the result)",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    help="seconds allowed to each cell and each unit task's check (generation: 15 min)",
-)
-@click.option(
-    "--total-timeout",
-    type=click.FloatRange(min=1),
-    default=1800.0,
-    show_default=True,
-    help="seconds for the whole grade; tasks not started by then fail as not graded",
-)
+@device_option()
+@seed_option("seed for every random draw (default: a new one each grade, reported in the result)")
+@timeout_option("seconds allowed to each cell and each unit task's check (generation: 15 min)")
+@total_timeout_option("seconds for the whole grade; tasks not started by then fail as not graded")
 @click.option(
     "--profile",
     type=click.Choice(["auto", "train", "transplant", "course"]),

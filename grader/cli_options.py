@@ -1,6 +1,7 @@
-"""Command-line options that `dli-grade grade` and `dli-grade batch` parse the same way: the task list
-and the language. Both commands import them from here (the batch command lives below the CLI's
-entry point, so it cannot import them from `grader.cli`).
+"""Command-line options that `dli-grade grade` and `dli-grade batch` parse the same way: the task list,
+the language, the device, the seed and the two timeouts. Each is declared once here (type, default,
+validation) and a command passes only its own help text. Both commands import them from here (the
+batch command lives below the CLI's entry point, so it cannot import them from `grader.cli`).
 
 May import `grader.core` and `tasks` (for the task ids).
 """
@@ -57,3 +58,35 @@ LANG_HELP = (
 def lang_option(help: str = LANG_HELP):
     """The --lang option, with the grade command's help unless another is given."""
     return click.option("--lang", "lang", callback=language, default=None, metavar="en|zh-CN", help=help)
+
+
+# --device, --seed, --timeout and --total-timeout: one declaration each, the help text the command's own
+# (a grade and a batch word them for their readers). tests/test_cli.py checks both commands use these.
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE_HELP = "the device a grade runs on: auto picks cuda when this machine has it, else cpu"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_TOTAL_TIMEOUT = 1800.0
+
+
+def device_option(help: str = DEVICE_HELP):
+    """--device: auto, cpu or cuda (asking for cuda where there is none is the grade's unusable input)."""
+    return click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help=help)
+
+
+def seed_option(help: str):
+    """--seed: a whole number >= 0, or none (each grade draws its own)."""
+    return click.option("--seed", type=click.IntRange(min=0), default=None, help=help)
+
+
+def timeout_option(help: str):
+    """--timeout: seconds (at least 1) for each cell and each unit task's check."""
+    return click.option(
+        "--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT, show_default=True, help=help
+    )
+
+
+def total_timeout_option(help: str):
+    """--total-timeout: seconds (at least 1) for one submission's whole grade."""
+    return click.option(
+        "--total-timeout", type=click.FloatRange(min=1), default=DEFAULT_TOTAL_TIMEOUT, show_default=True, help=help
+    )

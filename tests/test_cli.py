@@ -335,3 +335,50 @@ def test_debug_shows_the_traceback_on_the_terminal_and_the_default_stays_quiet(b
     assert debug.exit_code == 3
     assert "internal grader error on task schedule" in debug.stderr
     assert "Traceback (most recent call last):" in debug.stderr and "in _broken_grade_task" in debug.stderr
+
+
+# -- the options grade and batch share: declared once (grader/cli_options.py), parsed alike --------------
+
+SHARED_OPTIONS = ("device", "seed", "timeout", "total_timeout")
+
+
+def _declaration(command: str, name: str) -> dict:
+    """Everything click parses an option by (type, choices, bounds, default, callback, ...), its help left out:
+    that is the one part each command words for its own readers."""
+    (param,) = [param for param in main.commands[command].params if param.name == name]
+    declared = {key: value for key, value in param.to_info_dict().items() if key != "help"}
+    # what to_info_dict leaves out but changes what is parsed or shown as the default
+    declared.update(
+        callback=param.callback, eager=param.is_eager, metavar=param.metavar, show_default=param.show_default
+    )
+    return declared
+
+
+@pytest.mark.parametrize("name", SHARED_OPTIONS)
+def test_grade_and_batch_declare_the_shared_options_alike(name):
+    grade, batch = _declaration("grade", name), _declaration("batch", name)
+    assert grade == batch
+    assert grade["type"]["param_type"] in ("Choice", "IntRange", "FloatRange")  # the validation is declared
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--device", "gpu"],
+        ["--seed", "-1"],
+        ["--seed", "x"],
+        ["--timeout", "0.5"],
+        ["--timeout", "abc"],
+        ["--total-timeout", "-5"],
+    ],
+)
+def test_grade_and_batch_refuse_a_bad_shared_option_with_the_same_error(args, tmp_path):
+    """A usage error (exit 2) before anything is read or graded, in the same words for both commands."""
+    runner = CliRunner()
+    grade = runner.invoke(main, ["grade", "x.ipynb", *args])
+    batch = runner.invoke(main, ["batch", "x.ipynb", "--out", str(tmp_path / "out"), *args])
+    assert grade.exit_code == batch.exit_code == 2
+    error = [line for line in grade.stderr.splitlines() if line.startswith("Error: Invalid value for")]
+    assert len(error) == 1 and args[0] in error[0]
+    assert error == [line for line in batch.stderr.splitlines() if line.startswith("Error: Invalid value for")]
+    assert not (tmp_path / "out").exists()

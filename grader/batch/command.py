@@ -8,7 +8,15 @@ import sys
 
 import click
 
-from grader.cli_options import TasksOption, lang_option, task_list
+from grader.cli_options import (
+    TasksOption,
+    device_option,
+    lang_option,
+    seed_option,
+    task_list,
+    timeout_option,
+    total_timeout_option,
+)
 from grader.core.errors import EXIT_INTERNAL, EXIT_PASSED, EXIT_UNUSABLE, UnusableInput
 from tasks import task_ids as declared_task_ids
 
@@ -44,27 +52,10 @@ def _interrupt(signum, frame):
     default="",
     help="comma-separated task ids (default: all; choose from {all}; {unit} are the quick unit tasks)",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=None,
-    help="one seed for every grade (default: each grade draws its own, recorded in its result.json)",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    help="seconds for each cell and each unit task's check",
-)
-@click.option(
-    "--total-timeout",
-    type=click.FloatRange(min=1),
-    default=1800.0,
-    show_default=True,
-    help="seconds for one submission's whole grade",
-)
+@device_option()
+@seed_option("one seed for every grade (default: each grade draws its own, recorded in its result.json)")
+@timeout_option("seconds for each cell and each unit task's check")
+@total_timeout_option("seconds for one submission's whole grade")
 @click.option(
     "--submission-timeout",
     type=click.FloatRange(min=1),
