@@ -52,8 +52,8 @@ ONLY = {
 # Code that runs apart from the grader: it may import its own group and nothing else of the project.
 APART = ("grader.sandbox.executor", "grader.sandbox.launcher", "grader.dli_grade", "reference.course")
 # Of the code apart, what the grader may import: the command names both sides of the pipe share
-# (standard library only; tests/test_executor_commands.py checks it).
-SHARED = ("grader.sandbox.executor.commands",)
+# (standard library only; tests/test_executor_commands.py checks it) and a frame's layout and dtypes.
+SHARED = ("grader.sandbox.executor.commands", "grader.sandbox.executor.frame_format")
 # Names under which the code that runs apart imports itself (the course helpers: only among themselves).
 ALIASES = {"executor": "grader.sandbox.executor", "dli_grade": "grader.dli_grade"}
 COURSE_ALIASES = {"utils": "reference.course.utils", "run_assessment": "reference.course.run_assessment"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -18,6 +17,7 @@ from typing import Any, NoReturn
 import torch
 
 from grader.core.i18n import N_, _
+from grader.sandbox.executor.frame_format import DTYPE_NAMES, DTYPES, LENGTH
 
 MAX_HEADER = 8 * 1024**2
 MAX_BLOBS = 512 * 1024**2  # tensor bytes in one frame
@@ -29,19 +29,6 @@ MAX_DEPTH = 24
 MAX_PHASE = 200  # characters of a progress phase
 MAX_COUNT = 10**12  # a progress count
 READ_SLACK = 2 * 1024**2  # raw bytes held past a whole frame (one read of the pipe, and some)
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "int64": torch.int64,
-    "int32": torch.int32,
-    "int16": torch.int16,
-    "int8": torch.int8,
-    "uint8": torch.uint8,
-    "bool": torch.bool,
-}
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 ITEM_SIZES = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in DTYPES.items()}
 
 
@@ -109,7 +96,7 @@ class FrameReader:
         while view:
             if self._ready is not None:
                 self.buffer += view
-                if len(self.buffer) > 4 + MAX_HEADER + READ_SLACK:
+                if len(self.buffer) > LENGTH.size + MAX_HEADER + READ_SLACK:
                     raise ProtocolError(_("the child sent more data than any answer may hold"))
                 return
             if self._header is None:
@@ -127,20 +114,21 @@ class FrameReader:
         return frame
 
     def _read_header(self, view: memoryview) -> memoryview:
-        if len(self.buffer) < 4:
-            wanted = 4 - len(self.buffer)
+        prefix = LENGTH.size
+        if len(self.buffer) < prefix:
+            wanted = prefix - len(self.buffer)
         else:
-            wanted = 4 + self._header_length() - len(self.buffer)
+            wanted = prefix + self._header_length() - len(self.buffer)
         self.buffer += view[:wanted]
         view = view[wanted:]
-        if len(self.buffer) == 4:
+        if len(self.buffer) == prefix:
             self._header_length()  # refuse an oversized header before reading it
-        if len(self.buffer) >= 4 and len(self.buffer) == 4 + self._header_length():
-            self._start_frame(parse_header(bytes(self.buffer[4:])))
+        if len(self.buffer) >= prefix and len(self.buffer) == prefix + self._header_length():
+            self._start_frame(parse_header(bytes(self.buffer[prefix:])))
         return view
 
     def _header_length(self) -> int:
-        length: int = struct.unpack(">I", self.buffer[:4])[0]
+        length: int = LENGTH.unpack(self.buffer[: LENGTH.size])[0]
         if length > MAX_HEADER:
             raise ProtocolError(
                 _("a frame header of {length} bytes (limit {limit})").format(length=length, limit=MAX_HEADER)
@@ -200,7 +188,7 @@ def _no_constants(name: str) -> NoReturn:
 def encode_frame(header: dict, blobs: Sequence[bytes] = ()) -> bytes:
     header = dict(header, blobs=[len(blob) for blob in blobs])
     body = json.dumps(header, allow_nan=False).encode()
-    return b"".join([struct.pack(">I", len(body)), body, *blobs])
+    return b"".join([LENGTH.pack(len(body)), body, *blobs])
 
 
 class ArgumentEncoder:

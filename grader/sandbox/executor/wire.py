@@ -1,33 +1,23 @@
 """Frames on the two pipes, and values as JSON trees plus raw tensor bytes (child side).
 
-A frame is a 4-byte big-endian length, a JSON header of that length, then the bytes of the
-tensors the header lists under "blobs". The grader's reader (grader/sandbox/frames.py) checks every
-limit; this side only has to write what it means.
+A frame's layout and the dtypes a tensor may travel in are in frame_format.py, which the grader's
+reader (grader/sandbox/frames.py) uses too. That reader checks every limit; this side only has to
+write what it means.
 """
 
 import ctypes
 import json
 import math
 import os
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "int64": torch.int64,
-    "int32": torch.int32,
-    "int16": torch.int16,
-    "int8": torch.int8,
-    "uint8": torch.uint8,
-    "bool": torch.bool,
-}
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+# Relative: the same module whether this package is `executor` (in the child) or
+# `grader.sandbox.executor` (mypy), so its names keep their types.
+from .frame_format import DTYPE_NAMES, DTYPES, LENGTH
+
 MAX_STRING = 2000
 MAX_ITEMS = 10_000
 
@@ -44,7 +34,7 @@ def read_exactly(fd: int, size: int) -> bytes:
 
 
 def read_frame(fd: int) -> tuple[dict, list[bytes]]:
-    (length,) = struct.unpack(">I", read_exactly(fd, 4))
+    (length,) = LENGTH.unpack(read_exactly(fd, LENGTH.size))
     header = json.loads(read_exactly(fd, length))
     return header, [read_exactly(fd, size) for size in header.get("blobs", [])]
 
@@ -52,7 +42,7 @@ def read_frame(fd: int) -> tuple[dict, list[bytes]]:
 def write_frame(fd: int, header: dict, blobs: Sequence[bytes] = ()) -> None:
     header = dict(header, blobs=[len(blob) for blob in blobs])
     body = json.dumps(header, allow_nan=False).encode()
-    data = b"".join([struct.pack(">I", len(body)), body, *blobs])
+    data = b"".join([LENGTH.pack(len(body)), body, *blobs])
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
