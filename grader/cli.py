@@ -12,6 +12,7 @@ import click
 from grader import __version__
 from grader.batch.command import batch
 from grader.cli_options import (
+    FiniteFloatRange,
     TasksOption,
     device_option,
     lang_option,
@@ -186,7 +187,7 @@ def _let_ctrl_c_interrupt() -> None:
 )
 @click.option(
     "--gpu-memory-fraction",
-    type=click.FloatRange(min=0, max=1, min_open=True),
+    type=FiniteFloatRange(min=0, max=1, min_open=True),
     default=None,
     help="share of the GPU's memory the student's process may take (default: DLI_GRADE_GPU_FRACTION, "
     "else 0.9); lower it when several grades share one GPU",

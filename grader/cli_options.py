@@ -8,6 +8,8 @@ May import `grader.core` and `tasks` (for the task ids).
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from tasks import task_ids as declared_task_ids
@@ -78,15 +80,26 @@ def seed_option(help: str):
     return click.option("--seed", type=click.IntRange(min=0), default=None, help=help)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses NaN and infinity: no comparison with NaN is true, so a plain
+    FloatRange lets it through (a NaN time limit never arrives, a NaN share of a GPU is an error later)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def timeout_option(help: str):
     """--timeout: seconds (at least 1) for each cell and each unit task's check."""
     return click.option(
-        "--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT, show_default=True, help=help
+        "--timeout", type=FiniteFloatRange(min=1), default=DEFAULT_TIMEOUT, show_default=True, help=help
     )
 
 
 def total_timeout_option(help: str):
     """--total-timeout: seconds (at least 1) for one submission's whole grade."""
     return click.option(
-        "--total-timeout", type=click.FloatRange(min=1), default=DEFAULT_TOTAL_TIMEOUT, show_default=True, help=help
+        "--total-timeout", type=FiniteFloatRange(min=1), default=DEFAULT_TOTAL_TIMEOUT, show_default=True, help=help
     )

@@ -358,7 +358,7 @@ def _declaration(command: str, name: str) -> dict:
 def test_grade_and_batch_declare_the_shared_options_alike(name):
     grade, batch = _declaration("grade", name), _declaration("batch", name)
     assert grade == batch
-    assert grade["type"]["param_type"] in ("Choice", "IntRange", "FloatRange")  # the validation is declared
+    assert grade["type"]["param_type"] in ("Choice", "IntRange", "FiniteFloatRange")  # the validation is declared
 
 
 @pytest.mark.parametrize(
@@ -370,6 +370,8 @@ def test_grade_and_batch_declare_the_shared_options_alike(name):
         ["--timeout", "0.5"],
         ["--timeout", "abc"],
         ["--total-timeout", "-5"],
+        ["--timeout", "nan"],  # FloatRange(min=1) let NaN through: a deadline that never comes
+        ["--total-timeout", "inf"],
     ],
 )
 def test_grade_and_batch_refuse_a_bad_shared_option_with_the_same_error(args, tmp_path):
@@ -382,3 +384,18 @@ def test_grade_and_batch_refuse_a_bad_shared_option_with_the_same_error(args, tm
     assert len(error) == 1 and args[0] in error[0]
     assert error == [line for line in batch.stderr.splitlines() if line.startswith("Error: Invalid value for")]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "command,args",
+    [
+        (["grade", "x.ipynb"], ["--gpu-memory-fraction", "nan"]),
+        (["batch", "x.ipynb", "--out", "out"], ["--submission-timeout", "nan"]),
+        (["batch", "x.ipynb", "--out", "out"], ["--gpus-per-grade", "nan"]),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_usage_error(command, args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(main, [*command, *args])
+    assert run.exit_code == 2, run.output
+    assert f"Invalid value for '{args[0]}': 'nan' is not a finite number." in run.stderr

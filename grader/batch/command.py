@@ -9,6 +9,7 @@ import sys
 import click
 
 from grader.cli_options import (
+    FiniteFloatRange,
     TasksOption,
     device_option,
     lang_option,
@@ -58,7 +59,7 @@ def _interrupt(signum, frame):
 @total_timeout_option("seconds for one submission's whole grade")
 @click.option(
     "--submission-timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     default=None,
     help="wall-clock limit of one grade process, then status timeout (default: total timeout + 120 s)",
 )
@@ -78,7 +79,7 @@ def _interrupt(signum, frame):
 @click.option("--address", default=None, help="--backend ray: cluster address (default: start a local Ray)")
 @click.option(
     "--gpus-per-grade",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=0.0,
     show_default=True,
     help="--backend ray: GPUs each grade asks Ray for",
