@@ -161,7 +161,8 @@ def _let_ctrl_c_interrupt() -> None:
     type=click.IntRange(min=1),
     default=None,
     help="generation: size of the larger sample per digit, always drawn when given (default 50 "
-    "on GPU; 10 on CPU, drawn only when the official count is near the bar)",
+    "on GPU; on a CPU 10, drawn by the train profile only when the official count is near the bar "
+    "and by the transplant profile only when asked)",
 )
 @click.option(
     "--artifacts-dir",

@@ -141,6 +141,22 @@ def test_larger_sample_always_drawn_when_asked():
     assert generation._larger_sample_plan(_digits("test", 5), extra=0, when="always")["state"] == "not_drawn"
 
 
+def test_larger_sample_on_a_cpu_transplant_is_drawn_only_when_asked():
+    """The transplant's weights are the reference's: near the bar in most CPU grades, where the
+    near-bar rule drew 50 more digits (about 40 s) in 5 grades of 5 to measure them."""
+    from tasks.generation.options import choose_options
+
+    near = _digits("test", 5, moved=False)
+    near[15:17] = _digits("test", 5, shift=5, moved=False)[15:17]  # 48 of 50
+    unasked = choose_options("cpu")
+    assert (unasked.profile, unasked.larger_sample) == ("transplant", "asked")
+    plan = generation._larger_sample_plan(near, extra=unasked.per_digit - 5, when=unasked.larger_sample)
+    assert plan["state"] == "not_drawn" and "--samples-per-digit 10" in plan["why"], plan
+    assert choose_options("cpu", per_digit=10).larger_sample == "always"
+    assert choose_options("cpu", profile="train").larger_sample == "near_bar"
+    assert choose_options("cuda").larger_sample == "always"
+
+
 def test_report_names_the_sample_size_when_the_larger_sample_was_skipped(tmp_path):
     from grader.grading.result import GradeResult, TaskResult
     from grader.report.text import render_text

@@ -165,9 +165,15 @@ def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> dict:
     """Whether to draw `extra` more digits of each kind, and why: {"state": DRAWN or NOT_DRAWN,
     "why": a sentence}. The verdict is the official draw of 50, as the course's; more digits only
     narrow the interval reported beside it, which matters where the official count sits near the
-    bar ("near_bar"), or always ("always")."""
+    bar ("near_bar"), or always ("always"); "asked": only when the operator asks (`options._larger_sample`)."""
     if extra <= 0:
         return {"state": NOT_DRAWN, "why": _("not drawn: no larger sample was asked for")}
+    if when == "asked":
+        why = _(
+            "not drawn: on this profile the weights are the reference's, so more digits would measure them, "
+            "not your work (--samples-per-digit {per_digit} draws them, about 40 s more on a CPU)"
+        )
+        return {"state": NOT_DRAWN, "why": why.format(per_digit=OFFICIAL_PER_DIGIT + extra)}
     correct = int((classify(official)[0] == torch.arange(10).repeat_interleave(OFFICIAL_PER_DIGIT)).sum())
     low, high = NEAR_BAR
     if when == "always":
