@@ -729,3 +729,43 @@ def test_a_hostile_reply_and_an_unsendable_value_read_in_chinese_through_a_real_
     assert "进度帧" in q.message and "meta" in reverse_q.message, (q.message, reverse_q.message)
     for message in (q.message, reverse_q.message, *result.integrity):
         assert not no_english_sentence(message), message
+
+
+# -- the last English a zh-CN user could meet: the sandbox's own refusals, the batch's, the notebook client's ---
+
+
+def test_the_sandboxs_own_protocol_refusals_read_in_chinese(tmp_path):
+    """The four ways a reply breaks the protocol that the parent itself finds (a forged answer id, an answer
+    with no status, bytes behind an answer, bytes nobody asked for), read as the grade's language sees them."""
+    import os
+
+    from grader.sandbox.frames import FrameReader, ProtocolError, encode_frame
+    from grader.sandbox.parent import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig(tmp_path, None, tmp_path, {}))
+    replies, child_end = os.pipe()
+    os.set_blocking(replies, False)
+    sandbox._replies, sandbox._next_id = replies, 2
+
+    def refusal(action) -> str:
+        with pytest.raises(ProtocolError) as caught:
+            action()
+        return str(caught.value)
+
+    try:
+        with use_language("zh-CN"):
+            said = [
+                refusal(lambda: sandbox._reply({"id": 1, "reply": 5}, [])),  # the answer to command 1, not 2
+                refusal(lambda: sandbox._reply({"id": 2, "reply": 5}, [])),  # 5: no {"ok": ...}
+            ]
+            sandbox._reader.feed(encode_frame({"id": 3}))  # a whole second frame behind the answer
+            said.append(refusal(sandbox._check_no_stray_data))
+            sandbox._reader = FrameReader()
+            os.write(child_end, b"\x00")  # one byte on the pipe between two commands
+            said.append(refusal(sandbox._check_no_stray_data))
+    finally:
+        os.close(replies)
+        os.close(child_end)
+    assert said == ["应答对应的命令并未发出", "应答缺少状态", "应答之后还有多余数据", "收到了未请求的数据"], said
+    for text in said:
+        assert not no_english_sentence(text), text

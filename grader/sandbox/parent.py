@@ -313,10 +313,10 @@ class Sandbox:
 
     def _reply(self, header: dict, blobs: list[bytearray]) -> Outcome:
         if header.get("id") != self._next_id:
-            raise ProtocolError("an answer to a command that was not sent")
+            raise ProtocolError(_("an answer to a command that was not sent"))
         reply = decode_value(header.get("reply"), blobs)
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise ProtocolError("an answer without a status")
+            raise ProtocolError(_("an answer without a status"))
         imports = reply.get("attempted_imports")
         if isinstance(imports, list):
             self.attempted_imports += [
@@ -332,7 +332,7 @@ class Sandbox:
     def _check_no_stray_data(self) -> None:
         """Bytes nobody asked for (a forged or extra answer) break the protocol."""
         if self._reader.pending:
-            raise ProtocolError("data after an answer")
+            raise ProtocolError(_("data after an answer"))
         assert self._replies is not None  # only asked while a child runs, after start() opened the pipes
         try:
             data = os.read(self._replies, 1 << 16)
@@ -341,7 +341,7 @@ class Sandbox:
         except OSError:
             return
         if data:
-            raise ProtocolError("data nobody asked for")
+            raise ProtocolError(_("data nobody asked for"))
 
     def _write_all(self, data: bytes, deadline: float) -> None:
         assert self._commands is not None  # commands go only to a started child, after start() opened the pipes
