@@ -769,3 +769,29 @@ def test_the_sandboxs_own_protocol_refusals_read_in_chinese(tmp_path):
     assert said == ["应答对应的命令并未发出", "应答缺少状态", "应答之后还有多余数据", "收到了未请求的数据"], said
     for text in said:
         assert not no_english_sentence(text), text
+
+
+def test_the_sandboxs_refusal_to_run_uncontained_reads_in_chinese(monkeypatch, tmp_path):
+    """No namespaces and no Landlock: the launcher (English only) refuses, the grader words why in Chinese and
+    quotes only the layers' own details."""
+    from grader.grading.runner import grade
+
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
+    marker = tmp_path / "student-code-ran"
+    path = tmp_path / "submission.py"
+    path.write_text(f"open({str(marker)!r}, 'w').write('x')\n" + Path(EXAMPLE).read_text(encoding="utf-8"))
+    (task,) = grade(str(path), ["q"], device="cpu", seed=1, lang="zh-CN").tasks
+    assert task.status == "error" and not marker.exists(), task.message
+    assert "沙箱拒绝运行学生代码：私有文件系统视图（命名空间：'skipped (DLI_GRADE_SANDBOX_SKIP" in task.message
+    assert "与 Landlock（'skipped" in task.message and "）在此均不可用" in task.message, task.message
+    assert not no_english_sentence(QUOTED.sub("", task.message)), task.message
+
+
+def test_a_refusal_the_grader_has_no_words_for_is_shown_as_sent_but_inert():
+    from grader.sandbox.parent import refusal_reason
+
+    with use_language("zh-CN"):
+        known = refusal_reason({"refused": "x", "refusal": {"code": "no_isolation", "namespaces": "EPERM"}})
+        unknown = refusal_reason({"refused": "::error::forged\n\x1b[2Jnext", "refusal": {"code": "new_reason"}})
+    assert known == "私有文件系统视图（命名空间：'EPERM'）与 Landlock（未尝试）在此均不可用", known
+    assert unknown == ": :error: :forged next", unknown

@@ -47,6 +47,30 @@ SIGNAL_MEANINGS: dict[int, str] = {  # keyed by signal number (a Signals is an i
 }
 
 
+# Why the launcher refused to run student code, by the code it sends beside its own English sentence.
+NO_ISOLATION = "no_isolation"
+
+
+def refusal_reason(status: dict) -> str:
+    """The launcher's refusal in the grade's language. The launcher (standard library only) cannot translate:
+    a code it names is worded here, its values quoted as sent; an unknown code shows its own sentence, inert."""
+    refusal = status.get("refusal")
+    if isinstance(refusal, dict) and refusal.get("code") == NO_ISOLATION:
+        landlock = refusal.get("landlock")
+        return _(
+            "neither a private filesystem view (namespaces: {namespaces}) nor Landlock ({landlock}) is available here"
+        ).format(
+            namespaces=_quoted(refusal.get("namespaces")),
+            landlock=_("not tried") if landlock is None else _quoted(landlock),
+        )
+    return inert(status.get("refused"), 400)
+
+
+def _quoted(value: object) -> str:
+    """A detail the launcher recorded (the system's own words, in English), shown as a quoted value."""
+    return repr(inert(value, 200))
+
+
 @dataclass
 class Outcome:
     """What one command did: `status` is ok, error (student code raised), timeout, died or broken
@@ -204,7 +228,7 @@ class Sandbox:
         self.layers = status[0].get("sandbox", {}) if isinstance(status[0].get("sandbox"), dict) else {}
         if "refused" in status[0]:
             self._kill()
-            refused = _("the sandbox refused to run student code: {why}").format(why=status[0]["refused"])
+            refused = _("the sandbox refused to run student code: {why}").format(why=refusal_reason(status[0]))
             return Outcome("died", reason=refused[:500])
         outcome = self.request(
             commands.SETUP,
