@@ -795,3 +795,26 @@ def test_a_refusal_the_grader_has_no_words_for_is_shown_as_sent_but_inert():
         unknown = refusal_reason({"refused": "::error::forged\n\x1b[2Jnext", "refusal": {"code": "new_reason"}})
     assert known == "私有文件系统视图（命名空间：'EPERM'）与 Landlock（未尝试）在此均不可用", known
     assert unknown == ": :error: :forged next", unknown
+
+
+def test_a_batch_row_for_a_file_too_large_or_gone_reads_in_chinese(tmp_path, monkeypatch):
+    """The batch's own checks before a grade: a file past the submission limit (sparse, nothing written), and
+    one that vanished between collecting and reading it (its row says so, the batch goes on)."""
+    from grader.batch import engine, inputs
+    from grader.batch.worker import GradeOptions
+
+    big, gone = tmp_path / "big.py", tmp_path / "gone.py"
+    with big.open("wb") as handle:
+        handle.truncate(engine.MAX_BYTES + 1)
+    collect = inputs.collect
+    monkeypatch.setattr(
+        inputs, "collect", lambda *args, **kwargs: [*collect(*args, **kwargs), inputs.Item("gone", str(gone), gone)]
+    )
+    with use_language("zh-CN"):
+        report = engine.run_batch([big], tmp_path / "out", GradeOptions(("q",), lang="zh-CN"), quiet=True)
+    rows = {record["student"]: record for record in report.records}
+    assert {row["status"] for row in rows.values()} == {"unusable"} and len(rows) == 2, rows
+    assert rows["big"]["message"] == f"{big}：大于 200 MiB，不是一份提交", rows["big"]
+    assert rows["gone"]["message"] == f"{gone}：无法读取：'No such file or directory'", rows["gone"]
+    for row in rows.values():
+        assert not no_english_sentence(QUOTED.sub("", row["message"])), row
