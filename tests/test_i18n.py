@@ -818,3 +818,99 @@ def test_a_batch_row_for_a_file_too_large_or_gone_reads_in_chinese(tmp_path, mon
     assert rows["gone"]["message"] == f"{gone}：无法读取：'No such file or directory'", rows["gone"]
     for row in rows.values():
         assert not no_english_sentence(QUOTED.sub("", row["message"])), row
+
+
+def _fake_kernel(monkeypatch, cells: list[str]):
+    """A stand-in for the Jupyter kernel whose history is `cells` (In [1], In [2], ...; the last one is running)."""
+    from types import SimpleNamespace
+
+    import dli_grade
+
+    history = SimpleNamespace(input_hist_raw=["", *cells])
+    shell = SimpleNamespace(history_manager=history, execution_count=len(cells), transform_cell=lambda source: source)
+    monkeypatch.setattr(dli_grade, "_kernel", lambda: shell)
+    return dli_grade
+
+
+@pytest.mark.parametrize("how", ["lang", "locale"])
+def test_the_notebook_clients_own_errors_read_in_chinese(monkeypatch, how):
+    """Outside a kernel, no cell run yet, a task id the grader lacks: the client's errors follow lang= or the
+    kernel's locale, as the CLI does."""
+    import dli_grade
+
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    if how == "locale":
+        monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")
+    lang = {"lang": "zh-CN"} if how == "lang" else {}
+    said = []
+    with pytest.raises(dli_grade.NotInKernelError) as caught:
+        dli_grade.check("q", **lang)
+    said.append(str(caught.value))
+    client = _fake_kernel(monkeypatch, ["dli_grade.check('q')"])
+    with pytest.raises(dli_grade.NoCellsRunError) as caught:
+        client.check("q", **lang)
+    said.append(str(caught.value))
+    with pytest.raises(dli_grade.UnknownTaskError) as caught:
+        client.check("q", "no_such_task", **lang)
+    said.append(str(caught.value))
+    with pytest.raises(dli_grade.UnknownTaskError) as caught:
+        client.check(**lang)
+    said.append(str(caught.value))
+    assert said[0].startswith("dli_grade.check 评分的是 Jupyter 内核已运行的单元格"), said
+    assert said[1] == "本内核尚未运行任何单元格：请先运行定义你答案的单元格，再重新检查", said
+    assert said[2].startswith("未知的任务 ID 'no_such_task'；可选：schedule, q"), said
+    assert said[3].startswith("请指定要检查的任务，可选：schedule, q"), said
+    for text in said:
+        assert not no_english_sentence(text), text
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")
+    with pytest.raises(dli_grade.NoCellsRunError, match=r"^no cells run yet in this kernel"):
+        client.check("q", lang="en")  # lang= wins over the locale
+
+
+def test_the_notebook_clients_note_and_grader_failures_read_in_chinese(monkeypatch):
+    """The note shown under a check's report, in the language of the check, and a grader that fails."""
+    import sys
+
+    from dli_grade import runner
+
+    reports = runner.Reports({"tasks": [{"id": "q"}], "passed": True}, "得分 5/5：通过", "<p>报告</p>")
+    client = _fake_kernel(monkeypatch, ["x = 1", "dli_grade.check('q')"])
+    monkeypatch.setattr(runner, "grade_cells", lambda *args: reports)
+    monkeypatch.setattr(runner, "checked_ids", list)  # no task list asked of the grader
+    result = client.check("q", lang="zh-CN")
+    shown = [repr(result), re.sub(r"<[^>]+>", " ", result._repr_html_())]
+    assert "（此处第 N 个单元格即 In [N]" in shown[0] and 'title="dli-grade 报告"' in result._repr_html_()
+    for text in shown:
+        assert not no_english_sentence(text), text
+    assert "cell N is In [N]" in repr(client.check("q", lang="en"))
+
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "GRADER_COMMAND", (sys.executable, "-c", "import sys; sys.exit(3)"))
+    from dli_grade.language import use_language as client_language
+
+    with client_language("zh-CN"), pytest.raises(runner.GraderFailedError) as caught:
+        runner.grade_cells(["x = 1"], ["q"])
+    assert str(caught.value) == "评分器运行失败（退出码 3）：（无错误输出）", str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "asked, environ",
+    [
+        (None, {}),
+        ("zh-CN", {}),
+        ("zh_CN", {"LANG": "en_US.UTF-8"}),
+        ("en", {"LANG": "zh_CN.UTF-8"}),
+        (None, {"LANG": "zh_CN.UTF-8"}),
+        (None, {"LC_MESSAGES": "zh_TW"}),
+        (None, {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}),
+        (None, {"LANGUAGE": "en_GB:zh_CN", "LANG": "zh_CN.UTF-8"}),
+        (None, {"LANGUAGE": "zh_CN:en", "LC_ALL": "C"}),
+        (None, {"LANG": "fr_FR.UTF-8"}),
+    ],
+)
+def test_the_notebook_client_chooses_its_language_as_the_grader_does(asked, environ):
+    """The client repeats grader/core/i18n.py's choice (it may not import it into the kernel): both agree."""
+    from dli_grade import language
+
+    assert language.resolve(asked, environ) == resolve(asked, environ)
