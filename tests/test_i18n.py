@@ -914,3 +914,14 @@ def test_the_notebook_client_chooses_its_language_as_the_grader_does(asked, envi
     from dli_grade import language
 
     assert language.resolve(asked, environ) == resolve(asked, environ)
+
+
+def test_a_machine_that_cannot_contain_is_refused_in_chinese_naming_why(monkeypatch):
+    """The command's refusal before grading quotes the probe's reason, which the parent writes: Chinese too."""
+    from grader.cli import main
+
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
+    result = CliRunner().invoke(main, [EXAMPLE, "--tasks", "q", "--device", "cpu", "--lang", "zh-CN", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "（已跳过（DLI_GRADE_SANDBOX_SKIP））" in result.output, result.output
+    assert not no_english_sentence(result.output), result.output

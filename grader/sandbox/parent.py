@@ -484,11 +484,11 @@ def probe_isolation() -> dict:
             "root": os.geteuid() == 0,
             "namespaces": False,
             "landlock_abi": 0,
-            "namespaces_error": f"the probe failed: {run.stderr.strip()[-300:]}",
+            "namespaces_error": _("the probe failed: {error}").format(error=run.stderr.strip()[-300:]),
         }
     skip = skipped_layers()
     if "namespaces" in skip:
-        found["namespaces"], found["namespaces_error"] = False, f"skipped ({SKIP_VARIABLE})"
+        found["namespaces"], found["namespaces_error"] = False, _("skipped ({variable})").format(variable=SKIP_VARIABLE)
     if "landlock" in skip:
         found["landlock_abi"] = 0
     found["isolated"] = bool(found["namespaces"] or found["landlock_abi"])
