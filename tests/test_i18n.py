@@ -729,3 +729,199 @@ def test_a_hostile_reply_and_an_unsendable_value_read_in_chinese_through_a_real_
     assert "进度帧" in q.message and "meta" in reverse_q.message, (q.message, reverse_q.message)
     for message in (q.message, reverse_q.message, *result.integrity):
         assert not no_english_sentence(message), message
+
+
+# -- the last English a zh-CN user could meet: the sandbox's own refusals, the batch's, the notebook client's ---
+
+
+def test_the_sandboxs_own_protocol_refusals_read_in_chinese(tmp_path):
+    """The four ways a reply breaks the protocol that the parent itself finds (a forged answer id, an answer
+    with no status, bytes behind an answer, bytes nobody asked for), read as the grade's language sees them."""
+    import os
+
+    from grader.sandbox.frames import FrameReader, ProtocolError, encode_frame
+    from grader.sandbox.parent import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig(tmp_path, None, tmp_path, {}))
+    replies, child_end = os.pipe()
+    os.set_blocking(replies, False)
+    sandbox._replies, sandbox._next_id = replies, 2
+
+    def refusal(action) -> str:
+        with pytest.raises(ProtocolError) as caught:
+            action()
+        return str(caught.value)
+
+    try:
+        with use_language("zh-CN"):
+            said = [
+                refusal(lambda: sandbox._reply({"id": 1, "reply": 5}, [])),  # the answer to command 1, not 2
+                refusal(lambda: sandbox._reply({"id": 2, "reply": 5}, [])),  # 5: no {"ok": ...}
+            ]
+            sandbox._reader.feed(encode_frame({"id": 3}))  # a whole second frame behind the answer
+            said.append(refusal(sandbox._check_no_stray_data))
+            sandbox._reader = FrameReader()
+            os.write(child_end, b"\x00")  # one byte on the pipe between two commands
+            said.append(refusal(sandbox._check_no_stray_data))
+    finally:
+        os.close(replies)
+        os.close(child_end)
+    assert said == ["应答对应的命令并未发出", "应答缺少状态", "应答之后还有多余数据", "收到了未请求的数据"], said
+    for text in said:
+        assert not no_english_sentence(text), text
+
+
+def test_the_sandboxs_refusal_to_run_uncontained_reads_in_chinese(monkeypatch, tmp_path):
+    """No namespaces and no Landlock: the launcher (English only) refuses, the grader words why in Chinese and
+    quotes only the layers' own details."""
+    from grader.grading.runner import grade
+
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
+    marker = tmp_path / "student-code-ran"
+    path = tmp_path / "submission.py"
+    path.write_text(f"open({str(marker)!r}, 'w').write('x')\n" + Path(EXAMPLE).read_text(encoding="utf-8"))
+    (task,) = grade(str(path), ["q"], device="cpu", seed=1, lang="zh-CN").tasks
+    assert task.status == "error" and not marker.exists(), task.message
+    assert "沙箱拒绝运行学生代码：私有文件系统视图（命名空间：'skipped (DLI_GRADE_SANDBOX_SKIP" in task.message
+    assert "与 Landlock（'skipped" in task.message and "）在此均不可用" in task.message, task.message
+    assert not no_english_sentence(QUOTED.sub("", task.message)), task.message
+
+
+def test_a_refusal_the_grader_has_no_words_for_is_shown_as_sent_but_inert():
+    from grader.sandbox.parent import refusal_reason
+
+    with use_language("zh-CN"):
+        known = refusal_reason({"refused": "x", "refusal": {"code": "no_isolation", "namespaces": "EPERM"}})
+        unknown = refusal_reason({"refused": "::error::forged\n\x1b[2Jnext", "refusal": {"code": "new_reason"}})
+    assert known == "私有文件系统视图（命名空间：'EPERM'）与 Landlock（未尝试）在此均不可用", known
+    assert unknown == ": :error: :forged next", unknown
+
+
+def test_a_batch_row_for_a_file_too_large_or_gone_reads_in_chinese(tmp_path, monkeypatch):
+    """The batch's own checks before a grade: a file past the submission limit (sparse, nothing written), and
+    one that vanished between collecting and reading it (its row says so, the batch goes on)."""
+    from grader.batch import engine, inputs
+    from grader.batch.worker import GradeOptions
+
+    big, gone = tmp_path / "big.py", tmp_path / "gone.py"
+    with big.open("wb") as handle:
+        handle.truncate(engine.MAX_BYTES + 1)
+    collect = inputs.collect
+    monkeypatch.setattr(
+        inputs, "collect", lambda *args, **kwargs: [*collect(*args, **kwargs), inputs.Item("gone", str(gone), gone)]
+    )
+    with use_language("zh-CN"):
+        report = engine.run_batch([big], tmp_path / "out", GradeOptions(("q",), lang="zh-CN"), quiet=True)
+    rows = {record["student"]: record for record in report.records}
+    assert {row["status"] for row in rows.values()} == {"unusable"} and len(rows) == 2, rows
+    assert rows["big"]["message"] == f"{big}：大于 200 MiB，不是一份提交", rows["big"]
+    assert rows["gone"]["message"] == f"{gone}：无法读取：'No such file or directory'", rows["gone"]
+    for row in rows.values():
+        assert not no_english_sentence(QUOTED.sub("", row["message"])), row
+
+
+def _fake_kernel(monkeypatch, cells: list[str]):
+    """A stand-in for the Jupyter kernel whose history is `cells` (In [1], In [2], ...; the last one is running)."""
+    from types import SimpleNamespace
+
+    import dli_grade
+
+    history = SimpleNamespace(input_hist_raw=["", *cells])
+    shell = SimpleNamespace(history_manager=history, execution_count=len(cells), transform_cell=lambda source: source)
+    monkeypatch.setattr(dli_grade, "_kernel", lambda: shell)
+    return dli_grade
+
+
+@pytest.mark.parametrize("how", ["lang", "locale"])
+def test_the_notebook_clients_own_errors_read_in_chinese(monkeypatch, how):
+    """Outside a kernel, no cell run yet, a task id the grader lacks: the client's errors follow lang= or the
+    kernel's locale, as the CLI does."""
+    import dli_grade
+
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    if how == "locale":
+        monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")
+    lang = {"lang": "zh-CN"} if how == "lang" else {}
+    said = []
+    with pytest.raises(dli_grade.NotInKernelError) as caught:
+        dli_grade.check("q", **lang)
+    said.append(str(caught.value))
+    client = _fake_kernel(monkeypatch, ["dli_grade.check('q')"])
+    with pytest.raises(dli_grade.NoCellsRunError) as caught:
+        client.check("q", **lang)
+    said.append(str(caught.value))
+    with pytest.raises(dli_grade.UnknownTaskError) as caught:
+        client.check("q", "no_such_task", **lang)
+    said.append(str(caught.value))
+    with pytest.raises(dli_grade.UnknownTaskError) as caught:
+        client.check(**lang)
+    said.append(str(caught.value))
+    assert said[0].startswith("dli_grade.check 评分的是 Jupyter 内核已运行的单元格"), said
+    assert said[1] == "本内核尚未运行任何单元格：请先运行定义你答案的单元格，再重新检查", said
+    assert said[2].startswith("未知的任务 ID 'no_such_task'；可选：schedule, q"), said
+    assert said[3].startswith("请指定要检查的任务，可选：schedule, q"), said
+    for text in said:
+        assert not no_english_sentence(text), text
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")
+    with pytest.raises(dli_grade.NoCellsRunError, match=r"^no cells run yet in this kernel"):
+        client.check("q", lang="en")  # lang= wins over the locale
+
+
+def test_the_notebook_clients_note_and_grader_failures_read_in_chinese(monkeypatch):
+    """The note shown under a check's report, in the language of the check, and a grader that fails."""
+    import sys
+
+    from dli_grade import runner
+
+    reports = runner.Reports({"tasks": [{"id": "q"}], "passed": True}, "得分 5/5：通过", "<p>报告</p>")
+    client = _fake_kernel(monkeypatch, ["x = 1", "dli_grade.check('q')"])
+    monkeypatch.setattr(runner, "grade_cells", lambda *args: reports)
+    monkeypatch.setattr(runner, "checked_ids", list)  # no task list asked of the grader
+    result = client.check("q", lang="zh-CN")
+    shown = [repr(result), re.sub(r"<[^>]+>", " ", result._repr_html_())]
+    assert "（此处第 N 个单元格即 In [N]" in shown[0] and 'title="dli-grade 报告"' in result._repr_html_()
+    for text in shown:
+        assert not no_english_sentence(text), text
+    assert "cell N is In [N]" in repr(client.check("q", lang="en"))
+
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "GRADER_COMMAND", (sys.executable, "-c", "import sys; sys.exit(3)"))
+    from dli_grade.language import use_language as client_language
+
+    with client_language("zh-CN"), pytest.raises(runner.GraderFailedError) as caught:
+        runner.grade_cells(["x = 1"], ["q"])
+    assert str(caught.value) == "评分器运行失败（退出码 3）：（无错误输出）", str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "asked, environ",
+    [
+        (None, {}),
+        ("zh-CN", {}),
+        ("zh_CN", {"LANG": "en_US.UTF-8"}),
+        ("en", {"LANG": "zh_CN.UTF-8"}),
+        (None, {"LANG": "zh_CN.UTF-8"}),
+        (None, {"LC_MESSAGES": "zh_TW"}),
+        (None, {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}),
+        (None, {"LANGUAGE": "en_GB:zh_CN", "LANG": "zh_CN.UTF-8"}),
+        (None, {"LANGUAGE": "zh_CN:en", "LC_ALL": "C"}),
+        (None, {"LANG": "fr_FR.UTF-8"}),
+    ],
+)
+def test_the_notebook_client_chooses_its_language_as_the_grader_does(asked, environ):
+    """The client repeats grader/core/i18n.py's choice (it may not import it into the kernel): both agree."""
+    from dli_grade import language
+
+    assert language.resolve(asked, environ) == resolve(asked, environ)
+
+
+def test_a_machine_that_cannot_contain_is_refused_in_chinese_naming_why(monkeypatch):
+    """The command's refusal before grading quotes the probe's reason, which the parent writes: Chinese too."""
+    from grader.cli import main
+
+    monkeypatch.setenv("DLI_GRADE_SANDBOX_SKIP", "namespaces,landlock")
+    result = CliRunner().invoke(main, [EXAMPLE, "--tasks", "q", "--device", "cpu", "--lang", "zh-CN", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "（已跳过（DLI_GRADE_SANDBOX_SKIP））" in result.output, result.output
+    assert not no_english_sentence(result.output), result.output

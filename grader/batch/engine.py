@@ -18,6 +18,7 @@ from grader.batch import backends, inputs, similarity, summary
 from grader.batch.gradebook import Gradebook
 from grader.batch.progress import BatchProgress
 from grader.batch.worker import GradeOptions, Outcome
+from grader.core.i18n import _
 from grader.submission.cells import MAX_BYTES
 
 STARTUP_MARGIN = 120.0  # seconds allowed beyond --total-timeout for starting and reporting
@@ -72,11 +73,16 @@ def run_batch(
             assert item.path is not None  # an item has a file unless its problem says why not
             try:
                 if item.path.stat().st_size > MAX_BYTES:
-                    problem = f"{item.source}: larger than {MAX_BYTES // 2**20} MiB; not a submission"
+                    problem = _("{source}: larger than {limit} MiB; not a submission").format(
+                        source=item.source, limit=MAX_BYTES // 2**20
+                    )
                 else:
                     data = item.path.read_bytes()
             except OSError as error:
-                problem = f"{item.source}: cannot be read: {error.strerror or error}"
+                # the system's own words (English) are quoted as a value
+                problem = _("{source}: cannot be read: {error}").format(
+                    source=item.source, error=repr(str(error.strerror or error))
+                )
         if problem is not None:
             records[item.student] = gradebook.save(
                 item.student, item.source, "", Outcome("unusable", problem), options, extra={"id_from": item.id_from}

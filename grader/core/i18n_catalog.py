@@ -3,7 +3,8 @@
     python -m grader.core.i18n_catalog            # extract -> dli_grade.pot, merge into each .po, compile each .mo
 
 Extraction reads `_()`, `ngettext()` and `N_()` in grader/ and tasks/ (never grader/sandbox/executor/, which runs in
-the child and holds no human text of ours). Translate the new entries of the .po (msgstr), then run it again.
+the child and holds no human text of ours; grader/dli_grade/ reads the same catalog, see its language.py).
+Translate the new entries of the .po (msgstr), then run it again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from grader.core.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("grader", "tasks")
-SKIPPED = ("grader/sandbox/executor/", "grader/dli_grade/", "grader/core/i18n_catalog.py")
+SKIPPED = ("grader/sandbox/executor/", "grader/core/i18n_catalog.py")  # dli_grade/ reads this catalog too
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 POT = LOCALE_DIR / f"{DOMAIN}.pot"
 

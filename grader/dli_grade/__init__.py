@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dli_grade.display import CheckResult
 from dli_grade.errors import CheckError, GraderFailedError, NoCellsRunError, NotInKernelError, UnknownTaskError
+from dli_grade.language import _, current, use_language
 
 __all__ = [
     "CheckError",
@@ -35,14 +36,18 @@ def task_ids(generation: bool = True) -> list[str]:
 def check(*task_ids: str, total_timeout: float = 1800.0, lang: str | None = None) -> CheckResult:
     """Grade the cells run so far on these tasks, e.g. `check("q")` or `check("q", "reverse_q")`.
 
-    `lang` ("en" or "zh-CN") is the language of the messages, hints and reports; by default the kernel's
-    locale chooses, as it does for the `dli-grade` command (LANGUAGE, LC_ALL, LC_MESSAGES, LANG)."""
+    `lang` ("en" or "zh-CN") is the language of the messages, hints and reports, and of this client's own
+    errors; by default the kernel's locale chooses, as it does for the `dli-grade` command (LANGUAGE, LC_ALL,
+    LC_MESSAGES, LANG)."""
     from dli_grade import runner
 
-    if not task_ids:
-        raise UnknownTaskError(f"name a task to check; choose from {', '.join(runner.task_ids()['all'])}")
-    ids = runner.checked_ids(task_ids)
-    return _grade(ids, total_timeout, lang)
+    with use_language(lang):
+        if not task_ids:
+            raise UnknownTaskError(
+                _("name a task to check; choose from {tasks}").format(tasks=", ".join(runner.task_ids()["all"]))
+            )
+        ids = runner.checked_ids(task_ids)
+        return _grade(ids, total_timeout, lang)
 
 
 def check_all(generation: bool = False, total_timeout: float = 1800.0, lang: str | None = None) -> CheckResult:
@@ -50,7 +55,8 @@ def check_all(generation: bool = False, total_timeout: float = 1800.0, lang: str
     `lang` as for `check`."""
     from dli_grade import runner
 
-    return _grade(list(runner.task_ids()["all" if generation else "unit"]), total_timeout, lang)
+    with use_language(lang):
+        return _grade(list(runner.task_ids()["all" if generation else "unit"]), total_timeout, lang)
 
 
 def _grade(ids: list[str], total_timeout: float, lang: str | None) -> CheckResult:
@@ -60,10 +66,10 @@ def _grade(ids: list[str], total_timeout: float, lang: str | None) -> CheckResul
     sources = history.without_client(history.executed_cells(shell), shell.transform_cell)
     if not any(source.strip() for source in sources):
         raise NoCellsRunError(
-            "no cells run yet in this kernel: run the cells that define your answers, then check again"
+            _("no cells run yet in this kernel: run the cells that define your answers, then check again")
         )
     reports = runner.grade_cells(sources, ids, total_timeout, lang)
-    return CheckResult(reports.document, reports.text, reports.html)
+    return CheckResult(reports.document, reports.text, reports.html, lang=current())
 
 
 def _kernel():
@@ -74,7 +80,9 @@ def _kernel():
     shell = get_ipython() if get_ipython else None
     if shell is None or not hasattr(shell, "history_manager"):
         raise NotInKernelError(
-            "dli_grade.check grades the cells a Jupyter kernel has run; outside one, "
-            "grade the file with `dli-grade SUBMISSION`"
+            _(
+                "dli_grade.check grades the cells a Jupyter kernel has run; outside one, "
+                "grade the file with `dli-grade SUBMISSION`"
+            )
         )
     return shell

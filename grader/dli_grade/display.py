@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import html
 
-CELL_NOTE = "(here cell N is In [N], the cell this kernel ran N-th)"
+from dli_grade.language import ENGLISH, N_, in_language
+
+CELL_NOTE = N_("(here cell N is In [N], the cell this kernel ran N-th)")
+FRAME_TITLE = N_("dli-grade report")
 ROW_PX, FRAME_PX = 64, 200
 
 
 class CheckResult:
     """The verdict of `dli_grade.check(...)` or `check_all()`: the CLI's report, shown by Jupyter."""
 
-    def __init__(self, document: dict, text: str, page: str):
+    def __init__(self, document: dict, text: str, page: str, lang: str = ENGLISH):
         self.document = document
         self.text = text
         self.page = page
+        self.lang = lang  # the language it was checked in: the note under it is shown in the same
+
+    @property
+    def cell_note(self) -> str:
+        return in_language(CELL_NOTE, self.lang)
 
     @property
     def passed(self) -> bool:
@@ -40,13 +48,14 @@ class CheckResult:
         return list(self.document.get("tasks") or [])
 
     def __repr__(self) -> str:
-        return f"{self.text}\n{CELL_NOTE}"
+        return f"{self.text}\n{self.cell_note}"
 
     def _repr_html_(self) -> str:
         height = FRAME_PX + ROW_PX * len(self.tasks)
         return (
-            f'<iframe sandbox="allow-same-origin" title="dli-grade report" srcdoc="{html.escape(self.page)}" '
+            f'<iframe sandbox="allow-same-origin" title="{html.escape(in_language(FRAME_TITLE, self.lang))}" '
+            f'srcdoc="{html.escape(self.page)}" '
             f'style="width:100%;height:{height}px;border:0" '
             "onload=\"this.style.height=(this.contentDocument.documentElement.scrollHeight+4)+'px'\"></iframe>"
-            f"<p><small>{html.escape(CELL_NOTE)}</small></p>"
+            f"<p><small>{html.escape(self.cell_note)}</small></p>"
         )

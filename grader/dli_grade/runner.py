@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dli_grade.errors import GraderFailedError, UnknownTaskError
 from dli_grade.history import NOTEBOOK_NAME, notebook_json
+from dli_grade.language import _, ngettext
 
 GRADER_COMMAND = (sys.executable, "-m", "grader")
 HELPER_COMMAND = (sys.executable, "-m", "dli_grade.grader_side")
@@ -25,6 +26,7 @@ STDERR_TAIL = 2000
 REPORTED = (0, 1, 2, 3)
 # A grade ends by its own --total-timeout (1800 s by default); this only catches a hung process.
 SLACK_S = 120
+RENDER_S = 120  # rendering a text report takes seconds; this only catches a hung renderer
 
 
 class Reports:
@@ -49,10 +51,12 @@ def _run(command, cwd, timeout: float) -> subprocess.CompletedProcess:
         captured = error.stderr or b""
         stderr = captured.decode(errors="replace") if isinstance(captured, bytes) else captured
         raise GraderFailedError(
-            f"the grader did not finish in {timeout:.0f} s; its stderr ends: {_tail(stderr) or '(nothing)'}"
+            _("the grader did not finish in {seconds} s; its stderr ends: {tail}").format(
+                seconds=f"{timeout:.0f}", tail=_tail(stderr) or _("(nothing)")
+            )
         ) from None
     except OSError as error:
-        raise GraderFailedError(f"the grader could not start: {error}") from None
+        raise GraderFailedError(_("the grader could not start: {error}").format(error=error)) from None
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +68,9 @@ def task_ids() -> dict:
         return json.loads(done.stdout)
     except ValueError:
         raise GraderFailedError(
-            f"could not list the grader's tasks (exit {done.returncode}): {_tail(done.stderr) or '(no error output)'}"
+            _("could not list the grader's tasks (exit {code}): {tail}").format(
+                code=done.returncode, tail=_tail(done.stderr) or _("(no error output)")
+            )
         ) from None
 
 
@@ -74,8 +80,11 @@ def checked_ids(requested) -> list[str]:
     unknown = [task for task in requested if task not in known]
     if unknown:
         raise UnknownTaskError(
-            f"unknown task id{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(task) for task in unknown)}; choose from {', '.join(known)}"
+            ngettext(
+                "unknown task id {ids}; choose from {tasks}",
+                "unknown task ids {ids}; choose from {tasks}",
+                len(unknown),
+            ).format(ids=", ".join(repr(task) for task in unknown), tasks=", ".join(known))
         )
     return list(requested)
 
@@ -111,8 +120,10 @@ def grade_cells(sources: list[str], ids: list[str], total_timeout: float = 1800.
             done = _run(command, folder, total_timeout + SLACK_S)
             document = _read_json(Path(folder, "result.json"))
             if done.returncode not in REPORTED or document is None or "tasks" not in document:
-                reason = (document or {}).get("error") or _tail(done.stderr) or "(no error output)"
-                raise GraderFailedError(f"the grader failed (exit {done.returncode}): {reason}")
+                reason = (document or {}).get("error") or _tail(done.stderr) or _("(no error output)")
+                raise GraderFailedError(
+                    _("the grader failed (exit {code}): {reason}").format(code=done.returncode, reason=reason)
+                )
             html = Path(folder, "report.html").read_text(encoding="utf-8")
             return Reports(document, _rendered(renderer, "result.json"), html)
         finally:
@@ -127,16 +138,20 @@ def _start(command, cwd) -> subprocess.Popen:
             command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
     except OSError as error:
-        raise GraderFailedError(f"the report renderer could not start: {error}") from None
+        raise GraderFailedError(_("the report renderer could not start: {error}").format(error=error)) from None
 
 
 def _rendered(renderer: subprocess.Popen, report: str) -> str:
     try:
-        text, errors = renderer.communicate(report + "\n", timeout=120)
+        text, errors = renderer.communicate(report + "\n", timeout=RENDER_S)
     except subprocess.TimeoutExpired:
-        raise GraderFailedError("the report renderer did not finish in 120 s") from None
+        raise GraderFailedError(
+            _("the report renderer did not finish in {seconds} s").format(seconds=RENDER_S)
+        ) from None
     if renderer.returncode != 0:
-        raise GraderFailedError(f"could not render the report: {_tail(errors) or '(no error output)'}")
+        raise GraderFailedError(
+            _("could not render the report: {tail}").format(tail=_tail(errors) or _("(no error output)"))
+        )
     return text.rstrip("\n")
 
 

@@ -717,14 +717,17 @@ def _skipped(layers: dict, name: str, skip: set) -> bool:
 
 def _refuse(config: dict, layers: dict) -> None:
     """Nothing hides the answer key: say so on the reply pipe and never run student code."""
+    namespaces, landlock = layers["namespaces"]["detail"], layers.get("landlock", {}).get("detail")
     why = (
         "neither a private filesystem view (namespaces: "
-        + layers["namespaces"]["detail"]
+        + namespaces
         + ") nor Landlock ("
-        + layers.get("landlock", {}).get("detail", "not tried")
+        + (landlock or "not tried")
         + ") is available here"
     )
-    status = json.dumps({"sandbox": layers, "refused": why}).encode()
+    # This file speaks English only: the grader words the reason in the grade's language from the code and values.
+    refusal = {"code": "no_isolation", "namespaces": namespaces, "landlock": landlock}
+    status = json.dumps({"sandbox": layers, "refused": why, "refusal": refusal}).encode()
     os.write(config["reply_fd"], struct.pack(">I", len(status)) + status)
     os._exit(70)
 

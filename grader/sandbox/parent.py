@@ -47,6 +47,30 @@ SIGNAL_MEANINGS: dict[int, str] = {  # keyed by signal number (a Signals is an i
 }
 
 
+# Why the launcher refused to run student code, by the code it sends beside its own English sentence.
+NO_ISOLATION = "no_isolation"
+
+
+def refusal_reason(status: dict) -> str:
+    """The launcher's refusal in the grade's language. The launcher (standard library only) cannot translate:
+    a code it names is worded here, its values quoted as sent; an unknown code shows its own sentence, inert."""
+    refusal = status.get("refusal")
+    if isinstance(refusal, dict) and refusal.get("code") == NO_ISOLATION:
+        landlock = refusal.get("landlock")
+        return _(
+            "neither a private filesystem view (namespaces: {namespaces}) nor Landlock ({landlock}) is available here"
+        ).format(
+            namespaces=_quoted(refusal.get("namespaces")),
+            landlock=_("not tried") if landlock is None else _quoted(landlock),
+        )
+    return inert(status.get("refused"), 400)
+
+
+def _quoted(value: object) -> str:
+    """A detail the launcher recorded (the system's own words, in English), shown as a quoted value."""
+    return repr(inert(value, 200))
+
+
 @dataclass
 class Outcome:
     """What one command did: `status` is ok, error (student code raised), timeout, died or broken
@@ -204,7 +228,7 @@ class Sandbox:
         self.layers = status[0].get("sandbox", {}) if isinstance(status[0].get("sandbox"), dict) else {}
         if "refused" in status[0]:
             self._kill()
-            refused = _("the sandbox refused to run student code: {why}").format(why=status[0]["refused"])
+            refused = _("the sandbox refused to run student code: {why}").format(why=refusal_reason(status[0]))
             return Outcome("died", reason=refused[:500])
         outcome = self.request(
             commands.SETUP,
@@ -313,10 +337,10 @@ class Sandbox:
 
     def _reply(self, header: dict, blobs: list[bytearray]) -> Outcome:
         if header.get("id") != self._next_id:
-            raise ProtocolError("an answer to a command that was not sent")
+            raise ProtocolError(_("an answer to a command that was not sent"))
         reply = decode_value(header.get("reply"), blobs)
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise ProtocolError("an answer without a status")
+            raise ProtocolError(_("an answer without a status"))
         imports = reply.get("attempted_imports")
         if isinstance(imports, list):
             self.attempted_imports += [
@@ -332,7 +356,7 @@ class Sandbox:
     def _check_no_stray_data(self) -> None:
         """Bytes nobody asked for (a forged or extra answer) break the protocol."""
         if self._reader.pending:
-            raise ProtocolError("data after an answer")
+            raise ProtocolError(_("data after an answer"))
         assert self._replies is not None  # only asked while a child runs, after start() opened the pipes
         try:
             data = os.read(self._replies, 1 << 16)
@@ -341,7 +365,7 @@ class Sandbox:
         except OSError:
             return
         if data:
-            raise ProtocolError("data nobody asked for")
+            raise ProtocolError(_("data nobody asked for"))
 
     def _write_all(self, data: bytes, deadline: float) -> None:
         assert self._commands is not None  # commands go only to a started child, after start() opened the pipes
@@ -460,11 +484,11 @@ def probe_isolation() -> dict:
             "root": os.geteuid() == 0,
             "namespaces": False,
             "landlock_abi": 0,
-            "namespaces_error": f"the probe failed: {run.stderr.strip()[-300:]}",
+            "namespaces_error": _("the probe failed: {error}").format(error=run.stderr.strip()[-300:]),
         }
     skip = skipped_layers()
     if "namespaces" in skip:
-        found["namespaces"], found["namespaces_error"] = False, f"skipped ({SKIP_VARIABLE})"
+        found["namespaces"], found["namespaces_error"] = False, _("skipped ({variable})").format(variable=SKIP_VARIABLE)
     if "landlock" in skip:
         found["landlock_abi"] = 0
     found["isolated"] = bool(found["namespaces"] or found["landlock_abi"])
