@@ -186,6 +186,7 @@ def test_local_batch_never_imports_a_module_beside_it(tmp_path):
     assert (row["status"], row["q"]) == ("graded", "passed")
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_ray_batch_never_imports_a_module_beside_it(tmp_path):
     """Ray puts the driver's working directory on its workers' sys.path (a local Ray, about 12 s)."""
     import ray  # noqa: F401  (the test extra brings it)
@@ -209,6 +210,7 @@ def _memory_job():
     return backends.Job("alice", "alice/submission.py", "submission.py", GOOD, "", {}, 300.0, 1)
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_a_ray_worker_bounds_its_grade_as_the_local_backend_does(tmp_path):
     """--grader-memory-mb reaches each grade on its command line: a Ray worker inherits neither the
     batch's environment nor (on another node) its limit. A bound of 200 MB, too small for any grade
@@ -341,6 +343,7 @@ def _seeds(out: Path) -> dict[str, str]:
     return seeds
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_each_grade_draws_its_own_seed_unless_the_operator_fixes_one(tmp_path):
     for student in ("ann", "ben"):
         (tmp_path / "subs" / student).mkdir(parents=True)
@@ -412,6 +415,7 @@ def test_the_gradebook_says_where_each_id_came_from(tmp_path):
 # ------------------------------------------------------------------------------- resuming
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_resume_regrades_a_timeout_made_under_a_shorter_submission_timeout(tmp_path):
     (tmp_path / "ann.py").write_bytes(GOOD)
     args = ["ann.py", "--out", "out", "--tasks", "q", "--device", "cpu", "-q"]

@@ -274,6 +274,7 @@ def test_resume_after_a_killed_batch_regrades_only_the_rest(tmp_path):
     assert not list((tmp_path / "out").rglob(".*.tmp"))
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_ray_backend_grades_each_submission_and_resumes(tmp_path):
     """Starts a local Ray (about 12 s on 2 cores), grades two submissions on it, then resumes."""
     # The test extra brings ray (pyproject.toml): without it this is a broken install, not a skip.

@@ -50,6 +50,7 @@ def tiny_notebook(folder, extra_edits=(), first_cell: str | None = CONTAINED):
     return path
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_course_flow_runs_every_cell_and_judges_run_assessments_samples(tmp_path):
     result = grade(
         tiny_notebook(tmp_path),
@@ -75,6 +76,7 @@ def test_course_flow_runs_every_cell_and_judges_run_assessments_samples(tmp_path
     assert details["reference_sampler_accuracy"] is not None
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_course_flow_stops_at_the_first_error_like_run_all(tmp_path):
     path = tiny_notebook(tmp_path, extra_edits=(("a_bar = torch.cumprod(a, dim=0)", "a_bar = torch.cumprod(a)"),))
     result = grade(path, ["generation"], device="cpu", seed=5, generation={"profile": "course", "force": True})
@@ -138,6 +140,7 @@ def run_assessment(model, sample_func, w):
 """
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_the_course_own_run_assessment_is_reported_beside_the_grader_verdict(tmp_path):
     helpers = tmp_path / "course_helpers"
     helpers.mkdir()

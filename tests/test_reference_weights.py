@@ -302,6 +302,7 @@ def test_shipped_unet_loads_strictly_into_course_unet():
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.slow  # 8-24 s: in CI's slow run, out of the default one (about 15 minutes)
 def test_shipped_narrow_reference_is_what_its_script_trains():
     """The shipped narrow model (the yardstick of the short training check) must be there, load
     strictly, and predict held-out noise as well as a fresh run of `python -m reference.narrow`."""
