@@ -56,7 +56,8 @@ def time_course_flow(device: str) -> dict:
     "--submission", default=str(ROOT / "examples" / "submission.ipynb"), show_default="examples/submission.ipynb"
 )
 @click.option("--course-flow", is_flag=True, help="Also time the course's own flow (meant for a GPU machine).")
-def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool) -> None:
+@click.option("--seed", type=int, default=None, help="seed of the first run, the next runs +1 each (default: drawn)")
+def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool, seed: int | None) -> None:
     task_ids = UNIT_TASK_IDS if tasks == "unit" else TASK_IDS
     machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, " + (
         torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
@@ -64,14 +65,19 @@ def main(runs: int, tasks: str, device: str, submission: str, course_flow: bool)
     print(f"machine: {machine}; torch {torch.__version__}")
     totals = []
     for run in range(1, runs + 1):
-        result = grade(submission, task_ids, device=device)
+        result = grade(submission, task_ids, device=device, seed=None if seed is None else seed + run - 1)
         totals.append(result.duration_s)
         phases = "  ".join(f"{phase} {seconds:.1f}" for phase, seconds in result.timings.items())
-        print(f"run {run}: total {result.duration_s:.1f} s, score {result.score}/{result.max_score} | {phases}")
+        score = f"{result.score}/{result.max_score}"
+        print(f"run {run} (seed {result.seed}): total {result.duration_s:.1f} s, score {score} | {phases}")
         generation = next((task for task in result.tasks if task.id == "generation"), None)
         if generation is not None and generation.details.get("timings"):
             inside = "  ".join(f"{phase} {seconds:.1f}" for phase, seconds in generation.details["timings"].items())
+            official = generation.details.get("official_accuracy")
+            larger = (generation.details.get("larger_sample") or {}).get("state")
             print(f"       generation: {inside} | samples {generation.details.get('samples')}")
+            if official is not None:
+                print(f"       official draw: {round(official * 50)} of 50; larger sample {larger}")
     summary = {"tasks": tasks, "runs": runs, "median_total_s": round(statistics.median(totals), 2), "machine": machine}
     if course_flow:
         summary.update({k: round(v, 1) for k, v in time_course_flow(result.device).items()})
