@@ -94,7 +94,7 @@ def test_copies_of_mnist_images_fail_the_task(tmp_path, split):
 def test_sampler_that_ignores_the_model_fails_on_the_trusted_path(tmp_path):
     good = _digits("test", 5)
     noise = torch.rand(10, 1, 28, 28)  # what the grader's trusted path drew from the same model
-    verdict = _judge(tmp_path, good, grader=noise)
+    verdict = _judge(tmp_path, good, grader=noise, profile="train")  # a passing transplant skips the path
     assert verdict.details["official_passed"] is True
     assert not verdict.passed
     assert any("sampled by the grader" in note for note in verdict.integrity)
@@ -157,6 +157,39 @@ def test_larger_sample_on_a_cpu_transplant_is_drawn_only_when_asked():
     assert choose_options("cuda").larger_sample == "always"
 
 
+# -- the trusted path: skipped where a transplant's official draw passed ---------------------------
+def test_trusted_path_skipped_only_on_a_transplant_whose_official_draw_passed():
+    """The reference weights draw good digits at any sensible w: once the official draw passed on
+    them, the grader's own draw would only measure them again (about 5 s of a CPU grade). A failed
+    draw still gets it (the hints tell sample_w from w), and the train profile, whose weights are
+    the student's, always does."""
+    passing, failing = _official(2), _official(3)  # 48 and 47 of 50: either side of the bar
+    plan = generation._trusted_plan("transplant", passing, {}, per_digit=1)
+    assert plan["state"] == "not_drawn" and "official draw passed" in plan["why"], plan
+    assert generation._trusted_plan("transplant", failing, {}, per_digit=1)["state"] == "drawn"
+    assert generation._trusted_plan("train", passing, {}, per_digit=10) == {
+        "state": "drawn",
+        "why": "drawn: 10 of each digit",
+    }
+    assert generation._trusted_plan("course", passing, None, per_digit=10)["state"] == "no_weights"
+
+
+def test_a_trusted_path_skipped_by_plan_is_reported_as_skipped(tmp_path):
+    """Not as weights the grader could not sample, which is what a missing trusted draw means otherwise."""
+    from tasks.generation.report import text_details
+
+    skipped = {"state": "not_drawn", "why": "not drawn: the official draw passed"}
+    info = {"stage": "done", "profile": "transplant", "w": 1.0, "timings": {}, "trusted_path": skipped}
+    verdict = generation.judge(info, {"official": _official(0)}, lambda name: None, 0)
+    assert verdict.passed, verdict.failures
+    assert verdict.details["reference_sampler_accuracy"] is None and verdict.details["trusted_path"] == skipped
+    assert not any("could not sample your model" in note for note in verdict.notes), verdict.notes
+    assert "the grader's own sampler not drawn: the official draw passed" in text_details(verdict.details)
+    unsampled = {**info, "trusted_path": {"state": "no_weights", "why": "not drawn"}}
+    verdict = generation.judge(unsampled, {"official": _official(0)}, lambda name: None, 0)
+    assert any("could not sample your model" in note for note in verdict.notes), verdict.notes
+
+
 def test_report_names_the_sample_size_when_the_larger_sample_was_skipped(tmp_path):
     from grader.grading.result import GradeResult, TaskResult
     from grader.report.text import render_text
@@ -206,6 +239,40 @@ def test_failed_unit_tasks_are_named_as_the_likely_cause(tmp_path):
     assert "likely cause: the reverse_q task failed above; fix it first" in verdict.hints, verdict.hints
     trained = _judge(tmp_path, _failing_official(), effective_w=1.0, failed_before=["q", "reverse_q"], profile="train")
     assert "likely cause: the reverse_q, q tasks failed above; fix them first" in trained.hints, trained.hints
+
+
+def test_the_chance_of_falling_short_is_the_binomial_tail():
+    """50 digits, 48 needed: at 95% a draw misses the bar with 1 - (0.95^50 + 50 * 0.05 * 0.95^49 +
+    1225 * 0.05^2 * 0.95^48) = 0.4595 (by hand)."""
+    from tasks.generation.hints import chance_of_falling_short
+
+    assert chance_of_falling_short(0.95) == pytest.approx(0.4595, abs=1e-4)
+    assert chance_of_falling_short(1.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "wrong, change, hinted",
+    [
+        (3, {}, True),  # 47 of 50 at w = 1, nothing failed: the reference weights' own misses
+        (5, {}, True),  # 45 of 50
+        (6, {}, False),  # 44 of 50 is past chance
+        (3, {"failed_before": ["reverse_q"]}, False),  # a failed sampling task explains it
+        (3, {"profile": "train"}, False),  # the student's own weights: no chance to blame
+        (3, {"effective_w": 0.0}, False),  # guidance off: that hint instead
+        (3, {"effective_w": 3.0}, False),
+    ],
+)
+def test_a_transplant_just_short_of_the_bar_is_told_it_may_be_chance(tmp_path, wrong, change, hinted):
+    """The reference weights miss about 1 digit in 130 at w = 1, so a correct sample_w falls short of
+    48 in about 1 grade in 130 on the transplant profile: that grade is told to grade again."""
+    right, _ = _edge_digits()
+    info = {"effective_w": 1.0, **change}
+    verdict = _judge(tmp_path, _official(wrong), grader=right[::10], **info)
+    assert not verdict.passed
+    told = [hint for hint in verdict.hints if "just short of the bar" in hint]
+    assert bool(told) is hinted, verdict.hints
+    if hinted:
+        assert f"{50 - wrong} of 50" in told[0] and "about 1 grade in 132" in told[0], told
 
 
 def test_passing_digits_get_no_cause_hints(tmp_path):

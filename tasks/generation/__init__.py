@@ -27,7 +27,15 @@ from tasks.base import Verdict, derive_seed
 from tasks.context import Context
 from tasks.declaration import Task
 from tasks.generation import provenance, report, stages
-from tasks.generation.official import COURSE_CHS, ID, NEAR_BAR, OFFICIAL_PER_DIGIT, POINTS, classify  # noqa: F401 (ID, POINTS: the task's API)
+from tasks.generation.official import (  # noqa: F401 (ID, POINTS: the task's API)
+    COURSE_CHS,
+    ID,
+    NEAR_BAR,
+    OFFICIAL_BAR,
+    OFFICIAL_PER_DIGIT,
+    POINTS,
+    classify,
+)
 from tasks.generation.options import GenerationOptions, choose_options
 from tasks.generation.scoring import (  # noqa: F401 (the task's API)
     flag_weights_loaded,
@@ -83,7 +91,8 @@ def check(context: Context) -> Verdict:
         return stage_failure(verdict, {**info, "stage": failure.stage, "problem": failure.problem})
     started = time.perf_counter()
     info["effective_w"] = _effective_w(context, info["w"])
-    if state is not None:
+    info["trusted_path"] = _trusted_plan(profile, samples["official"], state, options.grader_per_digit)
+    if state is not None and info["trusted_path"]["state"] == DRAWN:
         samples["grader"] = trusted_samples(
             state,
             info["effective_w"],
@@ -156,9 +165,9 @@ def _sample(context, target: str, options: GenerationOptions, info: dict, sample
     return traces
 
 
-# The larger sample's state in the result's details (a machine field, never translated); the plan's
-# sentence beside it ("why") is in the grade's language, so no code reads the sentence.
-DRAWN, NOT_DRAWN = "drawn", "not_drawn"
+# The larger sample's and the trusted path's states in the result's details (machine fields, never
+# translated); each plan's sentence beside it ("why") is in the grade's language, so no code reads it.
+DRAWN, NOT_DRAWN, NO_WEIGHTS = "drawn", "not_drawn", "no_weights"
 
 
 def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> dict:
@@ -174,7 +183,7 @@ def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> dict:
             "not your work (--samples-per-digit {per_digit} draws them, about 40 s more on a CPU)"
         )
         return {"state": NOT_DRAWN, "why": why.format(per_digit=OFFICIAL_PER_DIGIT + extra)}
-    correct = int((classify(official)[0] == torch.arange(10).repeat_interleave(OFFICIAL_PER_DIGIT)).sum())
+    correct = _official_count(official)
     low, high = NEAR_BAR
     if when == "always":
         return {"state": DRAWN, "why": _("drawn: {extra} more of each digit").format(extra=extra)}
@@ -183,6 +192,31 @@ def _larger_sample_plan(official: torch.Tensor, extra: int, when: str) -> dict:
         return {"state": DRAWN, "why": why.format(correct=correct, extra=extra)}
     why = _("not drawn: {correct} of 50 is not near the bar of 48 (more digits are drawn from {low} to {high})")
     return {"state": NOT_DRAWN, "why": why.format(correct=correct, low=low, high=high)}
+
+
+def _trusted_plan(profile: str, official: torch.Tensor, state: dict | None, per_digit: int) -> dict:
+    """Whether the grader draws the weights again on its trusted path, and why: {"state", "why"}.
+
+    The trusted path tells a sampler that draws good digits from a model that does not (an
+    integrity check) and, when the official draw fails, whether sample_w or the weights are to
+    blame (the hints). On the transplant profile the weights are the reference's, which draw good
+    digits at any sensible w, so once the official draw has passed it would only measure them
+    again: it is skipped there, about 5 s of a CPU grade (docs/security.md names what it could
+    still have flagged). Provenance still checks that the digits follow the model, step by step."""
+    if state is None:
+        return {"state": NO_WEIGHTS, "why": _("not drawn: the weights do not fit the course's U-Net")}
+    if profile == "transplant" and _official_count(official) / len(official) >= OFFICIAL_BAR:
+        why = _(
+            "not drawn: the official draw passed with the reference weights, which the grader's own "
+            "sampler would only measure again (it is drawn when the official draw fails)"
+        )
+        return {"state": NOT_DRAWN, "why": why}
+    return {"state": DRAWN, "why": _("drawn: {count} of each digit").format(count=per_digit)}
+
+
+def _official_count(official: torch.Tensor) -> int:
+    """How many of the official 50 the classifier reads as the digit they were drawn for."""
+    return int((classify(official)[0] == torch.arange(10).repeat_interleave(OFFICIAL_PER_DIGIT)).sum())
 
 
 def _effective_w(context, w) -> float:

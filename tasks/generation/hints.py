@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from math import comb
+
 from grader.core.i18n import _, ngettext
 
-# Guided-sample accuracy of the shipped reference weights (docs/weights.md has the commands).
-REFERENCE_ACCURACY_W1 = 0.997
-
-
+# Guided-sample accuracy of the shipped reference weights (docs/weights.md has the commands and
+# the official draws: 3,423 of 3,450 digits at w = 1, five a call as the official draw makes them, or more).
+REFERENCE_ACCURACY_W1 = 0.992
 REFERENCE_ACCURACY_W0 = 0.90
 SAMPLING_RELIES_ON = ("schedule", "reverse_q", "blocks", "guidance")
 TRAINING_RELIES_ON = ("q", "context_mask", "loss", "training_loop")
@@ -15,8 +16,11 @@ TRAINING_RELIES_ON = ("q", "context_mask", "loss", "training_loop")
 
 def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float | None) -> list[str]:
     """Hints for a failed official check: a guidance weight that switches guidance off, a sampler
-    that does worse than the grader's on the same weights, unit tasks failed above."""
+    that does worse than the grader's on the same weights, unit tasks failed above, or, where
+    nothing points at the student's code, a draw that fell short of the bar by chance."""
     hints = []
+    relevant = SAMPLING_RELIES_ON + (TRAINING_RELIES_ON if info.get("profile") == "train" else ())
+    causes = [task for task in relevant if task in info.get("failed_before", ())]
     w, effective = info.get("w"), info.get("effective_w")
     shown = _("unset (0.0)") if w is None else f"{w:g}"
     if effective is not None and effective == 0:
@@ -43,8 +47,17 @@ def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float |
                 "check the guidance formula in sample_w"
             )
         )
-    relevant = SAMPLING_RELIES_ON + (TRAINING_RELIES_ON if info.get("profile") == "train" else ())
-    causes = [task for task in relevant if task in info.get("failed_before", ())]
+    elif _short_by_chance(info, official_accuracy, grader_accuracy, causes):
+        hints.append(
+            _(
+                "{count} of 50 is just short of the bar, and nothing else points at your code: on this profile "
+                "the digits come from the reference weights, which fall short by chance in about 1 grade in "
+                "{odds} with a correct sample_w at w = 1. Grade again (each grade draws new noise); falling "
+                "short twice points at sample_w"
+            ).format(
+                count=round(official_accuracy * 50), odds=round(1 / chance_of_falling_short(REFERENCE_ACCURACY_W1))
+            )
+        )
     if causes:
         hints.append(
             ngettext(
@@ -54,3 +67,22 @@ def likely_causes(info: dict, official_accuracy: float, grader_accuracy: float |
             ).format(tasks=", ".join(causes))
         )
     return hints
+
+
+def chance_of_falling_short(accuracy: float, drawn: int = 50, needed: int = 48) -> float:
+    """The chance that `drawn` digits, each recognised with probability `accuracy`, miss the bar."""
+    return sum(comb(drawn, k) * accuracy**k * (1 - accuracy) ** (drawn - k) for k in range(needed))
+
+
+def _short_by_chance(info: dict, official_accuracy: float, grader_accuracy: float | None, causes: list) -> bool:
+    """A transplant's draw a digit or two short of the bar, at a guiding w, with no unit task of
+    sampling failed and the grader's own draw no better: what the reference weights do by chance."""
+    effective = info.get("effective_w")
+    return (
+        info.get("profile") == "transplant"
+        and 45 <= round(official_accuracy * 50) < 48
+        and effective is not None
+        and 0.5 <= effective <= 2
+        and not causes
+        and not (grader_accuracy is not None and grader_accuracy > official_accuracy + 0.3)
+    )

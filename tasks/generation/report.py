@@ -68,6 +68,9 @@ def text_details(details: dict) -> list[str]:
     plan = details.get("larger_sample")
     if isinstance(plan, dict) and plan.get("state") == "not_drawn":
         lines.append(_("larger sample {why}").format(why=plan.get("why", "")))
+    plan = details.get("trusted_path")
+    if isinstance(plan, dict) and plan.get("state") == "not_drawn":
+        lines.append(_("the grader's own sampler {why}").format(why=plan.get("why", "")))
     weak = {d: a for d, a in details["per_digit_accuracy"].items() if a < 1.0}
     if weak:
         lines.append(

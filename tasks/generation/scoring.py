@@ -183,6 +183,7 @@ def judge(
         confusions=_confusions(larger, per_digit),
         reference_sampler_accuracy=grader_accuracy,
         larger_sample=info.get("larger_sample"),  # {"state", "why"}: generation._larger_sample_plan
+        trusted_path=info.get("trusted_path"),  # {"state", "why"}: generation._trusted_plan
         timings=info.get("timings", {}),
     )
     if info.get("w") is None:
@@ -207,12 +208,13 @@ def judge(
         verdict.check(False, POINTS, near)
         verdict.integrity.append(near)
     if trusted is None:
-        verdict.note(
-            _(
-                "the grader could not sample your model itself (its weights do not fit the course's "
-                "U-Net), so the digits were judged only as your sample_w drew them"
+        if (info.get("trusted_path") or {}).get("state") != "not_drawn":  # skipped by plan: the report says why
+            verdict.note(
+                _(
+                    "the grader could not sample your model itself (its weights do not fit the course's "
+                    "U-Net), so the digits were judged only as your sample_w drew them"
+                )
             )
-        )
     elif (
         official_accuracy >= OFFICIAL_BAR
         and wilson_interval(trusted_correct, len(grader))[1] < official_accuracy - TRUSTED_MARGIN
