@@ -260,6 +260,7 @@ def test_the_chance_of_falling_short_is_the_binomial_tail():
         (3, {"profile": "train"}, False),  # the student's own weights: no chance to blame
         (3, {"effective_w": 0.0}, False),  # guidance off: that hint instead
         (3, {"effective_w": 3.0}, False),
+        (3, {"provenance": {"problem": "the digits do not come from the model"}}, False),
     ],
 )
 def test_a_transplant_just_short_of_the_bar_is_told_it_may_be_chance(tmp_path, wrong, change, hinted):

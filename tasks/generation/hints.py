@@ -75,8 +75,9 @@ def chance_of_falling_short(accuracy: float, drawn: int = 50, needed: int = 48) 
 
 
 def _short_by_chance(info: dict, official_accuracy: float, grader_accuracy: float | None, causes: list) -> bool:
-    """A transplant's draw a digit or two short of the bar, at a guiding w, with no unit task of
-    sampling failed and the grader's own draw no better: what the reference weights do by chance."""
+    """A transplant's draw one to three digits short of the bar, at a guiding w, with no unit task
+    of sampling failed, a traced draw that follows the model and the grader's own draw no better:
+    what the reference weights do by chance."""
     effective = info.get("effective_w")
     return (
         info.get("profile") == "transplant"
@@ -84,5 +85,6 @@ def _short_by_chance(info: dict, official_accuracy: float, grader_accuracy: floa
         and effective is not None
         and 0.5 <= effective <= 2
         and not causes
+        and not (info.get("provenance") or {}).get("problem")
         and not (grader_accuracy is not None and grader_accuracy > official_accuracy + 0.3)
     )
