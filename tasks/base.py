@@ -17,21 +17,7 @@ import torch
 
 from grader.core.i18n import _
 from grader.sandbox.executor import commands
-
-
-@dataclass
-class Location:
-    """Where in the submission a finding points: 1-based cell number and line within the cell."""
-
-    cell: int | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        if self.cell is None:
-            return ""
-        if self.line:
-            return _("cell {cell}, line {line}").format(cell=self.cell, line=self.line)
-        return _("cell {cell}").format(cell=self.cell)
+from tasks.location import Location
 
 
 class TaskFailure(Exception):

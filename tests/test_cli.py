@@ -152,6 +152,16 @@ def test_help_through_the_script():
     assert code == 0 and "--format" in out and "--tasks" in out and "--timeout" in out
 
 
+@pytest.mark.parametrize("module", ["grader.cli", "grader.grading.result", "grader.report.text"])
+def test_the_command_and_the_reports_import_no_torch(module):
+    """`dli-grade --help`, `--version`, `init-ci` and the notebook check's report renderer import
+    these modules only: torch (about 2 s) comes with the first task that needs it. Reports and
+    results named their locations through tasks.base, which imports torch."""
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
 # -- input and argument errors (no child is started) ----------------------------------------
 
 

@@ -25,7 +25,7 @@ def text_report(document: dict) -> str:
     """The CLI's own text report (grader/report/text.py) of a result document."""
     from grader.grading.result import GradeResult, TaskResult
     from grader.report.text import render_text
-    from tasks.base import Location
+    from tasks.location import Location
 
     tasks = []
     for task in document["tasks"]:

@@ -8,7 +8,7 @@ from importlib import resources
 
 from grader.core.sanitize import one_line, strict_json_value
 from tasks import find_task
-from tasks.base import Location
+from tasks.location import Location
 
 SCHEMA = "dli-grade/result/v1"
 SCHEMA_FILE = "result-v1.schema.json"  # JSON Schema of SCHEMA, shipped in grader/schemas/
