@@ -61,8 +61,14 @@ _memory_bound: dict[str, int | None] = {"mb": None}
 
 def _bound_memory_now(ctx, param, value):
     """--grader-memory-mb is eager: the bound holds before any other option is parsed (--tasks
-    imports every task module), so all the grader does is under it."""
+    imports every task module), so all the grader does is under it. Torch is imported first: a
+    library that cannot be mapped under the bound fails as an ImportError, not a MemoryError, and
+    a bound too small for a grade must end it with the out-of-memory message (the bound counts
+    the memory torch's libraries hold, about 790 MB: docs/performance.md)."""
     from grader.core.memory import limit_grader_memory
+
+    if value is not None:
+        import torch  # noqa: F401
 
     limit_grader_memory(value)
     _memory_bound["mb"] = value

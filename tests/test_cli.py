@@ -162,6 +162,17 @@ def test_the_command_and_the_reports_import_no_torch(module):
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
 
 
+def test_a_memory_bound_too_small_for_a_grade_ends_it_with_the_out_of_memory_message():
+    """With torch no longer imported by the command itself, a 200 MB bound met torch's import: a
+    library that could not be mapped, an ImportError and a traceback. Torch is imported before the
+    bound, so the grade ends with the grader's own message and exit 3 (the slow Ray test shows the
+    same for a Ray worker)."""
+    code, out, err = dli_grade(EXAMPLE, "--tasks", "q", "--device", "cpu", "--grader-memory-mb", "200", timeout=120)
+    assert code == 3 and out == "", (code, out, err)
+    assert "the grader ran out of memory: it reached its limit of 200 MB (--grader-memory-mb)" in err, err
+    assert "Traceback" not in err
+
+
 # -- input and argument errors (no child is started) ----------------------------------------
 
 
