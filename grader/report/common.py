@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grader.core.i18n import _
 from grader.core.sanitize import one_line
 from grader.grading.result import SCHEMA
+from tasks.location import Location
 
 
 @dataclass
@@ -26,11 +26,7 @@ class TaskView:
 
     @property
     def where(self) -> str:
-        if self.cell is None:
-            return ""
-        if self.line:
-            return _("cell {cell}, line {line}").format(cell=self.cell, line=self.line)
-        return _("cell {cell}").format(cell=self.cell)
+        return str(Location(self.cell, self.line))
 
 
 def _int_or_none(value):
