@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import torch
 
+    from grader.sandbox.parent import Outcome
     from grader.submission.analysis import Analysis
     from grader.submission.cells import Cell
     from tasks.base import Location
@@ -111,4 +112,16 @@ class Context(Protocol):
         """Send one command of the executor (`grader/sandbox/executor/`) by name: (value, records).
         `call`, `get` and `describe` are the usual ones; a task needing another kind of call adds a
         small, verdict-free command there (and an attack test for what it exposes)."""
+        ...
+
+    def ask_each(self, op: str, payloads: list[dict[str, Any]], phase: str) -> list[Outcome]:
+        """Several commands of one op that do not depend on each other (each a payload as `ask`
+        takes it), answered at once by forked copies of the child where the grade runs on a CPU
+        with more than one thread, progress shown under `phase`. Each copy starts from the child
+        as it is now and keeps what the student's code changes to itself. One outcome each, in
+        order: pass each to `settle`, in order, to get its (value, records) or what `ask` raises."""
+        ...
+
+    def settle(self, outcome: Outcome) -> tuple[Any, dict[str, Any]]:
+        """An outcome of `ask_each` as `ask` would have returned it, or its exception."""
         ...

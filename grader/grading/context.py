@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from grader.core.i18n import _
 from grader.sandbox.executor import commands
-from grader.sandbox.parent import Outcome
+from grader.sandbox.parent import Outcome, answer_outcome
 from grader.submission.analysis import Analysis
 from grader.submission.cells import Submission
 from tasks.base import Location, MissingName, StudentRaised, generator
@@ -35,6 +36,8 @@ class GradingRun(Protocol):
     def locate(self, name: str) -> Location | None: ...
 
     def request(self, op: str, timeout: float, on_progress=None, **payload) -> Outcome: ...
+
+    def fanout(self, calls: int) -> int: ...
 
 
 if TYPE_CHECKING:
@@ -73,7 +76,22 @@ class Context:
     def ask(self, op: str, **payload: Any) -> tuple[Any, dict[str, Any]]:
         """Send one command; its (value, records). Student exceptions raise StudentRaised."""
         on_progress = lambda phase, done, total: self.progress(str(phase)[:60], int(done), int(total))  # noqa: E731
-        outcome = self.grading.request(op, self.timeout, on_progress, **payload)
+        return self.settle(self.grading.request(op, self.timeout, on_progress, **payload))
+
+    def ask_each(self, op: str, payloads: list[dict[str, Any]], phase: str) -> list[Outcome]:
+        """Commands of one op that do not depend on each other, in one batch that forked copies of
+        the child answer at once where the grading run allows it; one outcome each, in order."""
+        workers = self.grading.fanout(len(payloads))
+        value, _records = self.ask(
+            commands.BATCH, commands=[{"op": op, **payload} for payload in payloads], workers=workers, progress=phase
+        )
+        if not (isinstance(value, list) and len(value) == len(payloads) and all(isinstance(a, dict) for a in value)):
+            why = _("a batch of {count} commands was not answered one answer each").format(count=len(payloads))
+            raise ChildLost(Outcome("broken", reason=_("the child broke the protocol: {error}").format(error=why)))
+        return [answer_outcome(answer) for answer in value]
+
+    def settle(self, outcome: Outcome) -> tuple[Any, dict[str, Any]]:
+        """An outcome's (value, records); raises what `ask` raises for it."""
         if outcome.child_lost:
             raise ChildLost(outcome)
         if outcome.status == "error":

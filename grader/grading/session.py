@@ -40,6 +40,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 """
 START_TIMEOUT = 120.0
+MAX_FANOUT = 16  # forked copies of the child for one batch (the executor caps it too)
 
 
 def memory_limit_mb(device: str) -> int | None:
@@ -115,6 +116,14 @@ class Grading:
     def request(self, op: str, timeout: float, on_progress=None, **payload) -> Outcome:
         """One command, bounded by its own timeout and by what is left of the whole grade."""
         return self.sandbox.request(op, max(0.0, min(timeout, self.left())), on_progress, **payload)
+
+    def fanout(self, calls: int) -> int:
+        """How many forked copies of the child answer `calls` independent commands at once: on a
+        CPU, one per torch thread the child has (each copy runs one); on CUDA, none."""
+        threads = self.sandbox.setup_reply.get("threads")
+        if self.device != "cpu" or type(threads) is not int:
+            return 1
+        return max(1, min(calls, threads, MAX_FANOUT))
 
     # -- the child --------------------------------------------------------------------------
     def start_child(self) -> str | None:

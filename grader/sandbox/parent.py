@@ -347,11 +347,7 @@ class Sandbox:
                 inert(name, 100) for name in imports[:20] if type(name) is str and name not in self.attempted_imports
             ][:20]
         self._check_no_stray_data()
-        if reply["ok"]:
-            records = reply.get("records")
-            return Outcome("ok", value=reply.get("value"), records=records if isinstance(records, dict) else {})
-        error = reply.get("error")
-        return Outcome("error", error=error if isinstance(error, dict) else {"type": "?", "message": "?"})
+        return answer_outcome(reply)
 
     def _check_no_stray_data(self) -> None:
         """Bytes nobody asked for (a forged or extra answer) break the protocol."""
@@ -414,13 +410,36 @@ class Sandbox:
         code = self.process.poll()
         if code is None:
             return _("the child process stopped answering")
-        if code < 0:
-            if -code in SIGNAL_MEANINGS:
-                return _(SIGNAL_MEANINGS[-code])
-            return _("the student's code was stopped by signal {signal}").format(signal=-code)
         if code == 70:
             return _("the sandbox could not be set up")
-        return _("the student's code ended the process (exit code {code})").format(code=code)
+        return death_reason(code)
+
+
+def death_reason(code: int) -> str:
+    """How a process of the student's code ended, from its return code (minus the signal, or the exit code)."""
+    if code < 0:
+        if -code in SIGNAL_MEANINGS:
+            return _(SIGNAL_MEANINGS[-code])
+        return _("the student's code was stopped by signal {signal}").format(signal=-code)
+    return _("the student's code ended the process (exit code {code})").format(code=code)
+
+
+def answer_outcome(answer: dict) -> Outcome:
+    """One answer with its status (a reply, or one answer of a batch) as an Outcome. An answer
+    of a batch may say that the forked copy meant to give it ended first (executor/fanout.py):
+    that is the child lost, as it would have been had the commands run one after another."""
+    if answer.get("ok") is True:
+        records = answer.get("records")
+        return Outcome("ok", value=answer.get("value"), records=records if isinstance(records, dict) else {})
+    lost = answer.get("lost")
+    if isinstance(lost, dict):
+        code = lost.get("code")
+        if type(code) is int and -256 < code < 256:
+            return Outcome("died", reason=death_reason(code))
+        why = _("a forked copy of the child sent an answer that could not be read")
+        return Outcome("broken", reason=_("the child broke the protocol: {error}").format(error=why))
+    error = answer.get("error")
+    return Outcome("error", error=error if isinstance(error, dict) else {"type": "?", "message": "?"})
 
 
 def _children(pid: int) -> list[int]:

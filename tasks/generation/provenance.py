@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 # `_` is a throwaway name here: the gettext function is i18n._
 from grader.core import i18n
+from grader.sandbox.executor import commands
 from tasks.base import derive_seed, kind_of, named, plain_tensor, stub
 from tasks.generation.official import ID
 
@@ -40,13 +41,19 @@ def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16
 
     Returns the images (10 * per_digit, 1, 28, 28), digit by digit, and one trace per digit:
     the raw records [{"t": step, "x": kept rows}] of every call of the model."""
-    images, traces = [], []
+    calls = []
     for digit in range(10):
         c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float()
         model = stub(
             "traced_model", model=named(target), bf16=bf16, seed=derive_seed(context.seed, ID, phase, str(digit))
         )
-        value, records = context.call("sample_w", model, c_hot, w=w, no_grad=True)
+        calls.append({"target": "sample_w", "args": [model, c_hot], "kwargs": {"w": w}, "no_grad": True})
+    # Each digit's call seeds itself (the stand-in above), so the digits do not depend on which
+    # copy of the child draws them, nor in which order.
+    outcomes = context.ask_each(commands.CALL, calls, phase)
+    images, traces = [], []
+    for digit, outcome in enumerate(outcomes):
+        value, records = context.settle(outcome)
         if isinstance(value, (tuple, list)) and value:  # some samplers also return their stored steps
             value = value[0]
         if not isinstance(value, torch.Tensor):
@@ -67,7 +74,6 @@ def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16
         images.append(out.float().reshape(per_digit, 1, 28, 28))
         trace = records.get("traced_model", []) if isinstance(records, dict) else []
         traces.append(trace if isinstance(trace, list) else [])
-        context.progress(phase, digit + 1, 10)
     return torch.cat(images), traces
 
 

@@ -16,9 +16,10 @@ import traceback
 
 import torch
 
-from executor import commands, course, harness, stubs, wire
+from executor import commands, course, fanout, harness, stubs, wire
 
 FORBIDDEN_PACKAGES = ("grader", "tasks", "reference")
+MAX_WORKERS = 16  # forked copies a batch may ask for
 
 
 class MissingName(LookupError):
@@ -194,9 +195,23 @@ class Executor:
 
         return self.with_bindings(bind, run)
 
-    def batch(self, commands: list):
-        """Several commands in one frame; each answers on its own, a failure stops none."""
-        return [self.answer(dict(command.get("$dict", {}))) for command in commands]
+    def batch(self, commands: list, workers: int = 1, progress: str | None = None):
+        """Several commands in one frame; each answers on its own, a failure stops none. With
+        `workers` > 1 on a CPU, forked copies of this process answer them at once (fanout.py);
+        with `progress`, each answer that arrives is reported under that phase."""
+        unwrapped = [dict(command.get("$dict", {})) if isinstance(command, dict) else {} for command in commands]
+
+        def on_answer(done: int) -> None:
+            if type(progress) is str:
+                self.send_progress(progress, done, len(unwrapped))
+
+        if type(workers) is int and workers > 1 and self.device.type == "cpu":
+            return fanout.answer_shared(self, unwrapped, min(workers, MAX_WORKERS), on_answer)
+        answers = []
+        for command in unwrapped:
+            answers.append(self.answer(command))
+            on_answer(len(answers))
+        return answers
 
     # -- helpers --------------------------------------------------------------------------
     def lookup(self, target: str):
@@ -305,11 +320,13 @@ def main() -> None:
             break
         executor.blobs = blobs
         request = header.pop("id", None)
+        batched = header.get("commands") if header.get("op") == commands.BATCH else None
+        answers = len(batched) if isinstance(batched, list) else 0
         reply = executor.answer(header)
         if os.getpid() != owner:  # a forked copy came back to this loop: it leaves quietly
             os._exit(0)
         reply["attempted_imports"] = executor.watch.attempts[-5:]
-        encoder = wire.Encoder()
+        encoder = wire.Encoder(max_items=wire.MAX_ITEMS * (1 + answers))
         tree = encoder.encode(reply)
         sys.stdout.flush()
         sys.stderr.flush()

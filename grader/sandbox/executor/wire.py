@@ -49,17 +49,29 @@ def write_frame(fd: int, header: dict, blobs: Sequence[bytes] = ()) -> None:
         view = view[written:]
 
 
-class Encoder:
-    """Turns a returned value into a JSON tree, collecting tensor bytes on the side."""
+class Opaque:
+    """A value that was sent as opaque, read back by the executor (an answer from a forked copy,
+    fanout.py): it is sent on as the same marker."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+class Encoder:
+    """Turns a returned value into a JSON tree, collecting tensor bytes on the side; at most
+    `max_items` values in one tree (a batch's reply holds one answer's worth per command)."""
+
+    def __init__(self, max_items: int = MAX_ITEMS) -> None:
         self.blobs: list[bytes] = []
         self.items = 0
+        self.max_items = max_items
 
     def encode(self, value: Any, depth: int = 0) -> Any:
         self.items += 1
-        if depth > 20 or self.items > MAX_ITEMS:
+        if depth > 20 or self.items > self.max_items:
             return {"$opaque": "too deep or too many items"}
+        if type(value) is Opaque:
+            return {"$opaque": str(value.what)[:200]}
         if value is None or type(value) in (bool, int, str):
             return value[:MAX_STRING] if type(value) is str else value
         if type(value) is float:
@@ -93,7 +105,8 @@ class Encoder:
 
 
 def decode(tree: Any, blobs: list[bytes], device: torch.device, make_stub: Callable[[dict], Any]) -> Any:
-    """Arguments the grader wrote: tensors on `device`, stubs made by `make_stub(spec)`."""
+    """Arguments the grader wrote: tensors on `device`, stubs made by `make_stub(spec)`; also an
+    answer a forked copy wrote (fanout.py), whose opaque values come back as Opaque."""
     if isinstance(tree, list):
         return [decode(item, blobs, device, make_stub) for item in tree]
     if not isinstance(tree, dict):
@@ -113,6 +126,8 @@ def decode(tree: Any, blobs: list[bytes], device: torch.device, make_stub: Calla
         return {key: decode(item, blobs, device, make_stub) for key, item in tree["$dict"].items()}
     if "$float" in tree:
         return float(tree["$float"])
+    if "$opaque" in tree:
+        return Opaque(str(tree["$opaque"]))
     if "$stub" in tree or "$name" in tree:
         return make_stub(tree)
     raise ValueError(f"unknown value in a command: {sorted(tree)}")
