@@ -21,6 +21,7 @@ from grader.cli_options import (
     timeout_option,
     total_timeout_option,
 )
+from grader.core import click_language
 from grader.core.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -37,6 +38,12 @@ from grader.report.junit import FLAVOURS
 
 class DefaultToGrade(click.Group):
     """A group whose first argument, when it names no subcommand, is a path to grade."""
+
+    def main(self, args=None, *rest, **extra):
+        # Click words a usage error while it parses, before --lang's callback: set the language first.
+        args = list(sys.argv[1:] if args is None else args)
+        click_language.use_for_command_line(args)
+        return super().main(args, *rest, **extra)
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):

@@ -925,3 +925,68 @@ def test_a_machine_that_cannot_contain_is_refused_in_chinese_naming_why(monkeypa
     assert result.exit_code == 2, result.output
     assert "（已跳过（DLI_GRADE_SANDBOX_SKIP））" in result.output, result.output
     assert not no_english_sentence(result.output), result.output
+
+
+# -- click's own usage errors ---------------------------------------------------------------------
+def test_clicks_usage_errors_are_in_the_commands_language():
+    """Before, a zh-CN command still said "Error: No such option '--bogus'." and "Try ... for help."."""
+    from grader.cli import main
+
+    chinese = CliRunner().invoke(main, ["--lang", "zh-CN", EXAMPLE, "--bogus"], prog_name="dli-grade")
+    assert chinese.exit_code == 2
+    assert "错误：没有选项 '--bogus'。" in chinese.output
+    assert "运行 'dli-grade grade --help' 查看帮助。" in chinese.output
+    by_locale = CliRunner().invoke(main, [EXAMPLE, "--device", "gpu"], env={"LANG": "zh_CN.UTF-8", "LANGUAGE": ""})
+    assert by_locale.exit_code == 2
+    assert "错误：'--device' 的值无效：'gpu' 不是可选值之一：'auto', 'cpu', 'cuda'。" in by_locale.output
+    english = CliRunner().invoke(main, [EXAMPLE, "--bogus"], env={"LANG": "C.UTF-8", "LANGUAGE": ""})
+    assert english.exit_code == 2 and "Error: No such option '--bogus'." in english.output
+    assert not CJK.search(english.output)
+    wins = CliRunner().invoke(main, [EXAMPLE, "--bogus", "--lang", "en"], env={"LANG": "zh_CN.UTF-8"})
+    assert "Error: No such option '--bogus'." in wins.output  # --lang before the locale, as for the grade
+
+
+@pytest.mark.parametrize(
+    ("args", "asked"),
+    [
+        (["x.ipynb", "--lang", "zh-CN"], "zh-CN"),
+        (["--lang=zh_CN", "x.ipynb"], "zh_CN"),
+        (["--lang", "en", "x", "--lang", "zh-CN"], "zh-CN"),
+        (["x", "--", "--lang", "zh-CN"], None),
+        (["x", "--lang"], None),
+    ],
+)
+def test_the_language_a_command_line_asks_for(args, asked):
+    from grader.core.click_language import language_asked
+
+    assert language_asked(args) == asked
+
+
+def test_the_click_catalog_is_compiled_and_translates_only_what_click_says():
+    """Its msgids are click's own (a click that rewords one leaves it English: this says which), and
+    each translation uses only the placeholders click fills in."""
+    import os
+
+    import click
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+
+    catalog = i18n_catalog.read_click("zh-CN")
+    shipped = i18n_catalog.click_po_path("zh-CN").with_suffix(".mo").read_bytes()
+    assert shipped == i18n_catalog.compiled(catalog), "recompile: python -m grader.core.i18n_catalog"
+    said = set()
+    for _file, _line, message, *_ in extract_from_dir(
+        os.path.dirname(click.__file__), method_map=[("**.py", "python")], keywords=DEFAULT_KEYWORDS
+    ):
+        said |= set(message) if isinstance(message, tuple) else {message}
+    translated = 0
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert set(ids) <= said, ids
+        assert all(strings) and all(CJK.search(text) for text in strings), ids
+        offered = set().union(*(placeholders(text) for text in ids))
+        assert all(placeholders(text) <= offered for text in strings), ids
+        translated += 1
+    assert translated >= 20

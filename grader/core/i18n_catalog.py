@@ -2,6 +2,9 @@
 
     python -m grader.core.i18n_catalog            # extract -> dli_grade.pot, merge into each .po, compile each .mo
 
+Click's own error messages have a catalog of their own (click.po beside dli_grade.po, written by
+hand from click's msgids, see grader/core/click_language.py); this compiles it too.
+
 Extraction reads `_()`, `ngettext()` and `N_()` in grader/ and tasks/ (never grader/sandbox/executor/, which runs in
 the child and holds no human text of ours; grader/dli_grade/ reads the same catalog, see its language.py).
 Translate the new entries of the .po (msgstr), then run it again.
@@ -18,6 +21,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
+from grader.core.click_language import DOMAIN as CLICK_DOMAIN
 from grader.core.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +98,19 @@ def main() -> int:
         path.with_suffix(".mo").write_bytes(compiled(read(lang)))
         missing = untranslated(read(lang), template)
         print(f"{lang}: {len(template)} messages, {len(missing)} untranslated", file=sys.stderr)
+        click_po = click_po_path(lang)
+        if click_po.exists():  # click's own messages, translated by hand (grader/core/click_language.py)
+            click_po.with_suffix(".mo").write_bytes(compiled(read_click(lang)))
     return 0
+
+
+def click_po_path(lang: str) -> Path:
+    return po_path(lang).with_name(f"{CLICK_DOMAIN}.po")
+
+
+def read_click(lang: str) -> Catalog:
+    with click_po_path(lang).open("rb") as handle:
+        return read_po(handle, locale=lang.replace("-", "_"), domain=CLICK_DOMAIN)
 
 
 if __name__ == "__main__":
