@@ -3,7 +3,7 @@
 On the transplant profile the digits come from the shipped reference weights, so a correct
 sample_w fails the official bar (48 of 50) exactly as often as those weights draw three or more
 wrong digits in 50. This draws the official 50 as a grade with each seed draws it (five of each
-digit per call, each call seeded as `tasks.generation.provenance.traced_draw` seeds it, w = 1,
+digit per call, each call seeded as `tasks.generation.stages.draw` seeds it, w = 1,
 bf16 autocast around each forward pass on a CPU with AMX) and prints every draw's count, the
 total with its 95% interval, and the chance of falling short that it implies.
 

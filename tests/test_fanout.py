@@ -286,7 +286,7 @@ def test_the_draw_is_the_same_from_copies_of_a_contained_child_and_a_copy_that_e
     tmp_path,
 ):
     from grader.grading.session import Grading
-    from tasks.generation import provenance
+    from tasks.generation import stages
 
     submission = tmp_path / "tiny.py"
     submission.write_text(TINY_SUBMISSION)
@@ -297,16 +297,19 @@ def test_the_draw_is_the_same_from_copies_of_a_contained_child_and_a_copy_that_e
         draws = {}
         for workers in (2, 1):
             grading.fanout = lambda calls, workers=workers: workers  # type: ignore[method-assign]
-            draws[workers] = provenance.traced_draw(context, "model", 2, 1.0, "official sample", bf16=False)
+            draws[workers] = stages.draw(context, "model", 2, 1.0, "official sample", bf16=False, traced=True)
         (images_2, traces_2), (images_1, traces_1) = draws[2], draws[1]
         assert images_2.shape == (20, 1, 28, 28) and torch.equal(images_2, images_1)
         assert [[r["t"] for r in trace] for trace in traces_2] == [[r["t"] for r in trace] for trace in traces_1]
         for trace_2, trace_1 in zip(traces_2, traces_1, strict=True):
             assert all(torch.equal(a["x"], b["x"]) for a, b in zip(trace_2, trace_1, strict=True))
+        # the larger sample's stand-in keeps no records and draws the same digits from the same seeds
+        untraced, no_traces = stages.draw(context, "model", 2, 1.0, "official sample", bf16=False)
+        assert torch.equal(untraced, images_1) and no_traces == []
 
         # The reply holds every digit's records: as many as the child sends for one call, ten times.
         grading.request(commands.EXEC, 10.0, code="CALLS = 400", filename="<cell 2>")
-        _, traces = provenance.traced_draw(context, "model", 2, 1.0, "official sample", bf16=False)
+        _, traces = stages.draw(context, "model", 2, 1.0, "official sample", bf16=False, traced=True)
         assert [len(trace) for trace in traces] == [400] * 10
 
         grading.request(commands.EXEC, 10.0, code="EXIT_AT = 7", filename="<cell 3>")
@@ -314,7 +317,7 @@ def test_the_draw_is_the_same_from_copies_of_a_contained_child_and_a_copy_that_e
         for workers in (2, 1):  # the copy ends and the child lives on; then the child itself ends
             grading.fanout = lambda calls, workers=workers: workers  # type: ignore[method-assign]
             with pytest.raises(ChildLost) as lost:
-                provenance.traced_draw(context, "model", 2, 1.0, "official sample", bf16=False)
+                stages.draw(context, "model", 2, 1.0, "official sample", bf16=False, traced=True)
             reasons.append((lost.value.outcome.status, lost.value.outcome.reason))
         assert reasons[0] == reasons[1] == ("died", "the student's code ended the process (exit code 3)")
     finally:

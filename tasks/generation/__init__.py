@@ -152,16 +152,13 @@ def _sample(context, target: str, options: GenerationOptions, info: dict, sample
     """The official 50 through the student's sample_w, traced (the calls its model got, which
     `provenance` checks), and the larger sample when it is called for."""
     w = info["w"] if info["w"] is not None else 0.0
-    try:
-        samples["official"], traces = provenance.traced_draw(
-            context, target, OFFICIAL_PER_DIGIT, w, "official sample", bf16
-        )
-    except provenance.NotDrawn as problem:
-        raise StageFailure("sampling", str(problem)) from None
+    samples["official"], traces = stages.draw(
+        context, target, OFFICIAL_PER_DIGIT, w, "official sample", bf16, traced=True
+    )
     extra = options.per_digit - OFFICIAL_PER_DIGIT
     info["larger_sample"] = _larger_sample_plan(samples["official"], extra, options.larger_sample)
     if info["larger_sample"]["state"] == DRAWN:
-        samples["extra"] = stages.draw(context, target, extra, w, "larger sample", bf16)
+        samples["extra"], _traces = stages.draw(context, target, extra, w, "larger sample", bf16)
     return traces
 
 

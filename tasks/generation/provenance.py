@@ -1,7 +1,7 @@
 """Do the official digits come from the student's model? The draw's provenance.
 
-The official 50 are drawn through the student's sample_w with their model wrapped in a
-recorder (`traced_model` in grader/sandbox/executor/stubs.py) that notes, at every call, the step and
+The official 50 are drawn through the student's sample_w (`stages.draw`) with their model
+wrapped in a recorder (`traced_model` in grader/sandbox/executor/stubs.py) that notes, at every call, the step and
 the images the model was asked about. The grader then recomputes the model's guided prediction
 itself, from the weights it loaded into the model, and checks three things a sampler that
 ignores its model cannot meet:
@@ -23,58 +23,12 @@ import torch.nn.functional as F
 
 # `_` is a throwaway name here: the gettext function is i18n._
 from grader.core import i18n
-from grader.sandbox.executor import commands
-from tasks.base import derive_seed, kind_of, named, plain_tensor, stub
+from tasks.base import derive_seed
 from tasks.generation.official import ID
 
 CHECKED_STEPS = 6  # picked at random per digit after the draw, beside the last step
 FINAL_TOLERANCE = 0.05  # largest pixel gap (images clamped to [0, 1]) between the digits and the last mean
 FOLLOW_RANGE = (0.7, 1.3)  # the drift along the model's correction, in corrections (1 when it is followed)
-
-
-class NotDrawn(Exception):
-    """What sample_w returned cannot be judged (the caller turns it into a stage failure)."""
-
-
-def traced_draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool):
-    """per_digit digits of each kind through the student's sample_w, with the calls its model got.
-
-    Returns the images (10 * per_digit, 1, 28, 28), digit by digit, and one trace per digit:
-    the raw records [{"t": step, "x": kept rows}] of every call of the model."""
-    calls = []
-    for digit in range(10):
-        c_hot = F.one_hot(torch.full((per_digit,), digit), 10).float()
-        model = stub(
-            "traced_model", model=named(target), bf16=bf16, seed=derive_seed(context.seed, ID, phase, str(digit))
-        )
-        calls.append({"target": "sample_w", "args": [model, c_hot], "kwargs": {"w": w}, "no_grad": True})
-    # Each digit's call seeds itself (the stand-in above), so the digits do not depend on which
-    # copy of the child draws them, nor in which order.
-    outcomes = context.ask_each(commands.CALL, calls, phase)
-    images, traces = [], []
-    for digit, outcome in enumerate(outcomes):
-        value, records = context.settle(outcome)
-        if isinstance(value, (tuple, list)) and value:  # some samplers also return their stored steps
-            value = value[0]
-        if not isinstance(value, torch.Tensor):
-            raise NotDrawn(
-                i18n._("sample_w returned a {kind} for digit {digit}, expected images").format(
-                    kind=kind_of(value), digit=digit
-                )
-            )
-        out = plain_tensor(
-            value, i18n._("the images sample_w returned for digit {digit}").format(digit=digit), finite=False
-        )
-        if out.numel() != per_digit * 28 * 28:
-            raise NotDrawn(
-                i18n._(
-                    "sample_w returned shape {shape} for {count} images of digit {digit}; expected {expected}"
-                ).format(shape=tuple(out.shape), count=per_digit, digit=digit, expected=f"({per_digit}, 1, 28, 28)")
-            )
-        images.append(out.float().reshape(per_digit, 1, 28, 28))
-        trace = records.get("traced_model", []) if isinstance(records, dict) else []
-        traces.append(trace if isinstance(trace, list) else [])
-    return torch.cat(images), traces
 
 
 def _steps(trace: list, per_digit: int) -> dict[int, torch.Tensor]:

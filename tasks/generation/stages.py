@@ -17,7 +17,7 @@ from grader.core import i18n
 from grader.sandbox.executor import commands
 from reference import narrow
 from reference.unet import UNet
-from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, named, plain_tensor
+from tasks.base import MAX_ELEMENTS, StudentRaised, derive_seed, kind_of, named, plain_tensor, stub
 from tasks.generation.official import COURSE_CHS, ID, OFFICIAL_PER_DIGIT, printed_accuracy
 from tasks.generation.trusted import heldout_batch
 
@@ -51,25 +51,40 @@ def _harness_epochs(tree) -> int | None:
     return None
 
 
-def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool) -> torch.Tensor:
-    """per_digit samples of each digit through the student's sample_w, checked and on the CPU."""
-    value, _ = context.ask(
-        commands.SAMPLE,
-        target=target,
-        per_digit=per_digit,
-        w=w,
-        bf16=bf16,
-        phase=phase,
-        seed=derive_seed(context.seed, ID, phase),
-    )
-    if not (isinstance(value, list) and len(value) == 10):
-        raise StageFailure(
-            "sampling", i18n._("sample_w returned {kind} values, expected images").format(kind=kind_of(value))
+def draw(
+    context, target: str, per_digit: int, w: float, phase: str, bf16: bool, traced: bool = False
+) -> tuple[torch.Tensor, list[list]]:
+    """per_digit digits of each kind through the student's sample_w, one call a digit as the course
+    makes them, checked and on the CPU: the images (10 * per_digit, 1, 28, 28), digit by digit.
+    With `traced`, also one trace a digit: the raw records [{"t": step, "x": kept rows}] of every
+    call of the model (stubs.TracedModel), which `provenance` checks; else no traces.
+
+    Each call's stand-in model seeds torch's generator for it, so the calls do not depend on each
+    other: they go in one batch that copies of the child share (`Context.ask_each`)."""
+    calls = []
+    for digit in range(10):
+        c_hot = torch.nn.functional.one_hot(torch.full((per_digit,), digit), 10).float()
+        model = stub(
+            "traced_model" if traced else "seeded_model",
+            model=named(target),
+            bf16=bf16,
+            seed=derive_seed(context.seed, ID, phase, str(digit)),
         )
-    images = []
-    for digit, out in enumerate(value):
+        calls.append({"target": "sample_w", "args": [model, c_hot], "kwargs": {"w": w}, "no_grad": True})
+    images, traces = [], []
+    for digit, outcome in enumerate(context.ask_each(commands.CALL, calls, phase)):
+        value, records = context.settle(outcome)
+        if isinstance(value, (tuple, list)) and value:  # some samplers also return their stored steps
+            value = value[0]
+        if not isinstance(value, torch.Tensor):
+            raise StageFailure(
+                "sampling",
+                i18n._("sample_w returned a {kind} for digit {digit}, expected images").format(
+                    kind=kind_of(value), digit=digit
+                ),
+            )
         out = plain_tensor(
-            out,
+            value,
             i18n._("the images sample_w returned for digit {digit}").format(digit=digit),
             finite=False,
             max_elements=max(MAX_ELEMENTS, per_digit * 28 * 28),
@@ -82,7 +97,10 @@ def draw(context, target: str, per_digit: int, w: float, phase: str, bf16: bool)
                 ).format(shape=tuple(out.shape), count=per_digit, digit=digit, expected=f"({per_digit}, 1, 28, 28)"),
             )
         images.append(out.float().reshape(per_digit, 1, 28, 28))
-    return torch.cat(images)
+        if traced:
+            trace = records.get("traced_model", []) if isinstance(records, dict) else []
+            traces.append(trace if isinstance(trace, list) else [])
+    return torch.cat(images), traces
 
 
 def train(context, target: str, steps: int, training: dict, batch_size: int, bf16: bool) -> dict:

@@ -23,11 +23,10 @@ TRAINING_CELL: Final = "training_cell"  # the training cell against stand-ins, e
 BUILD: Final = "build"  # a fresh model kept in a slot for later commands
 LOAD: Final = "load"  # weights loaded strictly into a model
 TRAIN: Final = "train"  # a model trained through the student's own cell
-SAMPLE: Final = "sample"  # per-digit samples through the student's sample_w
 COURSE_FLOW: Final = "course_flow"  # the notebook run top to bottom in a Jupyter kernel
 
 COMMANDS: Final = frozenset(
-    {SETUP, EXEC, GET, DESCRIBE, CLASSES, CALL, MODULE, BATCH, TRAINING_CELL, BUILD, LOAD, TRAIN, SAMPLE, COURSE_FLOW}
+    {SETUP, EXEC, GET, DESCRIBE, CLASSES, CALL, MODULE, BATCH, TRAINING_CELL, BUILD, LOAD, TRAIN, COURSE_FLOW}
 )
 
 # Not a command the dispatcher answers: the loop ends on it, and the child leaves.

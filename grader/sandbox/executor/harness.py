@@ -2,8 +2,9 @@
 
 The training cell runs as written, in a copy of the student's namespace, with the grader's
 batches under every name it loops over, recorders around get_context_mask and get_loss, and
-no-op sampling and plotting. Sampling calls the student's sample_w as the official grader does.
-Everything recorded is raw: the drop probability as given, the context tensor as given.
+no-op sampling and plotting. (Drawing digits is a plain call of the student's sample_w with a
+stand-in model, stubs.TracedModel.) Everything recorded is raw: the drop probability as given,
+the context tensor as given.
 """
 
 import ast
@@ -194,7 +195,6 @@ class Steps(NamedTuple):
     build: Callable
     load: Callable
     train: Callable
-    sample: Callable
 
 
 def handlers(executor) -> Steps:
@@ -282,25 +282,7 @@ def handlers(executor) -> Steps:
         model.eval()
         return {**recorders.summary(error), "seconds": time.perf_counter() - started}
 
-    def sample(target, per_digit, w, seed, bf16=False, phase="sample"):
-        """per_digit samples of each digit through the student's sample_w, as the official grader calls it."""
-        sample_w = executor.lookup("sample_w")
-        model = unwrap(executor.lookup(target))
-        if bf16:
-            model = BFloat16(model)
-        torch.manual_seed(seed)
-        images = []
-        for digit in range(10):
-            c_hot = torch.nn.functional.one_hot(torch.full((per_digit,), digit), 10).float().to(executor.device)
-            with torch.no_grad():
-                out = sample_w(model, c_hot, w=w)
-            if isinstance(out, (tuple, list)):  # some samplers also return their stored steps
-                out = out[0]
-            images.append(out)
-            executor.send_progress(phase, digit + 1, 10)
-        return images
-
-    return Steps(training_cell=training_cell, build=build, load=load, train=train, sample=sample)
+    return Steps(training_cell=training_cell, build=build, load=load, train=train)
 
 
 def unwrap(model):
@@ -308,7 +290,7 @@ def unwrap(model):
 
 
 class BFloat16(torch.nn.Module):
-    """Runs the wrapped model under CPU bf16 autocast (AMX makes sampling about 4x faster)."""
+    """Runs the wrapped model under CPU bf16 autocast (AMX makes a training step faster)."""
 
     def __init__(self, model):
         super().__init__()

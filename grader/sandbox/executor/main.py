@@ -267,7 +267,6 @@ class Executor:
             commands.BUILD: steps.build,
             commands.LOAD: steps.load,
             commands.TRAIN: steps.train,
-            commands.SAMPLE: steps.sample,
             commands.COURSE_FLOW: flow.course_flow,
         }
 

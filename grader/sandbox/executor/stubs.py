@@ -88,8 +88,8 @@ class TracedModel(torch.nn.Module, Recorder):
 
     Each call records the step `t` and the images of the rows that keep the context (`x`),
     so that the grader can recompute the model's predictions itself and check that the digits
-    drawn follow them. `seed` seeds torch's generator as the sample command does; `bf16` runs
-    the model under CPU bf16 autocast, as the sample command's wrapper does.
+    drawn follow them. `seed` seeds torch's generator when the stand-in is made, just before the
+    call it is made for; `bf16` runs the model under CPU bf16 autocast.
     """
 
     LIMIT = 400  # 150 steps, and room for samplers that call the model twice a step
@@ -102,8 +102,11 @@ class TracedModel(torch.nn.Module, Recorder):
         if seed is not None:
             torch.manual_seed(seed)
 
+    TRACING = True
+
     def forward(self, x, t, *args, **kwargs):
-        self.record(**_step_record(x, t, args))
+        if self.TRACING:
+            self.record(**_step_record(x, t, args))
         if self.bf16:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self.inner(x, t, *args, **kwargs).float()
@@ -116,6 +119,12 @@ class TracedModel(torch.nn.Module, Recorder):
             if name == "inner":
                 raise
             return getattr(self.inner, name)
+
+
+class SeededModel(TracedModel):
+    """TracedModel without the records: digits drawn for their count alone (the larger sample)."""
+
+    TRACING = False
 
 
 def _step_record(x, t, args) -> dict:
@@ -141,4 +150,5 @@ KINDS = {
     "noise_recorder": NoiseRecorder,
     "tiny_model": TinyModel,
     "traced_model": TracedModel,
+    "seeded_model": SeededModel,
 }
