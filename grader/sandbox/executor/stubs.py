@@ -93,6 +93,7 @@ class TracedModel(torch.nn.Module, Recorder):
     """
 
     LIMIT = 400  # 150 steps, and room for samplers that call the model twice a step
+    TRACING = True  # SeededModel: False
 
     def __init__(self, model, bf16=False, seed=None):
         torch.nn.Module.__init__(self)
@@ -101,8 +102,6 @@ class TracedModel(torch.nn.Module, Recorder):
         self.bf16 = bool(bf16)
         if seed is not None:
             torch.manual_seed(seed)
-
-    TRACING = True
 
     def forward(self, x, t, *args, **kwargs):
         if self.TRACING:
