@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import torch
 
-    from grader.sandbox.parent import Outcome
     from grader.submission.analysis import Analysis
     from grader.submission.cells import Cell
     from tasks.base import Location
@@ -114,14 +113,15 @@ class Context(Protocol):
         small, verdict-free command there (and an attack test for what it exposes)."""
         ...
 
-    def ask_each(self, op: str, payloads: list[dict[str, Any]], phase: str) -> list[Outcome]:
+    def ask_each(self, op: str, payloads: list[dict[str, Any]], phase: str) -> list[Any]:
         """Several commands of one op that do not depend on each other (each a payload as `ask`
         takes it), answered at once by forked copies of the child where the grade runs on a CPU
         with more than one thread, progress shown under `phase`. Each copy starts from the child
         as it is now and keeps what the student's code changes to itself. One outcome each, in
-        order: pass each to `settle`, in order, to get its (value, records) or what `ask` raises."""
+        order (the grader's, opaque to a task): pass each to `settle`, in order, to get its
+        (value, records) or what `ask` raises."""
         ...
 
-    def settle(self, outcome: Outcome) -> tuple[Any, dict[str, Any]]:
+    def settle(self, outcome: Any) -> tuple[Any, dict[str, Any]]:
         """An outcome of `ask_each` as `ask` would have returned it, or its exception."""
         ...
