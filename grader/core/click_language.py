@@ -12,10 +12,8 @@ message the catalog lacks, or a future click that names its functions otherwise,
 
 from __future__ import annotations
 
-import gettext
 import importlib
 from collections.abc import Sequence
-from functools import cache
 
 from grader.core import i18n
 
@@ -52,16 +50,9 @@ def use_for_command_line(args: Sequence[str]) -> None:
             module.ngettext = click_ngettext  # type: ignore[attr-defined]
 
 
-@cache
-def _translations(lang: str) -> gettext.NullTranslations:
-    if lang == i18n.DEFAULT_LANGUAGE:
-        return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, localedir=str(i18n.LOCALE_DIR), languages=[lang.replace("-", "_")])
-
-
 def click_gettext(message: str) -> str:
-    return _translations(i18n.current()).gettext(message)
+    return i18n.translations(i18n.current(), DOMAIN).gettext(message)
 
 
 def click_ngettext(singular: str, plural: str, count: int) -> str:
-    return _translations(i18n.current()).ngettext(singular, plural, count)
+    return i18n.translations(i18n.current(), DOMAIN).ngettext(singular, plural, count)

@@ -60,11 +60,12 @@ def resolve(asked: str | None, environ: Mapping[str, str] | None = None) -> str:
 
 
 @cache
-def _translations(lang: str) -> gettext.NullTranslations:
+def translations(lang: str, domain: str = DOMAIN) -> gettext.NullTranslations:
+    """The catalog of `domain` (ours, or click's own messages: click_language.py) in `lang`."""
     if lang == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()  # the source strings are the English text
     # a catalog missing from the install is a packaging bug: fail loudly rather than print English
-    return gettext.translation(DOMAIN, localedir=str(LOCALE_DIR), languages=[lang.replace("-", "_")])
+    return gettext.translation(domain, localedir=str(LOCALE_DIR), languages=[lang.replace("-", "_")])
 
 
 def current() -> str:
@@ -91,11 +92,11 @@ def use_language(lang: str | None) -> Iterator[str]:
 
 def _(message: str) -> str:
     """`message` in the active language."""
-    return _translations(current()).gettext(message)
+    return translations(current()).gettext(message)
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
-    return _translations(current()).ngettext(singular, plural, count)
+    return translations(current()).ngettext(singular, plural, count)
 
 
 def N_(message: str) -> str:

@@ -31,8 +31,8 @@ KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 POT = LOCALE_DIR / f"{DOMAIN}.pot"
 
 
-def po_path(lang: str) -> Path:
-    return LOCALE_DIR / lang.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
+def po_path(lang: str, domain: str = DOMAIN) -> Path:
+    return LOCALE_DIR / lang.replace("-", "_") / "LC_MESSAGES" / f"{domain}.po"
 
 
 def extract() -> Catalog:
@@ -49,9 +49,9 @@ def extract() -> Catalog:
     return catalog
 
 
-def read(lang: str) -> Catalog:
-    with po_path(lang).open("rb") as handle:
-        return read_po(handle, locale=lang.replace("-", "_"), domain=DOMAIN)
+def read(lang: str, domain: str = DOMAIN) -> Catalog:
+    with po_path(lang, domain).open("rb") as handle:
+        return read_po(handle, locale=lang.replace("-", "_"), domain=domain)
 
 
 def compiled(catalog: Catalog) -> bytes:
@@ -98,19 +98,10 @@ def main() -> int:
         path.with_suffix(".mo").write_bytes(compiled(read(lang)))
         missing = untranslated(read(lang), template)
         print(f"{lang}: {len(template)} messages, {len(missing)} untranslated", file=sys.stderr)
-        click_po = click_po_path(lang)
+        click_po = po_path(lang, CLICK_DOMAIN)
         if click_po.exists():  # click's own messages, translated by hand (grader/core/click_language.py)
-            click_po.with_suffix(".mo").write_bytes(compiled(read_click(lang)))
+            click_po.with_suffix(".mo").write_bytes(compiled(read(lang, CLICK_DOMAIN)))
     return 0
-
-
-def click_po_path(lang: str) -> Path:
-    return po_path(lang).with_name(f"{CLICK_DOMAIN}.po")
-
-
-def read_click(lang: str) -> Catalog:
-    with click_po_path(lang).open("rb") as handle:
-        return read_po(handle, locale=lang.replace("-", "_"), domain=CLICK_DOMAIN)
 
 
 if __name__ == "__main__":

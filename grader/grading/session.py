@@ -40,7 +40,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 """
 START_TIMEOUT = 120.0
-MAX_FANOUT = 16  # forked copies of the child for one batch (the executor caps it too)
+MAX_FANOUT = 16  # forked copies of the child for one batch (the executor forks as many as it is asked)
 
 
 def memory_limit_mb(device: str) -> int | None:
